@@ -1,0 +1,170 @@
+"""Pytest fixtures for the test cluster and the S3 server, started once per test session.
+
+By default everything runs on this machine: etcd, kube-apiserver and kube-controller-manager
+(``controlplane.py``), the test node (``node.py``) and MinIO (``s3.py``). Set
+``FERRY_TEST_KUBECONFIG`` to run the same tests against a real cluster instead (for example one
+made by ``tests/cluster/kind-e2e.sh``), and ``FERRY_TEST_S3_ENDPOINT`` (with the usual
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` and ``FERRY_TEST_BUCKET``) to use an existing
+S3-compatible store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from tests.cluster import binaries, controlplane, s3 as s3_server
+from tests.cluster.processes import Server, free_port
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], timeout: float = 60, interval: float = 0.2, what: str = "condition") -> T:
+    """Call ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = probe()
+            if result:
+                return result
+        except Exception as error:  # the probe may race with the object's creation
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f": {last_error}" if last_error else ""))
+
+
+@dataclasses.dataclass
+class Cluster:
+    kubeconfig: pathlib.Path
+    kubectl_binary: str
+    local: bool
+    """True when pods run on this machine's test node, False on a real cluster."""
+
+    def api_client(self, kubeconfig: pathlib.Path | None = None) -> client.ApiClient:
+        return config.new_client_from_config(str(kubeconfig or self.kubeconfig))
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                kubeconfig: pathlib.Path | None = None) -> subprocess.CompletedProcess:
+        result = subprocess.run([self.kubectl_binary, *args], input=input, text=True, capture_output=True,
+                                env={**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)}, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def kubeconfig_for(self, namespace: str, service_account: str, path: pathlib.Path) -> pathlib.Path:
+        """A kubeconfig that acts as a ServiceAccount, with a token minted through TokenRequest."""
+        core = client.CoreV1Api(self.api_client())
+        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[],
+                                                                                     expiration_seconds=3600))
+        token = core.create_namespaced_service_account_token(service_account, namespace, request).status.token
+        admin = yaml.safe_load(self.kubeconfig.read_text())
+        current = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+        cluster = next(c for c in admin["clusters"] if c["name"] == current["cluster"])
+        user = f"system:serviceaccount:{namespace}:{service_account}"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
+            "current-context": user,
+        }))
+        return path
+
+
+def _start_node(plane: controlplane.ControlPlane, workdir: pathlib.Path) -> Server:
+    pki = plane.workdir / "pki"
+    node = Server("test-node", [
+        sys.executable, "-m", "tests.cluster.node", f"--kubeconfig={plane.kubeconfig}",
+        f"--workdir={workdir}", f"--log-port={free_port()}",
+        f"--tls-cert={pki / 'apiserver.crt'}", f"--tls-key={pki / 'apiserver.key'}",
+    ], plane.workdir / "logs", env={**os.environ, "PYTHONPATH": str(REPO)})
+    core = client.CoreV1Api(config.new_client_from_config(str(plane.kubeconfig)))
+
+    def node_ready() -> bool:
+        conditions = core.read_node("ferry-test-node").status.conditions or []
+        return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+    node.wait_until(node_ready, 60, "Ready")
+    return node
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    external = os.environ.get("FERRY_TEST_KUBECONFIG")
+    if external:
+        yield Cluster(pathlib.Path(external), shutil.which("kubectl") or "kubectl", local=False)
+        return
+    workdir = tmp_path_factory.mktemp("cluster")
+    started = time.monotonic()
+    plane = controlplane.start(workdir)
+    try:
+        node = _start_node(plane, workdir / "node")
+        plane.servers.append(node)
+        kubectl = str(binaries.build_kubernetes() / "kubectl")
+        print(f"\ntest cluster ready in {time.monotonic() - started:.1f}s ({workdir})", file=sys.stderr)
+        yield Cluster(plane.kubeconfig, kubectl, local=True)
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace per test, with its default ServiceAccount in place; deleted afterwards."""
+    name = f"ferry-test-{secrets.token_hex(4)}"
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    eventually(lambda: core.read_namespaced_service_account("default", name), 30, what="default ServiceAccount")
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3_server.S3]:
+    """An S3-compatible server with a bucket for this session; the AWS variables point at it."""
+    endpoint = os.environ.get("FERRY_TEST_S3_ENDPOINT")
+    if endpoint:
+        server = s3_server.S3(endpoint, os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
+                              os.environ.get("FERRY_TEST_BUCKET", "ferry-test"),
+                              os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    else:
+        server = s3_server.start(tmp_path_factory.mktemp("s3"))
+    saved = {key: os.environ.get(key) for key in server.env()}
+    os.environ.update(server.env())
+    try:
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build (or find cached) the binaries the selected tests need, before any test's timeout runs."""
+    used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    wanted = []
+    if "cluster" in used and not os.environ.get("FERRY_TEST_KUBECONFIG"):
+        wanted.append(binaries.build_kubernetes)
+    if "s3" in used and not os.environ.get("FERRY_TEST_S3_ENDPOINT"):
+        wanted.append(binaries.build_minio)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for build in wanted:
+        started = time.monotonic()
+        path = build()
+        if reporter:
+            reporter.write_line(f"{build.__name__}: {path} ({time.monotonic() - started:.1f}s)")

@@ -1,0 +1,19 @@
+"""Every version the test cluster uses, pinned in one place.
+
+The binaries are built from their Go modules with the installed Go and cached outside the
+repository, keyed by these versions (see ``binaries.py``). Changing a version here is the only
+step needed to move the test cluster to another release.
+"""
+
+KUBERNETES = "v1.34.4"
+"""kube-apiserver, kube-controller-manager and kubectl, from ``k8s.io/kubernetes``.
+
+etcd is built from ``go.etcd.io/etcd/server/v3`` at the version this Kubernetes release
+requires in its own go.mod (v3.6.4 for v1.34), so the two always match."""
+
+MINIO = "v0.0.0-20260212201848-7aac2a2c5b7c"
+"""The S3-compatible server, ``github.com/minio/minio`` (MinIO tags releases as
+``RELEASE.<date>``, which the Go module proxy serves as pseudo-versions)."""
+
+HELM = "v3.19.5"
+"""``helm.sh/helm/v3``, for chart tests."""
