@@ -6,9 +6,37 @@ implementation detail.
 
 from importlib import metadata as _metadata
 
+from ferry.blobs import BlobRef, Kind
+from ferry.directories import Directory
+from ferry.errors import IncompleteOutputError, IntegrityError, PathEscapeError, ReadOnlyStoreError
+from ferry.files import File
+from ferry.manifest import Manifest
+from ferry.serialization import from_blob, to_blob
+from ferry.settings import Settings
+from ferry.store import Store, current as current_store, using as use_store
+from ferry.transfer import Progress
+
 try:
     __version__ = _metadata.version("ferry")
 except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "BlobRef",
+    "Directory",
+    "File",
+    "IncompleteOutputError",
+    "IntegrityError",
+    "Kind",
+    "Manifest",
+    "PathEscapeError",
+    "Progress",
+    "ReadOnlyStoreError",
+    "Settings",
+    "Store",
+    "__version__",
+    "current_store",
+    "from_blob",
+    "to_blob",
+    "use_store",
+]

@@ -1,0 +1,131 @@
+"""``ferry.Directory``: a reference to a directory tree, local or stored, passed between tasks.
+
+Like ``File`` it is a thin value. A local directory is published when it leaves a task
+(``to_blob``) to a fresh path under the raw data prefix or to ``remote_directory=`` (which re-runs
+overwrite, sending only the files that changed). A stored one passes by reference, and nothing
+is fetched until asked: ``listdir()`` reads only the manifest (or the listing) and returns
+Files that download on first use; ``open("sub/x.csv")`` streams one file; ``download()`` or
+``os.fspath`` (``os.listdir(d)``) fetch the whole tree, verified.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import IO
+
+from ferry import blobs, manifest, store as store_, uris
+from ferry.files import File
+
+
+class Directory(os.PathLike):
+    """``Directory("local/dir", remote_directory=None)`` or ``Directory("s3://bucket/prefix")``;
+    see the module docstring."""
+
+    def __init__(self, path: str | os.PathLike, remote_directory: str | None = None):
+        self._source = os.fspath(path)
+        self._remote_directory = remote_directory
+        self._ref: blobs.BlobRef | None = None
+        self._contents: manifest.Manifest | None = None
+        self._is_part = False
+        self._local: pathlib.Path | None = None if uris.is_uri(self._source) else pathlib.Path(self._source)
+        self._downloaded = False
+
+    @classmethod
+    def from_source(cls, uri: str) -> Directory:
+        """A stored directory; nothing is read until it is listed, opened or downloaded."""
+        return cls(uri)
+
+    @classmethod
+    def from_blob(cls, ref: blobs.BlobRef) -> Directory:
+        """The directory a blob reference stands for; its manifest must match the reference's digest."""
+        if ref.kind == blobs.Kind.FILE:
+            raise ValueError(f"{ref.uri} is a file, not a directory; load it as a File")
+        directory = cls(ref.uri)
+        directory._ref = ref
+        return directory
+
+    @classmethod
+    def _part(cls, uri: str, contents: manifest.Manifest) -> Directory:
+        """A subdirectory of a stored directory, known by its manifest entries (objects stay where they are)."""
+        directory = cls(uri)
+        directory._contents, directory._is_part = contents, True
+        return directory
+
+    @property
+    def remote_source(self) -> str | None:
+        """Where the directory is stored; None for a local directory not yet published."""
+        return self._ref.uri if self._ref else (self._source if self.is_remote else None)
+
+    @property
+    def is_remote(self) -> bool:
+        return uris.is_uri(self._source)
+
+    @property
+    def path(self) -> pathlib.Path:
+        """The local path: the directory itself, or where a stored one is (or will be) downloaded."""
+        if self._local is None:
+            self._local = store_.current().random_local_path(uris.basename(self._source))
+        return self._local
+
+    def manifest(self) -> manifest.Manifest:
+        """Every file of a stored directory with its size and (if Ferry published it) sha256."""
+        if self._contents is None:
+            self._contents = store_.current().manifest(self._ref or self._source)
+        return self._contents
+
+    def download(self) -> pathlib.Path:
+        """Download every file once, verified; return the local path."""
+        if self.is_remote and not self._downloaded:
+            store_.current().download_directory(self._source, self.path, contents=self.manifest())
+            self._downloaded = True
+        return self.path
+
+    def listdir(self) -> list[File | Directory]:
+        """The entries at the top of the directory, as Files and Directories that fetch nothing
+        until read. Works as ``Directory.listdir(d)`` too."""
+        if not self.is_remote:
+            return [Directory(entry.path) if entry.is_dir() else File(entry.path)
+                    for entry in sorted(os.scandir(self.path), key=lambda e: e.name)]
+        contents = self.manifest()
+        files, directories = contents.children()
+        return ([self._file(entry) for entry in files]
+                + [Directory._part(uris.join(self._source, name), contents.subtree(self._source, name))
+                   for name in directories])
+
+    def file(self, path: str) -> File:
+        """One file of the directory by relative path, without fetching the others."""
+        manifest.check_relpath(path)
+        if not self.is_remote:
+            return File(self.path / path)
+        entry = self.manifest().find(path)
+        if entry is None:
+            raise FileNotFoundError(f"{path} is not in {self._source}")
+        return self._file(entry)
+
+    def open(self, path: str, mode: str = "rb", encoding: str | None = None) -> IO:
+        """Stream one file of the directory (``d.open("sub/x.csv", "r")``), verified at its end."""
+        return self.file(path).open(mode, encoding)
+
+    def _file(self, entry: manifest.Entry) -> File:
+        return File.from_blob(blobs.BlobRef(uri=self.manifest().object_uri(self._source, entry), kind=blobs.Kind.FILE,
+                                            size=entry.size, file_count=1, sha256=entry.sha256))
+
+    def to_blob(self, store: store_.Store | None = None) -> blobs.BlobRef:
+        """The blob reference: a local directory is published first (once); a part of a stored one
+        gets a manifest of its own that points at the same objects; a stored one passes as it is."""
+        if self._ref is None:
+            store = store or store_.current()
+            if not self.is_remote:
+                self._ref = store.upload_directory(self.path, self._remote_directory)
+            elif self._is_part:
+                self._ref = store.publish_manifest(self._contents)
+            else:
+                self._ref = blobs.BlobRef(uri=self._source, kind=blobs.Kind.DIRECTORY)
+        return self._ref
+
+    def __fspath__(self) -> str:
+        return str(self.download())
+
+    def __repr__(self) -> str:
+        return f"Directory({self._source!r})"

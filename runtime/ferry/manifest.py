@@ -1,0 +1,185 @@
+"""Manifests: the list of every file of a published directory, with its size, sha256 and mode.
+
+A manifest is stored next to the files as ``.ferry-manifest.json`` and written last, so its
+presence means the upload finished. Its digest (sha256 of the stored bytes) travels in the blob
+reference, which pins the exact contents. An entry may name its own ``object`` URI, so a manifest
+can list objects stored elsewhere (an asset made from other outputs without copying them).
+Paths are relative POSIX paths that can never leave the directory they are restored into.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pathlib
+import stat as stat_
+
+import pydantic
+
+from ferry import errors, uris
+
+NAME = ".ferry-manifest.json"
+
+
+def check_relpath(path: str) -> str:
+    """Return ``path`` if it is a clean relative POSIX path inside its directory, else raise."""
+    parts = path.split("/")
+    if (not path or path.startswith("/") or "\\" in path or "\0" in path or pathlib.PureWindowsPath(path).drive
+            or any(part in ("", ".", "..") for part in parts)):
+        raise errors.PathEscapeError(
+            f"{path!r} is not a clean relative path: use 'dir/file' form, without '..', '.', '//', "
+            f"a leading '/', a drive or a backslash")
+    return path
+
+
+class Entry(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    path: str
+    """Relative POSIX path inside the directory."""
+    size: int | None = pydantic.Field(None, ge=0)
+    """Bytes; None only in listings of directories Ferry did not publish."""
+    sha256: str | None = pydantic.Field(None, pattern=r"^[0-9a-f]{64}$")
+    """Hex digest of the content; None only in listings of directories Ferry did not publish."""
+    mode: int = pydantic.Field(0o644, ge=0, le=0o777)
+    """Permission bits (executable bits included) to restore."""
+    object: str | None = None
+    """Where the bytes are stored when not at ``<directory>/<path>``."""
+
+    @pydantic.field_validator("path")
+    @classmethod
+    def _clean_path(cls, path: str) -> str:
+        return check_relpath(path)
+
+
+class Manifest(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    version: int = 1
+    files: list[Entry] = []
+    """Every file, sorted by path."""
+    empty_directories: list[str] = []
+    """Directories with nothing inside, which would otherwise vanish."""
+
+    @pydantic.field_validator("empty_directories")
+    @classmethod
+    def _clean_directories(cls, paths: list[str]) -> list[str]:
+        return [check_relpath(path) for path in paths]
+
+    @pydantic.model_validator(mode="after")
+    def _unique_paths(self) -> Manifest:
+        paths = [entry.path for entry in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError("a manifest lists the same path twice")
+        return self
+
+    @property
+    def size(self) -> int:
+        return sum(entry.size or 0 for entry in self.files)
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: the bytes that are stored and hashed."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+    def digest(self) -> str:
+        return digest_of(self.to_bytes())
+
+    def object_uri(self, base: str, entry: Entry) -> str:
+        """Where ``entry``'s bytes live for a manifest stored at directory ``base``."""
+        return entry.object or uris.join(base, entry.path)
+
+    def find(self, path: str) -> Entry | None:
+        return next((entry for entry in self.files if entry.path == path), None)
+
+    def subtree(self, base: str, prefix: str) -> Manifest:
+        """The part under ``prefix``, with paths relative to it and objects kept where they are."""
+        head = check_relpath(prefix.strip("/")) + "/"
+        return Manifest(
+            files=[entry.model_copy(update={"path": entry.path[len(head):], "object": self.object_uri(base, entry)})
+                   for entry in self.files if entry.path.startswith(head)],
+            empty_directories=[d[len(head):] for d in self.empty_directories if d.startswith(head)])
+
+    def children(self) -> tuple[list[Entry], list[str]]:
+        """Top-level files and the names of top-level directories."""
+        names = {entry.path.split("/", 1)[0] for entry in self.files if "/" in entry.path}
+        names |= {d.split("/", 1)[0] for d in self.empty_directories}
+        return [entry for entry in self.files if "/" not in entry.path], sorted(names)
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def parse(data: bytes, where: str) -> Manifest:
+    """A stored manifest; a path in it that would escape raises PathEscapeError, anything else
+    malformed IntegrityError."""
+    try:
+        return Manifest.model_validate_json(data)
+    except pydantic.ValidationError as error:
+        for problem in error.errors():
+            if isinstance(problem.get("ctx", {}).get("error"), errors.PathEscapeError):
+                raise errors.PathEscapeError(f"{where}: {problem['ctx']['error']}") from None
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
+        raise errors.IntegrityError(where, "manifest", "a valid Ferry manifest", details) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalFile:
+    """A file found in a local tree, before it is hashed."""
+    path: str
+    source: pathlib.Path
+    size: int
+    mode: int
+
+
+def walk(root: pathlib.Path) -> tuple[list[LocalFile], list[str]]:
+    """Every file and empty directory under ``root``, following links that stay inside it.
+
+    A link is stored as what it points to; a link that escapes ``root``, dangles, or loops raises
+    PathEscapeError naming it.
+    """
+    top = root.resolve(strict=True)
+    files: list[LocalFile] = []
+    empty: list[str] = []
+
+    def visit(directory: pathlib.Path, rel: str, ancestors: frozenset[pathlib.Path]) -> None:
+        names = sorted(os.listdir(directory))
+        if not names and rel:
+            empty.append(rel)
+        for name in names:
+            path, child = directory / name, f"{rel}/{name}" if rel else name
+            check_relpath(child)
+            if child == NAME:
+                raise errors.PathEscapeError(f"{path}: {NAME} is reserved for Ferry's manifest; rename the file")
+            real = path.resolve()
+            if path.is_symlink() and not real.is_relative_to(top):
+                raise errors.PathEscapeError(f"{path} links to {real}, outside {top}: copy the target in or remove the link")
+            if path.is_symlink() and not real.exists():
+                raise errors.PathEscapeError(f"{path} is a broken link to {os.readlink(path)}")
+            info = real.stat()
+            if stat_.S_ISDIR(info.st_mode):
+                if real in ancestors:
+                    raise errors.PathEscapeError(f"{path} links to its own ancestor {real}: remove the loop")
+                visit(path, child, ancestors | {real})
+            elif stat_.S_ISREG(info.st_mode):
+                files.append(LocalFile(child, path, info.st_size, stat_.S_IMODE(info.st_mode) & 0o777))
+            else:
+                raise errors.PathEscapeError(f"{path} is not a regular file or directory; only those can be stored")
+
+    visit(top, "", frozenset({top}))
+    return files, empty
+
+
+def destination(root: pathlib.Path, path: str) -> pathlib.Path:
+    """``root/path`` for a download, its parents created, after checking it cannot land outside
+    ``root``: the text is checked, and so is every parent, so a link already in the destination
+    cannot redirect a write."""
+    top = root.resolve()
+    current = top
+    for part in check_relpath(path).split("/")[:-1]:
+        current = current / part
+        if current.is_symlink() and not current.resolve().is_relative_to(top):
+            raise errors.PathEscapeError(f"{path}: {current} resolves outside {root}; remove the link there")
+        current.mkdir(exist_ok=True)
+    return current / path.rsplit("/", 1)[-1]

@@ -1,0 +1,224 @@
+"""The raw data store: the one object task code, plugins and Ferry's own values use to move data.
+
+It plays the part of flytekit's ``FileAccessProvider``: ``exists``, ``get``, ``put``, directory
+upload and download, ``list``, ``delete``, ``open``, fresh random paths under the raw data prefix,
+and ``a``-prefixed async variants of each. It picks a backend by URI scheme (``file://`` or a
+plain path, ``s3://``, ``http(s)://``, ``gs://``, ``abfs(s)://``), so one store serves every
+location, and it keeps one backend (one client) per scheme for all threads.
+
+``current()`` is the store of the running task (set with ``using``); outside a task it is made
+from the ``FERRY_*`` environment on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import io
+import os
+import pathlib
+import secrets
+import threading
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ferry import blobs, integrity, manifest, settings as settings_, transfer, uris
+from ferry.backends import base, registry
+
+Source = str | blobs.BlobRef
+"""A URI, or a blob reference whose digests downloads check."""
+
+
+def _split(source: Source) -> tuple[str, blobs.BlobRef | None]:
+    return (source.uri, source) if isinstance(source, blobs.BlobRef) else (source, None)
+
+
+class Store:
+    """Moves data between local disk and any store; see the module docstring. Thread-safe."""
+
+    def __init__(self, settings: settings_.Settings | None = None):
+        self.settings = settings or settings_.Settings.from_env()
+        self._backends: dict[str, base.Backend] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Store(raw_data_prefix={self.raw_data_prefix!r})"
+
+    @property
+    def raw_data_prefix(self) -> str:
+        return self.settings.raw_data_prefix
+
+    def backend(self, uri: str) -> base.Backend:
+        """The backend for ``uri``'s scheme, made once per store."""
+        scheme = uris.scheme(uri)
+        with self._lock:
+            if scheme not in self._backends:
+                self._backends[scheme] = registry.create(uri, self.settings)
+            return self._backends[scheme]
+
+    def random_remote_path(self, name: str | None = None) -> str:
+        """A fresh URI under the raw data prefix, ending in ``name`` when given."""
+        return uris.join(self.raw_data_prefix, secrets.token_hex(16), *([name] if name else []))
+
+    def random_local_path(self, name: str | None = None) -> pathlib.Path:
+        """A fresh, not yet created, local path under the settings' ``local_dir``."""
+        return self.settings.local_dir.joinpath(secrets.token_hex(16), *([name] if name else []))
+
+    def exists(self, uri: str) -> bool:
+        """Whether ``uri`` is an object or a directory with something in it."""
+        backend = self.backend(uri)
+        return backend.stat(uri) is not None or next(iter(backend.list(uri)), None) is not None
+
+    def manifest(self, source: Source) -> manifest.Manifest:
+        """The directory's manifest (checked against the reference's digest), or for a directory
+        Ferry did not publish, a listing of it with sizes where the store gives them."""
+        uri, ref = _split(source)
+        backend = self.backend(uri)
+        found = transfer.read_manifest(backend, uri, ref.manifest_digest if ref else None)
+        return found if found is not None else transfer.listing(backend, uri)
+
+    def list(self, uri: str) -> list[str]:
+        """Relative paths of the files in the directory ``uri``."""
+        return [entry.path for entry in self.manifest(uri).files]
+
+    def open(self, source: Source) -> BinaryIO:
+        """A read stream of one object, fetched as it is read; with a blob reference, the stream
+        checks size and sha256 at its end and raises IntegrityError instead of ending quietly."""
+        uri, ref = _split(source)
+        stream = self.backend(uri).open(uri)
+        return io.BufferedReader(integrity.VerifyingReader(stream, uri, ref and ref.size, ref and ref.sha256),
+                                 integrity.CHUNK)
+
+    def delete(self, uri: str, recursive: bool = False) -> None:
+        """Delete an object or, with ``recursive``, a directory (its manifest first, so a partial
+        delete never looks like a complete output)."""
+        backend = self.backend(uri)
+        if not recursive:
+            backend.delete([uri])
+            return
+        backend.delete([uris.join(uri, manifest.NAME)])
+        backend.delete([uris.join(uri, info.path) for info in backend.list(uri)])
+
+    def upload_file(self, local: str | os.PathLike, uri: str | None = None,
+                    progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
+        source = pathlib.Path(local)
+        uri = uris.to_uri(uri) if uri else self.random_remote_path(source.name)
+        return transfer.upload_file(self.backend(uri), source, uri, self.settings, progress)
+
+    def download_file(self, source: Source, local: str | os.PathLike,
+                      progress: transfer.ProgressCallback | None = None) -> pathlib.Path:
+        uri, ref = _split(source)
+        return transfer.download_file(self.backend(uri), uri, pathlib.Path(local), self.settings,
+                                      ref.size if ref else None, ref.sha256 if ref else None, progress)
+
+    def upload_directory(self, local: str | os.PathLike, uri: str | None = None,
+                         progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
+        """Publish a local directory at ``uri`` (default: fresh under the raw data prefix);
+        files already there unchanged, per the destination's manifest, are not sent again."""
+        uri = uris.to_uri(uri) if uri else self.random_remote_path()
+        return transfer.upload_directory(self.backend(uri), pathlib.Path(local), uri, self.settings, progress)
+
+    def download_directory(self, source: Source, local: str | os.PathLike,
+                           progress: transfer.ProgressCallback | None = None,
+                           contents: manifest.Manifest | None = None) -> pathlib.Path:
+        """Download a directory, every file checked against its manifest (``contents`` when the
+        caller already has it)."""
+        uri, _ = _split(source)
+        contents = contents if contents is not None else self.manifest(source)
+        return transfer.download_directory(self.backend, uri, contents, pathlib.Path(local), self.settings, progress)
+
+    def publish_manifest(self, contents: manifest.Manifest, uri: str | None = None,
+                         kind: blobs.Kind = blobs.Kind.DIRECTORY) -> blobs.BlobRef:
+        """Publish a directory made of objects already stored (each entry naming its ``object``)
+        by writing only its manifest: nothing is downloaded or uploaded again."""
+        uri = uris.to_uri(uri) if uri else self.random_remote_path()
+        if any(entry.object is None for entry in contents.files):
+            raise ValueError("every entry of a manifest published on its own must name its stored object")
+        data = contents.to_bytes()
+        self.backend(uri).write_bytes(uris.join(uri, manifest.NAME), data)
+        return blobs.BlobRef(uri=uri, kind=kind, size=contents.size, file_count=len(contents.files), manifest_digest=manifest.digest_of(data))
+
+    def put(self, local: str | os.PathLike, uri: str | None = None,
+            progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
+        """Upload a local file or directory; returns its blob reference."""
+        upload = self.upload_directory if os.path.isdir(local) else self.upload_file
+        return upload(local, uri, progress)
+
+    def get(self, source: Source, local: str | os.PathLike, recursive: bool | None = None,
+            progress: transfer.ProgressCallback | None = None) -> pathlib.Path:
+        """Download a file or, with ``recursive`` (default: guessed from the reference's kind, a
+        trailing ``/`` or the absence of an object at the URI), a directory."""
+        uri, ref = _split(source)
+        if recursive is None:
+            recursive = (ref.kind != blobs.Kind.FILE if ref else
+                         uri.endswith("/") or self.backend(uri).stat(uri) is None)
+        download = self.download_directory if recursive else self.download_file
+        return download(source, local, progress)
+
+    async def aexists(self, uri: str) -> bool:
+        return await asyncio.to_thread(self.exists, uri)
+
+    async def alist(self, uri: str) -> list[str]:
+        return await asyncio.to_thread(self.list, uri)
+
+    async def adelete(self, uri: str, recursive: bool = False) -> None:
+        await asyncio.to_thread(self.delete, uri, recursive)
+
+    async def aput(self, local: str | os.PathLike, uri: str | None = None,
+                   progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
+        return await asyncio.to_thread(self.put, local, uri, progress)
+
+    async def aget(self, source: Source, local: str | os.PathLike, recursive: bool | None = None,
+                   progress: transfer.ProgressCallback | None = None) -> pathlib.Path:
+        return await asyncio.to_thread(self.get, source, local, recursive, progress)
+
+    async def aupload_file(self, local: str | os.PathLike, uri: str | None = None,
+                           progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
+        return await asyncio.to_thread(self.upload_file, local, uri, progress)
+
+    async def adownload_file(self, source: Source, local: str | os.PathLike,
+                             progress: transfer.ProgressCallback | None = None) -> pathlib.Path:
+        return await asyncio.to_thread(self.download_file, source, local, progress)
+
+    async def aupload_directory(self, local: str | os.PathLike, uri: str | None = None,
+                                progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
+        return await asyncio.to_thread(self.upload_directory, local, uri, progress)
+
+    async def adownload_directory(self, source: Source, local: str | os.PathLike,
+                                  progress: transfer.ProgressCallback | None = None) -> pathlib.Path:
+        return await asyncio.to_thread(self.download_directory, source, local, progress)
+
+    async def aread(self, source: Source) -> bytes:
+        """All bytes of one (small) object, checked like ``open``."""
+        def read() -> bytes:
+            with self.open(source) as stream:
+                return stream.read()
+        return await asyncio.to_thread(read)
+
+
+_current: contextvars.ContextVar[Store | None] = contextvars.ContextVar("ferry_store", default=None)
+_default: Store | None = None
+_default_lock = threading.Lock()
+
+
+def current() -> Store:
+    """The store of the running task, or the process default made from the environment."""
+    global _default
+    store = _current.get()
+    if store is not None:
+        return store
+    with _default_lock:
+        if _default is None:
+            _default = Store()
+        return _default
+
+
+@contextlib.contextmanager
+def using(store: Store) -> Iterator[Store]:
+    """Make ``store`` the current one inside the ``with`` block (and tasks it starts)."""
+    token = _current.set(store)
+    try:
+        yield store
+    finally:
+        _current.reset(token)

@@ -1,0 +1,219 @@
+"""The transfer engine: parallel, verified, resumable-by-skipping uploads and downloads.
+
+Publishing a directory follows one protocol, so a reader can trust what it finds:
+
+1. read the manifest already at the destination (a re-run to the same ``remote_directory``) and
+   delete it, so from now on the destination does not look complete;
+2. hash every file, in parallel, and upload those whose identical copy is not already there;
+3. write the new manifest, last: only now is the output complete;
+4. delete objects the old manifest listed and the new one does not.
+
+Downloads check every file's size and sha256 while they stream, write to a temporary name and
+rename into place, so a failed or corrupt download never leaves a file that looks right.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import itertools
+import os
+import pathlib
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from ferry import blobs, errors, integrity, manifest, settings as settings_, uris
+from ferry.backends import base
+
+T = TypeVar("T")
+Resolve = Callable[[str], base.Backend]
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """A snapshot handed to progress callbacks, from any thread."""
+    bytes_done: int
+    bytes_total: int
+    """Sum of the sizes known in advance (http listings do not give sizes)."""
+    files_done: int
+    files_total: int
+    files_skipped: int
+    """Files not sent because their identical copy was already at the destination."""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class _Tracker:
+    def __init__(self, callback: ProgressCallback | None, files_total: int, bytes_total: int):
+        self._callback, self._lock = callback, threading.Lock()
+        self._state = Progress(0, bytes_total, 0, files_total, 0)
+
+    def _update(self, **changes: int) -> None:
+        with self._lock:
+            state = self._state = dataclasses.replace(
+                self._state, **{key: getattr(self._state, key) + value for key, value in changes.items()})
+        if self._callback:
+            self._callback(state)
+
+    def add_bytes(self, count: int) -> None:
+        self._update(bytes_done=count)
+
+    def file_done(self, skipped_bytes: int | None = None) -> None:
+        if skipped_bytes is None:
+            self._update(files_done=1)
+        else:
+            self._update(files_done=1, files_skipped=1, bytes_done=skipped_bytes)
+
+
+def _with_retries(backend: base.Backend, attempts: int, tracker: _Tracker, action: Callable[[base.OnBytes], T]) -> T:
+    """Run ``action`` again, with jittered exponential backoff, on the backend's transient errors;
+    bytes reported by a failed attempt are taken back from the progress."""
+    for attempt in itertools.count(1):
+        sent = 0
+
+        def on_bytes(count: int) -> None:
+            nonlocal sent
+            sent += count
+            tracker.add_bytes(count)
+
+        try:
+            return action(on_bytes)
+        except backend.transient_errors:
+            tracker.add_bytes(-sent)
+            if attempt == attempts:
+                raise
+            time.sleep(min(10.0, 0.25 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+
+
+def _run_all(tasks: Sequence[Callable[[], T]], concurrency: int) -> list[T]:
+    """Run ``tasks`` on a thread pool; on the first failure cancel what has not started and raise it."""
+    if not tasks:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(min(concurrency, len(tasks)), thread_name_prefix="ferry") as pool:
+        futures = [pool.submit(task) for task in tasks]
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and not f.cancelled() and f.exception()), None)
+        if failed:
+            for future in futures:
+                future.cancel()
+            raise failed.exception()
+        return [future.result() for future in futures]
+
+
+def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None = None) -> manifest.Manifest | None:
+    """The manifest of the directory ``uri``, or None if it has none. With ``expected_digest`` (from
+    a blob reference) a missing manifest is an incomplete output and a different one is an error."""
+    where = uris.join(uri, manifest.NAME)
+    try:
+        data = backend.read_bytes(where)
+    except FileNotFoundError:
+        if expected_digest:
+            raise errors.IncompleteOutputError(
+                f"{uri} has no {manifest.NAME}: its upload did not finish, or it was deleted; "
+                f"re-run the task that produced it") from None
+        return None
+    if expected_digest and manifest.digest_of(data) != expected_digest:
+        raise errors.IntegrityError(where, "manifest digest", expected_digest, manifest.digest_of(data))
+    return manifest.parse(data, where)
+
+
+def listing(backend: base.Backend, uri: str) -> manifest.Manifest:
+    """A manifest-shaped listing of a directory Ferry did not publish: paths and sizes, no hashes."""
+    return manifest.Manifest(files=[manifest.Entry(path=info.path, size=info.size)
+                                    for info in backend.list(uri) if info.path != manifest.NAME])
+
+
+def upload_file(backend: base.Backend, source: pathlib.Path, uri: str, settings: settings_.Settings,
+                progress: ProgressCallback | None = None) -> blobs.BlobRef:
+    size, sha256 = integrity.sha256_file(source)
+    tracker = _Tracker(progress, 1, size)
+    _with_retries(backend, settings.max_attempts, tracker, lambda on_bytes: backend.upload(source, uri, on_bytes))
+    tracker.file_done()
+    return blobs.BlobRef(uri=uri, kind=blobs.Kind.FILE, size=size, file_count=1, sha256=sha256)
+
+
+def _fetch(backend: base.Backend, uri: str, target: pathlib.Path, name: str, size: int | None,
+           sha256: str | None, mode: int | None, settings: settings_.Settings, tracker: _Tracker) -> None:
+    temporary = target.with_name(f".{target.name}.ferry-tmp-{secrets.token_hex(6)}")
+
+    def attempt(on_bytes: base.OnBytes) -> None:
+        with open(temporary, "wb") as out:
+            sink = integrity.HashingWriter(out, on_bytes)
+            backend.download(uri, sink)
+        integrity.verify(name, size, sha256, sink.size, sink.sha256)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, target)
+
+    try:
+        _with_retries(backend, settings.max_attempts, tracker, attempt)
+    finally:
+        temporary.unlink(missing_ok=True)
+    tracker.file_done()
+
+
+def download_file(backend: base.Backend, uri: str, target: pathlib.Path, settings: settings_.Settings,
+                  size: int | None = None, sha256: str | None = None, progress: ProgressCallback | None = None
+                  ) -> pathlib.Path:
+    """Download one object to ``target``, checking ``size`` and ``sha256`` when given."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _fetch(backend, uri, target, uri, size, sha256, None, settings, _Tracker(progress, 1, size or 0))
+    return target
+
+
+def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settings: settings_.Settings,
+                     progress: ProgressCallback | None = None) -> blobs.BlobRef:
+    """Publish the local directory ``root`` at ``uri`` (the protocol in this module's docstring)."""
+    files, empty = manifest.walk(root)
+    manifest_uri = uris.join(uri, manifest.NAME)
+    try:
+        previous = read_manifest(backend, uri)
+    except errors.IntegrityError:  # unreadable: nothing to skip, and it is overwritten below
+        previous = None
+    if previous is not None:
+        backend.delete([manifest_uri])
+    present = {entry.path: entry for entry in previous.files if entry.object is None} if previous else {}
+    tracker = _Tracker(progress, len(files), sum(f.size for f in files))
+
+    def send(item: manifest.LocalFile) -> manifest.Entry:
+        size, sha256 = integrity.sha256_file(item.source)
+        entry = manifest.Entry(path=item.path, size=size, sha256=sha256, mode=item.mode)
+        there = present.get(item.path)
+        if there is not None and (there.size, there.sha256) == (size, sha256):
+            tracker.file_done(skipped_bytes=size)
+        else:
+            _with_retries(backend, settings.max_attempts, tracker,
+                          lambda on_bytes: backend.upload(item.source, uris.join(uri, item.path), on_bytes))
+            tracker.file_done()
+        return entry
+
+    entries = _run_all([lambda item=item: send(item) for item in files], settings.concurrency)
+    published = manifest.Manifest(files=sorted(entries, key=lambda e: e.path), empty_directories=empty)
+    data = published.to_bytes()
+    backend.write_bytes(manifest_uri, data)
+    kept = {entry.path for entry in entries}
+    backend.delete([uris.join(uri, path) for path in present if path not in kept])
+    return blobs.BlobRef(uri=uri, kind=blobs.Kind.DIRECTORY, size=published.size, file_count=len(entries),
+                         manifest_digest=manifest.digest_of(data))
+
+
+def download_directory(resolve: Resolve, uri: str, contents: manifest.Manifest, target: pathlib.Path,
+                       settings: settings_.Settings, progress: ProgressCallback | None = None) -> pathlib.Path:
+    """Download every file of ``contents`` (stored at ``uri``) under ``target``, verified, in parallel."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in contents.empty_directories:
+        manifest.destination(target, path).mkdir(exist_ok=True)
+    tracker = _Tracker(progress, len(contents.files), contents.size)
+
+    def fetch(entry: manifest.Entry) -> None:
+        source = contents.object_uri(uri, entry)
+        _fetch(resolve(source), source, manifest.destination(target, entry.path), f"{entry.path} ({source})",
+               entry.size, entry.sha256, entry.mode, settings, tracker)
+
+    _run_all([lambda entry=entry: fetch(entry) for entry in contents.files], settings.concurrency)
+    return target

@@ -1,0 +1,80 @@
+"""Pure helpers for the URIs that name stored objects.
+
+Object stores (``s3://``, ``gs://``, ``abfs://``...) keep keys as they are, spaces and unicode
+included, like the AWS CLI does. ``file://`` and ``http(s)://`` are real URLs, so the parts joined
+onto them are percent-encoded and decoded again when turned back into paths.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import urllib.parse
+import urllib.request
+
+ENCODED_SCHEMES = frozenset({"file", "http", "https"})
+
+
+def scheme(uri: str | os.PathLike) -> str:
+    """The lower-case scheme of ``uri``; ``""`` for a plain local path."""
+    text = os.fspath(uri)
+    head, sep, _ = text.partition("://")
+    return head.lower() if sep and head.isascii() and head.replace("+", "").isalnum() else ""
+
+
+def is_uri(path: str | os.PathLike) -> bool:
+    """True for ``scheme://...`` (a stored object, even ``file://``); False for a local path."""
+    return scheme(path) != ""
+
+
+def to_uri(location: str | os.PathLike) -> str:
+    """``location`` as a URI: a plain path becomes an absolute ``file://`` URI, a URI stays as it is."""
+    text = os.fspath(location)
+    return text if is_uri(text) else pathlib.Path(text).absolute().as_uri()
+
+
+def join(base: str, *parts: str) -> str:
+    """``base`` + ``/`` + each relative ``part``, encoding the parts where the scheme needs it."""
+    encode = scheme(base) in ENCODED_SCHEMES
+    tail = "/".join(urllib.parse.quote(p.strip("/")) if encode else p.strip("/") for p in parts if p.strip("/"))
+    return f"{base.rstrip('/')}/{tail}" if tail else base
+
+
+def as_directory(uri: str) -> str:
+    """``uri`` with exactly one trailing slash, the form used as a listing prefix."""
+    return uri.rstrip("/") + "/"
+
+
+def relative(base: str, uri: str) -> str:
+    """The decoded path of ``uri`` below ``base``; ValueError when it is not below it."""
+    prefix = as_directory(base)
+    if not uri.startswith(prefix):
+        raise ValueError(f"{uri} is not inside {prefix}")
+    rel = uri[len(prefix):]
+    return urllib.parse.unquote(rel) if scheme(base) in ENCODED_SCHEMES else rel
+
+
+def basename(uri: str) -> str:
+    """The last path component of a URI or path, decoded where the scheme encodes."""
+    name = os.fspath(uri).rstrip("/").rsplit("/", 1)[-1]
+    return urllib.parse.unquote(name) if scheme(uri) in ENCODED_SCHEMES else name
+
+
+def local_path(uri: str | os.PathLike) -> pathlib.Path:
+    """The filesystem path of a ``file://`` URI or a plain path."""
+    text = os.fspath(uri)
+    if scheme(text) == "file":
+        parsed = urllib.parse.urlsplit(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"{text}: file:// URIs must name this machine (file:///path), not {parsed.netloc!r}")
+        return pathlib.Path(urllib.request.url2pathname(parsed.path))
+    return pathlib.Path(text)
+
+
+def split_bucket(uri: str) -> tuple[str, str]:
+    """``("bucket", "key/in/bucket")`` from ``scheme://bucket/key/in/bucket``."""
+    rest = uri.split("://", 1)[1]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"{uri}: expected {scheme(uri)}://BUCKET/KEY")
+    return bucket, key

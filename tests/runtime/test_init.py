@@ -1,0 +1,31 @@
+"""The public entry point, and the layering rule: the SDK never imports the operator's world."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import ferry
+
+
+def test_public_names():
+    assert sorted(ferry.__all__) == ferry.__all__
+    assert all(hasattr(ferry, name) for name in ferry.__all__)
+    assert {"File", "Directory", "Store", "Settings", "BlobRef", "to_blob", "from_blob"} <= set(ferry.__all__)
+
+
+def imported_after(code: str) -> set[str]:
+    run = f"import sys\n{code}\nprint(' '.join(sorted({{n.split('.')[0] for n in sys.modules}})))"
+    return set(subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, check=True).stdout.split())
+
+
+def test_sdk_never_imports_kubernetes_kopf_or_the_operator():
+    everything = ("import importlib, pkgutil, ferry\n"
+                  "for m in pkgutil.walk_packages(ferry.__path__, 'ferry.'): importlib.import_module(m.name)")
+    imported = imported_after(everything)
+    assert "boto3" in imported  # so every module, the S3 backend too, was imported
+    assert not {"kubernetes", "kopf", "ferry_operator"} & imported
+
+
+def test_import_ferry_stays_light():
+    assert "boto3" not in imported_after("import ferry")
