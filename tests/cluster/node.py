@@ -85,11 +85,15 @@ def mounting_launcher(mounts: list[tuple[str, str, bool]], workdir: str) -> list
 class Container:
     """One run of one container: its process, and what is known about it."""
 
-    def __init__(self, spec: dict, popen: subprocess.Popen | None, started_at: str, restarts: int):
+    def __init__(self, spec: dict, popen: subprocess.Popen | None, started_at: str, restarts: int,
+                 launcher: tuple[str, ...] = (), env: dict | None = None):
         self.spec = spec
         self.popen = popen
         self.started_at = started_at
         self.restarts = restarts
+        self.launcher = launcher
+        """What puts a command inside this container (its mount namespace), for exec probes."""
+        self.env = env
 
 
 class PodRunner(threading.Thread):
@@ -183,6 +187,8 @@ class PodRunner(threading.Thread):
         for c in self.spec.get("initContainers") or []:
             if podspec.is_sidecar(c):
                 self.start_container(c)
+                if not self.await_startup(c["name"]):
+                    return self.fail_pod(f"sidecar {c['name']} did not pass its startup probe")
                 continue
             policy = "Never" if self.spec.get("restartPolicy") == "Never" else "OnFailure"
             codes = self.supervise([c], policy)
@@ -292,9 +298,42 @@ class PodRunner(threading.Thread):
             popen = subprocess.Popen([*launcher, *argv], env=env, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
                                      cwd=None if mounts else (c.get("workingDir") or "/"))
-        self.running[name] = Container(c, popen, started_at, restarts)
-        self.statuses[name] = podspec.running(c, started_at, restarts)
+        self.running[name] = Container(c, popen, started_at, restarts, tuple(launcher), env)
+        self.statuses[name] = podspec.running(c, started_at, restarts, started="startupProbe" not in c)
         self.report()
+
+    def await_startup(self, name: str) -> bool:
+        """Run the container's exec startupProbe until it passes, as the kubelet does before it
+        starts the next container; False if the container or the pod ends first."""
+        run = self.running.get(name)
+        probe = (run.spec.get("startupProbe") if run else None) or {}
+        if run is None or not probe:
+            return run is not None
+        if "exec" not in probe:
+            raise RuntimeError(f"container {name}: only exec startup probes are supported by the test node")
+        if self.deleted.wait(probe.get("initialDelaySeconds", 0)):
+            return False
+        failures = 0
+        while run.popen.poll() is None and failures < probe.get("failureThreshold", 3):
+            command = [*run.launcher, *probe["exec"]["command"]]
+            try:
+                passed = subprocess.run(command, env=run.env, capture_output=True,
+                                        timeout=probe.get("timeoutSeconds", 1)).returncode == 0
+            except subprocess.TimeoutExpired:
+                passed = False
+            if passed:
+                self.statuses[name]["started"] = True
+                self.report()
+                return True
+            failures += 1
+            if self.deleted.wait(probe.get("periodSeconds", 10)):
+                return False
+        return False
+
+    def fail_pod(self, message: str) -> bool:
+        self.phase, self.reason, self.message = "Failed", "StartupProbeFailed", message
+        self.report()
+        return False
 
     def exited(self, run: Container) -> None:
         """Record a finished container: exit code, reason and termination message."""

@@ -113,8 +113,8 @@ def waiting(container: dict, reason: str, message: str = "", restarts: int = 0) 
     return _status(container, {"waiting": state}, restarts, ready=False, started=False)
 
 
-def running(container: dict, started_at: str, restarts: int = 0) -> dict:
-    return _status(container, {"running": {"startedAt": started_at}}, restarts, ready=True, started=True)
+def running(container: dict, started_at: str, restarts: int = 0, started: bool = True) -> dict:
+    return _status(container, {"running": {"startedAt": started_at}}, restarts, ready=started, started=started)
 
 
 def terminated(container: dict, exit_code: int, started_at: str, message: str = "", restarts: int = 0,

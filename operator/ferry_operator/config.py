@@ -1,0 +1,57 @@
+"""The operator's settings, read once from ``FERRY_OPERATOR_*`` environment variables.
+
+Storage location and credentials live here (set by the Helm chart), never in Workflow specs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+import pydantic
+
+import ferry
+
+ENV_PREFIX = "FERRY_OPERATOR_"
+
+
+class Config(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    raw_data_prefix: str = pydantic.Field(min_length=1)
+    """Where task outputs are published, e.g. ``s3://bucket/ferry``; each attempt gets its own folder."""
+
+    runtime_image: str = f"ghcr.io/ferry-dev/ferry:{ferry.__version__}"
+    """The Ferry image that fetches inputs and publishes outputs in every task pod."""
+
+    storage_env: dict[str, str] = {}
+    """Settings for the runtime containers only (``FERRY_S3_ENDPOINT_URL``, ``AWS_REGION``...), as JSON."""
+
+    storage_secret: str | None = None
+    """A Secret in the workflow's namespace whose keys (``AWS_ACCESS_KEY_ID``...) become the runtime
+    containers' environment. Unset with IRSA/workload identity."""
+
+    task_service_account: str | None = None
+    """ServiceAccount for task pods that do not name one; the chart's has no API access."""
+
+    upload_grace_seconds: int = pydantic.Field(600, ge=1)
+    """How long the publishing sidecar may take after the task's container exits."""
+
+    namespaces: list[str] = []
+    """Namespaces to watch, as JSON; empty means the whole cluster."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        environ = os.environ if environ is None else environ
+        values = {}
+        for name in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is not None:  # lists and mappings are JSON; pydantic converts numbers
+                values[name] = json.loads(raw) if raw.lstrip()[:1] in ("{", "[") else raw
+        try:
+            return cls.model_validate(values)
+        except pydantic.ValidationError as error:
+            problems = "; ".join(f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                                 for e in error.errors())
+            raise ValueError(f"invalid operator configuration: {problems}") from None

@@ -1,0 +1,112 @@
+"""Kopf handlers: thin triggers around ``reconcile.step``.
+
+Any change that matters (a workflow created or resumed after a restart, one of its pods changing,
+a timer for back-offs and timeouts) asks for the workflow to be reconciled. Requests for the
+same workflow are serialized and coalesced: while one reconciliation runs, any number of new
+requests result in exactly one more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+import logging
+
+import kopf
+import pydantic
+
+from ferry import resource
+from ferry_operator import kube, metrics, pods, reconcile
+from ferry_operator.config import Config
+
+WORKFLOWS = dict(group=resource.GROUP, version=resource.VERSION, plural=resource.PLURAL)
+TIMER_SECONDS = 2.0
+
+_locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+_queued: set[tuple[str, str]] = set()
+_config: Config | None = None
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, logger: logging.Logger, **_) -> None:
+    global _config
+    _config = Config.from_env()
+    kube.login()
+    # Keep status ours: Kopf's own bookkeeping goes to annotations.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ferry.dev")
+    settings.posting.level = logging.INFO
+    logger.info("raw data prefix %s, runtime image %s", _config.raw_data_prefix, _config.runtime_image)
+
+
+@kopf.on.resume(**WORKFLOWS)
+@kopf.on.create(**WORKFLOWS)
+async def workflow_seen(namespace: str, name: str, **_) -> None:
+    await request(namespace, name)
+
+
+@kopf.timer(**WORKFLOWS, interval=TIMER_SECONDS,
+            when=lambda status, **_: status.get("phase") not in ("Succeeded", "Failed"))
+async def workflow_tick(namespace: str, name: str, **_) -> None:
+    await request(namespace, name)
+
+
+@kopf.on.delete(**WORKFLOWS, optional=True)
+def workflow_deleted(namespace: str, name: str, **_) -> None:
+    metrics.forget((namespace, name))
+
+
+@kopf.on.event("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
+async def pod_changed(namespace: str, labels: dict, **_) -> None:
+    await request(namespace, labels[pods.LABEL_WORKFLOW])
+
+
+async def request(namespace: str, name: str) -> None:
+    key = (namespace, name)
+    if key in _queued:  # a reconciliation that has not started yet will see this change too
+        return
+    _queued.add(key)
+    async with _locks[key]:
+        _queued.discard(key)
+        await reconcile_workflow(namespace, name)
+
+
+async def reconcile_workflow(namespace: str, name: str) -> None:
+    for _ in range(5):  # retried only when the status was written by someone else meanwhile
+        body = await asyncio.to_thread(kube.get_workflow, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        status = resource.WorkflowStatus.model_validate(body.get("status") or {})
+        if status.phase in reconcile.DONE:
+            metrics.observe((namespace, name), None, status, status)
+            return
+        try:
+            spec = resource.WorkflowSpec.model_validate(body.get("spec") or {})
+        except pydantic.ValidationError as error:
+            spec, step = None, _invalid(status, error)
+        if spec is not None:
+            owned = await asyncio.to_thread(kube.list_pods, namespace, name, body["metadata"]["uid"])
+            step = reconcile.step(name, spec, status, owned, datetime.datetime.now(datetime.timezone.utc))
+            for task, attempt in step.create:
+                pod = pods.build_pod(body, spec, step.status, task, attempt, _config)
+                await asyncio.to_thread(kube.create_pod, pod)
+            for pod_name in step.delete:
+                await asyncio.to_thread(kube.delete_pod, namespace, pod_name)
+        if step.status == status:
+            return
+        body["status"] = step.status.dump()
+        if await asyncio.to_thread(kube.replace_status, body):
+            metrics.observe((namespace, name), spec, status, step.status)
+            for kind, reason, message in step.events:
+                kopf.event(body, type=kind, reason=reason, message=message)
+            return
+
+
+def _invalid(status: resource.WorkflowStatus, error: pydantic.ValidationError) -> reconcile.Step:
+    """A spec the CRD let through but the models reject (e.g. an older CRD): fail, never crash."""
+    problems = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+    now = reconcile.timestamp(datetime.datetime.now(datetime.timezone.utc))
+    failed = status.model_copy(update={"phase": resource.Phase.FAILED, "message": f"invalid workflow: {problems}",
+                                       "started_at": status.started_at or now, "finished_at": now})
+    return reconcile.Step(failed, events=[("Warning", "InvalidWorkflow", failed.message)])

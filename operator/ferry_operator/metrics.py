@@ -1,0 +1,63 @@
+"""Prometheus metrics: workflows and tasks by phase, task durations, bytes moved.
+
+Updated from each reconciliation's before/after status, so they need no extra API calls.
+"""
+
+from __future__ import annotations
+
+import prometheus_client
+
+from ferry import resource
+from ferry.resource import Phase
+from ferry_operator import reconcile
+
+WORKFLOWS = prometheus_client.Gauge("ferry_workflows", "Workflows seen by this operator, by phase", ["phase"])
+TASKS = prometheus_client.Gauge("ferry_tasks", "Tasks of the workflows seen by this operator, by phase", ["phase"])
+TASK_SECONDS = prometheus_client.Histogram(
+    "ferry_task_duration_seconds", "Wall time of finished task attempts", ["outcome"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600))
+BYTES_MOVED = prometheus_client.Counter(
+    "ferry_bytes_moved", "Bytes published as task outputs and fetched as task inputs", ["direction"])
+
+_phases: dict[tuple[str, str], tuple[Phase, dict[str, Phase]]] = {}
+
+
+def serve(port: int) -> None:
+    prometheus_client.start_http_server(port)
+
+
+def observe(key: tuple[str, str], spec: resource.WorkflowSpec | None, before: resource.WorkflowStatus,
+            after: resource.WorkflowStatus) -> None:
+    """Account for one reconciliation of the workflow ``key`` (namespace, name)."""
+    _phases[key] = (after.phase, {name: t.phase for name, t in after.tasks.items()})
+    _refresh()
+    for name, task in after.tasks.items():
+        previous = before.tasks.get(name, resource.TaskStatus())
+        if task.attempts > previous.attempts and spec is not None:
+            fetched = sum(_input_bytes(spec, after, name))
+            BYTES_MOVED.labels("fetched").inc(fetched)
+        ended = task.phase in (Phase.SUCCEEDED, Phase.FAILED) and previous.phase == Phase.RUNNING
+        if ended and task.started_at and task.finished_at:
+            seconds = (reconcile.parse_time(task.finished_at) - reconcile.parse_time(task.started_at)).total_seconds()
+            TASK_SECONDS.labels(task.phase.value.lower()).observe(seconds)
+        if task.phase == Phase.SUCCEEDED and previous.phase != Phase.SUCCEEDED:
+            BYTES_MOVED.labels("published").inc(sum(o.size or 0 for o in task.outputs.values()))
+
+
+def forget(key: tuple[str, str]) -> None:
+    _phases.pop(key, None)
+    _refresh()
+
+
+def _input_bytes(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, name: str):
+    task = next((t for t in spec.tasks if t.name == name), None)
+    for item in task.inputs if task else ():
+        if item.from_task:
+            produced = status.tasks.get(item.from_task.task, resource.TaskStatus()).outputs.get(item.from_task.output)
+            yield (produced.size or 0) if produced and produced.kind != resource.Kind.VALUE else 0
+
+
+def _refresh() -> None:
+    for phase in Phase:
+        WORKFLOWS.labels(phase.value).set(sum(w == phase for w, _ in _phases.values()))
+        TASKS.labels(phase.value).set(sum(t == phase for _, tasks in _phases.values() for t in tasks.values()))

@@ -1,0 +1,143 @@
+"""Building the pod of one task attempt. Pure functions: plain data in, a pod manifest out.
+
+The pod has up to three containers sharing two volumes, ``/ferry/inputs`` and ``/ferry/outputs``:
+
+- ``ferry-fetch`` (init container, Ferry runtime image) downloads and verifies the inputs;
+- ``main`` is the user's image and command, untouched: it needs no shell, no Python and no Ferry;
+- ``ferry-publish`` (a native sidecar: an init container with ``restartPolicy: Always``) starts
+  before ``main`` and idles; after ``main`` exits, the kubelet stops it with SIGTERM, and only then
+  does it upload the outputs and report their references in its termination message.
+
+Native sidecars were chosen because they need nothing from the user's image (no wrapper
+entrypoint to inject) and give a clean "after main" moment that the kubelet itself defines.
+The pod's ``terminationGracePeriodSeconds`` is the time the sidecar has for the upload.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ferry import resource, taskpod
+from ferry_operator import reconcile, results
+from ferry_operator.config import Config
+
+LABEL_WORKFLOW = "ferry.dev/workflow"
+LABEL_TASK = "ferry.dev/task"
+LABEL_ATTEMPT = "ferry.dev/attempt"
+
+
+class InputError(Exception):
+    """An input cannot be resolved (its producer has not published it)."""
+
+
+def _kind_of_uri(uri: str, declared: resource.Kind | None) -> resource.Kind:
+    return declared or (resource.Kind.DIRECTORY if uri.endswith("/") else resource.Kind.FILE)
+
+
+def resolve_inputs(spec: resource.WorkflowSpec, status: resource.WorkflowStatus,
+                   task: resource.Task) -> tuple[dict[str, resource.Output], dict[str, str]]:
+    """The inputs to fetch (name → reference) and the env the task's container gets."""
+    workflow_inputs = {i.name: i for i in spec.inputs}
+    fetch: dict[str, resource.Output] = {}
+    env: dict[str, str] = {}
+    for item in task.inputs:
+        source: resource.InputSource = item
+        kind = item.kind
+        if item.from_input:
+            source = workflow_inputs[item.from_input]
+            kind = kind or source.kind
+        if source.from_task:
+            produced = status.tasks[source.from_task.task].outputs.get(source.from_task.output)
+            if produced is None:
+                raise InputError(f"{item.name}: {source.from_task.task}.{source.from_task.output} was not published")
+        elif source.uri:
+            produced = resource.Output(kind=_kind_of_uri(source.uri, kind), uri=source.uri)
+        else:
+            produced = resource.Output(kind=resource.Kind.VALUE, value=source.value)
+        if produced.kind == resource.Kind.VALUE:
+            value = produced.value
+            env[taskpod.input_env_name(item.name)] = value if isinstance(value, str) else json.dumps(value)
+        else:
+            fetch[item.name] = produced
+            env[taskpod.input_env_name(item.name)] = f"{taskpod.INPUTS_DIR}/{item.name}"
+    return fetch, env
+
+
+def output_prefix(config: Config, namespace: str, workflow_uid: str, task: str, attempt: int) -> str:
+    return f"{config.raw_data_prefix.rstrip('/')}/{namespace}/{workflow_uid}/{task}/{attempt}"
+
+
+def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str,
+              attempt: int, config: Config) -> dict:
+    """The pod manifest for ``attempt`` of ``task_name`` of the workflow object ``workflow``."""
+    meta = workflow["metadata"]
+    task = next(t for t in spec.tasks if t.name == task_name)
+    fetch, input_env = resolve_inputs(spec, status, task)
+    plan = taskpod.PodPlan(
+        workflow=meta["name"], namespace=meta["namespace"], task=task.name, attempt=attempt, inputs=fetch,
+        outputs=task.outputs, output_prefix=output_prefix(config, meta["namespace"], meta["uid"], task.name, attempt))
+    ferry_mounts = [{"name": "ferry-inputs", "mountPath": taskpod.INPUTS_DIR},
+                    {"name": "ferry-outputs", "mountPath": taskpod.OUTPUTS_DIR}]
+    runtime_env = [{"name": taskpod.PLAN_ENV, "value": plan.model_dump_json(by_alias=True, exclude_none=True)},
+                   *({"name": k, "value": v} for k, v in sorted(config.storage_env.items()))]
+    runtime_env_from = [{"secretRef": {"name": config.storage_secret}}] if config.storage_secret else []
+
+    def runtime(name: str, args: list[str], **extra) -> dict:
+        mounts = [*ferry_mounts, {"name": "ferry-runtime", "mountPath": taskpod.RUNTIME_DIR}]
+        return {"name": name, "image": config.runtime_image, "args": args, "env": runtime_env,
+                "envFrom": runtime_env_from, "volumeMounts": mounts,
+                "terminationMessagePolicy": "FallbackToLogsOnError", **extra}
+
+    init = []
+    if fetch:
+        init.append(runtime(results.FETCH, ["pod", "fetch"]))
+    if task.outputs:
+        probe = {"exec": {"command": ["test", "-e", taskpod.PUBLISH_READY]}, "periodSeconds": 1,
+                 "failureThreshold": 120}
+        init.append(runtime(results.PUBLISH, ["pod", "publish"], restartPolicy="Always", startupProbe=probe))
+    main = {
+        "name": results.MAIN,
+        "image": task.image or config.runtime_image,
+        "env": [*({"name": e.name, "value": e.value} for e in task.env),
+                *({"name": k, "value": v} for k, v in sorted(input_env.items())),
+                {"name": "FERRY_WORKFLOW", "value": meta["name"]},
+                {"name": "FERRY_TASK", "value": task.name},
+                {"name": "FERRY_ATTEMPT", "value": str(attempt)},
+                {"name": "FERRY_INPUTS_DIR", "value": taskpod.INPUTS_DIR},
+                {"name": "FERRY_OUTPUTS_DIR", "value": taskpod.OUTPUTS_DIR}],
+        "volumeMounts": [*ferry_mounts, *({"name": f"secret-{s}", "mountPath": f"{taskpod.SECRETS_DIR}/{s}",
+                                           "readOnly": True} for s in task.secrets)],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if task.function:
+        main["args"] = ["pod", "run-function", task.function]
+    else:
+        if task.command is not None:
+            main["command"] = task.command
+        if task.args is not None:
+            main["args"] = task.args
+    if task.resources:
+        main["resources"] = task.resources.dump()
+    labels = {LABEL_WORKFLOW: meta["name"], LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt),
+              "app.kubernetes.io/managed-by": "ferry"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": reconcile.pod_name(meta["name"], task.name, attempt),
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [{"apiVersion": resource.API_VERSION, "kind": resource.KIND, "name": meta["name"],
+                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": task.service_account_name or config.task_service_account or "default",
+            "automountServiceAccountToken": bool(task.service_account_name),
+            "terminationGracePeriodSeconds": config.upload_grace_seconds,
+            "initContainers": init,
+            "containers": [main],
+            "volumes": [*({"name": v, "emptyDir": {}} for v in ("ferry-inputs", "ferry-outputs", "ferry-runtime")),
+                        *({"name": f"secret-{s}", "secret": {"secretName": s}} for s in task.secrets)],
+        },
+    }

@@ -1,0 +1,166 @@
+"""One step of running a workflow: from what is (spec, status, pods) to what to do. Pure.
+
+``step`` never talks to the API. It returns the new status, the pods to create and delete, and
+the events to post; the handlers carry them out. Every decision is recorded in the status, so a
+restarted operator continues from it: a task's attempt number names its pod, so an attempt never
+gets a second pod, and a finished task is never run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+
+from ferry import resource
+from ferry.resource import Phase
+from ferry_operator import dag, results
+
+DONE = (Phase.SUCCEEDED, Phase.FAILED)
+
+
+@dataclasses.dataclass
+class Step:
+    status: resource.WorkflowStatus
+    create: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    """(task, attempt) pairs whose pods must exist."""
+    delete: list[str] = dataclasses.field(default_factory=list)
+    """Pods to stop."""
+    events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    """(type, reason, message) for Kubernetes Events on the workflow."""
+
+    def event(self, kind: str, reason: str, message: str) -> None:
+        self.events.append((kind, reason, message))
+
+
+def timestamp(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def pod_name(workflow: str, task: str, attempt: int) -> str:
+    """Deterministic, so that creating the same attempt twice is refused by the API server."""
+    name = f"{workflow}-{task}-{attempt}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(workflow.encode()).hexdigest()[:8]
+    keep = 63 - len(f"-{digest}-{task}-{attempt}")
+    return f"{workflow[:keep].rstrip('-')}-{digest}-{task}-{attempt}"
+
+
+def backoff(policy: resource.RetryPolicy, retry: int) -> int:
+    """Seconds to wait before retry number ``retry`` (1-based)."""
+    return min(policy.backoff_seconds * 2 ** (retry - 1), policy.max_backoff_seconds)
+
+
+def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, pods: dict[str, dict],
+         now: datetime.datetime) -> Step:
+    """Advance the workflow ``name`` by one step, given its pods by name."""
+    out = Step(status.model_copy(deep=True))
+    st = out.status
+    if st.phase in DONE:
+        return out
+    found = dag.problems(spec)
+    if found:
+        st.phase, st.message, st.finished_at = Phase.FAILED, "invalid workflow: " + "; ".join(found), timestamp(now)
+        st.started_at = st.started_at or st.finished_at
+        out.event("Warning", "InvalidWorkflow", st.message)
+        return out
+    if st.started_at is None:
+        st.started_at = timestamp(now)
+        out.event("Normal", "Started", f"workflow started with {len(spec.tasks)} tasks")
+    for task in spec.tasks:
+        st.tasks.setdefault(task.name, resource.TaskStatus())
+    for task in spec.tasks:
+        if st.tasks[task.name].phase == Phase.RUNNING:
+            _observe(out, name, task, pods, now)
+    failed = [t for t, s in st.tasks.items() if s.phase == Phase.FAILED]
+    if failed and spec.failure_policy == resource.FailurePolicy.STOP:
+        _stop_all(out, failed[0], now)
+    else:
+        for skipped in dag.unreachable(spec, st.tasks):
+            st.tasks[skipped].phase = Phase.SKIPPED
+            st.tasks[skipped].message = "skipped: a task it needs did not succeed"
+        for ready in dag.ready(spec, st.tasks):
+            _start(out, name, next(t for t in spec.tasks if t.name == ready), now)
+    _summarize(out, spec, now)
+    return out
+
+
+def _observe(out: Step, workflow: str, task: resource.Task, pods: dict[str, dict], now: datetime.datetime) -> None:
+    ts = out.status.tasks[task.name]
+    pod = pods.get(ts.pod_name)
+    if pod is None:
+        _attempt_failed(out, task, f"pod {ts.pod_name} disappeared before the attempt finished", now)
+        return
+    attempt = results.read_attempt(pod, [o.name for o in task.outputs])
+    if attempt.finished and attempt.succeeded:
+        ts.phase, ts.finished_at, ts.message = Phase.SUCCEEDED, timestamp(now), None
+        ts.outputs = attempt.outputs
+        out.event("Normal", "TaskSucceeded", f"task {task.name} succeeded (attempt {ts.attempts})")
+    elif attempt.finished:
+        _attempt_failed(out, task, attempt.message or "the attempt failed", now)
+    elif task.timeout_seconds and now - parse_time(ts.started_at) > datetime.timedelta(seconds=task.timeout_seconds):
+        out.delete.append(ts.pod_name)
+        _attempt_failed(out, task, f"timed out after {task.timeout_seconds}s", now)
+    else:
+        ts.message = attempt.message
+
+
+def _attempt_failed(out: Step, task: resource.Task, message: str, now: datetime.datetime) -> None:
+    ts = out.status.tasks[task.name]
+    if ts.attempts <= task.retries.limit:
+        wait = backoff(task.retries, ts.attempts)
+        ts.phase = Phase.PENDING
+        ts.next_attempt_at = timestamp(now + datetime.timedelta(seconds=wait))
+        ts.message = f"attempt {ts.attempts} failed: {message}; retrying in {wait}s"
+        out.event("Warning", "TaskRetrying", f"task {task.name}: {ts.message}")
+    else:
+        ts.phase, ts.finished_at = Phase.FAILED, timestamp(now)
+        ts.message = f"attempt {ts.attempts} failed: {message}"
+        out.event("Warning", "TaskFailed", f"task {task.name}: {ts.message}")
+
+
+def _start(out: Step, workflow: str, task: resource.Task, now: datetime.datetime) -> None:
+    ts = out.status.tasks[task.name]
+    if ts.next_attempt_at and parse_time(ts.next_attempt_at) > now:
+        return
+    ts.attempts += 1
+    ts.phase, ts.pod_name, ts.next_attempt_at = Phase.RUNNING, pod_name(workflow, task.name, ts.attempts), None
+    ts.started_at, ts.finished_at = timestamp(now), None
+    out.create.append((task.name, ts.attempts))
+    out.event("Normal", "TaskStarted", f"task {task.name} attempt {ts.attempts}: pod {ts.pod_name}")
+
+
+def _stop_all(out: Step, culprit: str, now: datetime.datetime) -> None:
+    """Failure policy Stop: stop running attempts and skip everything not started."""
+    for name, ts in out.status.tasks.items():
+        if ts.phase == Phase.RUNNING:
+            out.delete.append(ts.pod_name)
+            ts.phase, ts.finished_at = Phase.FAILED, timestamp(now)
+            ts.message = f"stopped: task {culprit} failed"
+        elif ts.phase == Phase.PENDING:
+            ts.phase, ts.message = Phase.SKIPPED, f"skipped: task {culprit} failed"
+
+
+def _summarize(out: Step, spec: resource.WorkflowSpec, now: datetime.datetime) -> None:
+    st = out.status
+    finished = [s for s in st.tasks.values() if s.phase in (*DONE, Phase.SKIPPED)]
+    st.progress = f"{sum(s.phase == Phase.SUCCEEDED for s in st.tasks.values())}/{len(spec.tasks)}"
+    if len(finished) < len(spec.tasks):
+        st.phase = Phase.RUNNING
+        st.message = None
+        return
+    st.finished_at = timestamp(now)
+    failed = sorted(name for name, s in st.tasks.items() if s.phase == Phase.FAILED)
+    if failed:
+        st.phase = Phase.FAILED
+        st.message = f"task {failed[0]} failed: {st.tasks[failed[0]].message}"
+        out.event("Warning", "Failed", st.message)
+        return
+    st.phase, st.message = Phase.SUCCEEDED, None
+    st.outputs = {o.name: st.tasks[o.from_task.task].outputs[o.from_task.output] for o in spec.outputs}
+    out.event("Normal", "Succeeded", f"all {len(spec.tasks)} tasks succeeded")

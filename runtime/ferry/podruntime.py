@@ -1,0 +1,115 @@
+"""What the Ferry runtime does inside a task pod: fetch inputs before the task, publish after.
+
+``ferry pod fetch`` runs as the init container; ``ferry pod publish`` runs as the native sidecar:
+it waits for the kubelet's SIGTERM (sent once the task's container has exited), publishes each
+declared output, and reports the references in its termination message for the operator.
+See ``ferry.taskpod`` for the paths and the plan both read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+
+from ferry import blobs, resource, store as store_, taskpod
+
+TERMINATION_LOG = "/dev/termination-log"
+MAX_MESSAGE = 4096
+"""The kubelet keeps at most this many bytes of a termination message."""
+
+
+def read_plan(environ=os.environ) -> taskpod.PodPlan:
+    raw = environ.get(taskpod.PLAN_ENV)
+    if not raw:
+        raise SystemExit(f"{taskpod.PLAN_ENV} is not set: this command runs inside a task pod built by the operator")
+    return taskpod.PodPlan.model_validate_json(raw)
+
+
+def _blob(output: resource.Output) -> blobs.BlobRef:
+    return blobs.BlobRef.model_validate(output.model_dump(exclude={"value"}, exclude_none=True))
+
+
+def fetch(plan: taskpod.PodPlan, store: store_.Store, inputs_dir: pathlib.Path) -> None:
+    """Download every input to ``inputs_dir/<name>``, verified against its manifest or digest."""
+    for name, ref in plan.inputs.items():
+        store.get(_blob(ref), inputs_dir / name, recursive=ref.kind != resource.Kind.FILE)
+
+
+def publish(plan: taskpod.PodPlan, store: store_.Store, outputs_dir: pathlib.Path) -> taskpod.PublishResult:
+    """Publish every declared output under the attempt's own prefix; any problem fails them all."""
+    published: dict[str, resource.Output] = {}
+    for output in plan.outputs:
+        path = outputs_dir / output.name
+        if not path.exists():
+            return taskpod.PublishResult(error=f"output {output.name!r}: the task did not write {path}")
+        if output.kind == resource.Kind.VALUE:
+            published[output.name] = _read_value(output.name, path)
+            continue
+        want_directory = output.kind != resource.Kind.FILE
+        if path.is_dir() != want_directory:
+            expected = "a directory" if want_directory else "a file"
+            return taskpod.PublishResult(error=f"output {output.name!r} is declared as a {output.kind.value}, "
+                                               f"so {path} must be {expected}")
+        uri = f"{plan.output_prefix}/{output.name}"
+        ref = store.upload_directory(path, uri) if want_directory else store.upload_file(path, uri)
+        published[output.name] = resource.Output.model_validate(
+            {**ref.model_dump(exclude_none=True), "kind": output.kind.value})
+    return taskpod.PublishResult(outputs=published)
+
+
+def _read_value(name: str, path: pathlib.Path) -> resource.Output:
+    data = path.read_bytes()
+    if len(data) > taskpod.MAX_VALUE_BYTES:
+        raise ValueError(f"value output {name!r} is {len(data)} bytes; values are at most "
+                         f"{taskpod.MAX_VALUE_BYTES} bytes: declare it as a file instead")
+    text = data.decode().strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    return resource.Output(kind=resource.Kind.VALUE, value=value)
+
+
+def report(result: taskpod.PublishResult, path: str = TERMINATION_LOG) -> None:
+    message = result.model_dump_json(by_alias=True, exclude_none=True)
+    if len(message.encode()) > MAX_MESSAGE:
+        message = taskpod.PublishResult(
+            error=f"the references of {len(result.outputs)} outputs do not fit in a termination message "
+                  f"({len(message)} > {MAX_MESSAGE} bytes); declare fewer outputs (e.g. one directory)",
+        ).model_dump_json(exclude_none=True)
+    with open(path, "w") as out:
+        out.write(message)
+
+
+def wait_for_sigterm(ready_marker: pathlib.Path) -> None:
+    """Block until the kubelet stops the sidecar, which it does after the task's container exited.
+
+    SIGTERM is blocked (so it waits for us) before the marker that lets the task start is written.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    ready_marker.parent.mkdir(parents=True, exist_ok=True)
+    ready_marker.touch()
+    signal.sigwait({signal.SIGTERM})
+
+
+def run_fetch() -> int:
+    try:
+        fetch(read_plan(), store_.current(), pathlib.Path(taskpod.INPUTS_DIR))
+    except Exception as error:  # the operator shows the termination message as the task's failure
+        with open(TERMINATION_LOG, "w") as out:
+            out.write(f"{type(error).__name__}: {error}"[:MAX_MESSAGE])
+        raise
+    return 0
+
+
+def run_publish() -> int:
+    plan = read_plan()
+    wait_for_sigterm(pathlib.Path(taskpod.PUBLISH_READY))
+    try:
+        result = publish(plan, store_.current(), pathlib.Path(taskpod.OUTPUTS_DIR))
+    except Exception as error:  # reported to the operator, which fails the attempt with this message
+        result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")
+    report(result)
+    return 0 if result.error is None else 1

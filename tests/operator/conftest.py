@@ -1,0 +1,101 @@
+"""Fixtures for end-to-end tests of the operator: the CRD installed, the operator running as a
+process against the test cluster, and a namespace holding the storage credentials Secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import sys
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from tests.cluster.fixtures import REPO, Cluster, eventually
+from tests.cluster.processes import Server, free_port
+
+STORAGE_SECRET = "ferry-storage"
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", os.environ.get("FERRY_TEST_CRDS", str(REPO / "crds")))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/workflows.ferry.dev")
+
+
+class Operator:
+    """``ferry-operator`` as a process: started, killed and restarted by tests."""
+
+    def __init__(self, cluster: Cluster, s3, log_dir: pathlib.Path):
+        self.log_dir = log_dir
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "FERRY_OPERATOR_RAW_DATA_PREFIX": f"s3://{s3.bucket}/runs",
+            "FERRY_OPERATOR_RUNTIME_IMAGE": "ferry:dev",
+            "FERRY_OPERATOR_STORAGE_SECRET": STORAGE_SECRET,
+            "FERRY_OPERATOR_STORAGE_ENV": json.dumps({"AWS_ENDPOINT_URL": s3.endpoint_url, "AWS_REGION": s3.region,
+                                                      "FERRY_S3_ADDRESSING_STYLE": "path"}),
+        }
+        self.server: Server | None = None
+
+    def start(self) -> None:
+        self.server = Server("ferry-operator", [
+            sys.executable, "-m", "ferry_operator", "--log-format=plain",
+            f"--liveness=http://127.0.0.1:{self.port}/healthz", f"--metrics-port={self.metrics_port}"],
+            self.log_dir, env=self.env)
+        self.server.wait_until(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status == 200,
+            60, "live")
+
+    def metrics(self) -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as when a node dies."""
+        self.server.process.send_signal(signal.SIGKILL)
+        self.server.process.wait()
+        self.server.stop()
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, s3, crd, tmp_path_factory) -> Iterator[Operator]:
+    running = Operator(cluster, s3, tmp_path_factory.mktemp("operator"))
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def workflow_namespace(namespace: str, cluster: Cluster, s3, operator) -> str:
+    """A namespace the operator serves, with the Secret its task pods read storage credentials from."""
+    client.CoreV1Api(cluster.api_client()).create_namespaced_secret(namespace, client.V1Secret(
+        metadata=client.V1ObjectMeta(name=STORAGE_SECRET),
+        string_data={"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}))
+    return namespace
+
+
+def get_workflow(cluster: Cluster, namespace: str, name: str) -> dict:
+    return json.loads(cluster.kubectl("get", "fwf", name, "-n", namespace, "-o", "json").stdout)
+
+
+def wait_for_phase(cluster: Cluster, namespace: str, name: str, phases=("Succeeded", "Failed"),
+                   timeout: float = 180) -> dict:
+    def finished():
+        workflow = get_workflow(cluster, namespace, name)
+        return workflow if workflow.get("status", {}).get("phase") in phases else None
+
+    try:
+        return eventually(finished, timeout, interval=0.5, what=f"workflow {name} to reach {'/'.join(phases)}")
+    except AssertionError:
+        status = get_workflow(cluster, namespace, name).get("status")
+        raise AssertionError(f"workflow {name} did not reach {phases}; status: {json.dumps(status, indent=1)}")

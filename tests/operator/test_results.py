@@ -1,0 +1,56 @@
+import json
+
+from ferry import resource
+from ferry_operator import reconcile, results
+
+from tests.operator.test_dag import spec, task
+
+
+def pod(phase: str, **containers: dict) -> dict:
+    init = [{"name": n, "state": s} for n, s in containers.items() if n.startswith("ferry")]
+    main = [{"name": n, "state": s} for n, s in containers.items() if not n.startswith("ferry")]
+    return {"status": {"phase": phase, "initContainerStatuses": init, "containerStatuses": main}}
+
+
+def done(code: int, message: str = "") -> dict:
+    return {"terminated": {"exitCode": code, "message": message, "reason": "Completed" if code == 0 else "Error"}}
+
+
+def test_failed_fetch_is_reported_before_main():
+    attempt = results.read_attempt(pod("Failed", **{"ferry-fetch": done(1, "IntegrityError: size differs"),
+                                                    "main": {"waiting": {"reason": "PodInitializing"}}}), [])
+    assert attempt.finished and not attempt.succeeded
+    assert "fetching inputs failed" in attempt.message and "IntegrityError" in attempt.message
+
+
+def test_publish_error_and_missing_outputs_fail_the_attempt():
+    error = json.dumps({"error": "output 'x': the task did not write /ferry/outputs/x"})
+    attempt = results.read_attempt(pod("Succeeded", main=done(0), **{"ferry-publish": done(1, error)}), ["x"])
+    assert not attempt.succeeded and "did not write /ferry/outputs/x" in attempt.message
+    partial = json.dumps({"outputs": {"x": {"kind": "value", "value": 1}}})
+    attempt = results.read_attempt(pod("Succeeded", main=done(0), **{"ferry-publish": done(0, partial)}), ["x", "y"])
+    assert not attempt.succeeded and "not published: y" in attempt.message
+
+
+def test_unfixable_waiting_reasons_finish_the_attempt():
+    stuck = pod("Pending", main={"waiting": {"reason": "InvalidImageName", "message": "bad ref"}})
+    attempt = results.read_attempt(stuck, [])
+    assert attempt.finished and "InvalidImageName" in attempt.message
+    pulling = pod("Pending", main={"waiting": {"reason": "ErrImagePull", "message": "not found"}})
+    attempt = results.read_attempt(pulling, [])
+    assert not attempt.finished and "ErrImagePull" in attempt.message
+
+
+def test_status_of_a_thousand_task_workflow_stays_small():
+    """The API server refuses objects over ~1.5 MiB; status holds references, never file lists."""
+    wf = spec(*(task(f"task-{i:04d}", outputs=("data",)) for i in range(1000)))
+    status = reconcile.step("a-workflow-with-a-long-name", wf, resource.WorkflowStatus(), {},
+                            reconcile.parse_time("2026-01-01T00:00:00Z")).status
+    for name, ts in status.tasks.items():
+        ts.phase, ts.finished_at = resource.Phase.SUCCEEDED, ts.started_at
+        ts.outputs = {"data": resource.Output(kind=resource.Kind.DIRECTORY, size=10**12, file_count=10**6,
+                                              uri=f"s3://a-bucket/ferry/namespace/0f8fad5b-d9cb-469f-a165-70867728950e/{name}/1/data",
+                                              manifest_digest="sha256:" + "0" * 64)}
+    size = len(json.dumps({"spec": wf.dump(), "status": status.dump()}))
+    print(f"1000-task workflow: {size} bytes")
+    assert size < 1024 * 1024

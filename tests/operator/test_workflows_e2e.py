@@ -1,0 +1,151 @@
+"""End to end: Workflow manifests applied with kubectl, run by the operator on the test cluster,
+with data moving through the real S3 server. Runs unchanged against a real cluster."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.cluster.fixtures import REPO, Cluster, eventually
+from tests.operator.conftest import get_workflow, wait_for_phase
+
+pytestmark = [pytest.mark.cluster, pytest.mark.s3]
+EXAMPLES = REPO / "examples" / "workflows"
+
+
+def apply_example(cluster: Cluster, namespace: str, name: str) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / f"{name}.yaml"))
+
+
+def apply_manifest(cluster: Cluster, namespace: str, manifest: dict) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+
+
+def workflow_pods(cluster: Cluster, namespace: str, name: str) -> list[client.V1Pod]:
+    core = client.CoreV1Api(cluster.api_client())
+    return core.list_namespaced_pod(namespace, label_selector=f"ferry.dev/workflow={name}").items
+
+
+def read_object(s3, uri: str) -> bytes:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_two_tasks_pass_a_directory(cluster: Cluster, workflow_namespace: str, s3, operator):
+    apply_example(cluster, workflow_namespace, "directory-between-tasks")
+    workflow = wait_for_phase(cluster, workflow_namespace, "directory-between-tasks")
+    status = workflow["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["progress"] == "2/2"
+    reports = status["tasks"]["produce"]["outputs"]["reports"]
+    assert reports["kind"] == "directory" and reports["fileCount"] == 4
+    assert reports["manifestDigest"].startswith("sha256:")
+    assert status["outputs"]["days"]["value"] == 3
+    summary = status["outputs"]["summary"]
+    assert summary["uri"].startswith(f"s3://{s3.bucket}/runs/{workflow_namespace}/")
+    assert read_object(s3, summary["uri"]) == b"hello mon\nhello tue\nhello wed\n"
+
+    table = cluster.kubectl("get", "fwf", "-n", workflow_namespace).stdout
+    header, row = table.splitlines()[:2]
+    assert header.split()[:4] == ["NAME", "PHASE", "PROGRESS", "AGE"] and "MESSAGE" in header
+    assert row.split()[:3] == ["directory-between-tasks", "Succeeded", "2/2"]
+
+    metrics = operator.metrics()
+    assert metric(metrics, 'ferry_workflows{phase="Succeeded"}') >= 1
+    assert metric(metrics, 'ferry_task_duration_seconds_count{outcome="succeeded"}') >= 2
+    assert metric(metrics, 'ferry_bytes_moved_total{direction="published"}') >= 41 + 30
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+def test_fan_out_fan_in_of_twenty_tasks(cluster: Cluster, workflow_namespace: str, s3):
+    workers = [{
+        "name": f"square-{i}", "image": "busybox:1.36", "command": ["sh", "-c"],
+        "args": ['echo $((FERRY_INPUT_NUM * FERRY_INPUT_NUM)) > /ferry/outputs/square'],
+        "inputs": [{"name": "num", "value": i}],
+        "outputs": [{"name": "square", "kind": "file"}],
+    } for i in range(20)]
+    join = {
+        "name": "total", "image": "busybox:1.36", "command": ["sh", "-c"],
+        "args": ['cat /ferry/inputs/*/square 2>/dev/null; s=0; for f in /ferry/inputs/*; do s=$((s + $(cat $f))); '
+                 'done; echo $s > /ferry/outputs/sum'],
+        "inputs": [{"name": f"sq-{i}", "fromTask": {"task": f"square-{i}", "output": "square"}} for i in range(20)],
+        "outputs": [{"name": "sum", "kind": "value"}],
+    }
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "fan"},
+        "spec": {"tasks": [*workers, join], "outputs": [{"name": "sum", "fromTask": {"task": "total", "output": "sum"}}]},
+    })
+    workflow = wait_for_phase(cluster, workflow_namespace, "fan", timeout=300)
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert workflow["status"]["outputs"]["sum"]["value"] == sum(i * i for i in range(20))
+    assert workflow["status"]["progress"] == "21/21"
+    assert len(workflow_pods(cluster, workflow_namespace, "fan")) == 21
+
+
+def test_failed_attempt_is_retried_in_a_new_pod(cluster: Cluster, workflow_namespace: str):
+    apply_example(cluster, workflow_namespace, "retry")
+    workflow = wait_for_phase(cluster, workflow_namespace, "retry")
+    task = workflow["status"]["tasks"]["flaky"]
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert task["attempts"] == 2 and task["podName"] == "retry-flaky-2"
+    assert task["outputs"]["result"]["value"] == "attempt 2"
+    names = sorted(p.metadata.name for p in workflow_pods(cluster, workflow_namespace, "retry"))
+    assert names == ["retry-flaky-1", "retry-flaky-2"]
+    events = cluster.kubectl("get", "events", "-n", workflow_namespace, "--field-selector",
+                             "involvedObject.name=retry", "-o", "jsonpath={.items[*].reason}").stdout.split()
+    assert {"TaskStarted", "TaskRetrying", "TaskSucceeded", "Succeeded"} <= set(events)
+
+
+def test_timeout_stops_the_task(cluster: Cluster, workflow_namespace: str):
+    apply_example(cluster, workflow_namespace, "timeout")
+    workflow = wait_for_phase(cluster, workflow_namespace, "timeout", timeout=60)
+    assert workflow["status"]["phase"] == "Failed"
+    assert "timed out after 3s" in workflow["status"]["tasks"]["slow"]["message"]
+    eventually(lambda: not workflow_pods(cluster, workflow_namespace, "timeout"), 60, what="the pod to be stopped")
+
+
+def test_cycle_fails_with_a_clear_message(cluster: Cluster, workflow_namespace: str):
+    apply_example(cluster, workflow_namespace, "cycle")
+    workflow = wait_for_phase(cluster, workflow_namespace, "cycle", timeout=60)
+    assert workflow["status"]["phase"] == "Failed"
+    assert "cycle (a -> b -> a)" in workflow["status"]["message"] or "cycle (b -> a -> b)" in workflow["status"]["message"]
+    assert workflow_pods(cluster, workflow_namespace, "cycle") == []
+
+
+def test_deleting_a_running_workflow_removes_its_pods(cluster: Cluster, workflow_namespace: str):
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "doomed"},
+        "spec": {"tasks": [{"name": "sleep", "image": "busybox:1.36", "command": ["sleep", "300"]}]}})
+    eventually(lambda: [p for p in workflow_pods(cluster, workflow_namespace, "doomed") if p.status.phase == "Running"],
+               60, what="the task to run")
+    cluster.kubectl("delete", "fwf", "doomed", "-n", workflow_namespace, "--wait=false")
+    eventually(lambda: not workflow_pods(cluster, workflow_namespace, "doomed"), 90, what="the pods to be removed")
+
+
+def test_operator_killed_mid_workflow_resumes_without_duplicates(cluster: Cluster, workflow_namespace: str,
+                                                                 operator):
+    steps = [{"name": f"step-{i}", "image": "busybox:1.36", "command": ["sh", "-c"],
+              "args": [f"sleep 2; echo {i} > /ferry/outputs/done"], "outputs": [{"name": "done", "kind": "value"}],
+              **({"dependsOn": [f"step-{i - 1}"]} if i else {})} for i in range(3)]
+    apply_manifest(cluster, workflow_namespace, {"apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow",
+                                                 "metadata": {"name": "chain"}, "spec": {"tasks": steps}})
+
+    def second_step_running():
+        tasks = get_workflow(cluster, workflow_namespace, "chain").get("status", {}).get("tasks", {})
+        return tasks.get("step-1", {}).get("phase") == "Running"
+
+    eventually(second_step_running, 90, what="step-1 to start")
+    operator.kill()
+    time.sleep(4)  # step-1 finishes while no operator is watching
+    operator.start()
+    workflow = wait_for_phase(cluster, workflow_namespace, "chain")
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert [workflow["status"]["tasks"][f"step-{i}"]["attempts"] for i in range(3)] == [1, 1, 1]
+    names = sorted(p.metadata.name for p in workflow_pods(cluster, workflow_namespace, "chain"))
+    assert names == ["chain-step-0-1", "chain-step-1-1", "chain-step-2-1"]
