@@ -1,4 +1,4 @@
-"""Kopf handlers: thin triggers around ``reconcile.step``.
+"""Kopf handlers: thin triggers around ``scheduler.step``.
 
 Any change that matters (a workflow created or resumed after a restart, one of its pods changing,
 a timer for back-offs and timeouts) asks for the workflow to be reconciled. Requests for the
@@ -16,8 +16,8 @@ import logging
 import kopf
 import pydantic
 
-from ferry import resource
-from ferry_operator import kube, metrics, pods, reconcile
+from ferry import resource, scheduler
+from ferry_operator import kube, metrics, pods, results
 from ferry_operator.config import Config
 
 WORKFLOWS = dict(group=resource.GROUP, version=resource.VERSION, plural=resource.PLURAL)
@@ -78,7 +78,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
         status = resource.WorkflowStatus.model_validate(body.get("status") or {})
-        if status.phase in reconcile.DONE:
+        if status.phase in scheduler.DONE:
             metrics.observe((namespace, name), None, status, status)
             return
         try:
@@ -87,7 +87,12 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             spec, step = None, _invalid(status, error)
         if spec is not None:
             owned = await asyncio.to_thread(kube.list_pods, namespace, name, body["metadata"]["uid"])
-            step = reconcile.step(name, spec, status, owned, datetime.datetime.now(datetime.timezone.utc))
+
+            def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt | None:
+                pod = owned.get(pod_name)
+                return results.read_attempt(pod, [o.name for o in task.outputs]) if pod else None
+
+            step = scheduler.step(name, spec, status, observe, datetime.datetime.now(datetime.timezone.utc))
             for task, attempt in step.create:
                 pod = pods.build_pod(body, spec, step.status, task, attempt, _config)
                 await asyncio.to_thread(kube.create_pod, pod)
@@ -103,10 +108,10 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             return
 
 
-def _invalid(status: resource.WorkflowStatus, error: pydantic.ValidationError) -> reconcile.Step:
+def _invalid(status: resource.WorkflowStatus, error: pydantic.ValidationError) -> scheduler.Step:
     """A spec the CRD let through but the models reject (e.g. an older CRD): fail, never crash."""
     problems = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-    now = reconcile.timestamp(datetime.datetime.now(datetime.timezone.utc))
+    now = scheduler.timestamp(datetime.datetime.now(datetime.timezone.utc))
     failed = status.model_copy(update={"phase": resource.Phase.FAILED, "message": f"invalid workflow: {problems}",
                                        "started_at": status.started_at or now, "finished_at": now})
-    return reconcile.Step(failed, events=[("Warning", "InvalidWorkflow", failed.message)])
+    return scheduler.Step(failed, events=[("Warning", "InvalidWorkflow", failed.message)])

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import prometheus_client
 
-from ferry import resource
+from ferry import resource, scheduler
 from ferry.resource import Phase
-from ferry_operator import reconcile
 
 WORKFLOWS = prometheus_client.Gauge("ferry_workflows", "Workflows seen by this operator, by phase", ["phase"])
 TASKS = prometheus_client.Gauge("ferry_tasks", "Tasks of the workflows seen by this operator, by phase", ["phase"])
@@ -38,7 +37,7 @@ def observe(key: tuple[str, str], spec: resource.WorkflowSpec | None, before: re
             BYTES_MOVED.labels("fetched").inc(fetched)
         ended = task.phase in (Phase.SUCCEEDED, Phase.FAILED) and previous.phase == Phase.RUNNING
         if ended and task.started_at and task.finished_at:
-            seconds = (reconcile.parse_time(task.finished_at) - reconcile.parse_time(task.started_at)).total_seconds()
+            seconds = (scheduler.parse_time(task.finished_at) - scheduler.parse_time(task.started_at)).total_seconds()
             TASK_SECONDS.labels(task.phase.value.lower()).observe(seconds)
         if task.phase == Phase.SUCCEEDED and previous.phase != Phase.SUCCEEDED:
             BYTES_MOVED.labels("published").inc(sum(o.size or 0 for o in task.outputs.values()))

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 
-from ferry import resource, taskpod
-from ferry_operator import reconcile, results
+from ferry import resource, scheduler, taskpod
+from ferry_operator import results
 from ferry_operator.config import Config
 
 LABEL_WORKFLOW = "ferry.dev/workflow"
@@ -124,7 +124,7 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": reconcile.pod_name(meta["name"], task.name, attempt),
+            "name": scheduler.pod_name(meta["name"], task.name, attempt),
             "namespace": meta["namespace"],
             "labels": labels,
             "ownerReferences": [{"apiVersion": resource.API_VERSION, "kind": resource.KIND, "name": meta["name"],

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pydantic
 
 from ferry import taskpod
+from ferry.scheduler import Attempt
 
 MAIN = "main"
 FETCH = "ferry-fetch"
@@ -15,16 +15,6 @@ PUBLISH = "ferry-publish"
 
 FATAL_WAITING = {"InvalidImageName", "ErrImageNeverPull"}
 """Waiting reasons no retry can fix; other waiting states are reported and left to the timeout."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Attempt:
-    """What a pod says about one attempt of a task."""
-
-    finished: bool
-    succeeded: bool = False
-    message: str | None = None
-    outputs: dict = dataclasses.field(default_factory=dict)
 
 
 def _statuses(pod: dict) -> dict[str, dict]:

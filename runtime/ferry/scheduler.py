@@ -1,9 +1,10 @@
-"""One step of running a workflow: from what is (spec, status, pods) to what to do. Pure.
+"""One step of running a workflow: from what is (spec, status, attempts) to what to do. Pure.
 
-``step`` never talks to the API. It returns the new status, the pods to create and delete, and
-the events to post; the handlers carry them out. Every decision is recorded in the status, so a
-restarted operator continues from it: a task's attempt number names its pod, so an attempt never
-gets a second pod, and a finished task is never run again.
+Both executors use it: the operator (attempts are pods) and the local executor (attempts are
+processes). ``step`` does no I/O. It returns the new status, the attempts to start and stop, and
+the events to report; the executor carries them out. Every decision is recorded in the status,
+so an executor restarted from it continues where it stood: a task's attempt number names its pod,
+so an attempt never gets a second pod, and a finished task is never run again.
 """
 
 from __future__ import annotations
@@ -12,20 +13,35 @@ import dataclasses
 import datetime
 import hashlib
 
-from ferry import resource
+from collections.abc import Callable
+
+from ferry import dag, resource
 from ferry.resource import Phase
-from ferry_operator import dag, results
 
 DONE = (Phase.SUCCEEDED, Phase.FAILED)
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """What is known about one running attempt of a task."""
+
+    finished: bool
+    succeeded: bool = False
+    message: str | None = None
+    outputs: dict[str, resource.Output] = dataclasses.field(default_factory=dict)
+
+
+Observe = Callable[[resource.Task, str], Attempt | None]
+"""How an executor reports on the attempt named ``pod_name`` of a task; None if it is gone."""
 
 
 @dataclasses.dataclass
 class Step:
     status: resource.WorkflowStatus
     create: list[tuple[str, int]] = dataclasses.field(default_factory=list)
-    """(task, attempt) pairs whose pods must exist."""
+    """(task, attempt) pairs to start (pods must exist)."""
     delete: list[str] = dataclasses.field(default_factory=list)
-    """Pods to stop."""
+    """Attempts (pods) to stop."""
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     """(type, reason, message) for Kubernetes Events on the workflow."""
 
@@ -56,9 +72,9 @@ def backoff(policy: resource.RetryPolicy, retry: int) -> int:
     return min(policy.backoff_seconds * 2 ** (retry - 1), policy.max_backoff_seconds)
 
 
-def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, pods: dict[str, dict],
+def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, observe: Observe,
          now: datetime.datetime) -> Step:
-    """Advance the workflow ``name`` by one step, given its pods by name."""
+    """Advance the workflow ``name`` by one step, learning about running attempts from ``observe``."""
     out = Step(status.model_copy(deep=True))
     st = out.status
     if st.phase in DONE:
@@ -76,7 +92,7 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
         st.tasks.setdefault(task.name, resource.TaskStatus())
     for task in spec.tasks:
         if st.tasks[task.name].phase == Phase.RUNNING:
-            _observe(out, name, task, pods, now)
+            _observe(out, task, observe, now)
     failed = [t for t, s in st.tasks.items() if s.phase == Phase.FAILED]
     if failed and spec.failure_policy == resource.FailurePolicy.STOP:
         _stop_all(out, failed[0], now)
@@ -90,16 +106,15 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
     return out
 
 
-def _observe(out: Step, workflow: str, task: resource.Task, pods: dict[str, dict], now: datetime.datetime) -> None:
+def _observe(out: Step, task: resource.Task, observe: Observe, now: datetime.datetime) -> None:
     ts = out.status.tasks[task.name]
-    pod = pods.get(ts.pod_name)
-    if pod is None:
-        _attempt_failed(out, task, f"pod {ts.pod_name} disappeared before the attempt finished", now)
+    attempt = observe(task, ts.pod_name)
+    if attempt is None:
+        _attempt_failed(out, task, f"{ts.pod_name} disappeared before the attempt finished", now)
         return
-    attempt = results.read_attempt(pod, [o.name for o in task.outputs])
     if attempt.finished and attempt.succeeded:
         ts.phase, ts.finished_at, ts.message = Phase.SUCCEEDED, timestamp(now), None
-        ts.outputs = attempt.outputs
+        ts.outputs = {n: resource.Output.model_validate(o) for n, o in attempt.outputs.items()}
         out.event("Normal", "TaskSucceeded", f"task {task.name} succeeded (attempt {ts.attempts})")
     elif attempt.finished:
         _attempt_failed(out, task, attempt.message or "the attempt failed", now)

@@ -46,7 +46,8 @@ class Operator:
 
     def start(self) -> None:
         self.server = Server("ferry-operator", [
-            sys.executable, "-m", "ferry_operator", "--log-format=plain",
+            # Only the suite's own namespaces: a chart-installed operator may serve others meanwhile.
+            sys.executable, "-m", "ferry_operator", "--log-format=plain", "--namespace=ferry-test-*",
             f"--liveness=http://127.0.0.1:{self.port}/healthz", f"--metrics-port={self.metrics_port}"],
             self.log_dir, env=self.env)
         self.server.wait_until(

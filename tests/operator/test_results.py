@@ -1,9 +1,10 @@
 import json
 
 from ferry import resource
-from ferry_operator import reconcile, results
+from ferry import scheduler
+from ferry_operator import results
 
-from tests.operator.test_dag import spec, task
+from tests.runtime.test_dag import spec, task
 
 
 def pod(phase: str, **containers: dict) -> dict:
@@ -44,8 +45,8 @@ def test_unfixable_waiting_reasons_finish_the_attempt():
 def test_status_of_a_thousand_task_workflow_stays_small():
     """The API server refuses objects over ~1.5 MiB; status holds references, never file lists."""
     wf = spec(*(task(f"task-{i:04d}", outputs=("data",)) for i in range(1000)))
-    status = reconcile.step("a-workflow-with-a-long-name", wf, resource.WorkflowStatus(), {},
-                            reconcile.parse_time("2026-01-01T00:00:00Z")).status
+    status = scheduler.step("a-workflow-with-a-long-name", wf, resource.WorkflowStatus(), {},
+                            scheduler.parse_time("2026-01-01T00:00:00Z")).status
     for name, ts in status.tasks.items():
         ts.phase, ts.finished_at = resource.Phase.SUCCEEDED, ts.started_at
         ts.outputs = {"data": resource.Output(kind=resource.Kind.DIRECTORY, size=10**12, file_count=10**6,

@@ -1,6 +1,6 @@
 from ferry import resource
 from ferry.resource import Phase
-from ferry_operator import dag
+from ferry import dag
 
 
 def spec(*tasks: dict, **extra) -> resource.WorkflowSpec:

@@ -1,11 +1,9 @@
 import datetime
-import json
 
-from ferry import resource
+from ferry import resource, scheduler
 from ferry.resource import Phase
-from ferry_operator import reconcile
 
-from tests.operator.test_dag import spec, task
+from tests.runtime.test_dag import spec, task
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -14,14 +12,20 @@ def later(seconds: float) -> datetime.datetime:
     return T0 + datetime.timedelta(seconds=seconds)
 
 
-def finished_pod(exit_code: int, outputs: dict | None = None, message: str = "") -> dict:
-    statuses = {"containerStatuses": [{"name": "main", "state": {"terminated": {"exitCode": exit_code,
-                                                                                "reason": "Error", "message": message}}}]}
-    if outputs is not None:
-        result = json.dumps({"outputs": outputs})
-        statuses["initContainerStatuses"] = [{"name": "ferry-publish", "state": {"terminated": {
-            "exitCode": 0, "message": result}}}]
-    return {"status": {"phase": "Succeeded" if exit_code == 0 else "Failed", **statuses}}
+def finished_pod(exit_code: int, outputs: dict | None = None, message: str = "") -> scheduler.Attempt:
+    """An attempt as an executor reports it once finished (outputs: what was published)."""
+    if exit_code != 0:
+        return scheduler.Attempt(True, message=f"main container exited with code {exit_code}: {message}")
+    if outputs is None:
+        return scheduler.Attempt(True, message="the outputs were not published")
+    return scheduler.Attempt(True, succeeded=True, outputs=outputs)
+
+
+RUNNING = scheduler.Attempt(False)
+
+
+def observing(attempts: dict[str, scheduler.Attempt]) -> scheduler.Observe:
+    return lambda task, pod_name: attempts.get(pod_name)
 
 
 OUT = {"out": {"kind": "file", "uri": "s3://b/k/out", "size": 3, "sha256": "0" * 64}}
@@ -29,58 +33,58 @@ OUT = {"out": {"kind": "file", "uri": "s3://b/k/out", "size": 3, "sha256": "0" *
 
 def test_chain_runs_in_order_and_collects_outputs():
     wf = spec(task("a"), task("b", ("a",)), outputs=[{"name": "final", "fromTask": {"task": "b", "output": "out"}}])
-    first = reconcile.step("wf", wf, resource.WorkflowStatus(), {}, T0)
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
     assert first.create == [("a", 1)]
     assert first.status.phase == Phase.RUNNING and first.status.progress == "0/2"
-    second = reconcile.step("wf", wf, first.status, {"wf-a-1": finished_pod(0, OUT)}, later(1))
+    second = scheduler.step("wf", wf, first.status, observing({"wf-a-1": finished_pod(0, OUT)}), later(1))
     assert second.create == [("b", 1)]
     assert second.status.tasks["a"].outputs["out"].uri == "s3://b/k/out"
-    third = reconcile.step("wf", wf, second.status, {"wf-a-1": finished_pod(0, OUT), "wf-b-1": finished_pod(0, OUT)},
+    third = scheduler.step("wf", wf, second.status, observing({"wf-a-1": finished_pod(0, OUT), "wf-b-1": finished_pod(0, OUT)}),
                            later(2))
     assert third.status.phase == Phase.SUCCEEDED and third.status.progress == "2/2"
     assert third.status.outputs["final"].uri == "s3://b/k/out"
-    assert reconcile.step("wf", wf, third.status, {}, later(3)).status == third.status
+    assert scheduler.step("wf", wf, third.status, observing({}), later(3)).status == third.status
 
 
 def test_zero_exit_without_published_outputs_is_a_failure():
     wf = spec(task("a"))
-    first = reconcile.step("wf", wf, resource.WorkflowStatus(), {}, T0)
-    done = reconcile.step("wf", wf, first.status, {"wf-a-1": finished_pod(0)}, later(1))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    done = scheduler.step("wf", wf, first.status, observing({"wf-a-1": finished_pod(0)}), later(1))
     assert done.status.phase == Phase.FAILED
     assert "not published" in done.status.tasks["a"].message
 
 
 def test_failure_retries_with_backoff_as_a_new_attempt():
     wf = spec(task("a", retries={"limit": 1, "backoffSeconds": 10}))
-    first = reconcile.step("wf", wf, resource.WorkflowStatus(), {}, T0)
-    failed = reconcile.step("wf", wf, first.status, {"wf-a-1": finished_pod(2, message="boom")}, later(1))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    failed = scheduler.step("wf", wf, first.status, observing({"wf-a-1": finished_pod(2, message="boom")}), later(1))
     assert failed.create == []
     assert failed.status.tasks["a"].phase == Phase.PENDING
     assert "exited with code 2" in failed.status.tasks["a"].message and "boom" in failed.status.tasks["a"].message
-    waiting = reconcile.step("wf", wf, failed.status, {"wf-a-1": finished_pod(2)}, later(5))
+    waiting = scheduler.step("wf", wf, failed.status, observing({"wf-a-1": finished_pod(2)}), later(5))
     assert waiting.create == []
-    retry = reconcile.step("wf", wf, waiting.status, {"wf-a-1": finished_pod(2)}, later(12))
+    retry = scheduler.step("wf", wf, waiting.status, observing({"wf-a-1": finished_pod(2)}), later(12))
     assert retry.create == [("a", 2)] and retry.status.tasks["a"].pod_name == "wf-a-2"
-    final = reconcile.step("wf", wf, retry.status, {"wf-a-2": finished_pod(2)}, later(13))
+    final = scheduler.step("wf", wf, retry.status, observing({"wf-a-2": finished_pod(2)}), later(13))
     assert final.status.phase == Phase.FAILED and final.status.tasks["a"].attempts == 2
 
 
 def test_timeout_stops_the_pod_and_fails_the_attempt():
     wf = spec(task("a", timeoutSeconds=5))
-    first = reconcile.step("wf", wf, resource.WorkflowStatus(), {}, T0)
-    running = {"wf-a-1": {"status": {"phase": "Running"}}}
-    assert reconcile.step("wf", wf, first.status, running, later(3)).delete == []
-    late = reconcile.step("wf", wf, first.status, running, later(6))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    running = {"wf-a-1": RUNNING}
+    assert scheduler.step("wf", wf, first.status, observing(running), later(3)).delete == []
+    late = scheduler.step("wf", wf, first.status, observing(running), later(6))
     assert late.delete == ["wf-a-1"]
     assert late.status.phase == Phase.FAILED and "timed out after 5s" in late.status.message
 
 
 def test_stop_policy_stops_siblings_and_skips_the_rest():
     wf = spec(task("a"), task("b"), task("c", ("a",)))
-    first = reconcile.step("wf", wf, resource.WorkflowStatus(), {}, T0)
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
     assert sorted(first.create) == [("a", 1), ("b", 1)]
-    pods = {"wf-a-1": finished_pod(1), "wf-b-1": {"status": {"phase": "Running"}}}
-    stopped = reconcile.step("wf", wf, first.status, pods, later(1))
+    pods = {"wf-a-1": finished_pod(1), "wf-b-1": RUNNING}
+    stopped = scheduler.step("wf", wf, first.status, observing(pods), later(1))
     assert stopped.delete == ["wf-b-1"]
     assert stopped.status.tasks["c"].phase == Phase.SKIPPED
     assert stopped.status.phase == Phase.FAILED
@@ -88,29 +92,29 @@ def test_stop_policy_stops_siblings_and_skips_the_rest():
 
 def test_continue_policy_lets_independent_tasks_finish():
     wf = spec(task("a"), task("b"), task("c", ("a",)), failurePolicy="Continue")
-    first = reconcile.step("wf", wf, resource.WorkflowStatus(), {}, T0)
-    pods = {"wf-a-1": finished_pod(1), "wf-b-1": {"status": {"phase": "Running"}}}
-    going = reconcile.step("wf", wf, first.status, pods, later(1))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    pods = {"wf-a-1": finished_pod(1), "wf-b-1": RUNNING}
+    going = scheduler.step("wf", wf, first.status, observing(pods), later(1))
     assert going.delete == [] and going.status.phase == Phase.RUNNING
     assert going.status.tasks["c"].phase == Phase.SKIPPED
 
 
 def test_invalid_workflow_fails_with_the_problem():
     wf = spec(task("a", ("b",)), task("b", ("a",)))
-    result = reconcile.step("wf", wf, resource.WorkflowStatus(), {}, T0)
+    result = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
     assert result.create == [] and result.status.phase == Phase.FAILED
     assert "cycle" in result.status.message
 
 
 def test_a_vanished_pod_fails_its_attempt_instead_of_running_it_again():
     wf = spec(task("a"))
-    first = reconcile.step("wf", wf, resource.WorkflowStatus(), {}, T0)
-    gone = reconcile.step("wf", wf, first.status, {}, later(1))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    gone = scheduler.step("wf", wf, first.status, observing({}), later(1))
     assert gone.create == [] and "disappeared" in gone.status.tasks["a"].message
 
 
 def test_long_names_make_valid_unique_pod_names():
     long = "w" * 60
-    name = reconcile.pod_name(long, "task", 3)
+    name = scheduler.pod_name(long, "task", 3)
     assert len(name) <= 63 and name.endswith("-task-3")
-    assert name != reconcile.pod_name("w" * 61, "task", 3)
+    assert name != scheduler.pod_name("w" * 61, "task", 3)
