@@ -15,8 +15,6 @@ The pod's ``terminationGracePeriodSeconds`` is the time the sidecar has for the 
 
 from __future__ import annotations
 
-import json
-
 from ferry import resource, scheduler, taskpod
 from ferry_operator import results
 from ferry_operator.config import Config
@@ -26,56 +24,14 @@ LABEL_TASK = "ferry.dev/task"
 LABEL_ATTEMPT = "ferry.dev/attempt"
 
 
-class InputError(Exception):
-    """An input cannot be resolved (its producer has not published it)."""
-
-
-def _kind_of_uri(uri: str, declared: resource.Kind | None) -> resource.Kind:
-    return declared or (resource.Kind.DIRECTORY if uri.endswith("/") else resource.Kind.FILE)
-
-
-def resolve_inputs(spec: resource.WorkflowSpec, status: resource.WorkflowStatus,
-                   task: resource.Task) -> tuple[dict[str, resource.Output], dict[str, str]]:
-    """The inputs to fetch (name → reference) and the env the task's container gets."""
-    workflow_inputs = {i.name: i for i in spec.inputs}
-    fetch: dict[str, resource.Output] = {}
-    env: dict[str, str] = {}
-    for item in task.inputs:
-        source: resource.InputSource = item
-        kind = item.kind
-        if item.from_input:
-            source = workflow_inputs[item.from_input]
-            kind = kind or source.kind
-        if source.from_task:
-            produced = status.tasks[source.from_task.task].outputs.get(source.from_task.output)
-            if produced is None:
-                raise InputError(f"{item.name}: {source.from_task.task}.{source.from_task.output} was not published")
-        elif source.uri:
-            produced = resource.Output(kind=_kind_of_uri(source.uri, kind), uri=source.uri)
-        else:
-            produced = resource.Output(kind=resource.Kind.VALUE, value=source.value)
-        if produced.kind == resource.Kind.VALUE:
-            value = produced.value
-            env[taskpod.input_env_name(item.name)] = value if isinstance(value, str) else json.dumps(value)
-        else:
-            fetch[item.name] = produced
-            env[taskpod.input_env_name(item.name)] = f"{taskpod.INPUTS_DIR}/{item.name}"
-    return fetch, env
-
-
-def output_prefix(config: Config, namespace: str, workflow_uid: str, task: str, attempt: int) -> str:
-    return f"{config.raw_data_prefix.rstrip('/')}/{namespace}/{workflow_uid}/{task}/{attempt}"
-
-
 def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str,
               attempt: int, config: Config) -> dict:
     """The pod manifest for ``attempt`` of ``task_name`` of the workflow object ``workflow``."""
     meta = workflow["metadata"]
     task = next(t for t in spec.tasks if t.name == task_name)
-    fetch, input_env = resolve_inputs(spec, status, task)
-    plan = taskpod.PodPlan(
-        workflow=meta["name"], namespace=meta["namespace"], task=task.name, attempt=attempt, inputs=fetch,
-        outputs=task.outputs, output_prefix=output_prefix(config, meta["namespace"], meta["uid"], task.name, attempt))
+    plan = taskpod.build_plan(spec, status, task_name, attempt, workflow=meta["name"], namespace=meta["namespace"],
+                              execution_id=meta["uid"], raw_data_prefix=config.raw_data_prefix)
+    fetch, input_env = plan.inputs, plan.input_env()
     ferry_mounts = [{"name": "ferry-inputs", "mountPath": taskpod.INPUTS_DIR},
                     {"name": "ferry-outputs", "mountPath": taskpod.OUTPUTS_DIR}]
     runtime_env = [{"name": taskpod.PLAN_ENV, "value": plan.model_dump_json(by_alias=True, exclude_none=True)},
@@ -89,9 +45,9 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
                 "terminationMessagePolicy": "FallbackToLogsOnError", **extra}
 
     init = []
-    if fetch:
+    if fetch and not task.function:
         init.append(runtime(results.FETCH, ["pod", "fetch"]))
-    if task.outputs:
+    if task.outputs and not task.function:
         probe = {"exec": {"command": ["test", "-e", taskpod.PUBLISH_READY]}, "periodSeconds": 1,
                  "failureThreshold": 120}
         init.append(runtime(results.PUBLISH, ["pod", "publish"], restartPolicy="Always", startupProbe=probe))
@@ -110,7 +66,11 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if task.function:
-        main["args"] = ["pod", "run-function", task.function]
+        # A Python task's container is Ferry's own runtime: it loads inputs lazily from the store,
+        # publishes what the function returns, and reports it in its own termination message.
+        main["args"] = ["pod", "run-function"]
+        main["env"] = [*runtime_env, *main["env"]]
+        main["envFrom"] = runtime_env_from
     else:
         if task.command is not None:
             main["command"] = task.command

@@ -53,8 +53,8 @@ def read_attempt(pod: dict, declared_outputs: list[str]) -> Attempt:
         return Attempt(True, message=_describe_failure(MAIN, main))
     if not declared_outputs:
         return Attempt(True, succeeded=True)
-    published = _terminated(statuses, PUBLISH)
-    result = _publish_result(published)
+    # Container tasks publish from the sidecar; Python tasks from the main container itself.
+    result = _publish_result(_terminated(statuses, PUBLISH) if PUBLISH in statuses else main)
     if result is None:
         return Attempt(True, message="the outputs were not published (the ferry-publish sidecar reported nothing)")
     if result.error:
@@ -62,7 +62,8 @@ def read_attempt(pod: dict, declared_outputs: list[str]) -> Attempt:
     missing = [name for name in declared_outputs if name not in result.outputs]
     if missing:
         return Attempt(True, message=f"declared outputs were not published: {', '.join(missing)}")
-    return Attempt(True, succeeded=True, outputs=result.outputs)
+    return Attempt(True, succeeded=True, outputs=result.outputs,
+                   message="outputs reused from the cache" if result.cached else None)
 
 
 def _publish_result(terminated: dict | None) -> taskpod.PublishResult | None:

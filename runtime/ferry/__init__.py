@@ -7,6 +7,7 @@ implementation detail.
 from importlib import metadata as _metadata
 
 from ferry.blobs import BlobRef, Kind
+from ferry.context import ExecutionContext, current_context
 from ferry.directories import Directory
 from ferry.errors import IncompleteOutputError, IntegrityError, PathEscapeError, ReadOnlyStoreError
 from ferry.files import File
@@ -14,7 +15,9 @@ from ferry.manifest import Manifest
 from ferry.serialization import from_blob, to_blob
 from ferry.settings import Settings
 from ferry.store import Store, current as current_store, using as use_store
+from ferry.tasks import DefinitionError, task
 from ferry.transfer import Progress
+from ferry.workflows import workflow
 
 try:
     __version__ = _metadata.version("ferry")
@@ -23,7 +26,9 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
 
 __all__ = [
     "BlobRef",
+    "DefinitionError",
     "Directory",
+    "ExecutionContext",
     "File",
     "IncompleteOutputError",
     "IntegrityError",
@@ -35,8 +40,11 @@ __all__ = [
     "Settings",
     "Store",
     "__version__",
+    "current_context",
     "current_store",
     "from_blob",
+    "task",
     "to_blob",
     "use_store",
+    "workflow",
 ]

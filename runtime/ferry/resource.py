@@ -23,6 +23,8 @@ SHORT_NAME = "fwf"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Name = Annotated[str, pydantic.Field(min_length=1, max_length=40, pattern=NAME_PATTERN)]
 """Task, input and output names: DNS labels short enough to name pods and env vars after."""
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""Names of Kubernetes objects such as ServiceAccounts."""
 
 
 class Model(pydantic.BaseModel):
@@ -35,6 +37,9 @@ class Model(pydantic.BaseModel):
 
 
 class Kind(str, enum.Enum):
+    """What an input or output holds: a ``file``, a ``directory``, an ``asset`` (a named collection of
+    files) or a small JSON ``value``."""
+
     FILE = "file"
     DIRECTORY = "directory"
     ASSET = "asset"
@@ -63,12 +68,15 @@ class InputSource(Model):
 
 class TaskInput(InputSource):
     name: Name
+    """The input's name: the task finds it at ``/ferry/inputs/<name>``, and its value or local path in
+    the environment variable ``FERRY_INPUT_<NAME>``."""
     kind: Kind | None = None
     """What the task expects; checked against the source when both are known."""
 
 
 class TaskOutput(Model):
     name: Name
+    """The output's name: the task writes it to ``/ferry/outputs/<name>``."""
     kind: Kind = Kind.FILE
     """``file``/``directory``/``asset`` are uploaded from ``/ferry/outputs/<name>``; ``value`` is the
     file's content (at most 1 KiB) carried in status."""
@@ -76,12 +84,21 @@ class TaskOutput(Model):
 
 class EnvVar(Model):
     name: str = pydantic.Field(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    """The environment variable's name."""
     value: str = ""
 
 
+Quantity = Annotated[str, pydantic.Field(max_length=64)]
+"""A Kubernetes quantity such as ``500m``, ``2`` or ``1Gi``."""
+
+
 class Resources(Model):
-    requests: dict[str, str] | None = None
-    limits: dict[str, str] | None = None
+    """Compute resources of the task's container, as in a pod spec."""
+
+    requests: dict[str, Quantity] | None = pydantic.Field(None, max_length=16)
+    """The least the container needs (``cpu``, ``memory``...); the scheduler reserves it."""
+    limits: dict[str, Quantity] | None = pydantic.Field(None, max_length=16)
+    """The most the container may use."""
 
 
 class RetryPolicy(Model):
@@ -90,39 +107,65 @@ class RetryPolicy(Model):
     backoff_seconds: int = pydantic.Field(5, ge=0, le=3600)
     """Wait before the first retry; doubles each time, up to ``max_backoff_seconds``."""
     max_backoff_seconds: int = pydantic.Field(300, ge=0, le=86400)
+    """The longest wait between two attempts."""
+
+
+class Cache(Model):
+    version: str = pydantic.Field("", max_length=128)
+    """Part of the cache key with the function and its inputs' digests: change it to stop reusing
+    results of an older version of the code."""
 
 
 class Task(Model):
+    """One step of the workflow, run as one pod per attempt."""
+
     name: Name
+    """The task's name, unique in the workflow; other tasks refer to it by this name."""
     image: str | None = pydantic.Field(None, min_length=1, max_length=512)
     """The container image. Any image works: Ferry adds nothing to it."""
     command: list[str] | None = None
+    """The entry point, as in a container spec; defaults to the image's."""
     args: list[str] | None = None
+    """Arguments to the entry point, as in a container spec; default to the image's."""
     function: str | None = pydantic.Field(None, pattern=r"^[\w.]+:[\w.]+$")
     """A Python task (``module:function``) run by the Ferry runtime image instead of ``command``."""
     env: list[EnvVar] = []
+    """Environment variables of the task's container."""
     resources: Resources | None = None
-    service_account_name: str | None = None
+    service_account_name: str | None = pydantic.Field(None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
     """Defaults to the operator's task ServiceAccount, which has no API access."""
     secrets: list[Name] = []
     """Kubernetes Secrets mounted read-only at ``/ferry/secrets/<name>``."""
     retries: RetryPolicy = RetryPolicy()
+    """How often and when to try again after a failed attempt."""
     timeout_seconds: int | None = pydantic.Field(None, ge=1)
     """Wall time of one attempt; an attempt that runs longer is stopped and fails."""
-    inputs: list[TaskInput] = []
-    outputs: list[TaskOutput] = []
-    depends_on: list[Name] = []
+    inputs: list[TaskInput] = pydantic.Field([], max_length=256)
+    """What the task reads: literals, remote URIs, other tasks' outputs or the workflow's inputs."""
+    outputs: list[TaskOutput] = pydantic.Field([], max_length=64)
+    """What the task writes and publishes for other tasks and the workflow's outputs."""
+    depends_on: list[Name] = pydantic.Field([], max_length=256)
     """Tasks that must succeed first, in addition to those whose outputs are inputs here."""
+    cache: Cache | None = None
+    """Reuse the outputs of an earlier run of the same function with the same inputs (Python tasks)."""
 
 
 class WorkflowInput(InputSource):
+    """An input of the whole workflow, which tasks take with ``from_input``; change its ``value`` or
+    ``uri`` to run the workflow on other data."""
+
     name: Name
+    """The input's name, unique among the workflow's inputs."""
     kind: Kind = Kind.VALUE
 
 
 class WorkflowOutput(Model):
+    """A result of the whole workflow: one task's output, reported in ``status.outputs``."""
+
     name: Name
+    """The output's name in ``status.outputs``."""
     from_task: TaskOutputRef
+    """The task output it is."""
 
 
 class FailurePolicy(str, enum.Enum):
@@ -133,13 +176,26 @@ class FailurePolicy(str, enum.Enum):
 
 
 class WorkflowSpec(Model):
-    inputs: list[WorkflowInput] = []
+    inputs: list[WorkflowInput] = pydantic.Field([], max_length=256)
+    """The workflow's inputs, which tasks take with ``from_input``."""
     tasks: list[Task] = pydantic.Field(min_length=1, max_length=1000)
-    outputs: list[WorkflowOutput] = []
+    """The tasks; their inputs and ``depends_on`` order them into a graph."""
+    outputs: list[WorkflowOutput] = pydantic.Field([], max_length=256)
+    """The workflow's results, taken from its tasks' outputs."""
+    code: str | None = pydantic.Field(None, max_length=2048)
+    """A source archive (``.tar.gz``) that Python tasks import their functions from; ``ferry run
+    --remote`` uploads it, so a code change needs no new image."""
+    overwrite_cache: bool = False
+    """Run cached tasks again and replace their cached results."""
     failure_policy: FailurePolicy = FailurePolicy.STOP
+    """What happens when a task fails for good: ``Stop`` stops running tasks and starts no new ones;
+    ``Continue`` lets running and independent tasks finish. The workflow fails either way."""
 
 
 class Phase(str, enum.Enum):
+    """Where a workflow or task stands: ``Pending``, ``Running``, ``Succeeded``, ``Failed``, or
+    ``Skipped`` (tasks only: never ran because the workflow failed or was stopped first)."""
+
     PENDING = "Pending"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
@@ -159,33 +215,54 @@ class Output(StatusModel):
 
     kind: Kind
     uri: str | None = None
+    """Where the blob is stored (files, directories, assets)."""
     size: int | None = None
+    """Total bytes."""
     file_count: int | None = None
+    """Number of files (directories and assets)."""
     manifest_digest: str | None = None
+    """Digest of the manifest that lists every file with its size and sha256 (directories and assets)."""
     sha256: str | None = None
+    """The file's sha256 (files)."""
     value: Any = None
+    """The value itself (``value`` outputs)."""
 
 
 class TaskStatus(StatusModel):
+    """How one task went."""
+
     phase: Phase = Phase.PENDING
     attempts: int = 0
     """Attempts started so far; the pod of attempt N is ``pod_name`` while it runs."""
     pod_name: str | None = None
+    """The pod of the latest attempt."""
     message: str | None = None
+    """Why the task is where it is, when there is more to say than its phase."""
     started_at: str | None = None
+    """When the first attempt started."""
     finished_at: str | None = None
+    """When the task succeeded, failed for good or was skipped."""
     next_attempt_at: str | None = None
     """When a retry waits for its back-off, the time it may start."""
     outputs: dict[str, Output] = {}
+    """The task's published outputs, by name."""
 
 
 class WorkflowStatus(StatusModel):
+    """How the workflow went, written by the operator."""
+
     phase: Phase = Phase.PENDING
     progress: str | None = None
     """Finished tasks out of all, like ``3/5``."""
     message: str | None = None
+    """Why the workflow is where it is: the first failure, or a problem with the spec."""
     started_at: str | None = None
+    """When the workflow started running."""
     finished_at: str | None = None
+    """When the workflow succeeded or failed."""
     observed_generation: int | None = None
+    """The ``metadata.generation`` this status describes."""
     tasks: dict[str, TaskStatus] = {}
+    """Each task's status, by task name."""
     outputs: dict[str, Output] = {}
+    """The workflow's outputs, by name."""

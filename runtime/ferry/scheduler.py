@@ -113,7 +113,7 @@ def _observe(out: Step, task: resource.Task, observe: Observe, now: datetime.dat
         _attempt_failed(out, task, f"{ts.pod_name} disappeared before the attempt finished", now)
         return
     if attempt.finished and attempt.succeeded:
-        ts.phase, ts.finished_at, ts.message = Phase.SUCCEEDED, timestamp(now), None
+        ts.phase, ts.finished_at, ts.message = Phase.SUCCEEDED, timestamp(now), attempt.message
         ts.outputs = {n: resource.Output.model_validate(o) for n, o in attempt.outputs.items()}
         out.event("Normal", "TaskSucceeded", f"task {task.name} succeeded (attempt {ts.attempts})")
     elif attempt.finished:

@@ -9,7 +9,10 @@ runtime containers what to do; it travels in the ``FERRY_POD_PLAN`` environment 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from typing import Any
 
 import pydantic
 
@@ -37,17 +40,105 @@ def input_env_name(name: str) -> str:
 class PodPlan(resource.Model):
     workflow: str
     namespace: str
+    execution_id: str
+    """Unique per run of a workflow (the Workflow's uid on a cluster)."""
     task: str
     attempt: int
+    function: str | None = None
+    """``module:function`` of a Python task."""
     inputs: dict[str, resource.Output] = {}
-    """Inputs to fetch into ``INPUTS_DIR/<name>`` (files, directories, assets; values are env)."""
+    """Stored inputs (files, directories, assets, large values), fetched to ``INPUTS_DIR/<name>``
+    for container tasks and loaded lazily for Python tasks."""
+    values: dict[str, Any] = {}
+    """Literal inputs (JSON)."""
     outputs: list[resource.TaskOutput] = []
     output_prefix: str = pydantic.Field(min_length=1)
     """Where this attempt publishes: ``<prefix>/<output name>``; unique per attempt."""
+    code: str | None = None
+    """Source archive a Python task imports its function from."""
+    cache_key: str | None = None
+    """Set for cacheable tasks: where earlier results of the same function, version and inputs are."""
+    overwrite_cache: bool = False
+
+    @property
+    def checkpoint_prefix(self) -> str:
+        """Shared by every attempt of the task, so the next attempt can resume: ``<prefix>/../checkpoint``."""
+        return self.output_prefix.rsplit("/", 1)[0] + "/checkpoint"
+
+    def input_env(self) -> dict[str, str]:
+        """``FERRY_INPUT_<NAME>`` for a container task: each value as text (JSON unless a string),
+        each stored input as its local path."""
+        env = {input_env_name(name): value if isinstance(value, str) else json.dumps(value)
+               for name, value in self.values.items()}
+        env.update({input_env_name(name): f"{INPUTS_DIR}/{name}" for name in self.inputs})
+        return env
+
+
+class InputError(Exception):
+    """An input cannot be resolved (its producer has not published it)."""
+
+
+def _kind_of_uri(uri: str, declared: resource.Kind | None) -> resource.Kind:
+    return declared or (resource.Kind.DIRECTORY if uri.endswith("/") else resource.Kind.FILE)
+
+
+def resolve_inputs(spec: resource.WorkflowSpec, status: resource.WorkflowStatus,
+                   task: resource.Task) -> tuple[dict[str, resource.Output], dict[str, Any]]:
+    """A task's inputs: stored ones (name → reference) and literal values (name → JSON)."""
+    workflow_inputs = {i.name: i for i in spec.inputs}
+    stored: dict[str, resource.Output] = {}
+    values: dict[str, Any] = {}
+    for item in task.inputs:
+        source: resource.InputSource = item
+        kind = item.kind
+        if item.from_input:
+            source = workflow_inputs[item.from_input]
+            kind = kind or source.kind
+        if source.from_task:
+            produced = status.tasks[source.from_task.task].outputs.get(source.from_task.output)
+            if produced is None:
+                raise InputError(f"{item.name}: {source.from_task.task}.{source.from_task.output} was not published")
+        elif source.uri:
+            produced = resource.Output(kind=_kind_of_uri(source.uri, kind), uri=source.uri)
+        else:
+            produced = resource.Output(kind=resource.Kind.VALUE, value=source.value)
+        if produced.kind == resource.Kind.VALUE and produced.uri is None:
+            values[item.name] = produced.value
+        else:
+            stored[item.name] = produced
+    return stored, values
+
+
+def build_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str, attempt: int, *,
+               workflow: str, namespace: str, execution_id: str, raw_data_prefix: str) -> PodPlan:
+    """What one attempt of a task fetches and publishes, and where."""
+    task = next(t for t in spec.tasks if t.name == task_name)
+    stored, values = resolve_inputs(spec, status, task)
+    prefix = f"{raw_data_prefix.rstrip('/')}/{namespace}/{execution_id}/{task.name}/{attempt}"
+    return PodPlan(workflow=workflow, namespace=namespace, execution_id=execution_id, task=task.name,
+                   attempt=attempt, function=task.function, inputs=stored, values=values, outputs=task.outputs,
+                   output_prefix=prefix, code=spec.code if task.function else None,
+                   cache_key=cache_key(raw_data_prefix, task, stored, values) if task.cache else None,
+                   overwrite_cache=spec.overwrite_cache)
 
 
 class PublishResult(resource.Model):
-    """What the sidecar writes to its termination message."""
+    """What the sidecar (or a Python task) writes to its termination message."""
 
     outputs: dict[str, resource.Output] = {}
     error: str | None = None
+    cached: bool = False
+    """The outputs were reused from an earlier run (the task did not run)."""
+
+
+def cache_key(raw_data_prefix: str, task: resource.Task, stored: dict[str, resource.Output],
+              values: dict[str, Any]) -> str:
+    """``<prefix>/cache/<sha256>.json``: one entry per function, cache version and inputs by content."""
+    identity = {
+        "function": task.function,
+        "version": task.cache.version if task.cache else "",
+        "values": values,
+        "stored": {name: ref.manifest_digest or ref.sha256 or ref.uri for name, ref in sorted(stored.items())},
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{raw_data_prefix.rstrip('/')}/cache/{digest}.json"

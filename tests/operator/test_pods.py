@@ -72,5 +72,5 @@ def test_no_inputs_and_no_outputs_means_no_runtime_containers():
 
 def test_an_unpublished_upstream_output_is_an_error():
     wf = spec(task("up"), {"name": "a", "image": "x", "inputs": [{"name": "f", "fromTask": {"task": "up", "output": "out"}}]})
-    with pytest.raises(pods.InputError, match="up.out was not published"):
+    with pytest.raises(taskpod.InputError, match="up.out was not published"):
         build(wf, resource.WorkflowStatus(tasks={"up": resource.TaskStatus()}))

@@ -1,0 +1,181 @@
+"""The embedded default: run a workflow on this machine, each task in its own process.
+
+Tasks go through the same path as in pods (``ferry pod run-function``: inputs loaded from the
+raw data store, the function run, outputs published), and the same scheduler decides what runs
+when (``ferry.scheduler``), so retries, timeouts and failure policies behave as on a cluster.
+Independent tasks run in parallel. The raw data store is ``file://~/.cache/ferry/raw`` unless
+``FERRY_RAW_DATA_PREFIX`` (or ``--store``) says otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ferry import podruntime, resource, scheduler, store as store_, taskpod, values
+from ferry.resource import Phase
+
+Report = Callable[[str, str, str], None]
+"""Receives (type, reason, message) of each event, e.g. to show progress."""
+
+
+def code_root(reference: str) -> pathlib.Path:
+    """The directory to put on ``sys.path`` so that ``module`` of ``module:qualname`` imports."""
+    module = reference.partition(":")[0]
+    loaded = sys.modules.get(module) or (sys.modules["__main__"] if module == _main_name() else None)
+    if loaded is None or not getattr(loaded, "__file__", None):
+        return pathlib.Path.cwd()
+    root = pathlib.Path(loaded.__file__).resolve().parent
+    for _ in range(module.count(".")):
+        root = root.parent
+    return root
+
+
+def _main_name() -> str:
+    main = getattr(sys.modules.get("__main__"), "__file__", "") or ""
+    return pathlib.Path(main).stem
+
+
+@dataclasses.dataclass
+class _Process:
+    popen: subprocess.Popen
+    result: pathlib.Path
+    log: pathlib.Path
+
+
+@dataclasses.dataclass
+class LocalRun:
+    name: str
+    spec: resource.WorkflowSpec
+    status: resource.WorkflowStatus
+    store: store_.Store
+    annotations: dict[str, Any]
+    """Types of the workflow's outputs, to rebuild them as Python values."""
+
+    def outputs(self) -> dict[str, Any]:
+        return {name: values.load(self.annotations[name], output, self.store)
+                for name, output in self.status.outputs.items()}
+
+    def result(self):
+        """The workflow's return value, as a Python value; raises if the run failed."""
+        if self.status.phase != Phase.SUCCEEDED:
+            raise RuntimeError(f"workflow {self.name} failed: {self.status.message}")
+        outputs = self.outputs()
+        ordered = [outputs[name] for name in self.annotations]
+        return None if not ordered else ordered[0] if len(ordered) == 1 else tuple(ordered)
+
+
+class LocalExecutor:
+    def __init__(self, store: store_.Store | None = None, report: Report | None = None):
+        self.store = store or store_.current()
+        self.report = report or (lambda kind, reason, message: None)
+        self.processes: dict[str, _Process] = {}
+        self.scratch = pathlib.Path(tempfile.mkdtemp(prefix="ferry-run-"))
+
+    def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any]) -> LocalRun:
+        execution_id = f"{name}-{uuid.uuid4().hex[:8]}"
+        roots = {code_root(t.function) for t in spec.tasks if t.function}
+        status = resource.WorkflowStatus()
+        try:
+            while status.phase not in scheduler.DONE:
+                step = scheduler.step(name, spec, status, self.observe, datetime.datetime.now(datetime.timezone.utc))
+                for task, attempt in step.create:
+                    plan = taskpod.build_plan(spec, step.status, task, attempt, workflow=name, namespace="local",
+                                              execution_id=execution_id, raw_data_prefix=self.store.raw_data_prefix)
+                    self.start(step.status.tasks[task].pod_name, plan, roots)
+                for attempt_name in step.delete:
+                    self.stop(attempt_name)
+                for event in step.events:
+                    self.report(*event)
+                status = step.status
+                if status.phase not in scheduler.DONE:
+                    time.sleep(0.05)
+        finally:
+            for attempt_name in list(self.processes):
+                self.stop(attempt_name)
+        return LocalRun(name, spec, status, self.store, annotations)
+
+    def start(self, attempt_name: str, plan: taskpod.PodPlan, roots: set[pathlib.Path]) -> None:
+        if not plan.function:
+            raise ValueError(f"task {plan.task} runs a container image; the local executor runs Python tasks only "
+                             "(use a cluster for container tasks)")
+        directory = self.scratch / attempt_name
+        directory.mkdir(parents=True)
+        env = {
+            **os.environ,
+            taskpod.PLAN_ENV: plan.model_dump_json(by_alias=True, exclude_none=True),
+            podruntime.RESULT_PATH_ENV: str(directory / "result.json"),
+            podruntime.WORKDIR_ENV: str(directory / "work"),
+            "PYTHONPATH": os.pathsep.join(p for p in [*map(str, roots), os.environ.get("PYTHONPATH", "")] if p),
+        }
+        log = directory / "log"
+        with open(log, "wb") as out:
+            popen = subprocess.Popen([sys.executable, "-P", "-m", "ferry", "pod", "run-function"], env=env, stdout=out,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                     cwd=directory)
+        self.processes[attempt_name] = _Process(popen, directory / "result.json", log)
+
+    def observe(self, task: resource.Task, attempt_name: str) -> scheduler.Attempt | None:
+        process = self.processes.get(attempt_name)
+        if process is None:
+            return None
+        if process.popen.poll() is None:
+            return scheduler.Attempt(False)
+        del self.processes[attempt_name]
+        if not process.result.exists():
+            tail = process.log.read_text(errors="replace")[-800:]
+            return scheduler.Attempt(True, message=f"the task process exited ({process.popen.returncode}) "
+                                                   f"without a result:\n{tail}")
+        result = taskpod.PublishResult.model_validate_json(process.result.read_text())
+        if result.error:
+            return scheduler.Attempt(True, message=result.error)
+        return scheduler.Attempt(True, succeeded=True, outputs=result.outputs,
+                                 message="outputs reused from the cache" if result.cached else None)
+
+    def stop(self, attempt_name: str) -> None:
+        process = self.processes.pop(attempt_name, None)
+        if process and process.popen.poll() is None:
+            os.killpg(process.popen.pid, signal.SIGTERM)
+            try:
+                process.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.popen.pid, signal.SIGKILL)
+                process.popen.wait()
+
+
+def run_workflow(workflow, inputs: dict[str, Any], store: store_.Store | None = None,
+                 report: Report | None = None, overwrite_cache: bool = False) -> LocalRun:
+    """Run a ``@ferry.workflow`` here, with ``inputs`` over its defaults."""
+    spec = workflow.compile(**inputs).model_copy(update={"overwrite_cache": overwrite_cache})
+    return LocalExecutor(store, report).run(workflow.name, spec, workflow.outputs)
+
+
+def run_task(task, arguments: dict[str, Any]):
+    """Run one ``@ferry.task`` here, as a one-task workflow; returns its value."""
+    from ferry import tasks, workflows
+
+    def one(**kwargs):
+        return task(**kwargs)
+
+    one.__annotations__ = {**task.inputs, "return": _return_annotation(task)}
+    one.__signature__ = task.signature
+    one.__name__ = task.fn.__name__
+    workflow = workflows.Workflow(one)
+    return run_workflow(workflow, arguments).result()
+
+
+def _return_annotation(task) -> Any:
+    outputs = list(task.outputs.values())
+    if not outputs:
+        return None
+    return outputs[0] if len(outputs) == 1 else tuple.__class_getitem__(tuple(outputs))

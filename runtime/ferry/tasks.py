@@ -1,0 +1,216 @@
+"""``@ferry.task``: a typed Python function that runs as one task of a workflow.
+
+A task checks its own interface when it is defined (every parameter and the return value must
+be typed), and every call inside a workflow is checked against it while the workflow is compiled
+(missing inputs, wrong literal types, mismatched upstream outputs). Outside a workflow, calling
+a task runs it locally like a one-task workflow and returns its value.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import datetime
+import hashlib
+import inspect
+import re
+import sys
+import typing
+from typing import Any, Callable
+
+from ferry import resource, values
+
+RETURN_NAMES = "o{}"
+"""Outputs are named ``o0``, ``o1``... as in flytekit."""
+
+
+class DefinitionError(TypeError):
+    """A task or workflow that cannot be compiled; the message says what to change."""
+
+
+def param_name(name: str) -> str:
+    """``raw_data`` → ``raw-data``: Python names as resource names (DNS labels)."""
+    return name.lower().replace("_", "-")
+
+
+def _reference(fn: Callable) -> str:
+    """``module:qualname`` by which a task process imports the function; a script run as
+    ``__main__`` is named by its file, which the process imports (its ``__main__`` guard holds)."""
+    module = fn.__module__
+    if module == "__main__":
+        main = sys.modules["__main__"]
+        module = re.sub(r"\.py$", "", getattr(main, "__file__", "__main__").rsplit("/", 1)[-1])
+    return f"{module}:{fn.__qualname__}"
+
+
+def interface(fn: Callable, what: str) -> tuple[dict[str, Any], dict[str, Any], inspect.Signature]:
+    """Typed inputs and outputs of ``fn``; a missing annotation is a ``DefinitionError``."""
+    signature = inspect.signature(fn)
+    hints = typing.get_type_hints(fn)
+    inputs = {}
+    for name, parameter in signature.parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise DefinitionError(f"{what} {fn.__name__}: *args and **kwargs cannot be typed inputs; name each input")
+        if name not in hints:
+            raise DefinitionError(f"{what} {fn.__name__}: parameter {name!r} has no type annotation; "
+                                  f"add one, e.g. `{name}: int` or `{name}: ferry.File`")
+        inputs[name] = hints[name]
+    if "return" not in hints:
+        raise DefinitionError(f"{what} {fn.__name__}: annotate the return type (`-> None` if it returns nothing)")
+    returned = hints["return"]
+    if returned is None or returned is type(None):
+        outputs = {}
+    elif typing.get_origin(returned) is tuple and ... not in typing.get_args(returned):
+        outputs = {RETURN_NAMES.format(i): t for i, t in enumerate(typing.get_args(returned))}
+    else:
+        outputs = {RETURN_NAMES.format(0): returned}
+    return inputs, outputs, signature
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    retries: int = 0
+    retry_backoff_seconds: int = 5
+    timeout: datetime.timedelta | int | None = None
+    image: str | None = None
+    requests: dict[str, str] | None = None
+    limits: dict[str, str] | None = None
+    secrets: tuple[str, ...] = ()
+    cache: bool = False
+    cache_version: str = ""
+
+
+class Task:
+    def __init__(self, fn: Callable, options: Options):
+        self.fn = fn
+        self.options = options
+        self.name = param_name(fn.__name__)
+        self.inputs, self.outputs, self.signature = interface(fn, "task")
+        self.reference = _reference(fn)
+        if "<locals>" in self.reference:
+            raise DefinitionError(f"task {fn.__name__} is defined inside a function; define tasks at module level "
+                                  "so that task processes can import them")
+        self.__doc__, self.__name__, self.__wrapped__ = fn.__doc__, fn.__name__, fn
+
+    def __repr__(self) -> str:
+        return f"<ferry.task {self.reference}>"
+
+    def __call__(self, *args, **kwargs):
+        graph = compiling.get()
+        if graph is not None:
+            return graph.call(self, args, kwargs)
+        from ferry import local
+
+        return local.run_task(self, self.signature.bind(*args, **kwargs).arguments)
+
+    def resource(self, node: str, inputs: list[resource.TaskInput]) -> resource.Task:
+        """This task as one node of a Workflow resource."""
+        timeout = self.options.timeout
+        if isinstance(timeout, datetime.timedelta):
+            timeout = int(timeout.total_seconds())
+        resources = None
+        if self.options.requests or self.options.limits:
+            resources = resource.Resources(requests=self.options.requests, limits=self.options.limits)
+        return resource.Task(
+            name=node, function=self.reference, image=self.options.image, inputs=inputs,
+            outputs=[resource.TaskOutput(name=name, kind=values.kind_of(t)) for name, t in self.outputs.items()],
+            retries=resource.RetryPolicy(limit=self.options.retries, backoff_seconds=self.options.retry_backoff_seconds),
+            timeout_seconds=timeout, resources=resources, secrets=list(self.options.secrets),
+            cache=resource.Cache(version=self.cache_version()) if self.options.cache else None)
+
+    def cache_version(self) -> str:
+        """The given ``cache_version``, or a digest of the function's source: editing it invalidates the cache."""
+        if self.options.cache_version:
+            return self.options.cache_version
+        return "source-" + hashlib.sha256(inspect.getsource(self.fn).encode()).hexdigest()[:16]
+
+
+def task(fn: Callable | None = None, *, retries: int = 0, retry_backoff_seconds: int = 5,
+         timeout: datetime.timedelta | int | None = None, image: str | None = None,
+         requests: dict[str, str] | None = None, limits: dict[str, str] | None = None,
+         secrets: typing.Sequence[str] = (), cache: bool = False, cache_version: str = ""):
+    """Make ``fn`` a task: ``@ferry.task`` or ``@ferry.task(retries=2, timeout=60, cache=True)``."""
+    options = Options(retries, retry_backoff_seconds, timeout, image, requests, limits, tuple(secrets), cache,
+                      cache_version)
+    if fn is None:
+        return lambda f: Task(f, options)
+    return Task(fn, options)
+
+
+@dataclasses.dataclass(frozen=True)
+class Promise:
+    """A value that will exist when the workflow runs: an upstream output or a workflow input."""
+
+    task: str | None
+    """The producing node, or None for a workflow input."""
+    name: str
+    annotation: Any
+
+    def source(self) -> dict:
+        if self.task is None:
+            return {"from_input": self.name}
+        return {"from_task": resource.TaskOutputRef(task=self.task, output=self.name)}
+
+
+compiling: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("ferry_compiling", default=None)
+
+
+class Graph:
+    """The nodes a workflow function creates while it is compiled."""
+
+    def __init__(self):
+        self.tasks: list[resource.Task] = []
+
+    def call(self, task: Task, args: tuple, kwargs: dict):
+        node = self._node_name(task.name)
+        try:
+            bound = task.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise DefinitionError(f"calling task {task.__name__}: {error}") from None
+        bound.apply_defaults()
+        inputs = [self._input(task, name, value) for name, value in bound.arguments.items()]
+        self.tasks.append(task.resource(node, inputs))
+        promises = [Promise(node, name, t) for name, t in task.outputs.items()]
+        if not promises:
+            return None
+        return promises[0] if len(promises) == 1 else tuple(promises)
+
+    def _node_name(self, base: str) -> str:
+        names = {t.name for t in self.tasks}
+        node, n = base, 2
+        while node in names:
+            node, n = f"{base}-{n}", n + 1
+        if len(node) > 40:
+            raise DefinitionError(f"task name {node!r} is longer than 40 characters; use a shorter function name")
+        return node
+
+    def _input(self, task: Task, name: str, value: Any) -> resource.TaskInput:
+        expected = task.inputs[name]
+        where = f"calling task {task.__name__}: input {name!r}"
+        if isinstance(value, Promise):
+            produced, wanted = values.kind_of(value.annotation), values.kind_of(expected)
+            compatible = produced == wanted and (produced != resource.Kind.VALUE or Any in (expected, value.annotation)
+                                                 or _same_type(expected, value.annotation))
+            if not compatible:
+                raise DefinitionError(f"{where} expects {_type_name(expected)} but gets "
+                                      f"{_type_name(value.annotation)} from "
+                                      f"{'task ' + value.task if value.task else 'workflow input'} {value.name!r}")
+            return resource.TaskInput(name=param_name(name), **value.source())
+        if values.kind_of(expected) != resource.Kind.VALUE:
+            try:
+                ref = values.check(expected, value).to_blob()
+            except ValueError as error:
+                raise DefinitionError(f"{where}: {error}") from None
+            return resource.TaskInput(name=param_name(name), uri=ref.uri, kind=values.kind_of(expected))
+        try:
+            return resource.TaskInput(name=param_name(name), value=values.to_json(expected, value))
+        except ValueError as error:
+            raise DefinitionError(f"{where}: {error}") from None
+
+
+def _same_type(a: Any, b: Any) -> bool:
+    return a == b or (inspect.isclass(a) and inspect.isclass(b) and issubclass(b, a))
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

@@ -1,0 +1,89 @@
+"""Python values in and out of tasks: which kind each type travels as, and how.
+
+``File``, ``Directory`` (and ``Asset``) travel as blob references; everything else pydantic can
+serialize (str, int, float, bool, lists and dicts of them, dataclasses, pydantic models) travels
+as a JSON value. Small values ride in the workflow's status; large ones are stored as a JSON
+object and passed by reference.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+from typing import Any
+
+import pydantic
+
+from ferry import blobs, resource, serialization, store as store_
+from ferry.directories import Directory
+from ferry.files import File
+
+MAX_INLINE_VALUE = 1024
+"""Bytes of JSON carried inline in status; larger values are stored."""
+
+_KINDS: dict[type, resource.Kind] = {File: resource.Kind.FILE, Directory: resource.Kind.DIRECTORY}
+
+
+def register_kind(cls: type, kind: resource.Kind) -> None:
+    """Let values of ``cls`` travel as stored blobs of ``kind`` (``Asset`` registers itself)."""
+    _KINDS[cls] = kind
+
+
+def kind_of(annotation: Any) -> resource.Kind:
+    if inspect.isclass(annotation):
+        for cls, kind in _KINDS.items():
+            if issubclass(annotation, cls):
+                return kind
+    return resource.Kind.VALUE
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(annotation: Any) -> pydantic.TypeAdapter:
+    return pydantic.TypeAdapter(annotation)
+
+
+def check(annotation: Any, value: Any) -> Any:
+    """Validate a literal against a type; raises ``ValueError`` with pydantic's explanation."""
+    if kind_of(annotation) != resource.Kind.VALUE:
+        if isinstance(value, annotation):
+            return value
+        raise ValueError(f"expected {annotation.__name__}, got {type(value).__name__} {value!r}")
+    try:
+        return _adapter(annotation).validate_python(value)
+    except pydantic.ValidationError as error:
+        raise ValueError(f"expected {getattr(annotation, '__name__', annotation)}, got {value!r}: "
+                         f"{error.errors()[0]['msg']}") from None
+
+
+def to_json(annotation: Any, value: Any) -> Any:
+    return _adapter(annotation).dump_python(check(annotation, value), mode="json")
+
+
+def dump(annotation: Any, value: Any, store: store_.Store, uri_for_large: str) -> resource.Output:
+    """Publish a task's return value: blobs through their own ``to_blob``, values inline or stored."""
+    kind = kind_of(annotation)
+    if kind != resource.Kind.VALUE:
+        ref = check(annotation, value).to_blob(store)
+        return resource.Output.model_validate({**ref.model_dump(exclude_none=True), "kind": kind.value})
+    data = to_json(annotation, value)
+    encoded = json.dumps(data).encode()
+    if len(encoded) <= MAX_INLINE_VALUE:
+        return resource.Output(kind=resource.Kind.VALUE, value=data)
+    store.backend(uri_for_large).write_bytes(uri_for_large, encoded)
+    return resource.Output(kind=resource.Kind.VALUE, uri=uri_for_large, size=len(encoded),
+                           sha256=hashlib.sha256(encoded).hexdigest())
+
+
+def load(annotation: Any, output: resource.Output, store: store_.Store) -> Any:
+    """Rebuild a task's input value from what an upstream task published (no download for blobs)."""
+    if output.kind != resource.Kind.VALUE:
+        ref = blobs.BlobRef.model_validate(output.model_dump(exclude={"value"}, exclude_none=True))
+        return serialization.from_blob(ref)
+    data = output.value
+    if output.uri is not None:
+        with store.open(blobs.BlobRef(uri=output.uri, kind=blobs.Kind.FILE, size=output.size,
+                                      sha256=output.sha256)) as stream:
+            data = json.loads(stream.read())
+    return _adapter(annotation).validate_python(data)

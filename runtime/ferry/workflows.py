@@ -1,0 +1,86 @@
+"""``@ferry.workflow``: a typed Python function whose task calls build the DAG.
+
+The function runs once, at compile time, with placeholders for its inputs; each task call adds
+a node and returns placeholders for that task's outputs. The result is a ``Workflow`` resource
+that ``kubectl apply`` accepts (``ferry compile``) and that the local executor runs
+(``ferry run`` or calling the workflow like a function).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ferry import resource, tasks, values
+
+
+class Workflow:
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        self.name = tasks.param_name(fn.__name__)
+        self.inputs, self.outputs, self.signature = tasks.interface(fn, "workflow")
+        self.__doc__, self.__name__, self.__wrapped__ = fn.__doc__, fn.__name__, fn
+
+    def __repr__(self) -> str:
+        return f"<ferry.workflow {self.fn.__module__}:{self.fn.__qualname__}>"
+
+    def compile(self, **inputs: Any) -> resource.WorkflowSpec:
+        """The Workflow spec, with ``inputs`` overriding the function's defaults."""
+        unknown = set(inputs) - set(self.inputs)
+        if unknown:
+            raise tasks.DefinitionError(f"workflow {self.__name__} has no input {sorted(unknown)[0]!r}; "
+                                        f"its inputs are {sorted(self.inputs)}")
+        graph = tasks.Graph()
+        placeholders = {name: tasks.Promise(None, tasks.param_name(name), t) for name, t in self.inputs.items()}
+        token = tasks.compiling.set(graph)
+        try:
+            result = self.fn(**placeholders)
+        finally:
+            tasks.compiling.reset(token)
+        returned = result if isinstance(result, tuple) else (() if result is None else (result,))
+        if len(returned) != len(self.outputs):
+            raise tasks.DefinitionError(f"workflow {self.__name__} returns {len(returned)} values but its return "
+                                        f"type declares {len(self.outputs)}")
+        outputs = []
+        for name, promise in zip(self.outputs, returned):
+            if not isinstance(promise, tasks.Promise) or promise.task is None:
+                raise tasks.DefinitionError(f"workflow {self.__name__}: output {name} must be the output of a task "
+                                            f"called in the workflow, not {promise!r}")
+            outputs.append(resource.WorkflowOutput(name=name, from_task=promise.source()["from_task"]))
+        return resource.WorkflowSpec(inputs=[self._input(n, t, inputs) for n, t in self.inputs.items()],
+                                     tasks=graph.tasks, outputs=outputs)
+
+    def _input(self, name: str, annotation: Any, given: dict[str, Any]) -> resource.WorkflowInput:
+        default = self.signature.parameters[name].default
+        if name in given:
+            value = given[name]
+        elif default is not self.signature.parameters[name].empty:
+            value = default
+        else:
+            raise tasks.DefinitionError(f"workflow {self.__name__}: input {name!r} has no default; give it a "
+                                        f"value (`--{tasks.param_name(name)} VALUE` on the command line)")
+        kind = values.kind_of(annotation)
+        try:
+            if kind != resource.Kind.VALUE:
+                return resource.WorkflowInput(name=tasks.param_name(name), kind=kind,
+                                              uri=values.check(annotation, value).to_blob().uri)
+            return resource.WorkflowInput(name=tasks.param_name(name), value=values.to_json(annotation, value))
+        except ValueError as error:
+            raise tasks.DefinitionError(f"workflow {self.__name__}: input {name!r}: {error}") from None
+
+    def manifest(self, name: str | None = None, **inputs: Any) -> dict:
+        """A ``Workflow`` object for ``kubectl apply``."""
+        return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": name or self.name},
+                "spec": self.compile(**inputs).dump()}
+
+    def __call__(self, **inputs: Any):
+        if tasks.compiling.get() is not None:
+            raise tasks.DefinitionError(f"workflow {self.__name__} cannot be called inside another workflow; "
+                                        "call its tasks instead")
+        from ferry import local
+
+        return local.run_workflow(self, inputs).result()
+
+
+def workflow(fn: Callable) -> Workflow:
+    """Make ``fn`` a workflow: its body calls tasks and returns their outputs."""
+    return Workflow(fn)

@@ -1,0 +1,113 @@
+"""Workflows the authoring and local-executor tests run (task processes import this module)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import time
+
+import ferry
+
+
+@dataclasses.dataclass
+class Stats:
+    files: int
+    names: list[str]
+
+
+@ferry.task
+def make_dir(n: int, prefix: str = "f") -> ferry.Directory:
+    out = pathlib.Path("made")
+    out.mkdir()
+    for i in range(n):
+        (out / f"{prefix}{i}.txt").write_text(f"{i}\n")
+    return ferry.Directory(out)
+
+
+@ferry.task
+def stats(d: ferry.Directory) -> Stats:
+    return Stats(files=len(os.listdir(d)), names=sorted(os.listdir(d)))
+
+
+@ferry.task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@ferry.workflow
+def directory_stats(n: int = 3) -> Stats:
+    return stats(d=make_dir(n=n))
+
+
+@ferry.task
+def stamp(log: str, name: str) -> str:
+    """Record when it ran: start and end times, one line each, in ``log``."""
+    with open(log, "a") as out:
+        out.write(f"{name} start {time.time()}\n")
+    time.sleep(0.6)
+    with open(log, "a") as out:
+        out.write(f"{name} end {time.time()}\n")
+    return name
+
+
+@ferry.workflow
+def two_in_parallel(log: str) -> tuple[str, str]:
+    return stamp(log=log, name="a"), stamp(log=log, name="b")
+
+
+@ferry.task(retries=2, retry_backoff_seconds=0)
+def flaky_with_checkpoint() -> str:
+    """Fails on its first attempt after saving a checkpoint; the second attempt resumes from it."""
+    context = ferry.current_context()
+    if context.attempt == 1:
+        context.checkpoint.write(b"halfway")
+        raise RuntimeError("first attempt fails")
+    return f"attempt {context.attempt} resumed from {context.checkpoint.read().decode()}"
+
+
+@ferry.workflow
+def resumes() -> str:
+    return flaky_with_checkpoint()
+
+
+@ferry.task
+def describe_context(secret_group: str) -> dict:
+    context = ferry.current_context()
+    return {
+        "cwd": os.getcwd(),
+        "working_directory": str(context.working_directory),
+        "execution_id": context.execution_id,
+        "task": context.task_name,
+        "attempt": context.attempt,
+        "secret": context.secrets.get(secret_group, "token"),
+        "empty": os.listdir("."),
+    }
+
+
+@ferry.workflow
+def context_report(secret_group: str = "db") -> dict:
+    return describe_context(secret_group=secret_group)
+
+
+@ferry.task(cache=True, cache_version="1")
+def counted(counter: str, x: int) -> int:
+    """Appends a line to ``counter`` each time it really runs."""
+    with open(counter, "a") as out:
+        out.write("ran\n")
+    return x * 2
+
+
+@ferry.workflow
+def cached(counter: str, x: int = 21) -> int:
+    return counted(counter=counter, x=x)
+
+
+@ferry.task
+def fails() -> int:
+    raise ValueError("this task always fails")
+
+
+@ferry.workflow
+def failing() -> int:
+    return fails()

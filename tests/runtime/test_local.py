@@ -1,0 +1,110 @@
+"""The embedded default: workflows run here, each task in its own process, through the pod path."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ferry
+from ferry import local, resource
+
+from tests.runtime import sample_workflows as samples
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def store(tmp_path):
+    with ferry.use_store(ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri(),
+                                                    cache_dir=tmp_path / "cache"))) as chosen:
+        yield chosen
+
+
+def test_calling_a_workflow_returns_python_values(store):
+    result = samples.directory_stats(n=3)
+    assert result == samples.Stats(files=3, names=["f0.txt", "f1.txt", "f2.txt"])
+
+
+def test_calling_a_task_outside_a_workflow_runs_it(store):
+    made = samples.make_dir(n=2, prefix="x")
+    assert isinstance(made, ferry.Directory) and made.remote_source.startswith(store.raw_data_prefix)
+    assert sorted(os.listdir(made)) == ["x0.txt", "x1.txt"]
+    assert samples.add(a=2, b=3) == 5
+
+
+def test_independent_tasks_run_in_parallel(store, tmp_path):
+    log = tmp_path / "log"
+    assert samples.two_in_parallel(log=str(log)) == ("a", "b")
+    times = {}
+    for line in log.read_text().splitlines():
+        name, event, moment = line.split()
+        times[(name, event)] = float(moment)
+    assert times[("a", "start")] < times[("b", "end")] and times[("b", "start")] < times[("a", "end")]
+
+
+def test_retry_resumes_from_the_checkpoint_of_the_failed_attempt(store):
+    events = []
+    run = local.run_workflow(samples.resumes, {}, store, report=lambda *event: events.append(event))
+    assert run.result() == "attempt 2 resumed from halfway"
+    assert run.status.tasks["flaky-with-checkpoint"].attempts == 2
+    retrying = [message for _, reason, message in events if reason == "TaskRetrying"]
+    assert "RuntimeError: first attempt fails" in retrying[0]
+
+
+def test_context_gives_a_fresh_working_directory_ids_and_secrets(store, monkeypatch):
+    monkeypatch.setenv("FERRY_SECRET_DB_TOKEN", "hunter2")
+    report = samples.context_report()
+    assert report["cwd"] == report["working_directory"] and report["empty"] == []
+    assert report["task"] == "describe-context" and report["attempt"] == 1
+    assert report["execution_id"].startswith("context-report-")
+    assert report["secret"] == "hunter2"
+
+
+def test_cache_reuses_outputs_until_overwritten(store, tmp_path):
+    counter = tmp_path / "counter"
+    first = local.run_workflow(samples.cached, {"counter": str(counter)}, store)
+    second = local.run_workflow(samples.cached, {"counter": str(counter)}, store)
+    assert first.result() == second.result() == 42
+    assert counter.read_text().count("ran") == 1
+    assert second.status.tasks["counted"].message == "outputs reused from the cache"
+    local.run_workflow(samples.cached, {"counter": str(counter), "x": 1}, store)
+    assert counter.read_text().count("ran") == 2, "other inputs are another cache entry"
+    local.run_workflow(samples.cached, {"counter": str(counter)}, store, overwrite_cache=True)
+    assert counter.read_text().count("ran") == 3
+
+
+def test_a_failing_task_fails_the_run_with_its_error(store):
+    run = local.run_workflow(samples.failing, {}, store)
+    assert run.status.phase == resource.Phase.FAILED
+    assert "ValueError: this task always fails" in run.status.message
+    with pytest.raises(RuntimeError, match="this task always fails"):
+        run.result()
+
+
+def ferry_cli(*args, cwd=REPO, env=None):
+    return subprocess.run([sys.executable, "-m", "ferry", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_cli_runs_the_quickstart_and_prints_outputs(tmp_path):
+    result = ferry_cli("run", "examples/quickstart.py:pipeline", "--days", "2", "--store", (tmp_path / "raw").as_uri())
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" = ", 1) for line in result.stdout.splitlines())
+    assert lines["o0"] == "300"
+    assert lines["o1"].startswith(f"File({(tmp_path / 'raw').as_uri()}/local/pipeline-")
+    assert "✔ task summarize succeeded" in result.stderr
+
+
+def test_cli_compiles_a_manifest_kubectl_accepts(tmp_path):
+    result = ferry_cli("compile", "examples/quickstart.py:pipeline", "--days", "4", "--name", "weekly")
+    assert result.returncode == 0, result.stderr
+    import yaml
+
+    manifest = yaml.safe_load(result.stdout)
+    assert manifest["metadata"]["name"] == "weekly"
+    spec = resource.WorkflowSpec.model_validate(manifest["spec"])
+    assert [t.name for t in spec.tasks] == ["collect", "total", "summarize"]
+    assert spec.inputs[0].value == 4
+    bad = ferry_cli("run", "examples/quickstart.py:nope")
+    assert bad.returncode != 0 and "is not a @ferry.workflow" in bad.stderr

@@ -1,0 +1,89 @@
+"""Authoring: interfaces are checked when tasks are defined and when workflows compile."""
+
+import pytest
+import yaml
+
+import ferry
+from ferry import resource, workflows
+
+from tests.runtime import sample_workflows as samples
+
+
+def test_untyped_parameter_or_return_is_rejected_at_definition():
+    with pytest.raises(ferry.DefinitionError, match="parameter 'x' has no type annotation"):
+        @ferry.task
+        def untyped(x) -> int:
+            return x
+
+    with pytest.raises(ferry.DefinitionError, match="annotate the return type"):
+        @ferry.task
+        def no_return(x: int):
+            return x
+
+
+def test_calls_are_checked_when_the_workflow_compiles():
+    @ferry.workflow
+    def missing() -> int:
+        return samples.add(a=1)
+
+    with pytest.raises(ferry.DefinitionError, match="calling task add: missing a required argument: 'b'"):
+        missing.compile()
+
+    @ferry.workflow
+    def wrong_literal() -> int:
+        return samples.add(a=1, b="two")
+
+    with pytest.raises(ferry.DefinitionError, match="input 'b'.*expected int"):
+        wrong_literal.compile()
+
+    @ferry.workflow
+    def wrong_upstream() -> int:
+        return samples.add(a=1, b=samples.make_dir(n=2))
+
+    with pytest.raises(ferry.DefinitionError, match="expects int but gets Directory from task make-dir 'o0'"):
+        wrong_upstream.compile()
+
+
+def test_compiled_workflow_is_a_valid_resource_with_edges_and_unique_names():
+    @ferry.workflow
+    def chain(x: int = 1) -> int:
+        return samples.add(a=samples.add(a=x, b=2), b=samples.add(a=x, b=3))
+
+    spec = chain.compile(x=5)
+    assert [t.name for t in spec.tasks] == ["add", "add-2", "add-3"]
+    last = spec.tasks[2]
+    assert [i.from_task.task for i in last.inputs] == ["add", "add-2"]
+    assert spec.tasks[0].inputs[0].from_input == "x" and spec.inputs[0].value == 5
+    assert spec.tasks[0].function == "tests.runtime.sample_workflows:add"
+    manifest = yaml.safe_load(yaml.safe_dump(chain.manifest()))
+    assert manifest["kind"] == "Workflow" and manifest["metadata"]["name"] == "chain"
+    resource.WorkflowSpec.model_validate(manifest["spec"])
+
+
+def test_workflow_inputs_without_defaults_must_be_given():
+    with pytest.raises(ferry.DefinitionError, match="input 'log' has no default; give it a value \\(`--log VALUE`"):
+        samples.two_in_parallel.compile()
+    with pytest.raises(ferry.DefinitionError, match="has no input 'nope'"):
+        samples.directory_stats.compile(nope=1)
+
+
+def test_cache_version_defaults_to_the_source():
+    assert samples.counted.resource("counted", []).cache.version == "1"
+    assert ferry.task(cache=True)(samples.add.fn).resource("add", []).cache.version.startswith("source-")
+
+
+def test_tasks_must_be_importable_by_task_processes():
+    with pytest.raises(ferry.DefinitionError, match="defined inside a function; define tasks at module level"):
+        @ferry.task
+        def local_task() -> int:
+            return 1
+
+
+def test_nested_workflow_calls_are_refused():
+    @ferry.workflow
+    def outer() -> samples.Stats:
+        return samples.directory_stats(n=1)
+
+    with pytest.raises(ferry.DefinitionError, match="cannot be called inside another workflow"):
+        outer.compile()
+    assert isinstance(samples.directory_stats, workflows.Workflow)
