@@ -1,0 +1,420 @@
+"""The Workflow CustomResourceDefinition, rendered from the pydantic models in ``ferry.resource``.
+
+The models are the single source of truth; this module only translates them. Two steps:
+
+- ``structural()`` turns pydantic's JSON schema (by alias, so camelCase) into a Kubernetes
+  *structural* OpenAPI v3 schema: every ``$ref`` inlined, ``Optional[X]`` as plain ``X`` (omitted
+  fields are fine, and the API server drops explicit nulls of non-nullable fields), ``Any`` as
+  ``x-kubernetes-preserve-unknown-fields``, docstrings as descriptions, limits kept. Anything it
+  cannot translate faithfully raises instead of being dropped.
+- ``build_crd()`` adds what only Kubernetes knows: list types that make the API server refuse
+  duplicate names, CEL rules that catch mistakes at admission, printer columns, names.
+
+``python -m ferry_operator.crd`` prints the YAML checked in as ``crds/ferry.dev_workflows.yaml``;
+``tests/operator/test_crd.py`` fails when the two drift apart.
+
+About the CEL rules: the API server estimates each rule's worst-case cost from the schema's
+``maxItems``/``maxLength`` and rejects the CRD when a rule exceeds 10^7 or all rules together
+exceed 10^8. A rule that checks names against a list (``d in tasks.map(t, t.name)``) costs
+tasks x references x tasks, far too much for 1,000 tasks; the cross-reference rules below first
+build a map of names once (``transformMapEntry``) and bind it through a one-element list
+(``[map].all(names, ...)``, since CRDs have no ``cel.bind``), so each lookup is O(1) and the whole
+rule stays linear. The list limits in ``ferry.resource`` (256 inputs and dependencies and 64
+outputs per task) are what keep the most expensive rule, an input's ``fromTask.output``, under
+the per-rule limit; ``tests/operator/test_crd.py`` proves it against the API server.
+
+``transformMapEntry`` arrived in Kubernetes 1.32, and the API server lets new rules use a CEL
+function only from the release after the one that introduced it: this CRD needs Kubernetes 1.33.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import models_json_schema
+
+from ferry import resource
+
+Schema = dict[str, Any]
+
+CRD_NAME = f"{resource.PLURAL}.{resource.GROUP}"
+PATH = f"crds/{resource.GROUP}_{resource.PLURAL}.yaml"
+COMMAND = "python -m ferry_operator.crd"
+HEADER = (f"# Generated from the models in runtime/ferry/resource.py by `{COMMAND}`; do not edit.\n"
+          f"# Regenerate with: {COMMAND} > {PATH}\n")
+
+# JSON schema keywords that mean the same in a structural schema and are copied as they are.
+_KEPT = frozenset({
+    "type", "description", "default", "enum", "format", "pattern", "multipleOf",
+    "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties",
+})
+# Keywords with no meaning for Kubernetes, dropped.
+_DROPPED = frozenset({"title", "examples", "$defs", "$schema", "deprecated", "readOnly", "writeOnly"})
+# Keywords handled by the conversion itself.
+_HANDLED = frozenset({"$ref", "anyOf", "allOf", "properties", "required", "items", "additionalProperties",
+                      "const", "exclusiveMinimum", "exclusiveMaximum", "uniqueItems"})
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
+class SchemaError(ValueError):
+    """A model uses a JSON schema construct that a structural schema cannot express."""
+
+
+# --- pydantic JSON schema -> structural schema -------------------------------------------------
+
+def structural(schema: Mapping[str, Any], overlays: Mapping[str, Mapping[str, Any]] | None = None) -> Schema:
+    """Translate a pydantic JSON schema into a Kubernetes structural schema.
+
+    ``overlays`` maps a ``$defs`` name (the model's class name) to extra schema merged into it
+    after translation: ``properties`` recurse (and must exist), lists are appended, the rest is
+    set. Every overlay must be used, so renaming a model cannot silently drop its rules.
+    """
+    overlays = dict(overlays or {})
+    converter = _Converter(schema.get("$defs", {}), overlays)
+    result = converter.convert(schema, "")
+    unused = sorted(set(overlays) - converter.used)
+    if unused:
+        raise SchemaError(f"overlays for schemas that the models do not use: {', '.join(unused)}")
+    return result
+
+
+class _Converter:
+    def __init__(self, defs: Mapping[str, Any], overlays: Mapping[str, Mapping[str, Any]]):
+        self.defs = defs
+        self.overlays = overlays
+        self.used: set[str] = set()
+        self.resolving: list[str] = []
+
+    def convert(self, node: Mapping[str, Any], where: str, siblings: bool = False) -> Schema:
+        """``siblings``: the keys next to a ``$ref`` or ``anyOf``, which describe no type of their own."""
+        node = dict(node)
+        if "$ref" in node:
+            return {**self.resolve(node.pop("$ref"), where), **self.convert(node, where, siblings=True)}
+        if "allOf" in node:  # older pydantic wraps a $ref that has siblings in a one-item allOf
+            parts = node.pop("allOf")
+            if len(parts) != 1:
+                raise SchemaError(f"{where or '<root>'}: allOf with {len(parts)} schemas has no structural form")
+            return {**self.convert(parts[0], where), **self.convert(node, where, siblings=True)}
+        if "anyOf" in node:
+            options = node.pop("anyOf")
+            present = [option for option in options if option != {"type": "null"}]
+            if len(present) != 1:
+                raise SchemaError(f"{where or '<root>'}: a union of {len(present)} types has no structural form; "
+                                  "use one type (Optional[X] is fine)")
+            return {**self.convert(present[0], where), **self.convert(node, where, siblings=True)}
+
+        unknown = set(node) - _KEPT - _DROPPED - _HANDLED
+        unknown = {key for key in unknown if not key.startswith("x-kubernetes-")}
+        if unknown:
+            raise SchemaError(f"{where or '<root>'}: no structural form for {', '.join(sorted(unknown))}")
+
+        out: Schema = {key: copy.deepcopy(value) for key, value in node.items()
+                       if key in _KEPT or key.startswith("x-kubernetes-")}
+        if "const" in node:
+            out["enum"] = [node["const"]]
+        if "enum" in out and "type" not in out:
+            types = {_JSON_TYPES.get(type(value)) for value in out["enum"]}
+            if len(types) != 1 or None in types:
+                raise SchemaError(f"{where or '<root>'}: an enum mixing JSON types has no structural form")
+            out["type"] = types.pop()
+        for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if bound in node:  # JSON schema 2020-12 gives the bound; OpenAPI v3.0 flags the inclusive one
+                out[inclusive] = node[bound]
+                out[bound] = True
+        if "description" in out:
+            out["description"] = describe(out["description"])
+        if "default" in out and out["default"] in (None, [], {}):
+            # An empty or null default means the same as an absent field; defaulting it would only
+            # write empty lists into every task of every stored object.
+            del out["default"]
+
+        if "properties" in node:
+            out["properties"] = {name: self.convert(sub, f"{where}.{name}") for name, sub in node["properties"].items()}
+            if node.get("required"):
+                out["required"] = list(node["required"])
+        extra = node.get("additionalProperties")
+        if isinstance(extra, Mapping) and extra:
+            if "properties" in node:
+                raise SchemaError(f"{where or '<root>'}: properties and additionalProperties cannot be combined")
+            out["additionalProperties"] = self.convert(extra, f"{where}{{}}")
+        elif extra is True or (isinstance(extra, Mapping) and not extra):  # dict[str, Any]
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        # additionalProperties: false (extra="forbid") is the structural default: unknown fields
+        # are pruned, or refused by strict field validation (kubectl's default).
+        if "items" in node:
+            out["items"] = self.convert(node["items"], f"{where}[]")
+        elif node.get("type") == "array":
+            raise SchemaError(f"{where or '<root>'}: an array needs one item schema (tuples have no structural form)")
+        if node.get("uniqueItems"):
+            if out["items"].get("type") not in ("string", "integer", "number", "boolean"):
+                raise SchemaError(f"{where or '<root>'}: only sets of scalars can be unique")
+            out["x-kubernetes-list-type"] = "set"
+
+        if not siblings and "type" not in out and "enum" not in out \
+                and not out.get("x-kubernetes-preserve-unknown-fields") and not out.get("x-kubernetes-int-or-string"):
+            # Any: a literal of any JSON type, kept as it is.
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        return out
+
+    def resolve(self, ref: str, where: str) -> Schema:
+        prefix = "#/$defs/"
+        if not ref.startswith(prefix):
+            raise SchemaError(f"{where or '<root>'}: cannot inline the reference {ref}")
+        name = ref[len(prefix):]
+        if name in self.resolving:
+            raise SchemaError(f"{where or '<root>'}: {name} refers to itself; structural schemas cannot recurse")
+        self.resolving.append(name)
+        try:
+            result = self.convert(self.defs[name], where)
+        finally:
+            self.resolving.pop()
+        if name in self.overlays:
+            self.used.add(name)
+            _overlay(result, self.overlays[name], f"{where or '<root>'} ({name})")
+        return result
+
+
+def _overlay(target: Schema, patch: Mapping[str, Any], where: str) -> None:
+    for key, value in patch.items():
+        if key == "properties":
+            for name, sub in value.items():
+                if name not in target.get("properties", {}):
+                    raise SchemaError(f"{where}: overlay for a property the model does not have: {name}")
+                _overlay(target["properties"][name], sub, f"{where}.{name}")
+        elif key in ("items", "additionalProperties"):
+            if not isinstance(target.get(key), dict):
+                raise SchemaError(f"{where}: overlay for {key}, which the model's schema does not have")
+            _overlay(target[key], value, f"{where}[]" if key == "items" else f"{where}{{}}")
+        elif isinstance(value, list) and isinstance(target.get(key), list):
+            target[key] = [*target[key], *copy.deepcopy(value)]
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def describe(docstring: str) -> str:
+    """A docstring as a CRD description: paragraphs on one line, ``code`` as `code`, and Python's
+    snake_case field names as the camelCase the manifest uses."""
+    text = re.sub(r"(?<!\n)\n(?!\n)", " ", docstring.strip())
+
+    def code(match: re.Match) -> str:
+        word = match.group(1)
+        return f"`{to_camel(word) if re.fullmatch(r'[a-z][a-z0-9]*(_[a-z0-9]+)+', word) else word}`"
+
+    return re.sub(r"``(.+?)``", code, text)
+
+
+# --- what only Kubernetes knows --------------------------------------------------------------
+
+def _rule(rule: str, message: str, *, message_expression: str | None = None, field_path: str | None = None) -> Schema:
+    result = {"rule": " ".join(rule.split()), "message": message}
+    if message_expression:
+        result["messageExpression"] = " ".join(message_expression.split())
+    if field_path:
+        result["fieldPath"] = field_path
+    return result
+
+
+def _keyed_by_name() -> Schema:
+    """A list of named objects: the API server refuses two items with one name, and server-side
+    apply merges items by name."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+
+
+_SET = {"x-kubernetes-list-type": "set"}
+
+# CEL building blocks, spelled out into each rule: CRD rules have no functions or variables.
+_TASK_NAMES = "self.tasks.transformMapEntry(i, t, {t.name: true})"
+"""Task name -> true."""
+_TASK_OUTPUTS = ("self.tasks.transformMapEntry(i, t, {t.name: has(t.outputs) ? "
+                 "t.outputs.transformMapEntry(j, o, {o.name: true}) : {}})")
+"""Task name -> (output name -> true)."""
+_HAS_VALUE = "('value' in dyn(self))"
+"""Whether an input has ``value``. CEL cannot see a field without a type (``value`` is any JSON), so
+``has(self.value)`` does not compile; seen as a map, ``self`` still holds it. The cluster tests
+check this against the API server."""
+_INPUT_NAMES = "(has(self.inputs) ? self.inputs.transformMapEntry(i, x, {x.name: true}) : {})"
+"""Workflow input name -> true."""
+
+
+def _bind(name: str, value: str, expression: str) -> str:
+    """``expression`` with ``name`` bound to ``value``, computed once (CRDs have no ``cel.bind``)."""
+    return f"[{value}].all({name}, {expression})"
+
+
+def _first(name: str, value: str, messages: str) -> str:
+    """The first non-empty string of the list ``messages``, with ``name`` bound to ``value``."""
+    return f"[{value}].map({name}, {messages}.filter(m, m != ''))[0][0]"
+
+
+# What makes a task's references bad, with ``t`` the task, ``d`` a dependsOn entry and ``i`` an input.
+_BAD_DEPENDENCY = "!(d in names) || d == t.name"
+_BAD_FROM_TASK = "has(i.fromTask) && (!(i.fromTask.task in names) || i.fromTask.task == t.name)"
+_BAD_FROM_OUTPUT = "has(i.fromTask) && i.fromTask.task in outs && !(i.fromTask.output in outs[i.fromTask.task])"
+"""(A missing task is the previous rule's to report.)"""
+_BAD_FROM_INPUT = "has(i.fromInput) && !(i.fromInput in names)"
+_BAD_OUTPUT = "!(o.fromTask.task in outs) || !(o.fromTask.output in outs[o.fromTask.task])"
+
+
+def _spec_rules() -> list[Schema]:
+    """References between tasks, inputs and outputs: each rule asks that no reference is bad, and
+    its message expression names the first task (or output) that has a bad one."""
+    def task_rule(name: str, value: str, bad_task: str, message: str, message_for_task: str) -> Schema:
+        return _rule(_bind(name, value, f"!self.tasks.exists(t, {bad_task})"), message,
+                     message_expression=_first(name, value, f"self.tasks.map(t, {bad_task} ? 'task ' + t.name + "
+                                                            f"': {message_for_task}' : '')"),
+                     field_path=".tasks")
+
+    return [
+        task_rule("names", _TASK_NAMES, f"has(t.dependsOn) && t.dependsOn.exists(d, {_BAD_DEPENDENCY})",
+                  "tasks[].dependsOn must list other tasks of this workflow, by name",
+                  "dependsOn must list other tasks of this workflow, by name"),
+        task_rule("names", _TASK_NAMES, f"has(t.inputs) && t.inputs.exists(i, {_BAD_FROM_TASK})",
+                  "tasks[].inputs[].fromTask.task must name another task of this workflow",
+                  "inputs[].fromTask.task must name another task of this workflow"),
+        task_rule("outs", _TASK_OUTPUTS, f"has(t.inputs) && t.inputs.exists(i, {_BAD_FROM_OUTPUT})",
+                  "tasks[].inputs[].fromTask.output must name one of that task's outputs (its outputs[].name)",
+                  "inputs[].fromTask.output must name one of that task\\'s outputs (its outputs[].name)"),
+        task_rule("names", _INPUT_NAMES, f"has(t.inputs) && t.inputs.exists(i, {_BAD_FROM_INPUT})",
+                  "tasks[].inputs[].fromInput must name one of the workflow's inputs (spec.inputs[].name)",
+                  "inputs[].fromInput must name one of the workflow\\'s inputs (spec.inputs[].name)"),
+        _rule("!has(self.outputs) || " + _bind("outs", _TASK_OUTPUTS, f"!self.outputs.exists(o, {_BAD_OUTPUT})"),
+              "outputs[].fromTask must name a task of this workflow and one of that task's outputs",
+              message_expression=_first("outs", _TASK_OUTPUTS, (
+                  f"self.outputs.map(o, {_BAD_OUTPUT} ? 'output ' + o.name + ' takes fromTask ' + o.fromTask.task + "
+                  "'/' + o.fromTask.output + ', which is not an output of a task of this workflow' : '')")),
+              field_path=".outputs"),
+    ]
+
+
+def overlays() -> dict[str, Schema]:
+    """Kubernetes-only additions to the models' schemas, by model."""
+    return {
+        resource.WorkflowSpec.__name__: {
+            "properties": {"tasks": _keyed_by_name(), "inputs": _keyed_by_name(), "outputs": _keyed_by_name()},
+            "x-kubernetes-validations": _spec_rules(),
+        },
+        resource.Task.__name__: {
+            "properties": {"inputs": _keyed_by_name(), "outputs": _keyed_by_name(), "env": _keyed_by_name(),
+                           "dependsOn": _SET, "secrets": _SET},
+            "x-kubernetes-validations": [
+                _rule("has(self.image) || has(self.function)",
+                      "set image (the container image to run) or function (module:function of a Python task)",
+                      message_expression="'task ' + self.name + ': set image (the container image to run) "
+                      "or function (module:function of a Python task)'"),
+                _rule("!has(self.function) || !has(self.command)",
+                      "a function task runs the Ferry runtime, not command: remove command, or remove function",
+                      message_expression="'task ' + self.name + ': a function task runs the Ferry runtime, "
+                      "not command: remove command, or remove function'"),
+            ],
+        },
+        resource.TaskInput.__name__: {
+            "x-kubernetes-validations": [
+                _rule(f"{_HAS_VALUE} ? !(has(self.uri) || has(self.fromTask) || has(self.fromInput)) : "
+                      "has(self.uri) ? !(has(self.fromTask) || has(self.fromInput)) : "
+                      "has(self.fromTask) != has(self.fromInput)",
+                      "set exactly one of value, uri, fromTask or fromInput",
+                      message_expression="'input ' + self.name + ': set exactly one of value, uri, fromTask "
+                      "or fromInput'"),
+            ],
+        },
+        resource.WorkflowInput.__name__: {
+            "x-kubernetes-validations": [
+                _rule("!has(self.fromTask) && !has(self.fromInput)",
+                      "a workflow input takes value or uri; fromTask and fromInput are for task inputs",
+                      message_expression="'input ' + self.name + ': a workflow input takes value or uri; "
+                      "fromTask and fromInput are for task inputs'"),
+                _rule(f"{_HAS_VALUE} != has(self.uri)",
+                      "set exactly one of value or uri",
+                      message_expression="'input ' + self.name + ': set exactly one of value or uri'"),
+            ],
+        },
+        resource.Resources.__name__: {
+            "properties": {
+                field: {"additionalProperties": {"x-kubernetes-validations": [
+                    _rule("isQuantity(self)", f"{field} values are quantities like 500m, 2 or 1Gi"),
+                ]}}
+                for field in ("requests", "limits")
+            },
+        },
+    }
+
+
+WORKFLOW_DESCRIPTION = (
+    "A Ferry workflow: tasks that run as pods, one per attempt, passing files, directories, assets "
+    "and values to each other through the object store. The operator fills in status.")
+
+
+def schema() -> Schema:
+    """The Workflow's structural schema: spec and status from their models, plus the Kubernetes extras."""
+    _, top = models_json_schema([(resource.WorkflowSpec, "validation"), (resource.WorkflowStatus, "validation")],
+                                by_alias=True)
+    return structural({
+        "type": "object",
+        "description": WORKFLOW_DESCRIPTION,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "The API version: " + resource.API_VERSION + "."},
+            "kind": {"type": "string", "description": "The kind: " + resource.KIND + "."},
+            "metadata": {"type": "object"},
+            "spec": {"$ref": "#/$defs/WorkflowSpec", "description": "What to run."},
+            "status": {"$ref": "#/$defs/WorkflowStatus",
+                       "description": "How it went, written by the operator through the status subresource."},
+        },
+        "$defs": top["$defs"],
+    }, overlays())
+
+
+def build_crd() -> Schema:
+    """The CustomResourceDefinition of ``Workflow``, as a plain dict."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME},
+        "spec": {
+            "group": resource.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": resource.KIND,
+                "listKind": f"{resource.KIND}List",
+                "plural": resource.PLURAL,
+                "singular": resource.KIND.lower(),
+                "shortNames": [resource.SHORT_NAME],
+                "categories": ["ferry"],
+            },
+            "versions": [{
+                "name": resource.VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Progress", "type": "string", "jsonPath": ".status.progress",
+                     "description": "Finished tasks out of all."},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    {"name": "Message", "type": "string", "jsonPath": ".status.message"},
+                ],
+                "selectableFields": [{"jsonPath": ".status.phase"}],
+                "schema": {"openAPIV3Schema": schema()},
+            }],
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a repeated schema is written out again, never as a YAML alias
+
+
+def render() -> str:
+    """The checked-in file's text: the header, then the CRD as YAML."""
+    return HEADER + yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=True)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
