@@ -6,9 +6,11 @@ implementation detail.
 
 from importlib import metadata as _metadata
 
+from ferry.assets import Asset, AssetEntry, asset
 from ferry.blobs import BlobRef, Kind
 from ferry.context import ExecutionContext, current_context
 from ferry.directories import Directory
+from ferry.drives import Drive
 from ferry.errors import IncompleteOutputError, IntegrityError, PathEscapeError, ReadOnlyStoreError
 from ferry.files import File
 from ferry.manifest import Manifest
@@ -25,9 +27,12 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
     __version__ = "0.0.0"
 
 __all__ = [
+    "Asset",
+    "AssetEntry",
     "BlobRef",
     "DefinitionError",
     "Directory",
+    "Drive",
     "ExecutionContext",
     "File",
     "IncompleteOutputError",
@@ -40,6 +45,7 @@ __all__ = [
     "Settings",
     "Store",
     "__version__",
+    "asset",
     "current_context",
     "current_store",
     "from_blob",

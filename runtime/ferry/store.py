@@ -13,14 +13,16 @@ from the ``FERRY_*`` environment on first use.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import io
 import os
 import pathlib
 import secrets
+import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import BinaryIO
 
 from ferry import blobs, integrity, manifest, settings as settings_, transfer, uris
@@ -37,8 +39,11 @@ def _split(source: Source) -> tuple[str, blobs.BlobRef | None]:
 class Store:
     """Moves data between local disk and any store; see the module docstring. Thread-safe."""
 
-    def __init__(self, settings: settings_.Settings | None = None):
+    def __init__(self, settings: settings_.Settings | None = None, output_prefix: str | None = None):
         self.settings = settings or settings_.Settings.from_env()
+        self.output_prefix = output_prefix or self.settings.raw_data_prefix
+        """Where new outputs go (``random_remote_path``); a task attempt sets its own, while drives,
+        checkpoints and the cache stay under the shared raw data prefix."""
         self._backends: dict[str, base.Backend] = {}
         self._lock = threading.Lock()
 
@@ -58,8 +63,8 @@ class Store:
             return self._backends[scheme]
 
     def random_remote_path(self, name: str | None = None) -> str:
-        """A fresh URI under the raw data prefix, ending in ``name`` when given."""
-        return uris.join(self.raw_data_prefix, secrets.token_hex(16), *([name] if name else []))
+        """A fresh URI under the output prefix, ending in ``name`` when given."""
+        return uris.join(self.output_prefix, secrets.token_hex(16), *([name] if name else []))
 
     def random_local_path(self, name: str | None = None) -> pathlib.Path:
         """A fresh, not yet created, local path under the settings' ``local_dir``."""
@@ -135,9 +140,44 @@ class Store:
         uri = uris.to_uri(uri) if uri else self.random_remote_path()
         if any(entry.object is None for entry in contents.files):
             raise ValueError("every entry of a manifest published on its own must name its stored object")
+        return self._write_manifest(contents, uri, kind)
+
+    def upload_files(self, files: Mapping[str, str | os.PathLike], uri: str | None = None,
+                     kind: blobs.Kind = blobs.Kind.DIRECTORY, stored: Sequence[manifest.Entry] = ()) -> blobs.BlobRef:
+        """Publish local files under the relative paths chosen for them (``{"img/1.jpg": "image.jpg"}``)
+        at ``uri`` (default: fresh under the raw data prefix), next to ``stored`` entries that name
+        objects already stored elsewhere. Files go up in parallel; the manifest is written last."""
+        uri = uris.to_uri(uri) if uri else self.random_remote_path()
+        for path in files:
+            if manifest.check_relpath(path) == manifest.NAME:
+                raise ValueError(f"{manifest.NAME} is reserved for Ferry's manifest; store the file under another name")
+        clashes = sorted(set(files) & {entry.path for entry in stored})
+        if clashes:
+            raise ValueError(f"{clashes[0]!r} is listed both as a local file and as a stored object; keep one")
+        backend = self.backend(uri)
+
+        def send(path: str, local: str | os.PathLike) -> manifest.Entry:
+            ref = transfer.upload_file(backend, pathlib.Path(local), uris.join(uri, path), self.settings)
+            mode = stat.S_IMODE(os.stat(local).st_mode) & 0o777
+            return manifest.Entry(path=path, size=ref.size, sha256=ref.sha256, mode=mode)
+
+        with concurrent.futures.ThreadPoolExecutor(max(1, min(self.settings.concurrency, len(files))),
+                                                   thread_name_prefix="ferry") as pool:
+            futures = [pool.submit(send, path, local) for path, local in files.items()]
+            try:
+                entries = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        contents = manifest.Manifest(files=sorted([*entries, *stored], key=lambda entry: entry.path))
+        return self._write_manifest(contents, uri, kind)
+
+    def _write_manifest(self, contents: manifest.Manifest, uri: str, kind: blobs.Kind) -> blobs.BlobRef:
         data = contents.to_bytes()
         self.backend(uri).write_bytes(uris.join(uri, manifest.NAME), data)
-        return blobs.BlobRef(uri=uri, kind=kind, size=contents.size, file_count=len(contents.files), manifest_digest=manifest.digest_of(data))
+        return blobs.BlobRef(uri=uri, kind=kind, size=contents.size, file_count=len(contents.files),
+                             manifest_digest=manifest.digest_of(data))
 
     def put(self, local: str | os.PathLike, uri: str | None = None,
             progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
