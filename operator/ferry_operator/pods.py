@@ -35,6 +35,7 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
     ferry_mounts = [{"name": "ferry-inputs", "mountPath": taskpod.INPUTS_DIR},
                     {"name": "ferry-outputs", "mountPath": taskpod.OUTPUTS_DIR}]
     runtime_env = [{"name": taskpod.PLAN_ENV, "value": plan.model_dump_json(by_alias=True, exclude_none=True)},
+                   {"name": "FERRY_RAW_DATA_PREFIX", "value": config.raw_data_prefix},
                    *({"name": k, "value": v} for k, v in sorted(config.storage_env.items()))]
     runtime_env_from = [{"secretRef": {"name": config.storage_secret}}] if config.storage_secret else []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pathlib
 import sys
 import time
@@ -33,7 +34,7 @@ def load_workflow(target: str):
 
 def parse_inputs(workflow, arguments: list[str]) -> dict[str, Any]:
     """``--name value`` for each workflow input; values are JSON when they parse as JSON."""
-    parser = argparse.ArgumentParser(prog=f"ferry run ... {workflow.__name__}", add_help=False)
+    parser = argparse.ArgumentParser(prog=f"ferry run ... {workflow.__name__}", add_help=False, allow_abbrev=False)
     for name, annotation in workflow.inputs.items():
         parser.add_argument(f"--{ferry.tasks.param_name(name)}", dest=name, metavar=getattr(annotation, "__name__", "VALUE"))
     given = {k: v for k, v in vars(parser.parse_args(arguments)).items() if v is not None}
@@ -61,12 +62,19 @@ def describe(value: Any) -> str:
     return f"{value.__class__.__name__}({source})" if source else repr(value)
 
 
+def _store(uri: str | None) -> ferry.Store:
+    from ferry import settings
+
+    return ferry.Store(settings.Settings.from_env().model_copy(update={"raw_data_prefix": uri}) if uri else None)
+
+
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ferry import local, settings
+    from ferry import local
 
     workflow = load_workflow(args.workflow)
-    store = ferry.Store(settings.Settings.from_env().model_copy(update={"raw_data_prefix": args.store})
-                        if args.store else None)
+    store = _store(args.store)
+    if args.remote:
+        return run_remote(args, workflow, parse_inputs(workflow, extra), store)
     started = time.monotonic()
     with ferry.use_store(store):
         outcome = local.run_workflow(workflow, parse_inputs(workflow, extra), store, report=show,
@@ -77,6 +85,94 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             return 1
         for name, value in outcome.outputs().items():
             print(f"{name} = {describe(value)}")
+    return 0
+
+
+def run_remote(args: argparse.Namespace, workflow, inputs: dict[str, Any], store: ferry.Store) -> int:
+    """Upload the code, create the Workflow on the cluster, follow it, print its outputs."""
+    from ferry import local, remote
+
+    with ferry.use_store(store):
+        manifest = workflow.manifest(**inputs)
+        roots = {local.code_root(t["function"]) for t in manifest["spec"]["tasks"] if t.get("function")}
+        if len(roots) > 1:
+            raise SystemExit(f"tasks come from several source trees ({', '.join(map(str, sorted(roots)))}); "
+                             "keep a workflow's tasks under one directory")
+        if roots:
+            manifest["spec"]["code"] = remote.upload_code(roots.pop(), store)
+        manifest["spec"]["overwriteCache"] = args.overwrite_cache
+        name = remote.create(manifest, args.namespace, args.context)
+        print(f"workflow {name} created; follow it with: kubectl get fwf {name}", file=sys.stderr)
+        if args.no_wait:
+            print(name)
+            return 0
+        status = remote.follow(name, args.namespace, show, args.context)
+        print(f"{name}: {status.phase.value}", file=sys.stderr)
+        if status.phase != resource.Phase.SUCCEEDED:
+            print(status.message, file=sys.stderr)
+            return 1
+        for output_name, output in status.outputs.items():
+            print(f"{output_name} = {json.dumps(output.value) if output.uri is None else output.uri}")
+    return 0
+
+
+def get(args: argparse.Namespace) -> int:
+    from ferry import remote
+
+    if not args.name:
+        sys.stdout.write(remote.kubectl("get", "fwf", *(["-n", args.namespace] if args.namespace else []),
+                                        context=args.context))
+        return 0
+    workflow = remote.get(args.name, args.namespace, args.context)
+    status = resource.WorkflowStatus.model_validate(workflow.get("status") or {})
+    print(f"{args.name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip())
+    for task, state in status.tasks.items():
+        print(f"  {task:<24} {state.phase.value:<10} attempts={state.attempts} {state.message or ''}".rstrip())
+    for name, output in status.outputs.items():
+        print(f"  output {name} = {json.dumps(output.value) if output.uri is None else output.uri}")
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    from ferry import remote
+
+    sys.stdout.write(remote.logs(args.name, args.namespace, args.task, args.context))
+    return 0
+
+
+def outputs(args: argparse.Namespace) -> int:
+    """Download a workflow's (or one task's) outputs into a directory; values go to ``values.json``."""
+    from ferry import remote
+
+    status = resource.WorkflowStatus.model_validate(remote.get(args.name, args.namespace, args.context).get("status")
+                                                    or {})
+    chosen = status.tasks[args.task].outputs if args.task else status.outputs
+    target = pathlib.Path(args.output or args.name)
+    target.mkdir(parents=True, exist_ok=True)
+    store = _store(None)
+    plain = {}
+    for name, output in chosen.items():
+        if output.kind == resource.Kind.VALUE and output.uri is None:
+            plain[name] = output.value
+            continue
+        ref = ferry.BlobRef.model_validate(output.model_dump(exclude={"value"}, exclude_none=True) |
+                                           ({"kind": "file"} if output.kind == resource.Kind.VALUE else {}))
+        path = store.get(ref, target / name, recursive=ref.kind != ferry.Kind.FILE)
+        print(f"{name} -> {path}")
+    if plain:
+        (target / "values.json").write_text(json.dumps(plain, indent=2) + "\n")
+        print(f"values -> {target / 'values.json'}")
+    return 0
+
+
+def ls(args: argparse.Namespace) -> int:
+    """List a drive (``ferry://name``) or a stored directory or asset, from its manifest."""
+    if args.uri.startswith("ferry://"):
+        for path in ferry.Drive(args.uri).list(args.prefix or ""):
+            print(path)
+        return 0
+    for entry in _store(None).manifest(args.uri).files:
+        print(f"{entry.size:>12}  {entry.path}")
     return 0
 
 
@@ -93,13 +189,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferry", description=ferry.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ferry {ferry.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run_parser = commands.add_parser("run", help="run a workflow here (tasks as local processes)",
-                                     description="Run WORKFLOW locally; its inputs are --name value options.")
+    run_parser = commands.add_parser("run", help="run a workflow here (tasks as local processes)", allow_abbrev=False,
+                                     description="Run WORKFLOW; its inputs are --name value options.")
     run_parser.add_argument("workflow", metavar="MODULE:WORKFLOW")
     run_parser.add_argument("--store", help="raw data store for outputs (default: file://~/.cache/ferry/raw)")
     run_parser.add_argument("--overwrite-cache", action="store_true",
                             help="run cached tasks again and replace their cached outputs")
-    compile_parser = commands.add_parser("compile", help="write a Workflow manifest for kubectl apply")
+    run_parser.add_argument("--remote", action="store_true",
+                            help="run on the cluster of the current kubeconfig context (code goes through --store)")
+    run_parser.add_argument("--no-wait", action="store_true", help="with --remote: print the name and return")
+    cluster_options = argparse.ArgumentParser(add_help=False)
+    cluster_options.add_argument("-n", "--namespace", default=os.environ.get("FERRY_NAMESPACE"))
+    cluster_options.add_argument("--context", help="kubeconfig context")
+    run_parser.add_argument("-n", "--namespace", default=os.environ.get("FERRY_NAMESPACE"))
+    run_parser.add_argument("--context", help="kubeconfig context")
+    get_parser = commands.add_parser("get", parents=[cluster_options], help="workflows on the cluster, or one in detail")
+    get_parser.add_argument("name", nargs="?")
+    logs_parser = commands.add_parser("logs", parents=[cluster_options], help="a task's logs")
+    logs_parser.add_argument("name")
+    logs_parser.add_argument("task")
+    outputs_parser = commands.add_parser("outputs", parents=[cluster_options],
+                                         help="download a workflow's (or a task's) outputs")
+    outputs_parser.add_argument("name")
+    outputs_parser.add_argument("--task")
+    outputs_parser.add_argument("-o", "--output", help="directory to write to (default: the workflow's name)")
+    ls_parser = commands.add_parser("ls", help="list a drive (ferry://name) or a stored directory or asset")
+    ls_parser.add_argument("uri")
+    ls_parser.add_argument("prefix", nargs="?")
+    compile_parser = commands.add_parser("compile", help="write a Workflow manifest for kubectl apply",
+                                         allow_abbrev=False)
     compile_parser.add_argument("workflow", metavar="MODULE:WORKFLOW")
     compile_parser.add_argument("--name", help="metadata.name of the Workflow (default: the function's name)")
     pod = commands.add_parser("pod", help="run inside a task pod (used by the operator's pods)")
@@ -119,6 +237,15 @@ def main(argv: list[str] | None = None) -> int:
         return compile_(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    commands = {"get": get, "logs": logs, "outputs": outputs, "ls": ls}
+    if args.command in commands:
+        from ferry import remote
+
+        try:
+            return commands[args.command](args)
+        except remote.KubectlError as error:
+            print(f"ferry {args.command}: {error}", file=sys.stderr)
+            return 1
     if args.command == "pod":
         from ferry import podruntime
 

@@ -116,6 +116,10 @@ class LocalExecutor:
             taskpod.PLAN_ENV: plan.model_dump_json(by_alias=True, exclude_none=True),
             podruntime.RESULT_PATH_ENV: str(directory / "result.json"),
             podruntime.WORKDIR_ENV: str(directory / "work"),
+            "FERRY_RAW_DATA_PREFIX": self.store.raw_data_prefix,
+            "FERRY_WORKFLOW": plan.workflow,
+            "FERRY_TASK": plan.task,
+            "FERRY_ATTEMPT": str(plan.attempt),
             "PYTHONPATH": os.pathsep.join(p for p in [*map(str, roots), os.environ.get("PYTHONPATH", "")] if p),
         }
         log = directory / "log"

@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 import traceback
 
-from ferry import blobs, resource, settings as settings_, store as store_, taskpod
+from ferry import blobs, resource, store as store_, taskpod
 
 TERMINATION_LOG = "/dev/termination-log"
 MAX_MESSAGE = 4096
@@ -191,10 +191,9 @@ def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> 
 
 def run_function() -> int:
     plan = read_plan()
-    settings = settings_.Settings.from_env().model_copy(update={"raw_data_prefix": plan.output_prefix})
     workdir = pathlib.Path(os.environ.get(WORKDIR_ENV) or tempfile.mkdtemp(prefix=f"ferry-{plan.task}-"))
     try:
-        result = execute(plan, store_.Store(settings), workdir)
+        result = execute(plan, store_.Store(output_prefix=plan.output_prefix), workdir)
     except BaseException as error:  # the message becomes the attempt's failure in status
         traceback.print_exc()
         result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")

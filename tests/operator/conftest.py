@@ -72,8 +72,21 @@ class Operator:
 def operator(cluster: Cluster, s3, crd, tmp_path_factory) -> Iterator[Operator]:
     running = Operator(cluster, s3, tmp_path_factory.mktemp("operator"))
     running.start()
+    _wait_until_serving(cluster)
     yield running
     running.stop()
+
+
+def _wait_until_serving(cluster: Cluster) -> None:
+    """Liveness comes before the watches: wait until the operator has handled a real Workflow."""
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="ferry-test-probe")))
+    probe = {"apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "probe"},
+             "spec": {"tasks": [{"name": "a", "image": "busybox:1.36", "dependsOn": ["b"]},
+                                {"name": "b", "image": "busybox:1.36", "dependsOn": ["a"]}]}}
+    cluster.kubectl("apply", "-n", "ferry-test-probe", "-f", "-", input=json.dumps(probe))
+    wait_for_phase(cluster, "ferry-test-probe", "probe", timeout=120)
+    core.delete_namespace("ferry-test-probe")
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def resumes() -> str:
     return flaky_with_checkpoint()
 
 
-@ferry.task
+@ferry.task(secrets=["ferry-db"])
 def describe_context(secret_group: str) -> dict:
     context = ferry.current_context()
     return {
@@ -86,7 +86,7 @@ def describe_context(secret_group: str) -> dict:
 
 
 @ferry.workflow
-def context_report(secret_group: str = "db") -> dict:
+def context_report(secret_group: str = "ferry-db") -> dict:
     return describe_context(secret_group=secret_group)
 
 
@@ -111,3 +111,20 @@ def fails() -> int:
 @ferry.workflow
 def failing() -> int:
     return fails()
+
+
+@ferry.task
+def drive_writer(drive: str) -> str:
+    pathlib.Path("note.txt").write_text("shared through the drive\n")
+    ferry.Drive(drive).put("note.txt", "notes/note.txt")
+    return "notes/note.txt"
+
+
+@ferry.task
+def drive_reader(drive: str, path: str) -> str:
+    return ferry.Drive(drive).get(path, timeout=10).read_text()
+
+
+@ferry.workflow
+def through_a_drive(drive: str = "ferry://shared-notes") -> str:
+    return drive_reader(drive=drive, path=drive_writer(drive=drive))

@@ -53,7 +53,7 @@ def test_retry_resumes_from_the_checkpoint_of_the_failed_attempt(store):
 
 
 def test_context_gives_a_fresh_working_directory_ids_and_secrets(store, monkeypatch):
-    monkeypatch.setenv("FERRY_SECRET_DB_TOKEN", "hunter2")
+    monkeypatch.setenv("FERRY_SECRET_FERRY_DB_TOKEN", "hunter2")
     report = samples.context_report()
     assert report["cwd"] == report["working_directory"] and report["empty"] == []
     assert report["task"] == "describe-context" and report["attempt"] == 1
@@ -108,3 +108,9 @@ def test_cli_compiles_a_manifest_kubectl_accepts(tmp_path):
     assert spec.inputs[0].value == 4
     bad = ferry_cli("run", "examples/quickstart.py:nope")
     assert bad.returncode != 0 and "is not a @ferry.workflow" in bad.stderr
+
+
+def test_tasks_share_a_drive_by_name(store):
+    assert samples.through_a_drive() == "shared through the drive\n"
+    writer = ferry.Drive("ferry://shared-notes")
+    assert writer.list("notes") == ["notes/note.txt"]
