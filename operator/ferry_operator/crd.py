@@ -303,14 +303,19 @@ def overlays() -> dict[str, Schema]:
             "properties": {"inputs": _keyed_by_name(), "outputs": _keyed_by_name(), "env": _keyed_by_name(),
                            "dependsOn": _SET, "secrets": _SET},
             "x-kubernetes-validations": [
-                _rule("has(self.image) || has(self.function)",
-                      "set image (the container image to run) or function (module:function of a Python task)",
-                      message_expression="'task ' + self.name + ': set image (the container image to run) "
-                      "or function (module:function of a Python task)'"),
-                _rule("!has(self.function) || !has(self.command)",
-                      "a function task runs the Ferry runtime, not command: remove command, or remove function",
-                      message_expression="'task ' + self.name + ': a function task runs the Ferry runtime, "
-                      "not command: remove command, or remove function'"),
+                _rule("has(self.image) || has(self.function) || has(self.plugin)",
+                      "set image (the container image to run), function (module:function of a Python task) "
+                      "or plugin (a task plugin type and config)",
+                      message_expression="'task ' + self.name + ': set image (the container image to run), "
+                      "function (module:function of a Python task) or plugin (a task plugin type and config)'"),
+                _rule("!(has(self.function) && has(self.plugin))",
+                      "a task runs a function or a plugin, not both: remove one",
+                      message_expression="'task ' + self.name + ': a task runs a function or a plugin, not both: "
+                      "remove one'"),
+                _rule("!(has(self.function) || has(self.plugin)) || !has(self.command)",
+                      "a function or plugin task runs the Ferry runtime, not command: remove command",
+                      message_expression="'task ' + self.name + ': a function or plugin task runs the Ferry "
+                      "runtime, not command: remove command'"),
             ],
         },
         resource.TaskInput.__name__: {

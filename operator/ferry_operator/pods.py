@@ -46,9 +46,10 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
                 "terminationMessagePolicy": "FallbackToLogsOnError", **extra}
 
     init = []
-    if fetch and not task.function:
+    runs_ferry = bool(task.function or task.plugin)
+    if fetch and not runs_ferry:
         init.append(runtime(results.FETCH, ["pod", "fetch"]))
-    if task.outputs and not task.function:
+    if task.outputs and not runs_ferry:
         probe = {"exec": {"command": ["test", "-e", taskpod.PUBLISH_READY]}, "periodSeconds": 1,
                  "failureThreshold": 120}
         init.append(runtime(results.PUBLISH, ["pod", "publish"], restartPolicy="Always", startupProbe=probe))
@@ -66,8 +67,8 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
                                            "readOnly": True} for s in task.secrets)],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if task.function:
-        # A Python task's container is Ferry's own runtime: it loads inputs lazily from the store,
+    if runs_ferry:
+        # A Python task's (or plugin's) container is Ferry's own runtime: it loads inputs lazily from the store,
         # publishes what the function returns, and reports it in its own termination message.
         main["args"] = ["pod", "run-function"]
         main["env"] = [*runtime_env, *main["env"]]

@@ -14,6 +14,7 @@ from ferry.drives import Drive
 from ferry.errors import IncompleteOutputError, IntegrityError, PathEscapeError, ReadOnlyStoreError
 from ferry.files import File
 from ferry.manifest import Manifest
+from ferry.plugins import ObjectStoreSensor, TaskPlugin
 from ferry.serialization import from_blob, to_blob
 from ferry.settings import Settings
 from ferry.store import Store, current as current_store, using as use_store
@@ -39,11 +40,13 @@ __all__ = [
     "IntegrityError",
     "Kind",
     "Manifest",
+    "ObjectStoreSensor",
     "PathEscapeError",
     "Progress",
     "ReadOnlyStoreError",
     "Settings",
     "Store",
+    "TaskPlugin",
     "__version__",
     "asset",
     "current_context",

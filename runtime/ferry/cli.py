@@ -94,7 +94,8 @@ def run_remote(args: argparse.Namespace, workflow, inputs: dict[str, Any], store
 
     with ferry.use_store(store):
         manifest = workflow.manifest(**inputs)
-        roots = {local.code_root(t["function"]) for t in manifest["spec"]["tasks"] if t.get("function")}
+        roots = {local.code_root(ref) for ref in local.code_references(resource.WorkflowSpec.model_validate(
+            manifest["spec"]))}
         if len(roots) > 1:
             raise SystemExit(f"tasks come from several source trees ({', '.join(map(str, sorted(roots)))}); "
                              "keep a workflow's tasks under one directory")

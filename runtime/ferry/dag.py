@@ -20,8 +20,12 @@ def problems(spec: resource.WorkflowSpec) -> list[str]:
     found = []
     for task in spec.tasks:
         where = f"spec.tasks[{task.name}]"
-        if not task.image and not task.function:
-            found.append(f"{where}: set image (a container image) or function (module:function)")
+        if not (task.image or task.function or task.plugin):
+            found.append(f"{where}: set image (a container image), function (module:function) or plugin")
+        if task.function and task.plugin:
+            found.append(f"{where}: a task runs a function or a plugin, not both: remove one")
+        if (task.function or task.plugin) and task.command:
+            found.append(f"{where}: a function or plugin task runs the Ferry runtime, not command: remove command")
         for dep in task.depends_on:
             if dep not in tasks:
                 found.append(f"{where}.dependsOn: no task named {dep!r}; use one of {sorted(tasks)}")

@@ -41,6 +41,12 @@ def code_root(reference: str) -> pathlib.Path:
     return root
 
 
+def code_references(spec: resource.WorkflowSpec) -> set[str]:
+    """``module:...`` of every function and shipped plugin the workflow's tasks import."""
+    return ({t.function for t in spec.tasks if t.function} |
+            {f"{t.plugin.module}:" for t in spec.tasks if t.plugin and t.plugin.module})
+
+
 def _main_name() -> str:
     main = getattr(sys.modules.get("__main__"), "__file__", "") or ""
     return pathlib.Path(main).stem
@@ -84,7 +90,7 @@ class LocalExecutor:
 
     def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any]) -> LocalRun:
         execution_id = f"{name}-{uuid.uuid4().hex[:8]}"
-        roots = {code_root(t.function) for t in spec.tasks if t.function}
+        roots = {code_root(ref) for ref in code_references(spec)}
         status = resource.WorkflowStatus()
         try:
             while status.phase not in scheduler.DONE:
@@ -106,9 +112,9 @@ class LocalExecutor:
         return LocalRun(name, spec, status, self.store, annotations)
 
     def start(self, attempt_name: str, plan: taskpod.PodPlan, roots: set[pathlib.Path]) -> None:
-        if not plan.function:
-            raise ValueError(f"task {plan.task} runs a container image; the local executor runs Python tasks only "
-                             "(use a cluster for container tasks)")
+        if not (plan.function or plan.plugin):
+            raise ValueError(f"task {plan.task} runs a container image; the local executor runs Python tasks and "
+                             "plugins only (use a cluster for container tasks)")
         directory = self.scratch / attempt_name
         directory.mkdir(parents=True)
         env = {

@@ -170,7 +170,12 @@ def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> 
 
     if plan.code:
         fetch_code(plan.code, store)
-    task = import_task(plan.function)
+    if plan.plugin:
+        from ferry import plugins
+
+        task = plugins.get(plan.plugin.type, plan.plugin.module)(plan.task, plan.plugin.config)
+    else:
+        task = import_task(plan.function)
     workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(workdir)
     with store_.using(store), context.using(context.for_plan(plan, store, workdir)):

@@ -110,6 +110,15 @@ class RetryPolicy(Model):
     """The longest wait between two attempts."""
 
 
+class PluginRef(Model):
+    type: str = pydantic.Field(min_length=1, max_length=63, pattern=NAME_PATTERN)
+    """The plugin's task type, e.g. ``object-store-sensor``."""
+    config: dict[str, Any] = {}
+    """The plugin's own settings; each plugin documents and checks them."""
+    module: str | None = pydantic.Field(None, max_length=256, pattern=r"^[\w.]+$")
+    """The Python module that defines the plugin, when it ships with the workflow's code."""
+
+
 class Cache(Model):
     version: str = pydantic.Field("", max_length=128)
     """Part of the cache key with the function and its inputs' digests: change it to stop reusing
@@ -146,6 +155,8 @@ class Task(Model):
     """What the task writes and publishes for other tasks and the workflow's outputs."""
     depends_on: list[Name] = pydantic.Field([], max_length=256)
     """Tasks that must succeed first, in addition to those whose outputs are inputs here."""
+    plugin: PluginRef | None = None
+    """A task plugin run by the Ferry runtime image instead of ``function`` or ``command``."""
     cache: Cache | None = None
     """Reuse the outputs of an earlier run of the same function with the same inputs (Python tasks)."""
 

@@ -46,6 +46,8 @@ class PodPlan(resource.Model):
     attempt: int
     function: str | None = None
     """``module:function`` of a Python task."""
+    plugin: resource.PluginRef | None = None
+    """The task plugin to run instead of a function."""
     inputs: dict[str, resource.Output] = {}
     """Stored inputs (files, directories, assets, large values), fetched to ``INPUTS_DIR/<name>``
     for container tasks and loaded lazily for Python tasks."""
@@ -116,8 +118,8 @@ def build_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, tas
     stored, values = resolve_inputs(spec, status, task)
     prefix = f"{raw_data_prefix.rstrip('/')}/{namespace}/{execution_id}/{task.name}/{attempt}"
     return PodPlan(workflow=workflow, namespace=namespace, execution_id=execution_id, task=task.name,
-                   attempt=attempt, function=task.function, inputs=stored, values=values, outputs=task.outputs,
-                   output_prefix=prefix, code=spec.code if task.function else None,
+                   attempt=attempt, function=task.function, plugin=task.plugin, inputs=stored, values=values, outputs=task.outputs,
+                   output_prefix=prefix, code=spec.code if task.function or task.plugin else None,
                    cache_key=cache_key(raw_data_prefix, task, stored, values) if task.cache else None,
                    overwrite_cache=spec.overwrite_cache)
 

@@ -33,14 +33,18 @@ def param_name(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-def _reference(fn: Callable) -> str:
-    """``module:qualname`` by which a task process imports the function; a script run as
-    ``__main__`` is named by its file, which the process imports (its ``__main__`` guard holds)."""
-    module = fn.__module__
+def module_reference(module: str) -> str:
+    """How a task process imports ``module``: a script run as ``__main__`` is named by its file,
+    which the process imports (its ``if __name__ == "__main__"`` guard holds)."""
     if module == "__main__":
         main = sys.modules["__main__"]
         module = re.sub(r"\.py$", "", getattr(main, "__file__", "__main__").rsplit("/", 1)[-1])
-    return f"{module}:{fn.__qualname__}"
+    return module
+
+
+def _reference(fn: Callable) -> str:
+    """``module:qualname`` by which a task process imports the function."""
+    return f"{module_reference(fn.__module__)}:{fn.__qualname__}"
 
 
 def interface(fn: Callable, what: str) -> tuple[dict[str, Any], dict[str, Any], inspect.Signature]:
@@ -112,11 +116,15 @@ class Task:
         if self.options.requests or self.options.limits:
             resources = resource.Resources(requests=self.options.requests, limits=self.options.limits)
         return resource.Task(
-            name=node, function=self.reference, image=self.options.image, inputs=inputs,
+            name=node, image=self.options.image, inputs=inputs, **self.target(),
             outputs=[resource.TaskOutput(name=name, kind=values.kind_of(t)) for name, t in self.outputs.items()],
             retries=resource.RetryPolicy(limit=self.options.retries, backoff_seconds=self.options.retry_backoff_seconds),
             timeout_seconds=timeout, resources=resources, secrets=list(self.options.secrets),
             cache=resource.Cache(version=self.cache_version()) if self.options.cache else None)
+
+    def target(self) -> dict:
+        """What the node runs: this function (plugins run themselves instead)."""
+        return {"function": self.reference}
 
     def cache_version(self) -> str:
         """The given ``cache_version``, or a digest of the function's source: editing it invalidates the cache."""

@@ -218,9 +218,12 @@ INVALID = {
                              ['spec.tasks[2]: Duplicate value: {"name":"make"}']),
     "a task with neither image nor function": (
         lambda s: tasks(s)[0].pop("image"),
-        ["spec.tasks[0]", "task make: set image (the container image to run) or function"]),
+        ["spec.tasks[0]", "task make: set image (the container image to run), function"]),
     "function and command": (lambda s: tasks(s)[0].update(function="pkg.mod:main"),
-                             ["spec.tasks[0]", "task make: a function task runs the Ferry runtime, not command"]),
+                             ["spec.tasks[0]", "task make: a function or plugin task runs the Ferry runtime, "
+                                               "not command"]),
+    "function and plugin": (lambda s: tasks(s)[0].update(function="pkg.mod:main", plugin={"type": "x"}),
+                            ["spec.tasks[0]", "task make: a task runs a function or a plugin, not both"]),
     "an input with two sources": (
         lambda s: tasks(s)[1]["inputs"][0].update(uri="s3://bucket/key"),
         ["spec.tasks[1].inputs[0]", "input text: set exactly one of value, uri, fromTask or fromInput"]),

@@ -149,3 +149,29 @@ def test_operator_killed_mid_workflow_resumes_without_duplicates(cluster: Cluste
     assert [workflow["status"]["tasks"][f"step-{i}"]["attempts"] for i in range(3)] == [1, 1, 1]
     names = sorted(p.metadata.name for p in workflow_pods(cluster, workflow_namespace, "chain"))
     assert names == ["chain-step-0-1", "chain-step-1-1", "chain-step-2-1"]
+
+
+def test_sensor_plugin_from_yaml_waits_for_an_object(cluster: Cluster, workflow_namespace: str, s3):
+    uri = f"s3://{s3.bucket}/arrivals/{workflow_namespace}.csv"
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "sensed"},
+        "spec": {"tasks": [
+            {"name": "wait", "plugin": {"type": "object-store-sensor",
+                                        "config": {"poll_interval_seconds": 0.5, "timeout_seconds": 120}},
+             "inputs": [{"name": "path", "value": uri}], "outputs": [{"name": "o0", "kind": "value"}]},
+            {"name": "show", "image": "busybox:1.36", "command": ["sh", "-c"],
+             "args": ['echo "got $FERRY_INPUT_PATH" > /ferry/outputs/line'],
+             "inputs": [{"name": "path", "fromTask": {"task": "wait", "output": "o0"}}],
+             "outputs": [{"name": "line", "kind": "value"}]}]}})
+
+    def waiting():
+        return get_workflow(cluster, workflow_namespace, "sensed").get("status", {}).get("tasks", {}).get(
+            "wait", {}).get("phase") == "Running"
+
+    eventually(waiting, 60, what="the sensor to start")
+    time.sleep(2)
+    assert get_workflow(cluster, workflow_namespace, "sensed")["status"]["phase"] == "Running"
+    s3.client().put_object(Bucket=s3.bucket, Key=f"arrivals/{workflow_namespace}.csv", Body=b"a,b\n")
+    workflow = wait_for_phase(cluster, workflow_namespace, "sensed", timeout=90)
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert workflow["status"]["tasks"]["show"]["outputs"]["line"]["value"] == f"got {uri}"

@@ -128,3 +128,43 @@ def drive_reader(drive: str, path: str) -> str:
 @ferry.workflow
 def through_a_drive(drive: str = "ferry://shared-notes") -> str:
     return drive_reader(drive=drive, path=drive_writer(drive=drive))
+
+
+sensor = ferry.ObjectStoreSensor("wait-for-input", config={"poll_interval_seconds": 0.1})
+impatient = ferry.ObjectStoreSensor("impatient", config={"poll_interval_seconds": 0.05, "timeout_seconds": 0.3},
+                                    retries=1, retry_backoff_seconds=0)
+
+
+@ferry.task
+def read_text(path: str) -> str:
+    return ferry.current_context().raw_data.open(path).read().decode()
+
+
+@ferry.workflow
+def wait_then_read(path: str) -> str:
+    return read_text(path=sensor(path=path))
+
+
+@ferry.workflow
+def wait_in_vain(path: str) -> str:
+    return impatient(path=path)
+
+
+class Shout(ferry.TaskPlugin):
+    """A plugin that ships with the workflow's code (not installed in the image)."""
+
+    task_type = "shout"
+
+    class Config(ferry.TaskPlugin.Config):
+        times: int = 1
+
+    def execute(self, word: str) -> str:
+        return " ".join([word.upper()] * self.config.times)
+
+
+shout = Shout("shout-twice", config={"times": 2})
+
+
+@ferry.workflow
+def shouting(word: str = "ferry") -> str:
+    return shout(word=word)
