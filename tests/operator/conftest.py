@@ -22,8 +22,11 @@ STORAGE_SECRET = "ferry-storage"
 
 @pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", os.environ.get("FERRY_TEST_CRDS", str(REPO / "crds")))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/workflows.ferry.dev")
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    # `kubectl wait` fails outright (rather than waiting) while the new CRD has no conditions yet.
+    eventually(lambda: cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+                                       "crd/workflows.ferry.dev", check=False).returncode == 0,
+               60, interval=0.5, what="the Workflow CRD to be established")
 
 
 class Operator:
