@@ -1,7 +1,8 @@
-"""Ferry's quickstart: three tasks passing a directory and an asset.
+"""Ferry's quickstart: four tasks passing a directory, a value and an asset.
 
 Run it here, with no cluster:    ferry run examples/quickstart.py:pipeline --days 3
-Write it for a cluster:          ferry compile examples/quickstart.py:pipeline > pipeline.yaml
+Run it on a cluster:             ferry run --remote examples/quickstart.py:pipeline --store s3://bucket/ferry
+Write it for kubectl apply:      ferry compile examples/quickstart.py:pipeline > pipeline.yaml
 """
 
 import os
@@ -31,20 +32,32 @@ def total(reports: ferry.Directory) -> int:
 
 
 @ferry.task
-def summarize(reports: ferry.Directory, visits: int) -> ferry.File:
-    """Write a summary file that names each report."""
-    summary = pathlib.Path("summary.txt")
-    lines = [f"{len(reports.listdir())} reports, {visits} visits"]
-    lines += [f"- {f.remote_source.rsplit('/', 1)[-1]}" for f in reports.listdir()]
-    summary.write_text("\n".join(lines) + "\n")
-    return ferry.File(summary)
+def render(reports: ferry.Directory, visits: int) -> ferry.Asset:
+    """Draw one text chart per report and a summary, published together as an asset."""
+    charts = pathlib.Path("charts")
+    charts.mkdir()
+    for report in reports.listdir():  # Files that download when opened
+        day, count = open(report).read().splitlines()[1].split(",")
+        (charts / f"day-{day}.txt").write_text("#" * (int(count) // 100) + "\n")
+    pathlib.Path("summary.txt").write_text(f"{len(reports.listdir())} days, {visits} visits\n")
+    return ferry.asset(match="{summary.txt,charts/**}")
+
+
+@ferry.task
+def index(report: ferry.Asset) -> ferry.File:
+    """Restore only the charts from the asset and list them in one file."""
+    charts = report.restore(match="charts/*")
+    lines = [f"{path}: {local.read_text().strip()}" for path, local in sorted(charts.items())]
+    pathlib.Path("index.txt").write_text("\n".join(lines) + "\n")
+    return ferry.File("index.txt")
 
 
 @ferry.workflow
-def pipeline(days: int = 7) -> tuple[int, ferry.File]:
+def pipeline(days: int = 7) -> tuple[int, ferry.Asset, ferry.File]:
     reports = collect(days=days)
     visits = total(reports=reports)
-    return visits, summarize(reports=reports, visits=visits)
+    report = render(reports=reports, visits=visits)
+    return visits, report, index(report=report)
 
 
 if __name__ == "__main__":

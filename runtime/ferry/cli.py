@@ -53,12 +53,13 @@ def parse_inputs(workflow, arguments: list[str]) -> dict[str, Any]:
 
 
 def show(kind: str, reason: str, message: str) -> None:
-    mark = {"TaskStarted": "▶", "TaskSucceeded": "✔", "TaskFailed": "✘", "TaskRetrying": "↻"}.get(reason, "•")
+    mark = {"TaskStarted": "▶", "TaskSucceeded": "✔", "TaskFailed": "✘", "TaskRetrying": "↻",
+            "Published": "⇪"}.get(reason, "•")
     print(f"{time.strftime('%H:%M:%S')} {mark} {message}", file=sys.stderr, flush=True)
 
 
 def describe(value: Any) -> str:
-    source = getattr(value, "remote_source", None)
+    source = getattr(value, "remote_source", None) or getattr(value, "uri", None)
     return f"{value.__class__.__name__}({source})" if source else repr(value)
 
 

@@ -101,6 +101,10 @@ class LocalExecutor:
                     self.start(step.status.tasks[task].pod_name, plan, roots)
                 for attempt_name in step.delete:
                     self.stop(attempt_name)
+                for task, state in step.status.tasks.items():
+                    newly = state.phase == Phase.SUCCEEDED and status.tasks.get(task, state).phase != Phase.SUCCEEDED
+                    if newly and any(o.uri for o in state.outputs.values()):
+                        self.report("Normal", "Published", published(task, state))
                 for event in step.events:
                     self.report(*event)
                 status = step.status
@@ -161,6 +165,21 @@ class LocalExecutor:
             except subprocess.TimeoutExpired:
                 os.killpg(process.popen.pid, signal.SIGKILL)
                 process.popen.wait()
+
+
+def published(task: str, state: resource.TaskStatus) -> str:
+    """``task collect published 3 files (1.2 KiB)``: what a finished task moved to the store."""
+    stored = [o for o in state.outputs.values() if o.uri]
+    size = float(sum(o.size or 0 for o in stored))
+    return f"task {task} published {sum(o.file_count or 1 for o in stored)} files ({_human(size)})"
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
 
 
 def run_workflow(workflow, inputs: dict[str, Any], store: store_.Store | None = None,

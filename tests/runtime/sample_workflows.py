@@ -168,3 +168,22 @@ shout = Shout("shout-twice", config={"times": 2})
 @ferry.workflow
 def shouting(word: str = "ferry") -> str:
     return shout(word=word)
+
+
+@ferry.task(retries=1, retry_backoff_seconds=0)
+def resumable_training() -> list:
+    """Saves a directory of state on attempt 1 and fails; attempt 2 restores it and carries on."""
+    checkpoint = ferry.current_context().checkpoint
+    if not checkpoint.prev_exists():
+        state = pathlib.Path("state")
+        state.mkdir()
+        (state / "epoch").write_text("3")
+        checkpoint.save(state)
+        raise RuntimeError("interrupted after epoch 3")
+    restored = checkpoint.restore("restored")
+    return [str(restored), (restored / "epoch").read_text()]
+
+
+@ferry.workflow
+def training() -> list:
+    return resumable_training()

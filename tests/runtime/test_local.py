@@ -92,8 +92,16 @@ def test_cli_runs_the_quickstart_and_prints_outputs(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" = ", 1) for line in result.stdout.splitlines())
     assert lines["o0"] == "300"
-    assert lines["o1"].startswith(f"File({(tmp_path / 'raw').as_uri()}/local/pipeline-")
-    assert "✔ task summarize succeeded" in result.stderr
+    assert lines["o1"].startswith(f"Asset({(tmp_path / 'raw').as_uri()}/local/pipeline-")
+    assert lines["o2"].startswith(f"File({(tmp_path / 'raw').as_uri()}/local/pipeline-")
+    assert "✔ task index succeeded" in result.stderr
+    assert "⇪ task collect published 2 files (34 B)" in result.stderr
+    index_file = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri())).open(lines["o2"][5:-1])
+    assert index_file.read().decode() == "charts/day-1.txt: #\ncharts/day-2.txt: ##\n"
+    listed = ferry_cli("ls", lines["o1"][6:-1])
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[-1] for line in listed.stdout.splitlines()] == [
+        "charts/day-1.txt", "charts/day-2.txt", "summary.txt"]
 
 
 def test_cli_compiles_a_manifest_kubectl_accepts(tmp_path):
@@ -104,7 +112,7 @@ def test_cli_compiles_a_manifest_kubectl_accepts(tmp_path):
     manifest = yaml.safe_load(result.stdout)
     assert manifest["metadata"]["name"] == "weekly"
     spec = resource.WorkflowSpec.model_validate(manifest["spec"])
-    assert [t.name for t in spec.tasks] == ["collect", "total", "summarize"]
+    assert [t.name for t in spec.tasks] == ["collect", "total", "render", "index"]
     assert spec.inputs[0].value == 4
     bad = ferry_cli("run", "examples/quickstart.py:nope")
     assert bad.returncode != 0 and "is not a @ferry.workflow" in bad.stderr
@@ -114,3 +122,18 @@ def test_tasks_share_a_drive_by_name(store):
     assert samples.through_a_drive() == "shared through the drive\n"
     writer = ferry.Drive("ferry://shared-notes")
     assert writer.list("notes") == ["notes/note.txt"]
+
+
+def test_checkpoint_directory_survives_into_the_next_attempt(store):
+    run = local.run_workflow(samples.training, {}, store)
+    restored, epoch = run.result()
+    assert (epoch, restored) == ("3", "restored")
+    assert run.status.tasks["resumable-training"].attempts == 2
+
+
+def test_cli_lists_a_drive(store, tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    ferry.Drive("ferry://cli-listing", component_name="test").put(str(tmp_path / "a.txt"), "docs/a.txt")
+    listed = ferry_cli("ls", "ferry://cli-listing", "docs", env={"FERRY_RAW_DATA_PREFIX": store.raw_data_prefix})
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["docs/a.txt"]
