@@ -63,8 +63,8 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
                 {"name": "FERRY_ATTEMPT", "value": str(attempt)},
                 {"name": "FERRY_INPUTS_DIR", "value": taskpod.INPUTS_DIR},
                 {"name": "FERRY_OUTPUTS_DIR", "value": taskpod.OUTPUTS_DIR}],
-        "volumeMounts": [*ferry_mounts, *({"name": f"secret-{s}", "mountPath": f"{taskpod.SECRETS_DIR}/{s}",
-                                           "readOnly": True} for s in task.secrets)],
+        "volumeMounts": [*ferry_mounts, *({"name": f"secret-{i}", "mountPath": f"{taskpod.SECRETS_DIR}/{s}",
+                                           "readOnly": True} for i, s in enumerate(task.secrets))],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if runs_ferry:
@@ -100,6 +100,6 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
             "initContainers": init,
             "containers": [main],
             "volumes": [*({"name": v, "emptyDir": {}} for v in ("ferry-inputs", "ferry-outputs", "ferry-runtime")),
-                        *({"name": f"secret-{s}", "secret": {"secretName": s}} for s in task.secrets)],
+                        *({"name": f"secret-{i}", "secret": {"secretName": s}} for i, s in enumerate(task.secrets))],
         },
     }

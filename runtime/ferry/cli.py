@@ -181,9 +181,17 @@ def ls(args: argparse.Namespace) -> int:
 def compile_(args: argparse.Namespace, extra: list[str]) -> int:
     import yaml
 
+    class Dumper(yaml.SafeDumper):
+        """Quotes strings that YAML 1.1 readers such as kubectl take for booleans (``n``, ``on``...)."""
+
+    def string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+        ambiguous = text.lower() in {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"' if ambiguous else None)
+
+    Dumper.add_representer(str, string)
     workflow = load_workflow(args.workflow)
     manifest = workflow.manifest(args.name, **parse_inputs(workflow, extra))
-    sys.stdout.write(yaml.safe_dump(manifest, sort_keys=False))
+    sys.stdout.write(yaml.dump(manifest, Dumper=Dumper, sort_keys=False))
     return 0
 
 

@@ -143,8 +143,9 @@ class Task(Model):
     resources: Resources | None = None
     service_account_name: str | None = pydantic.Field(None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
     """Defaults to the operator's task ServiceAccount, which has no API access."""
-    secrets: list[Name] = []
-    """Kubernetes Secrets mounted read-only at ``/ferry/secrets/<name>``."""
+    secrets: list[Annotated[str, pydantic.Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]] = \
+        pydantic.Field([], max_length=32)
+    """Kubernetes Secrets (in the workflow's namespace) mounted read-only at ``/ferry/secrets/<name>``."""
     retries: RetryPolicy = RetryPolicy()
     """How often and when to try again after a failed attempt."""
     timeout_seconds: int | None = pydantic.Field(None, ge=1)

@@ -64,10 +64,11 @@ def test_values_become_env_and_upstream_references_become_fetches():
 
 
 def test_no_inputs_and_no_outputs_means_no_runtime_containers():
-    pod = build(spec({"name": "a", "image": "x", "secrets": ["db"]}))
+    pod = build(spec({"name": "a", "image": "x", "secrets": ["db", "tls.example.com"]}))
     assert pod["spec"]["initContainers"] == []
-    assert {"name": "secret-db", "mountPath": "/ferry/secrets/db", "readOnly": True} in \
+    assert {"name": "secret-1", "mountPath": "/ferry/secrets/tls.example.com", "readOnly": True} in \
         containers(pod)["main"]["volumeMounts"]
+    assert {"name": "secret-1", "secret": {"secretName": "tls.example.com"}} in pod["spec"]["volumes"]
 
 
 def test_an_unpublished_upstream_output_is_an_error():

@@ -137,3 +137,9 @@ def test_cli_lists_a_drive(store, tmp_path):
     listed = ferry_cli("ls", "ferry://cli-listing", "docs", env={"FERRY_RAW_DATA_PREFIX": store.raw_data_prefix})
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["docs/a.txt"]
+
+
+def test_compiled_yaml_quotes_names_kubectl_would_read_as_booleans():
+    result = ferry_cli("compile", "tests/runtime/sample_workflows.py:directory_stats")
+    assert result.returncode == 0, result.stderr
+    assert '- name: "n"' in result.stdout and "fromInput: \"n\"" in result.stdout
