@@ -70,7 +70,7 @@ class Workflow:
     def manifest(self, name: str | None = None, **inputs: Any) -> dict:
         """A ``Workflow`` object for ``kubectl apply``."""
         return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": name or self.name},
-                "spec": self.compile(**inputs).dump()}
+                "spec": self.compile(**inputs).model_dump(by_alias=True, exclude_defaults=True, mode="json")}
 
     def __call__(self, **inputs: Any):
         if tasks.compiling.get() is not None:

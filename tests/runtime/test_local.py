@@ -142,4 +142,4 @@ def test_cli_lists_a_drive(store, tmp_path):
 def test_compiled_yaml_quotes_names_kubectl_would_read_as_booleans():
     result = ferry_cli("compile", "tests/runtime/sample_workflows.py:directory_stats")
     assert result.returncode == 0, result.stderr
-    assert '- name: "n"' in result.stdout and "fromInput: \"n\"" in result.stdout
+    assert 'name: "n"' in result.stdout and 'fromInput: "n"' in result.stdout
