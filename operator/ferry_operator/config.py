@@ -5,13 +5,12 @@ Storage location and credentials live here (set by the Helm chart), never in Wor
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 
 import pydantic
 
 import ferry
+from ferry import settings
 
 ENV_PREFIX = "FERRY_OPERATOR_"
 
@@ -38,20 +37,7 @@ class Config(pydantic.BaseModel):
     upload_grace_seconds: int = pydantic.Field(600, ge=1)
     """How long the publishing sidecar may take after the task's container exits."""
 
-    namespaces: list[str] = []
-    """Namespaces to watch, as JSON; empty means the whole cluster."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
-        environ = os.environ if environ is None else environ
-        values = {}
-        for name in cls.model_fields:
-            raw = environ.get(ENV_PREFIX + name.upper())
-            if raw is not None:  # lists and mappings are JSON; pydantic converts numbers
-                values[name] = json.loads(raw) if raw.lstrip()[:1] in ("{", "[") else raw
-        try:
-            return cls.model_validate(values)
-        except pydantic.ValidationError as error:
-            problems = "; ".join(f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                                 for e in error.errors())
-            raise ValueError(f"invalid operator configuration: {problems}") from None
+        return settings.from_environ(cls, ENV_PREFIX, environ, "operator configuration")

@@ -8,11 +8,12 @@ AWS way needs no Ferry variable at all.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import tempfile
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 import pydantic
 
@@ -83,12 +84,23 @@ class Settings(pydantic.BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from ``FERRY_*`` variables; a bad value names its variable."""
-        environ = os.environ if environ is None else environ
-        values = {name: environ[ENV_PREFIX + name.upper()] for name in cls.model_fields
-                  if ENV_PREFIX + name.upper() in environ}
-        try:
-            return cls.model_validate(values)
-        except pydantic.ValidationError as error:
-            problems = "; ".join(f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                                 for e in error.errors())
-            raise ValueError(f"invalid Ferry settings in the environment: {problems}") from None
+        return from_environ(cls, ENV_PREFIX, environ, "Ferry settings in the environment")
+
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+def from_environ(cls: type[Model], prefix: str, environ: Mapping[str, str] | None, what: str) -> Model:
+    """A settings model from ``<PREFIX><FIELD>`` variables; lists and mappings are given as JSON.
+    A bad value raises ``ValueError`` naming its variable."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for name in cls.model_fields:
+        raw = environ.get(prefix + name.upper())
+        if raw is not None:
+            values[name] = json.loads(raw) if raw.lstrip()[:1] in ("{", "[") else raw
+    try:
+        return cls.model_validate(values)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"invalid {what}: {problems}") from None
