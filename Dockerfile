@@ -1,16 +1,41 @@
-# One image for the operator and the in-pod runtime: `ferry` (the default entrypoint) runs task
-# I/O in pods; `ferry-operator` runs the operator. Built from the project's wheel; no build tools
-# in the final stage.
-FROM python:3.11.10-slim-bookworm AS build
+# One image for the operator and the in-pod runtime, two entrypoints:
+#   ferry           (the default) fetches inputs and publishes outputs in task pods;
+#   ferry-operator  runs the operator (the Helm chart sets `command: [ferry-operator]`).
+#
+# The build stage turns the project and its dependencies into wheels and installs them into a
+# virtual environment; the final stage copies only that environment onto the same pinned base,
+# so it has no compiler, no pip and no sources. tests/helm/test_image.py runs the build stage's
+# RUN lines as they are written here (with WHEELS and VENV pointing at temporary folders) and
+# then the entrypoints, so what the image installs is what the tests run.
+#
+# Build: docker build -t ferry:dev .
+# Pin the base by digest in CI: --build-arg PYTHON_IMAGE=python:3.11.12-slim-bookworm@sha256:...
+ARG PYTHON_IMAGE=python:3.11.12-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ARG WHEELS=/wheels
+ARG VENV=/opt/ferry
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY runtime runtime
 COPY operator operator
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[operator]'
+RUN pip wheel --wheel-dir "$WHEELS" '.[operator]'
+RUN python -m venv --without-pip "$VENV" \
+    && python -m pip --python "$VENV/bin/python" install --no-index --find-links "$WHEELS" 'ferry[operator]'
 
-FROM python:3.11.10-slim-bookworm
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels 'ferry[operator]' && rm -rf /wheels \
-    && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin ferry
-USER 10001
+FROM ${PYTHON_IMAGE}
+# No packaging tools in the final image: the environment is complete and never changes.
+RUN python -m pip uninstall --yes --no-cache-dir pip setuptools wheel \
+    && groupadd --gid 10001 ferry \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin ferry
+COPY --from=build /opt/ferry /opt/ferry
+# HOME and caches in /tmp: with a read-only root filesystem, /tmp is the pod's emptyDir.
+ENV PATH=/opt/ferry/bin:$PATH \
+    HOME=/tmp \
+    XDG_CACHE_HOME=/tmp/.cache \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 10001:10001
+WORKDIR /tmp
 ENTRYPOINT ["ferry"]

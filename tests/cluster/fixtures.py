@@ -154,6 +154,31 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3_server.S3]:
         server.stop()
 
 
+@dataclasses.dataclass
+class Helm:
+    """The pinned ``helm``, with its config, cache and data kept in a folder of this session."""
+
+    binary: pathlib.Path
+    home: pathlib.Path
+
+    def __call__(self, *args: str, kubeconfig: pathlib.Path | None = None, check: bool = True,
+                 timeout: float = 300) -> subprocess.CompletedProcess:
+        env = {**os.environ, "HELM_CONFIG_HOME": str(self.home / "config"), "HELM_CACHE_HOME": str(self.home / "cache"),
+               "HELM_DATA_HOME": str(self.home / "data")}
+        if kubeconfig:
+            env["KUBECONFIG"] = str(kubeconfig)
+        result = subprocess.run([str(self.binary), *args], text=True, capture_output=True, env=env, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """``helm`` built from its Go module at ``versions.HELM`` (cached like the cluster's binaries)."""
+    return Helm(binaries.build_helm(), tmp_path_factory.mktemp("helm"))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build (or find cached) the binaries the selected tests need, before any test's timeout runs."""
     used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
@@ -162,6 +187,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         wanted.append(binaries.build_kubernetes)
     if "s3" in used and not os.environ.get("FERRY_TEST_S3_ENDPOINT"):
         wanted.append(binaries.build_minio)
+    if "helm" in used:
+        wanted.append(binaries.build_helm)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     for build in wanted:
         started = time.monotonic()

@@ -2,9 +2,10 @@
 
 The node pulls no images. Each entry says what the image's ENTRYPOINT, CMD and PATH would be,
 with the image's tools replaced by the host's: shell images use the host's ``sh`` and coreutils,
-``python`` uses the host interpreter, and the Ferry image runs the ``ferry`` runtime installed in
-the environment that runs the tests. An image that is not listed cannot be run: its pods stay
-``Pending`` with ``ErrImagePull``, as on a cluster whose registry does not have it.
+``python`` uses the host interpreter, the Ferry image runs the ``ferry`` runtime installed in
+the environment that runs the tests, and ``minio`` runs the MinIO the suite built for its S3
+server. An image that is not listed cannot be run: its pods stay ``Pending`` with
+``ErrImagePull``, as on a cluster whose registry does not have it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ def _ferry() -> Image:
     return Image(entrypoint=("ferry",), cmd=(), path=f"{os.path.join(sys.prefix, 'bin')}:{SYSTEM_PATH}")
 
 
+def _minio() -> Image:
+    # The MinIO the suite builds for its S3 server (binaries.py), for charts that run one; the
+    # official image's entrypoint script runs `minio` with the container's arguments.
+    from tests.cluster import binaries, versions
+
+    folder = binaries.cache_dir() / "bin" / f"minio-{versions.MINIO}"
+    return Image(entrypoint=("minio",), cmd=(), path=f"{folder}:{SYSTEM_PATH}")
+
+
 IMAGES = {
     "busybox": _shell,
     "alpine": _shell,
@@ -44,6 +54,7 @@ IMAGES = {
     "bash": _shell,
     "python": _python,
     "ferry": _ferry,
+    "minio": _minio,
 }
 
 

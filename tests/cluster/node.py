@@ -66,9 +66,17 @@ def mounting_launcher(mounts: list[tuple[str, str, bool]], workdir: str) -> list
 
     The mount points are created on the host's filesystem (empty), but what is mounted on them is
     visible only inside this container's namespace.
+
+    A target that is a parent of some source (a pod mounting an emptyDir at ``/tmp`` while this
+    node keeps its pods' volumes under ``/tmp``) is mounted last, so that it does not hide the
+    sources of the other mounts (a real kubelet keeps volumes outside the container's root).
     """
+
+    def covers_a_source(target: str) -> bool:
+        return any(os.path.commonpath([target, source]) == target for source, _, _ in mounts)
+
     lines = ["set -e"]
-    for source, target, read_only in mounts:
+    for source, target, read_only in sorted(mounts, key=lambda m: covers_a_source(m[1])):
         src, dst = shlex.quote(source), shlex.quote(target)
         if os.path.isdir(source):
             lines.append(f"mkdir -p {dst}")
