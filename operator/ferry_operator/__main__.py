@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     if args.metrics_port:
         metrics.serve(args.metrics_port)
+    exact = bool(args.namespace) and not any(set("*?[!") & set(ns) for ns in args.namespace)
     kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
-             liveness_endpoint=args.liveness or None)
+             liveness_endpoint=args.liveness or None, memo=kopf.Memo(exact_namespaces=exact))
 
 
 if __name__ == "__main__":

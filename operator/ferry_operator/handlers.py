@@ -25,14 +25,18 @@ TIMER_SECONDS = 2.0
 
 _locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 _queued: set[tuple[str, str]] = set()
+_refusals: dict[tuple[str, str], str] = {}
 _config: Config | None = None
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, logger: logging.Logger, **_) -> None:
+def configure(settings: kopf.OperatorSettings, logger: logging.Logger, memo: kopf.Memo, **_) -> None:
     global _config
     _config = Config.from_env()
     kube.login()
+    # Watching exact namespaces needs no cluster-wide discovery (which a namespaced install may
+    # not be allowed to do: Kopf would retry it for a minute before starting).
+    settings.scanning.disabled = bool(memo.get("exact_namespaces"))
     # Keep status ours: Kopf's own bookkeeping goes to annotations.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ferry.dev")
@@ -69,7 +73,32 @@ async def request(namespace: str, name: str) -> None:
     _queued.add(key)
     async with _locks[key]:
         _queued.discard(key)
-        await reconcile_workflow(namespace, name)
+        try:
+            await reconcile_workflow(namespace, name)
+        except kube.Refused as refused:
+            await _report_refusal(namespace, name, refused)
+        else:
+            _refusals.pop(key, None)
+
+
+async def _report_refusal(namespace: str, name: str, refused: kube.Refused) -> None:
+    """Say it where users look (the Workflow's status and events) and in the log, once per cause;
+    the next trigger tries again, so fixing the permission is enough to resume."""
+    message = str(refused)
+    if _refusals.get((namespace, name)) == message:
+        return
+    _refusals[(namespace, name)] = message
+    logging.getLogger("ferry.operator").error("workflow %s/%s: %s", namespace, name, message)
+    body = {"apiVersion": resource.API_VERSION, "kind": resource.KIND,
+            "metadata": {"name": name, "namespace": namespace}}
+    kopf.event(body, type="Warning", reason="APIRefused", message=message)
+    try:
+        current = await asyncio.to_thread(kube.get_workflow, namespace, name)
+        if current is not None:
+            current["status"] = {**(current.get("status") or {}), "message": message}
+            await asyncio.to_thread(kube.replace_status, current)
+    except kube.Refused:
+        pass  # the event and the log still say it
 
 
 async def reconcile_workflow(namespace: str, name: str) -> None:

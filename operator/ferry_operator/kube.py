@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 from kubernetes import client, config
@@ -11,6 +12,34 @@ from ferry import resource
 from ferry_operator import pods
 
 _api: client.ApiClient | None = None
+
+
+class Refused(Exception):
+    """The API server refused a call the operator needs; the message says which and why."""
+
+    def __init__(self, what: str, error: ApiException):
+        try:
+            detail = json.loads(error.body)["message"]
+        except (TypeError, ValueError, KeyError):
+            detail = error.reason
+        hint = " (the operator's ServiceAccount lacks this permission)" if error.status == 403 else ""
+        super().__init__(f"the Kubernetes API refused to {what}: {detail}{hint}")
+
+
+def _refusals(what: str):
+    """Turn API errors a caller does not handle into ``Refused`` naming the action."""
+
+    def wrap(call):
+        @functools.wraps(call)
+        def guarded(*args, **kwargs):
+            try:
+                return call(*args, **kwargs)
+            except ApiException as error:
+                raise Refused(what.format(*args), error) from error
+
+        return guarded
+
+    return wrap
 
 
 def login() -> None:
@@ -31,6 +60,7 @@ def _custom() -> client.CustomObjectsApi:
     return client.CustomObjectsApi(_api)
 
 
+@_refusals("get workflow {0}/{1}")
 def get_workflow(namespace: str, name: str) -> dict | None:
     try:
         return _custom().get_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace,
@@ -41,6 +71,7 @@ def get_workflow(namespace: str, name: str) -> dict | None:
         raise
 
 
+@_refusals("update the status of a workflow")
 def replace_status(workflow: dict) -> bool:
     """Write the whole status, guarded by resourceVersion; False when someone else wrote first."""
     meta = workflow["metadata"]
@@ -54,6 +85,7 @@ def replace_status(workflow: dict) -> bool:
     return True
 
 
+@_refusals("list pods in namespace {0}")
 def list_pods(namespace: str, workflow: str, uid: str) -> dict[str, dict]:
     """The workflow's pods by name (only those it owns: a same-named older workflow's are ignored)."""
     listed = _core().list_namespaced_pod(namespace, label_selector=f"{pods.LABEL_WORKFLOW}={workflow}",
@@ -63,6 +95,7 @@ def list_pods(namespace: str, workflow: str, uid: str) -> dict[str, dict]:
             if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences") or [])}
 
 
+@_refusals("create a task pod")
 def create_pod(body: dict) -> None:
     """Create a pod; one that already exists (same attempt, created before a restart) is kept."""
     try:
@@ -72,6 +105,7 @@ def create_pod(body: dict) -> None:
             raise
 
 
+@_refusals("delete pod {0}/{1}")
 def delete_pod(namespace: str, name: str, grace_seconds: int = 10) -> None:
     try:
         _core().delete_namespaced_pod(name, namespace, grace_period_seconds=grace_seconds)
