@@ -100,8 +100,8 @@ def test_a_digest_pins_both_images(render):
 
 def test_default_install_serves_the_cluster_with_exactly_the_verbs_it_uses(render):
     objects = render(BUCKET)
-    assert objects.kinds() == {"ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Service",
-                               "Deployment"}
+    assert objects.kinds() == {"ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Role",
+                               "RoleBinding", "Service", "Deployment"}
     role = objects.one("ClusterRole")
     assert role["rules"] == [*OPERATOR_RULES, CRD_OBSERVATION]
     binding = objects.one("ClusterRoleBinding")
@@ -111,12 +111,25 @@ def test_default_install_serves_the_cluster_with_exactly_the_verbs_it_uses(rende
     assert "--all-namespaces" in operator_container(objects)["args"]
 
 
+def test_replicas_elect_a_leader_through_a_lease_in_the_release_namespace(render):
+    objects = render({**BUCKET, "operator": {"replicas": 3}})
+    assert objects.one("Deployment", "ferry-operator")["spec"]["replicas"] == 3
+    container = operator_container(objects)
+    assert "--leader-elect" in container["args"]
+    assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} \
+        in container["env"]
+    role = objects.one("Role", "ferry-leader-election", RELEASE_NAMESPACE)
+    assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                              "verbs": ["get", "create", "update"]}]
+    assert objects.one("RoleBinding", "ferry-leader-election", RELEASE_NAMESPACE)["subjects"][0]["name"] == "ferry"
+
+
 def test_namespaced_install_has_nothing_cluster_wide(render):
     objects = render({**BUCKET, "namespaced": True, "workflowNamespaces": ["team-a", "team-b"]})
     assert not objects.of("ClusterRole") and not objects.of("ClusterRoleBinding")
     for namespace in ("team-a", "team-b"):
-        assert objects.one("Role", namespace=namespace)["rules"] == OPERATOR_RULES
-        binding = objects.one("RoleBinding", namespace=namespace)
+        assert objects.one("Role", "ferry-operator", namespace)["rules"] == OPERATOR_RULES
+        binding = objects.one("RoleBinding", "ferry-operator", namespace)
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ferry", "namespace": RELEASE_NAMESPACE}]
         assert binding["roleRef"]["kind"] == "Role"
         assert objects.one("ServiceAccount", "ferry-task", namespace)["automountServiceAccountToken"] is False
@@ -127,7 +140,7 @@ def test_namespaced_install_has_nothing_cluster_wide(render):
 
 def test_namespaced_install_defaults_to_the_release_namespace(render):
     objects = render({**BUCKET, "namespaced": True})
-    assert objects.one("Role")["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert objects.one("Role", "ferry-operator")["metadata"]["namespace"] == RELEASE_NAMESPACE
     assert f"--namespace={RELEASE_NAMESPACE}" in operator_container(objects)["args"]
 
 
@@ -252,7 +265,7 @@ def test_names_follow_the_release(render):
 @pytest.mark.parametrize("values, message", [
     ({}, "storage.bucket is required"),
     ({"storage": {"bucket": "Bad_Bucket"}}, "at '/storage/bucket'"),
-    ({**BUCKET, "operator": {"replicas": 2}}, "at '/operator/replicas'"),
+    ({**BUCKET, "operator": {"replicas": 6}}, "at '/operator/replicas'"),
     ({"storage": {"bucket": "ferry-data", "bukcet": "typo"}}, "additional properties 'bukcet' not allowed"),
     ({"storage": {"bucket": "ferry-data", "addressingStyle": "subdomain"}}, "at '/storage/addressingStyle'"),
     ({"storage": {"bucket": "ferry-data", "endpoint": "minio:9000"}}, "at '/storage/endpoint'"),

@@ -32,7 +32,9 @@ def crd(cluster: Cluster) -> None:
 class Operator:
     """``ferry-operator`` as a process: started, killed and restarted by tests."""
 
-    def __init__(self, cluster: Cluster, s3, log_dir: pathlib.Path):
+    def __init__(self, cluster: Cluster, s3, log_dir: pathlib.Path, name: str = "ferry-operator",
+                 args: tuple[str, ...] = ("--namespace=ferry-test-*",)):
+        self.name, self.args = name, args
         self.log_dir = log_dir
         self.port = free_port()
         self.metrics_port = free_port()
@@ -48,9 +50,9 @@ class Operator:
         self.server: Server | None = None
 
     def start(self) -> None:
-        self.server = Server("ferry-operator", [
-            # Only the suite's own namespaces: a chart-installed operator may serve others meanwhile.
-            sys.executable, "-m", "ferry_operator", "--log-format=plain", "--namespace=ferry-test-*",
+        self.server = Server(self.name, [
+            # By default only the suite's own namespaces: a chart-installed operator may serve others.
+            sys.executable, "-m", "ferry_operator", "--log-format=plain", *self.args,
             f"--liveness=http://127.0.0.1:{self.port}/healthz", f"--metrics-port={self.metrics_port}"],
             self.log_dir, env=self.env)
         self.server.wait_until(
@@ -59,6 +61,9 @@ class Operator:
 
     def metrics(self) -> str:
         return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+
+    def log(self) -> str:
+        return self.server.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
         """SIGKILL: no chance to clean up, as when a node dies."""
