@@ -12,6 +12,7 @@ from tests.cluster import controlplane, fixtures, s3 as s3_server
 
 
 def main() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # so sigwait gets them
     workdir = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="ferry-cluster-"))
     plane = controlplane.start(workdir)
     try:
