@@ -257,10 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ferry {args.command}: {error}", file=sys.stderr)
             return 1
     if args.command == "pod":
-        from ferry import podruntime
+        from ferry import podruntime, runner
 
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,
-                 "run-function": podruntime.run_function}
+                 "run-function": runner.run_function}
         return steps[args.pod_command]()
     parser.print_help()
     return 0

@@ -1,4 +1,4 @@
-"""What the Ferry runtime does inside a task pod: fetch inputs before the task, publish after.
+"""What the Ferry runtime does around a container task: fetch inputs before it, publish after.
 
 ``ferry pod fetch`` runs as the init container; ``ferry pod publish`` runs as the native sidecar:
 it waits for the kubelet's SIGTERM (sent once the task's container has exited), publishes each
@@ -8,15 +8,10 @@ See ``ferry.taskpod`` for the paths and the plan both read.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import pathlib
 import signal
-import sys
-import tarfile
-import tempfile
-import traceback
 
 from ferry import blobs, resource, store as store_, taskpod
 
@@ -117,90 +112,4 @@ def run_publish() -> int:
     except Exception as error:  # reported to the operator, which fails the attempt with this message
         result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")
     report(result)
-    return 0 if result.error is None else 1
-
-
-RESULT_PATH_ENV = "FERRY_TERMINATION_LOG"
-"""Where a Python task writes its result; the local executor points it at a file of its own."""
-WORKDIR_ENV = "FERRY_WORKDIR"
-
-
-def import_task(reference: str):
-    """The ``@ferry.task`` object named by ``module:qualname``."""
-    from ferry import tasks
-
-    module_name, _, qualname = reference.partition(":")
-    target = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    if not isinstance(target, tasks.Task):
-        raise TypeError(f"{reference} is not a @ferry.task")
-    return target
-
-
-def fetch_code(uri: str, store: store_.Store) -> pathlib.Path:
-    """Unpack the workflow's source archive and put it first on ``sys.path``."""
-    target = pathlib.Path(tempfile.mkdtemp(prefix="ferry-code-"))
-    with store.open(uri) as stream, tarfile.open(fileobj=stream, mode="r|gz") as archive:
-        archive.extractall(target, filter="data")  # refuses links and paths that leave target
-    sys.path.insert(0, str(target))
-    return target
-
-
-def cached_result(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult | None:
-    if not plan.cache_key or plan.overwrite_cache or not store.exists(plan.cache_key):
-        return None
-    with store.open(plan.cache_key) as stream:
-        return taskpod.PublishResult.model_validate_json(stream.read()).model_copy(update={"cached": True})
-
-
-def execute(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> taskpod.PublishResult:
-    """Run a Python task: rebuild its inputs (stored ones lazily), call it, publish what it returns."""
-    result = cached_result(plan, store)
-    if result is not None:
-        return result
-    result = _call(plan, store, workdir)
-    if plan.cache_key:
-        store.backend(plan.cache_key).write_bytes(plan.cache_key, result.model_dump_json(by_alias=True).encode())
-    return result
-
-
-def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> taskpod.PublishResult:
-    from ferry import context, tasks, values
-
-    if plan.code:
-        fetch_code(plan.code, store)
-    if plan.plugin:
-        from ferry import plugins
-
-        task = plugins.get(plan.plugin.type, plan.plugin.module)(plan.task, plan.plugin.config)
-    else:
-        task = import_task(plan.function)
-    workdir.mkdir(parents=True, exist_ok=True)
-    os.chdir(workdir)
-    with store_.using(store), context.using(context.for_plan(plan, store, workdir)):
-        arguments = {}
-        for name, annotation in task.inputs.items():
-            key = tasks.param_name(name)
-            if key in plan.values:
-                arguments[name] = values.load(annotation, resource.Output(kind=resource.Kind.VALUE,
-                                                                          value=plan.values[key]), store)
-            elif key in plan.inputs:
-                arguments[name] = values.load(annotation, plan.inputs[key], store)
-        returned = task.fn(**arguments)
-        returned = returned if len(task.outputs) > 1 else (returned,)
-        return taskpod.PublishResult(outputs={
-            name: values.dump(annotation, value, store, f"{plan.output_prefix}/{name}.json")
-            for (name, annotation), value in zip(task.outputs.items(), returned)})
-
-
-def run_function() -> int:
-    plan = read_plan()
-    workdir = pathlib.Path(os.environ.get(WORKDIR_ENV) or tempfile.mkdtemp(prefix=f"ferry-{plan.task}-"))
-    try:
-        result = execute(plan, store_.Store(output_prefix=plan.output_prefix), workdir)
-    except BaseException as error:  # the message becomes the attempt's failure in status
-        traceback.print_exc()
-        result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")
-    report(result, os.environ.get(RESULT_PATH_ENV, TERMINATION_LOG))
     return 0 if result.error is None else 1
