@@ -39,6 +39,7 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -61,7 +62,19 @@ def mount_namespaces_work() -> bool:
     return probe.returncode == 0
 
 
-def mounting_launcher(mounts: list[tuple[str, str, bool]], workdir: str) -> list[str]:
+HOST_PATHS = tuple(sorted({sys.prefix, sys.base_prefix, str(pathlib.Path(__file__).resolve().parents[2])}))
+"""What the images' programs run from on this machine: the Python and the installed Ferry (this
+checkout, installed in editable mode). A pod volume over one of them (an emptyDir at ``/tmp``
+while the tests run from a checkout under ``/tmp``) must not hide it."""
+KEEP_STAGE = "/run/ferry-test-node-keep"
+
+
+def _under(path: str, target: str) -> bool:
+    return path == target or path.startswith(target.rstrip("/") + "/")
+
+
+def mounting_launcher(mounts: list[tuple[str, str, bool]], workdir: str,
+                      keep: tuple[str, ...] = HOST_PATHS) -> list[str]:
     """argv prefix that enters a private mount namespace, bind-mounts, cds and execs the command.
 
     The mount points are created on the host's filesystem (empty), but what is mounted on them is
@@ -69,13 +82,18 @@ def mounting_launcher(mounts: list[tuple[str, str, bool]], workdir: str) -> list
 
     A target that is a parent of some source (a pod mounting an emptyDir at ``/tmp`` while this
     node keeps its pods' volumes under ``/tmp``) is mounted last, so that it does not hide the
-    sources of the other mounts (a real kubelet keeps volumes outside the container's root).
+    sources of the other mounts (a real kubelet keeps volumes outside the container's root);
+    ``keep`` paths under a target are put back on top, so the programs stay reachable.
     """
 
     def covers_a_source(target: str) -> bool:
         return any(os.path.commonpath([target, source]) == target for source, _, _ in mounts)
 
     lines = ["set -e"]
+    # Host paths a mount would hide are bound aside first and put back over the mounts at the end.
+    kept = [path for path in keep if any(_under(path, target) for _, target, _ in mounts)]
+    for i, path in enumerate(kept):
+        lines.append(f"mkdir -p {KEEP_STAGE}/{i}; mount --bind {shlex.quote(path)} {KEEP_STAGE}/{i}")
     for source, target, read_only in sorted(mounts, key=lambda m: covers_a_source(m[1])):
         src, dst = shlex.quote(source), shlex.quote(target)
         if os.path.isdir(source):
@@ -85,6 +103,8 @@ def mounting_launcher(mounts: list[tuple[str, str, bool]], workdir: str) -> list
         lines.append(f"mount --bind {src} {dst}")
         if read_only:
             lines.append(f"mount -o remount,bind,ro {dst}")
+    for i, path in enumerate(kept):
+        lines.append(f"mkdir -p {shlex.quote(path)}; mount --bind {KEEP_STAGE}/{i} {shlex.quote(path)}")
     lines.append(f"mkdir -p {shlex.quote(workdir)}; cd {shlex.quote(workdir)}")
     lines.append('exec "$@"')
     return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", "\n".join(lines), "container"]

@@ -73,3 +73,14 @@ def test_tools_module_unreplaces_every_staging_module():
     assert "replace k8s.io/api => k8s.io/api v0.34.4" in gomod
     assert "replace k8s.io/apiserver => k8s.io/apiserver v0.34.4" in gomod
     assert "go 1.24.0" in gomod
+
+
+def test_a_volume_over_the_host_python_puts_it_back_on_top(tmp_path):
+    from tests.cluster.node import KEEP_STAGE, mounting_launcher
+
+    script = mounting_launcher([(str(tmp_path / "empty"), "/tmp", False)], "/", keep=("/tmp/checkout/.venv",))[-2]
+    lines = script.splitlines()
+    aside = lines.index(f"mkdir -p {KEEP_STAGE}/0; mount --bind /tmp/checkout/.venv {KEEP_STAGE}/0")
+    over = next(i for i, line in enumerate(lines) if line.endswith(" /tmp") and "mount --bind" in line)
+    back = lines.index(f"mkdir -p /tmp/checkout/.venv; mount --bind {KEEP_STAGE}/0 /tmp/checkout/.venv")
+    assert aside < over < back
