@@ -10,12 +10,18 @@ Publishing a directory follows one protocol, so a reader can trust what it finds
 
 Downloads check every file's size and sha256 while they stream, write to a temporary name and
 rename into place, so a failed or corrupt download never leaves a file that looks right.
+
+Every file is read once on upload where the backend allows it: a small file (up to ``SMALL``)
+is read into memory, hashed and sent from there; a large one is hashed part by part as the
+backend reads it to send it (``upload_hashing``). So the sha256 in the manifest is always that
+of the bytes sent. A small file is downloaded into memory, checked, and only then written.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import itertools
 import os
 import pathlib
@@ -31,6 +37,9 @@ from ferry.backends import base
 
 T = TypeVar("T")
 Resolve = Callable[[str], base.Backend]
+
+SMALL = integrity.CHUNK
+"""Files up to this size move whole, in memory: at most ``concurrency`` of them at once."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,23 +60,27 @@ ProgressCallback = Callable[[Progress], None]
 class _Tracker:
     def __init__(self, callback: ProgressCallback | None, files_total: int, bytes_total: int):
         self._callback, self._lock = callback, threading.Lock()
-        self._state = Progress(0, bytes_total, 0, files_total, 0)
+        self._files_total, self._bytes_total = files_total, bytes_total
+        self._bytes = self._files = self._skipped = 0
 
-    def _update(self, **changes: int) -> None:
+    def _update(self, count: int, files: int = 0, skipped: int = 0) -> None:
         with self._lock:
-            state = self._state = dataclasses.replace(
-                self._state, **{key: getattr(self._state, key) + value for key, value in changes.items()})
-        if self._callback:
-            self._callback(state)
+            self._bytes += count
+            self._files += files
+            self._skipped += skipped
+            if self._callback is None:
+                return
+            state = Progress(self._bytes, self._bytes_total, self._files, self._files_total, self._skipped)
+        self._callback(state)
 
     def add_bytes(self, count: int) -> None:
-        self._update(bytes_done=count)
+        self._update(count)
 
     def file_done(self, skipped_bytes: int | None = None) -> None:
         if skipped_bytes is None:
-            self._update(files_done=1)
+            self._update(0, files=1)
         else:
-            self._update(files_done=1, files_skipped=1, bytes_done=skipped_bytes)
+            self._update(skipped_bytes, files=1, skipped=1)
 
 
 def _with_retries(backend: base.Backend, attempts: int, tracker: _Tracker, action: Callable[[base.OnBytes], T]) -> T:
@@ -128,20 +141,85 @@ def listing(backend: base.Backend, uri: str) -> manifest.Manifest:
                                     for info in backend.list(uri) if info.path != manifest.NAME])
 
 
+def _send(backend: base.Backend, source: pathlib.Path, size: int, uri: str, settings: settings_.Settings,
+          tracker: _Tracker, there: manifest.Entry | None = None) -> tuple[int, str]:
+    """Upload one local file of about ``size`` bytes, reading it once where the backend allows;
+    the size and sha256 of what was stored. A file identical to ``there`` (the entry already at
+    ``uri``) is not sent."""
+    put_small = getattr(backend, "put_small", None)
+    upload_hashing = getattr(backend, "upload_hashing", None)
+    if size <= SMALL:
+        with open(source, "rb") as f:
+            data = f.read(SMALL + 1)
+        if len(data) <= SMALL:  # else it grew since it was listed: the general way below
+            sha256 = hashlib.sha256(data).hexdigest()
+            if there is not None and (there.size, there.sha256) == (len(data), sha256):
+                tracker.file_done(skipped_bytes=len(data))
+            elif put_small is not None:
+                def put(on_bytes: base.OnBytes) -> None:
+                    put_small(uri, data, sha256)
+                    on_bytes(len(data))
+                _with_retries(backend, settings.max_attempts, tracker, put)
+                tracker.file_done()
+            else:
+                _with_retries(backend, settings.max_attempts, tracker,
+                              lambda on_bytes: backend.upload(source, uri, on_bytes))
+                tracker.file_done()
+            return len(data), sha256
+    if (upload_hashing is not None and size >= settings.multipart_threshold
+            and (there is None or there.size != size)):  # nothing to compare with: hash while sending
+        sent = _with_retries(backend, settings.max_attempts, tracker,
+                             lambda on_bytes: upload_hashing(source, uri, on_bytes))
+        tracker.file_done()
+        return sent
+    size, sha256 = integrity.sha256_file(source)
+    if there is not None and (there.size, there.sha256) == (size, sha256):
+        tracker.file_done(skipped_bytes=size)
+    else:
+        _with_retries(backend, settings.max_attempts, tracker, lambda on_bytes: backend.upload(source, uri, on_bytes))
+        tracker.file_done()
+    return size, sha256
+
+
 def upload_file(backend: base.Backend, source: pathlib.Path, uri: str, settings: settings_.Settings,
                 progress: ProgressCallback | None = None) -> blobs.BlobRef:
-    size, sha256 = integrity.sha256_file(source)
+    size = source.stat().st_size
     tracker = _Tracker(progress, 1, size)
-    _with_retries(backend, settings.max_attempts, tracker, lambda on_bytes: backend.upload(source, uri, on_bytes))
-    tracker.file_done()
+    size, sha256 = _send(backend, source, size, uri, settings, tracker)
     return blobs.BlobRef(uri=uri, kind=blobs.Kind.FILE, size=size, file_count=1, sha256=sha256)
+
+
+def _write_new(path: pathlib.Path, data: bytes, mode: int | None) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, with permission bits ``mode``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600 if mode is not None else 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if mode is not None:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def _fetch(backend: base.Backend, uri: str, target: pathlib.Path, name: str, size: int | None,
            sha256: str | None, mode: int | None, settings: settings_.Settings, tracker: _Tracker) -> None:
     temporary = target.with_name(f".{target.name}.ferry-tmp-{secrets.token_hex(6)}")
+    read_small = getattr(backend, "read_small", None)
 
     def attempt(on_bytes: base.OnBytes) -> None:
+        if size is not None and size <= SMALL:  # whole, in memory, checked before it is written
+            if read_small is not None:
+                data = read_small(uri, size)
+            else:
+                with backend.open(uri) as stream:
+                    data = stream.read(size + 1)
+            if len(data) <= size:  # else longer than promised: stream it below to tell its size
+                integrity.verify(name, size, sha256, len(data), hashlib.sha256(data).hexdigest())
+                _write_new(temporary, data, mode)
+                os.replace(temporary, target)
+                on_bytes(len(data))
+                return
         with open(temporary, "wb") as out:
             sink = integrity.HashingWriter(out, on_bytes)
             backend.download(uri, sink)
@@ -181,16 +259,9 @@ def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settin
     tracker = _Tracker(progress, len(files), sum(f.size for f in files))
 
     def send(item: manifest.LocalFile) -> manifest.Entry:
-        size, sha256 = integrity.sha256_file(item.source)
-        entry = manifest.Entry(path=item.path, size=size, sha256=sha256, mode=item.mode)
-        there = present.get(item.path)
-        if there is not None and (there.size, there.sha256) == (size, sha256):
-            tracker.file_done(skipped_bytes=size)
-        else:
-            _with_retries(backend, settings.max_attempts, tracker,
-                          lambda on_bytes: backend.upload(item.source, uris.join(uri, item.path), on_bytes))
-            tracker.file_done()
-        return entry
+        size, sha256 = _send(backend, item.source, item.size, uris.join(uri, item.path), settings, tracker,
+                             present.get(item.path))
+        return manifest.Entry(path=item.path, size=size, sha256=sha256, mode=item.mode)
 
     entries = _run_all([lambda item=item: send(item) for item in files], settings.concurrency)
     published = manifest.Manifest(files=sorted(entries, key=lambda e: e.path), empty_directories=empty)

@@ -1,13 +1,30 @@
 """S3 and S3-compatible stores (MinIO, Ceph, R2...) through boto3.
 
 One client per backend (boto3 clients are thread-safe; sessions are not, so the session is made
-once under a lock) and one shared transfer manager for large files, so the parts in flight, and
-the memory they hold, are bounded for the whole store and not per file. Small files go through
-single requests, which is much faster than the managed transfer for many of them.
+once under a lock), and for large files one pool of part workers and one limit on the parts in
+flight, shared by the whole store, so the memory they hold is bounded for the store and not per
+file. Small files go through single requests, which is much faster than the managed transfer
+for many of them.
+
+Speed, measured in ``benchmarks/s3_transfer.py`` (figures in ``docs/benchmarks.md``):
+
+- botocore's own checksums are off (``when_required``): Ferry hashes every file with sha256
+  anyway and checks it on every download. A small file's sha256 travels as
+  ``x-amz-checksum-sha256``, so the server also checks it on arrival, for free.
+- A large file is read once: each part is hashed into the file's sha256 as it is read, then
+  sent from memory, instead of hashing the whole file before sending it.
+- Small objects skip botocore's per-call pipeline (``_Direct``): with thousands of small files
+  the transfer is bound by CPU, and that pipeline costs about twice the rest of a request.
 """
 
 from __future__ import annotations
 
+import base64
+import collections
+import concurrent.futures
+import hashlib
+import itertools
+import math
 import pathlib
 import threading
 from collections.abc import Iterator, Sequence
@@ -15,15 +32,25 @@ from typing import BinaryIO
 
 import boto3
 import boto3.s3.transfer
+import botocore
+import botocore.auth
+import botocore.awsrequest
 import botocore.config
 import botocore.exceptions
+import botocore.utils
+import urllib3.exceptions
 from s3transfer.subscribers import BaseSubscriber
 
+import ferry
 from ferry import integrity, settings as settings_, uris
 from ferry.backends import base
 
 MISSING = {"404", "NoSuchKey", "NotFound"}
 IO_QUEUE = 16
+PIECE = 256 * 1024
+"""Reads from a large download's responses: small, so the copies on the way stay small."""
+MAX_PARTS = 10_000
+"""S3's limit on the parts of one multipart upload; very large files get larger parts."""
 
 
 class _Progress(BaseSubscriber):
@@ -40,8 +67,25 @@ def client_config(settings: settings_.Settings) -> botocore.config.Config:
         retries={"mode": "standard", "max_attempts": settings.max_attempts},
         max_pool_connections=settings.concurrency + settings.multipart_concurrency,
         tcp_keepalive=True,
+        # Ferry checks sha256 end to end and gives every upload its own checksum (sha256 for small
+        # files, CRC32 for the others), so botocore need not add one. (A request without a
+        # checksum would have its body hashed with sha256 to sign it, even over https.) Response
+        # validation stays as it is: Ferry's reads skip it (direct GETs, ranged GETs without a
+        # checksum), and with it off s3transfer 0.19 deadlocks downloading to a non-seekable
+        # sink with few parts allowed in memory.
+        request_checksum_calculation="when_required",
         **({"s3": {"addressing_style": settings.s3_addressing_style}} if settings.s3_addressing_style else {}),
     )
+
+
+def part_client_config(settings: settings_.Settings) -> botocore.config.Config:
+    """For sending parts of large files: each part carries a CRC32 that the server checks, so its
+    body is not also hashed with sha256 to sign it (what botocore does over plain http; over
+    https it does the same as here). Ferry's sha256 of the whole file still guards every download."""
+    return client_config(settings).merge(botocore.config.Config(
+        max_pool_connections=settings.multipart_concurrency,
+        s3={"payload_signing_enabled": False,
+            **({"addressing_style": settings.s3_addressing_style} if settings.s3_addressing_style else {})}))
 
 
 def transfer_config(settings: settings_.Settings) -> boto3.s3.transfer.TransferConfig:
@@ -55,6 +99,101 @@ def transfer_config(settings: settings_.Settings) -> boto3.s3.transfer.TransferC
     return config
 
 
+class _Direct:
+    """Small GETs and PUTs without botocore's per-call pipeline (parameter validation, endpoint
+    rules, a dozen event hooks, the user agent, response parsing), which costs about 1.5 ms of CPU
+    per request, twice what signing and sending take. A request is signed with botocore's own
+    SigV4 signer and the session's credentials (refreshed as usual) and sent on the client's own
+    HTTP session (its pool, proxies, TLS settings and timeouts).
+
+    Only a plain success is taken from here: any other answer, or a connection problem, returns
+    None and the caller makes the same request through the client, which knows redirects,
+    retries and error codes. A bucket whose answers say the direct requests are not right for
+    it (a redirect, a refused signature) is not tried directly again.
+    """
+
+    PROBE = "ferry-probe"
+    USER_AGENT = f"ferry/{ferry.__version__} botocore/{botocore.__version__}"
+    _connection_errors = (botocore.exceptions.BotoCoreError, urllib3.exceptions.HTTPError, OSError)
+
+    def __init__(self, client, credentials):
+        self._client, self._credentials = client, credentials
+        self._http = getattr(getattr(client, "_endpoint", None), "http_session", None)
+        config = client.meta.config
+        self._usable = (self._http is not None and credentials is not None
+                        and config.signature_version in (None, "s3v4", "v4"))
+        self._bases: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def _base(self, bucket: str) -> str | None:
+        """The URL of ``bucket`` as the client addresses it (path or virtual host), or None."""
+        if not self._usable:
+            return None
+        with self._lock:
+            if bucket not in self._bases:
+                try:
+                    url = self._client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": self.PROBE})
+                except botocore.exceptions.BotoCoreError:
+                    url = ""
+                url = url.split("?", 1)[0]
+                self._bases[bucket] = url[:-len(self.PROBE)] if url.endswith("/" + self.PROBE) else None
+            return self._bases[bucket]
+
+    def _send(self, method: str, bucket: str, key: str, body: bytes | None = None,
+              headers: dict[str, str] | None = None):
+        base = self._base(bucket)
+        if base is None:
+            return None
+        request = botocore.awsrequest.AWSRequest(
+            method, base + botocore.utils.percent_encode(key, safe="/~"), data=body,
+            headers={"User-Agent": self.USER_AGENT, **(headers or {})})
+        request.stream_output = True
+        botocore.auth.S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3",
+                                  self._client.meta.region_name).add_auth(request)
+        try:
+            response = self._http.send(request.prepare())
+        except self._connection_errors:
+            return None
+        if response.status_code != 200:
+            self._release(response)
+            if 300 <= response.status_code < 400 or response.status_code in (400, 403):
+                with self._lock:
+                    self._bases[bucket] = None
+            return None
+        return response
+
+    @staticmethod
+    def _release(response) -> None:
+        """Read what is left of a short answer and give its connection back to the pool (closing
+        an answer not read to its end would close the connection instead)."""
+        response.raw.drain_conn()
+        response.raw.release_conn()
+
+    def put(self, bucket: str, key: str, data: bytes, headers: dict[str, str]) -> bool:
+        """Store ``data``; False when the client must do it."""
+        response = self._send("PUT", bucket, key, data, headers)
+        if response is None:
+            return False
+        self._release(response)
+        return True
+
+    def get(self, bucket: str, key: str, limit: int) -> bytes | None:
+        """The object's bytes, at most ``limit`` + 1 of them; None when the client must do it."""
+        response = self._send("GET", bucket, key)
+        if response is None:
+            return None
+        try:
+            data = response.raw.read(limit + 1)
+        except self._connection_errors:
+            response.raw.close()
+            return None
+        if len(data) > limit:
+            response.raw.close()  # larger than expected: drop the connection rather than read the rest
+        else:
+            response.raw.release_conn()
+        return data
+
+
 class S3Backend(base.Backend):
     transient_errors = (*base.Backend.transient_errors, botocore.exceptions.ConnectionError,
                         botocore.exceptions.ReadTimeoutError, botocore.exceptions.ResponseStreamingError,
@@ -64,7 +203,12 @@ class S3Backend(base.Backend):
         self._settings = settings
         self._lock = threading.Lock()
         self._client = None
+        self._direct: _Direct | None = None
+        self._part_client = None
         self._manager = None
+        self._part_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._parts_in_flight = threading.BoundedSemaphore(settings.multipart_concurrency)
+        """Parts read but not yet sent, over all large uploads of the store (each holds a part's bytes)."""
 
     @property
     def client(self):
@@ -77,6 +221,8 @@ class S3Backend(base.Backend):
                     aws_session_token=s.s3_session_token and s.s3_session_token.get_secret_value(),
                     region_name=s.s3_region)
                 self._client = session.client("s3", endpoint_url=s.s3_endpoint_url, config=client_config(s))
+                self._part_client = session.client("s3", endpoint_url=s.s3_endpoint_url, config=part_client_config(s))
+                self._direct = _Direct(self._client, session.get_credentials())
             return self._client
 
     @property
@@ -117,28 +263,157 @@ class S3Backend(base.Backend):
         return self._get(uri)["Body"]
 
     def download(self, uri: str, sink: base.Sink) -> None:
+        """Stream the object to ``sink`` in order. A large one streams its first part from the
+        plain GET while the store's part workers fetch the next ranges (pinned to the same
+        version with If-Match); a fetched part waits in memory until its turn, and at most
+        ``multipart_concurrency`` parts of the whole store do."""
+        bucket, key = uris.split_bucket(uri)
         response = self._get(uri)
+        size, chunk = response["ContentLength"], self._settings.multipart_chunksize
         with response["Body"] as body:
-            if response["ContentLength"] < self._settings.multipart_threshold:
-                while chunk := body.read(integrity.CHUNK):
-                    sink.write(chunk)
+            if size < self._settings.multipart_threshold:
+                while data := body.read(integrity.CHUNK):
+                    sink.write(data)
                 return
-        # A non-seekable sink makes s3transfer fetch ranges in parallel but write them in order.
-        self.manager.download(*uris.split_bucket(uri), sink).result()
+            starts = collections.deque(range(chunk, size, chunk))
+            pending: collections.deque[concurrent.futures.Future] = collections.deque()
+
+            def fetch(start: int) -> memoryview:
+                end = min(start + chunk, size)
+                part = self.client.get_object(Bucket=bucket, Key=key, IfMatch=response["ETag"],
+                                              Range=f"bytes={start}-{end - 1}")
+                buffer, filled = bytearray(end - start), 0  # filled in pieces: no second copy of the part
+                with part["Body"] as stream:
+                    while filled < len(buffer) and (piece := stream.read(min(PIECE, len(buffer) - filled))):
+                        buffer[filled:filled + len(piece)] = piece
+                        filled += len(piece)
+                return memoryview(buffer)[:filled]
+
+            def submit_more(block: bool) -> None:
+                """Start fetching the next parts, as many as the store allows; with ``block``,
+                wait for room for at least one."""
+                while starts and self._parts_in_flight.acquire(blocking=block and not pending):
+                    pending.append(self._parts().submit(fetch, starts.popleft()))
+
+            try:
+                submit_more(block=False)
+                remaining = min(chunk, size)
+                while remaining and (data := body.read(min(PIECE, remaining))):
+                    sink.write(data)
+                    remaining -= len(data)
+                if remaining:
+                    return  # the object ended early: the size check of the caller reports it
+                submit_more(block=True)
+                while pending:
+                    data = pending[0].result()
+                    pending.popleft()
+                    self._parts_in_flight.release()
+                    sink.write(data)
+                    del data
+                    submit_more(block=True)
+            finally:
+                for future in pending:
+                    future.cancel()
+                concurrent.futures.wait(pending)
+                for _ in pending:
+                    self._parts_in_flight.release()
 
     def upload(self, source: pathlib.Path, uri: str, on_bytes: base.OnBytes) -> None:
         bucket, key = uris.split_bucket(uri)
         size = source.stat().st_size
         if size < self._settings.multipart_threshold:
             with open(source, "rb") as body:
-                self.client.put_object(Bucket=bucket, Key=key, Body=body)
+                self.client.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="CRC32")
             on_bytes(size)
         else:
-            self.manager.upload(str(source), bucket, key, subscribers=[_Progress(on_bytes)]).result()
+            self.manager.upload(str(source), bucket, key, extra_args={"ChecksumAlgorithm": "CRC32"},
+                                subscribers=[_Progress(on_bytes)]).result()
+
+    def put_small(self, uri: str, data: bytes, sha256: str) -> None:
+        """Store ``data``, whose hex sha256 is ``sha256``, in one request; the server checks the
+        digest on arrival and refuses the object if a byte changed on the way."""
+        bucket, key = uris.split_bucket(uri)
+        checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+        client = self.client
+        if not self._direct.put(bucket, key, data, {"x-amz-checksum-sha256": checksum}):
+            client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=checksum)
+
+    def read_small(self, uri: str, limit: int) -> bytes:
+        """The bytes of an object expected to hold at most ``limit`` bytes, and at most one more
+        (enough to tell it is larger). FileNotFoundError when there is none."""
+        bucket, key = uris.split_bucket(uri)
+        client = self.client
+        data = self._direct.get(bucket, key, limit)
+        if data is None:
+            with self._get(uri)["Body"] as body:
+                data = body.read(limit + 1)
+        return data
+
+    def upload_hashing(self, source: pathlib.Path, uri: str, on_bytes: base.OnBytes) -> tuple[int, str]:
+        """Upload a large file in parts, reading it once: the size and hex sha256 of the bytes sent.
+
+        Parts are read in order on the calling thread, hashed, and sent by the store's part
+        workers; at most ``multipart_concurrency`` parts of the whole store are held in memory.
+        """
+        bucket, key = uris.split_bucket(uri)
+        s = self._settings
+        chunk = max(s.multipart_chunksize, math.ceil(source.stat().st_size / MAX_PARTS))
+        digest, size, sent = hashlib.sha256(), 0, []
+        upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
+        try:
+            with open(source, "rb") as reader:
+                for number in itertools.count(1):
+                    failed = next((f for f in sent if f.done() and f.exception()), None)
+                    if failed:
+                        failed.result()
+                    self._parts_in_flight.acquire()
+                    try:
+                        data = reader.read(chunk)
+                        if not data and number > 1:
+                            self._parts_in_flight.release()
+                            break
+                        digest.update(data)
+                        size += len(data)
+                        sent.append(self._parts().submit(self._send_part, bucket, key, upload_id, number, data, on_bytes))
+                    except BaseException:
+                        self._parts_in_flight.release()
+                        raise
+                    if len(data) < chunk:
+                        break
+            parts = [future.result() for future in sent]
+            self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                                  MultipartUpload={"Parts": parts})
+        except BaseException:
+            for future in sent:
+                if future.cancel():  # never started: its part's hold on memory ends here
+                    self._parts_in_flight.release()
+            concurrent.futures.wait(sent)
+            try:
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+                pass  # the upload failed anyway; a bucket lifecycle rule cleans what is left
+            raise
+        return size, digest.hexdigest()
+
+    def _parts(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._part_pool is None:
+                self._part_pool = concurrent.futures.ThreadPoolExecutor(
+                    self._settings.multipart_concurrency, thread_name_prefix="ferry-part")
+            return self._part_pool
+
+    def _send_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes,
+                   on_bytes: base.OnBytes) -> dict:
+        try:
+            sent = self._part_client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                                 Body=data, ChecksumAlgorithm="CRC32")
+        finally:
+            self._parts_in_flight.release()
+        on_bytes(len(data))
+        return {"ETag": sent["ETag"], "PartNumber": number, "ChecksumCRC32": sent["ChecksumCRC32"]}
 
     def write_bytes(self, uri: str, data: bytes) -> None:
-        bucket, key = uris.split_bucket(uri)
-        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+        self.put_small(uri, data, hashlib.sha256(data).hexdigest())
 
     def delete(self, uris_: Sequence[str]) -> None:
         by_bucket: dict[str, list[str]] = {}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import tracemalloc
 
+import botocore.credentials
 import pytest
 
 import ferry
@@ -24,6 +26,15 @@ def test_client_and_transfer_configuration():
     transfer = s3_backend.transfer_config(settings)
     assert (transfer.multipart_threshold, transfer.multipart_chunksize, transfer.max_request_concurrency,
             transfer.max_in_memory_download_chunks) == (6 * MiB, 5 * MiB, 4, 4)
+
+
+def test_botocore_checksums_give_way_to_ferrys_own():
+    settings = ferry.Settings(s3_addressing_style="path", concurrency=20, multipart_concurrency=4)
+    config = s3_backend.client_config(settings)
+    assert config.request_checksum_calculation == "when_required"
+    parts = s3_backend.part_client_config(settings)  # parts carry a CRC32 instead of a signed sha256
+    assert parts.s3 == {"payload_signing_enabled": False, "addressing_style": "path"}
+    assert parts.max_pool_connections == 4 and parts.retries == config.retries
 
 
 @pytest.mark.s3
@@ -80,3 +91,61 @@ def test_objects_stat_list_and_missing(s3, s3_store):
         backend.open(f"{base}/nothing")
     backend.delete([f"{base}/a.txt", f"{base}/never-existed"])
     assert backend.stat(f"{base}/a.txt") is None
+
+
+@pytest.mark.s3
+def test_small_objects_go_through_the_client_when_direct_requests_cannot(s3, s3_store, monkeypatch):
+    backend = s3_store.backend("s3://")
+    uri = s3_store.random_remote_path("a.txt")
+    backend.client  # noqa: B018 - made on first use, with its direct path
+    monkeypatch.setattr(backend._direct, "_send", lambda *args, **kwargs: None)
+    sha256 = hashlib.sha256(b"fallback").hexdigest()
+    backend.put_small(uri, b"fallback", sha256)
+    assert backend.read_small(uri, 8) == b"fallback"
+    with pytest.raises(FileNotFoundError):
+        backend.read_small(uri + "-missing", 8)
+
+
+@pytest.mark.s3
+def test_direct_requests_refused_by_the_store_fall_back(s3, s3_store):
+    backend = s3_store.backend("s3://")
+    backend.client  # noqa: B018 - made on first use, with its direct path
+    backend._direct._credentials = botocore.credentials.Credentials("not-a-key", "not-a-secret")  # refused: 403
+    uri = s3_store.random_remote_path("b.txt")
+    backend.put_small(uri, b"refused", hashlib.sha256(b"refused").hexdigest())
+    assert backend.read_small(uri, 7) == b"refused" and backend._direct._bases[s3.bucket] is None
+
+
+@pytest.mark.s3
+def test_failed_part_aborts_the_upload_and_frees_its_memory(s3, tmp_path, monkeypatch):
+    store = ferry.Store(make_settings(tmp_path, f"s3://{s3.bucket}/{secrets.token_hex(4)}", multipart_threshold=5 * MiB,
+                                      multipart_chunksize=5 * MiB, multipart_concurrency=2, max_attempts=1))
+    (tmp_path / "big.bin").write_bytes(os.urandom(30 * MiB))
+    backend = store.backend("s3://")
+    backend.client  # noqa: B018
+    real = backend._part_client.upload_part
+
+    def flaky(**kwargs):
+        if kwargs["PartNumber"] == 3:
+            raise OSError("disk on fire")
+        return real(**kwargs)
+
+    monkeypatch.setattr(backend._part_client, "upload_part", flaky)
+    with pytest.raises(OSError, match="disk on fire"):
+        store.upload_file(tmp_path / "big.bin", f"s3://{s3.bucket}/aborted.bin")
+    assert not s3.client().list_multipart_uploads(Bucket=s3.bucket).get("Uploads")
+    assert not store.exists(f"s3://{s3.bucket}/aborted.bin")
+    assert all(backend._parts_in_flight.acquire(blocking=False) for _ in range(2))
+
+
+@pytest.mark.s3
+def test_many_large_files_at_once_share_the_part_limit(s3, tmp_path):
+    store = ferry.Store(make_settings(tmp_path, f"s3://{s3.bucket}/{secrets.token_hex(4)}", multipart_threshold=5 * MiB,
+                                      multipart_chunksize=5 * MiB, multipart_concurrency=2, concurrency=4))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(4):
+        (tree / f"{i}.bin").write_bytes(os.urandom(12 * MiB + i))
+    ref = store.upload_directory(tree)
+    out = store.download_directory(ref, tmp_path / "out")
+    assert all((out / f"{i}.bin").read_bytes() == (tree / f"{i}.bin").read_bytes() for i in range(4))
