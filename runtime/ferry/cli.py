@@ -199,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferry", description=ferry.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ferry {ferry.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cluster_options = argparse.ArgumentParser(add_help=False)
+    cluster_options.add_argument("-n", "--namespace", default=os.environ.get("FERRY_NAMESPACE"))
+    cluster_options.add_argument("--context", help="kubeconfig context")
     run_parser = commands.add_parser("run", help="run a workflow here (tasks as local processes)", allow_abbrev=False,
+                                     parents=[cluster_options],
                                      description="Run WORKFLOW; its inputs are --name value options.")
     run_parser.add_argument("workflow", metavar="MODULE:WORKFLOW")
     run_parser.add_argument("--store", help="raw data store for outputs (default: file://~/.cache/ferry/raw)")
@@ -208,11 +212,6 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--remote", action="store_true",
                             help="run on the cluster of the current kubeconfig context (code goes through --store)")
     run_parser.add_argument("--no-wait", action="store_true", help="with --remote: print the name and return")
-    cluster_options = argparse.ArgumentParser(add_help=False)
-    cluster_options.add_argument("-n", "--namespace", default=os.environ.get("FERRY_NAMESPACE"))
-    cluster_options.add_argument("--context", help="kubeconfig context")
-    run_parser.add_argument("-n", "--namespace", default=os.environ.get("FERRY_NAMESPACE"))
-    run_parser.add_argument("--context", help="kubeconfig context")
     get_parser = commands.add_parser("get", parents=[cluster_options], help="workflows on the cluster, or one in detail")
     get_parser.add_argument("name", nargs="?")
     logs_parser = commands.add_parser("logs", parents=[cluster_options], help="a task's logs")

@@ -14,22 +14,19 @@ import os
 import pathlib
 from typing import IO
 
-from ferry import blobs, manifest, store as store_, uris
+from ferry import blobs, manifest, references, store as store_, uris
 from ferry.files import File
 
 
-class Directory(os.PathLike):
+class Directory(references.Reference):
     """``Directory("local/dir", remote_directory=None)`` or ``Directory("s3://bucket/prefix")``;
     see the module docstring."""
 
     def __init__(self, path: str | os.PathLike, remote_directory: str | None = None):
-        self._source = os.fspath(path)
+        super().__init__(path)
         self._remote_directory = remote_directory
-        self._ref: blobs.BlobRef | None = None
         self._contents: manifest.Manifest | None = None
         self._is_part = False
-        self._local: pathlib.Path | None = None if uris.is_uri(self._source) else pathlib.Path(self._source)
-        self._downloaded = False
 
     @classmethod
     def from_source(cls, uri: str) -> Directory:
@@ -51,22 +48,6 @@ class Directory(os.PathLike):
         directory = cls(uri)
         directory._contents, directory._is_part = contents, True
         return directory
-
-    @property
-    def remote_source(self) -> str | None:
-        """Where the directory is stored; None for a local directory not yet published."""
-        return self._ref.uri if self._ref else (self._source if self.is_remote else None)
-
-    @property
-    def is_remote(self) -> bool:
-        return uris.is_uri(self._source)
-
-    @property
-    def path(self) -> pathlib.Path:
-        """The local path: the directory itself, or where a stored one is (or will be) downloaded."""
-        if self._local is None:
-            self._local = store_.current().random_local_path(uris.basename(self._source))
-        return self._local
 
     def manifest(self) -> manifest.Manifest:
         """Every file of a stored directory with its size and (if Ferry published it) sha256."""
@@ -123,9 +104,3 @@ class Directory(os.PathLike):
             else:
                 self._ref = blobs.BlobRef(uri=self._source, kind=blobs.Kind.DIRECTORY)
         return self._ref
-
-    def __fspath__(self) -> str:
-        return str(self.download())
-
-    def __repr__(self) -> str:
-        return f"Directory({self._source!r})"

@@ -14,18 +14,15 @@ import os
 import pathlib
 from typing import IO
 
-from ferry import blobs, store as store_, uris
+from ferry import blobs, references, store as store_
 
 
-class File(os.PathLike):
+class File(references.Reference):
     """``File("local/path", remote_path=None)`` or ``File("s3://bucket/key")``; see the module docstring."""
 
     def __init__(self, path: str | os.PathLike, remote_path: str | None = None):
-        self._source = os.fspath(path)
+        super().__init__(path)
         self._remote_path = remote_path
-        self._ref: blobs.BlobRef | None = None
-        self._local: pathlib.Path | None = None if uris.is_uri(self._source) else pathlib.Path(self._source)
-        self._downloaded = False
 
     @classmethod
     def from_source(cls, uri: str) -> File:
@@ -40,22 +37,6 @@ class File(os.PathLike):
         file = cls(ref.uri)
         file._ref = ref
         return file
-
-    @property
-    def remote_source(self) -> str | None:
-        """Where the file is stored: its URI, or where it was uploaded; None for a local file not yet uploaded."""
-        return self._ref.uri if self._ref else (self._source if self.is_remote else None)
-
-    @property
-    def is_remote(self) -> bool:
-        return uris.is_uri(self._source)
-
-    @property
-    def path(self) -> pathlib.Path:
-        """The local path: the file itself, or where a stored file is (or will be) downloaded."""
-        if self._local is None:
-            self._local = store_.current().random_local_path(uris.basename(self._source))
-        return self._local
 
     def download(self) -> pathlib.Path:
         """Download a stored file once (verified against its blob reference); return the local path."""
@@ -81,9 +62,3 @@ class File(os.PathLike):
             else:
                 self._ref = (store or store_.current()).upload_file(self.path, self._remote_path)
         return self._ref
-
-    def __fspath__(self) -> str:
-        return str(self.download())
-
-    def __repr__(self) -> str:
-        return f"File({self._source!r})"

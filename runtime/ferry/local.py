@@ -191,7 +191,7 @@ def run_workflow(workflow, inputs: dict[str, Any], store: store_.Store | None = 
 
 def run_task(task, arguments: dict[str, Any]):
     """Run one ``@ferry.task`` here, as a one-task workflow; returns its value."""
-    from ferry import tasks, workflows
+    from ferry import workflows
 
     def one(**kwargs):
         return task(**kwargs)
@@ -207,4 +207,4 @@ def _return_annotation(task) -> Any:
     outputs = list(task.outputs.values())
     if not outputs:
         return None
-    return outputs[0] if len(outputs) == 1 else tuple.__class_getitem__(tuple(outputs))
+    return outputs[0] if len(outputs) == 1 else tuple[tuple(outputs)]

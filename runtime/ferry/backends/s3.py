@@ -342,7 +342,7 @@ class S3Backend(base.Backend):
         """The bytes of an object expected to hold at most ``limit`` bytes, and at most one more
         (enough to tell it is larger). FileNotFoundError when there is none."""
         bucket, key = uris.split_bucket(uri)
-        client = self.client
+        self.client  # made on first use, with the direct request path
         data = self._direct.get(bucket, key, limit)
         if data is None:
             with self._get(uri)["Body"] as body:
