@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import pathlib
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -22,13 +21,12 @@ def verify(name: str, expected_size: int | None, expected_sha256: str | None, si
         raise errors.IntegrityError(name, "sha256", expected_sha256, sha256)
 
 
-def sha256_file(path: pathlib.Path) -> tuple[int, str]:
-    """Size and hex sha256 of a local file, read in chunks."""
+def sha256_stream(stream: BinaryIO) -> tuple[int, str]:
+    """Size and hex sha256 of what is left in ``stream``, read in chunks."""
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
     return size, digest.hexdigest()
 
 

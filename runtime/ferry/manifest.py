@@ -17,7 +17,7 @@ import stat as stat_
 
 import pydantic
 
-from ferry import errors, uris
+from ferry import errors, localfiles, uris
 
 NAME = ".ferry-manifest.json"
 
@@ -137,9 +137,10 @@ def walk(root: pathlib.Path) -> tuple[list[LocalFile], list[str]]:
     """Every file and empty directory under ``root``, following links that stay inside it.
 
     A link is stored as what it points to; a link that escapes ``root``, dangles, or loops raises
-    PathEscapeError naming it.
+    PathEscapeError naming it, and so does anything but a regular file or directory. Each file's
+    ``source`` is its resolved path, which uploads open without following links.
     """
-    top = root.resolve(strict=True)
+    top = localfiles.check_tree_root(root)
     files: list[LocalFile] = []
     empty: list[str] = []
 
@@ -162,10 +163,9 @@ def walk(root: pathlib.Path) -> tuple[list[LocalFile], list[str]]:
                 if real in ancestors:
                     raise errors.PathEscapeError(f"{path} links to its own ancestor {real}: remove the loop")
                 visit(path, child, ancestors | {real})
-            elif stat_.S_ISREG(info.st_mode):
-                files.append(LocalFile(child, path, info.st_size, stat_.S_IMODE(info.st_mode) & 0o777))
             else:
-                raise errors.PathEscapeError(f"{path} is not a regular file or directory; only those can be stored")
+                localfiles.check_regular(path, info)
+                files.append(LocalFile(child, real, info.st_size, stat_.S_IMODE(info.st_mode) & 0o777))
 
     visit(top, "", frozenset({top}))
     return files, empty

@@ -13,7 +13,7 @@ import os
 import pathlib
 import signal
 
-from ferry import blobs, resource, store as store_, taskpod
+from ferry import blobs, errors, localfiles, resource, store as store_, taskpod
 
 TERMINATION_LOG = "/dev/termination-log"
 MAX_MESSAGE = 4096
@@ -38,31 +38,48 @@ def fetch(plan: taskpod.PodPlan, store: store_.Store, inputs_dir: pathlib.Path) 
 
 
 def publish(plan: taskpod.PodPlan, store: store_.Store, outputs_dir: pathlib.Path) -> taskpod.PublishResult:
-    """Publish every declared output under the attempt's own prefix; any problem fails them all."""
+    """Publish every declared output under the attempt's own prefix; any problem fails them all.
+
+    Outputs are read only from inside ``outputs_dir``: a link out of it (to ``/proc/self/environ``,
+    which holds this process's store credentials, or to any other file of this container) is
+    refused, and so are FIFOs, devices and sockets.
+    """
     published: dict[str, resource.Output] = {}
     for output in plan.outputs:
         path = outputs_dir / output.name
-        if not path.exists():
+        if not os.path.lexists(path):
             return taskpod.PublishResult(error=f"output {output.name!r}: the task did not write {path}")
-        if output.kind == resource.Kind.VALUE:
-            published[output.name] = _read_value(output.name, path)
-            continue
-        want_directory = output.kind != resource.Kind.FILE
-        if path.is_dir() != want_directory:
-            expected = "a directory" if want_directory else "a file"
-            return taskpod.PublishResult(error=f"output {output.name!r} is declared as a {output.kind.value}, "
-                                               f"so {path} must be {expected}")
-        uri = f"{plan.output_prefix}/{output.name}"
-        ref = store.upload_directory(path, uri) if want_directory else store.upload_file(path, uri)
-        published[output.name] = resource.Output.model_validate(
-            {**ref.model_dump(exclude_none=True), "kind": output.kind.value})
+        try:
+            published[output.name] = _publish_one(plan, store, output, localfiles.confined(path, outputs_dir))
+        except errors.PathEscapeError as error:
+            return taskpod.PublishResult(error=f"output {output.name!r}: {error}")
+        except _WrongKind as error:
+            return taskpod.PublishResult(error=str(error))
     return taskpod.PublishResult(outputs=published)
 
 
+class _WrongKind(ValueError):
+    pass
+
+
+def _publish_one(plan: taskpod.PodPlan, store: store_.Store, output: resource.TaskOutput,
+                 path: pathlib.Path) -> resource.Output:
+    if output.kind == resource.Kind.VALUE:
+        return _read_value(output.name, path)
+    want_directory = output.kind != resource.Kind.FILE
+    if path.is_dir() != want_directory:
+        expected = "a directory" if want_directory else "a file"
+        raise _WrongKind(f"output {output.name!r} is declared as a {output.kind.value}, so {path} must be {expected}")
+    uri = f"{plan.output_prefix}/{output.name}"
+    ref = store.upload_directory(path, uri) if want_directory else store.upload_file(path, uri)
+    return resource.Output.model_validate({**ref.model_dump(exclude_none=True), "kind": output.kind.value})
+
+
 def _read_value(name: str, path: pathlib.Path) -> resource.Output:
-    data = path.read_bytes()
+    with localfiles.open_regular(path) as stream:
+        data = stream.read(taskpod.MAX_VALUE_BYTES + 1)
     if len(data) > taskpod.MAX_VALUE_BYTES:
-        raise ValueError(f"value output {name!r} is {len(data)} bytes; values are at most "
+        raise ValueError(f"value output {name!r} is larger than {taskpod.MAX_VALUE_BYTES} bytes; values are at most "
                          f"{taskpod.MAX_VALUE_BYTES} bytes: declare it as a file instead")
     text = data.decode().strip()
     try:

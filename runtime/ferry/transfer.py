@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ferry import blobs, errors, integrity, manifest, settings as settings_, uris
+from ferry import blobs, errors, integrity, localfiles, manifest, settings as settings_, uris
 from ferry.backends import base
 
 T = TypeVar("T")
@@ -149,7 +149,7 @@ def _send(backend: base.Backend, source: pathlib.Path, size: int, uri: str, sett
     put_small = getattr(backend, "put_small", None)
     upload_hashing = getattr(backend, "upload_hashing", None)
     if size <= SMALL:
-        with open(source, "rb") as f:
+        with localfiles.open_regular(source) as f:
             data = f.read(SMALL + 1)
         if len(data) <= SMALL:  # else it grew since it was listed: the general way below
             sha256 = hashlib.sha256(data).hexdigest()
@@ -172,7 +172,8 @@ def _send(backend: base.Backend, source: pathlib.Path, size: int, uri: str, sett
                              lambda on_bytes: upload_hashing(source, uri, on_bytes))
         tracker.file_done()
         return sent
-    size, sha256 = integrity.sha256_file(source)
+    with localfiles.open_regular(source) as f:
+        size, sha256 = integrity.sha256_stream(f)
     if there is not None and (there.size, there.sha256) == (size, sha256):
         tracker.file_done(skipped_bytes=size)
     else:
@@ -183,6 +184,7 @@ def _send(backend: base.Backend, source: pathlib.Path, size: int, uri: str, sett
 
 def upload_file(backend: base.Backend, source: pathlib.Path, uri: str, settings: settings_.Settings,
                 progress: ProgressCallback | None = None) -> blobs.BlobRef:
+    source = pathlib.Path(os.path.realpath(source))  # opened below without following links
     size = source.stat().st_size
     tracker = _Tracker(progress, 1, size)
     size, sha256 = _send(backend, source, size, uri, settings, tracker)

@@ -3,6 +3,7 @@ with data moving through the real S3 server. Runs unchanged against a real clust
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -175,3 +176,26 @@ def test_sensor_plugin_from_yaml_waits_for_an_object(cluster: Cluster, workflow_
     workflow = wait_for_phase(cluster, workflow_namespace, "sensed", timeout=90)
     assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
     assert workflow["status"]["tasks"]["show"]["outputs"]["line"]["value"] == f"got {uri}"
+
+
+def test_a_task_cannot_publish_the_store_credentials_through_a_link(cluster: Cluster, workflow_namespace: str, s3):
+    """The publisher holds the store's keys in its environment; a link to it must publish nothing."""
+    leak = 'ln -s /proc/self/environ /ferry/outputs/{0}'
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "leak"},
+        "spec": {"failurePolicy": "Continue", "tasks": [
+            {"name": "as-value", "image": "busybox:1.36", "command": ["sh", "-c"], "args": [leak.format("env")],
+             "outputs": [{"name": "env", "kind": "value"}]},
+            {"name": "as-file", "image": "busybox:1.36", "command": ["sh", "-c"], "args": [leak.format("report")],
+             "outputs": [{"name": "report", "kind": "file"}]},
+            {"name": "as-directory", "image": "busybox:1.36", "command": ["sh", "-c"],
+             "args": ["ln -s /proc/self /ferry/outputs/tree"], "outputs": [{"name": "tree", "kind": "directory"}]}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "leak", timeout=120)
+    assert workflow["status"]["phase"] == "Failed"
+    for task, output in (("as-value", "env"), ("as-file", "report"), ("as-directory", "tree")):
+        message = workflow["status"]["tasks"][task]["message"]
+        assert f"output {output!r}" in message and "outside" in message, message
+    events = cluster.kubectl("get", "events", "-n", workflow_namespace, "-o", "json").stdout
+    assert s3.secret_key not in json.dumps(workflow) and s3.secret_key not in events
+    listed = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=f"runs/{workflow_namespace}/").get("Contents", [])
+    assert all(s3.secret_key.encode() not in read_object(s3, f"s3://{s3.bucket}/{item['Key']}") for item in listed)

@@ -114,6 +114,16 @@ def failing() -> int:
 
 
 @ferry.task
+def returns_its_environment() -> ferry.File:
+    return ferry.File("/proc/self/environ")
+
+
+@ferry.workflow
+def leaks_environment() -> ferry.File:
+    return returns_its_environment()
+
+
+@ferry.task
 def drive_writer(drive: str) -> str:
     pathlib.Path("note.txt").write_text("shared through the drive\n")
     ferry.Drive(drive).put("note.txt", "notes/note.txt")

@@ -46,6 +46,7 @@ def test_verify_names_the_file_and_both_values():
     integrity.verify("unknown", None, None, 9, "ab")  # nothing promised, nothing to check
 
 
-def test_sha256_file(tmp_path):
+def test_sha256_stream(tmp_path):
     (tmp_path / "f").write_bytes(DATA)
-    assert integrity.sha256_file(tmp_path / "f") == (len(DATA), SHA)
+    with open(tmp_path / "f", "rb") as stream:
+        assert integrity.sha256_stream(stream) == (len(DATA), SHA)

@@ -82,6 +82,13 @@ def test_a_failing_task_fails_the_run_with_its_error(store):
         run.result()
 
 
+def test_a_python_task_cannot_publish_its_own_environment(store):
+    """The process that publishes a Python task's results holds the store's keys in its environment."""
+    run = local.run_workflow(samples.leaks_environment, {}, store)
+    assert run.status.phase == resource.Phase.FAILED
+    assert "kernel file" in run.status.message and "/environ" in run.status.message
+
+
 def ferry_cli(*args, cwd=REPO, env=None):
     return subprocess.run([sys.executable, "-m", "ferry", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)

@@ -1,6 +1,11 @@
 """The runtime around container tasks: fetching inputs and publishing outputs, without a cluster."""
 
 import json
+import os
+import pathlib
+import socket
+
+import pytest
 
 import ferry
 from ferry import podruntime, resource, taskpod
@@ -50,3 +55,88 @@ def test_report_refuses_results_larger_than_a_termination_message(tmp_path):
     podruntime.report(taskpod.PublishResult(outputs=many), str(tmp_path / "message"))
     written = json.loads((tmp_path / "message").read_text())
     assert "do not fit in a termination message" in written["error"] and "declare fewer outputs" in written["error"]
+
+
+SECRET = "ferry-test-secret-0123456789"
+
+
+def _outputs_with(tmp_path, make) -> tuple[ferry.Store, "pathlib.Path"]:
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    make(outputs)
+    return store, outputs
+
+
+def _published_bytes(tmp_path) -> bytes:
+    return b"".join(p.read_bytes() for p in (tmp_path / "published").rglob("*") if p.is_file()) \
+        if (tmp_path / "published").exists() else b""
+
+
+@pytest.mark.parametrize("kind", ["file", "value"])
+def test_publish_refuses_a_link_to_the_process_environment(tmp_path, monkeypatch, kind):
+    """The store's keys are in the publisher's environment: a link to it must never be uploaded."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    store, outputs = _outputs_with(tmp_path, lambda out: (out / "report").symlink_to("/proc/self/environ"))
+    result = podruntime.publish(plan(tmp_path, outputs=[resource.TaskOutput(name="report", kind=kind)]),
+                                store, outputs)
+    assert result.error is not None and "'report'" in result.error and "outside" in result.error
+    assert SECRET not in result.model_dump_json() and SECRET.encode() not in _published_bytes(tmp_path)
+
+
+def test_publish_refuses_a_directory_output_that_links_out_of_the_outputs_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    store, outputs = _outputs_with(tmp_path, lambda out: (out / "tree").symlink_to("/proc/self",
+                                                                                   target_is_directory=True))
+    result = podruntime.publish(plan(tmp_path, outputs=[resource.TaskOutput(name="tree", kind="directory")]),
+                                store, outputs)
+    assert result.error is not None and "'tree'" in result.error and "outside" in result.error
+    assert SECRET.encode() not in _published_bytes(tmp_path)
+
+
+def test_publish_refuses_a_link_to_a_sibling_secret_file(tmp_path):
+    """Any file outside the outputs folder (the publisher's own files) stays out of reach."""
+    (tmp_path / "keys").write_text(SECRET)
+    store, outputs = _outputs_with(tmp_path, lambda out: (out / "report").symlink_to(tmp_path / "keys"))
+    result = podruntime.publish(plan(tmp_path, outputs=[resource.TaskOutput(name="report")]), store, outputs)
+    assert result.error is not None and "outside" in result.error
+    assert SECRET.encode() not in _published_bytes(tmp_path)
+
+
+def test_publish_keeps_links_that_stay_inside_the_outputs_folder(tmp_path):
+    def make(out):
+        (out / "real.txt").write_text("kept")
+        (out / "report").symlink_to("real.txt")
+    store, outputs = _outputs_with(tmp_path, make)
+    result = podruntime.publish(plan(tmp_path, outputs=[resource.TaskOutput(name="report")]), store, outputs)
+    assert result.error is None and result.outputs["report"].size == 4
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("special", ["fifo", "device", "socket"])
+def test_publish_refuses_fifos_devices_and_sockets_without_hanging(tmp_path, special):
+    def make(out):
+        if special == "fifo":
+            os.mkfifo(out / "report")
+        elif special == "device":
+            (out / "report").symlink_to("/dev/zero")
+        else:
+            listener = socket.socket(socket.AF_UNIX)
+            listener.bind(str(out / "report"))
+            listener.close()
+    store, outputs = _outputs_with(tmp_path, make)
+    result = podruntime.publish(plan(tmp_path, outputs=[resource.TaskOutput(name="report")]), store, outputs)
+    assert result.error is not None and "'report'" in result.error
+    assert "regular file" in result.error or "outside" in result.error
+
+
+@pytest.mark.timeout(20)
+def test_publish_refuses_a_fifo_inside_a_directory_output(tmp_path):
+    def make(out):
+        (out / "tree").mkdir()
+        (out / "tree" / "ok.txt").write_text("ok")
+        os.mkfifo(out / "tree" / "pipe")
+    store, outputs = _outputs_with(tmp_path, make)
+    result = podruntime.publish(plan(tmp_path, outputs=[resource.TaskOutput(name="tree", kind="directory")]),
+                                store, outputs)
+    assert result.error is not None and "pipe" in result.error and "regular file" in result.error

@@ -10,7 +10,7 @@ import pathlib
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from ferry import integrity
+from ferry import integrity, localfiles
 from ferry.backends import base
 
 EXTRAS = {"gs": "gcs", "gcs": "gcs", "abfs": "azure", "abfss": "azure", "az": "azure"}
@@ -47,7 +47,7 @@ class FsspecBackend(base.Backend):
         return self._fs.open(self._path(uri), "rb")
 
     def upload(self, source: pathlib.Path, uri: str, on_bytes: base.OnBytes) -> None:
-        with open(source, "rb") as reader, self._fs.open(self._path(uri), "wb") as writer:
+        with localfiles.open_regular(source) as reader, self._fs.open(self._path(uri), "wb") as writer:
             while chunk := reader.read(integrity.CHUNK):
                 writer.write(chunk)
                 on_bytes(len(chunk))

@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from ferry import uris
+from ferry import localfiles, uris
 from ferry.backends import base
 
 TMP_MARK = ".ferry-tmp-"
@@ -41,7 +41,8 @@ class LocalBackend(base.Backend):
         target = uris.local_path(uri)
         temporary = _temporary(target)
         try:
-            shutil.copyfile(source, temporary)
+            with localfiles.open_regular(source) as reader, open(temporary, "wb") as writer:
+                shutil.copyfileobj(reader, writer)
             size = temporary.stat().st_size
             os.replace(temporary, target)
         finally:

@@ -42,7 +42,7 @@ import urllib3.exceptions
 from s3transfer.subscribers import BaseSubscriber
 
 import ferry
-from ferry import integrity, settings as settings_, uris
+from ferry import integrity, localfiles, settings as settings_, uris
 from ferry.backends import base
 
 MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -322,12 +322,13 @@ class S3Backend(base.Backend):
         bucket, key = uris.split_bucket(uri)
         size = source.stat().st_size
         if size < self._settings.multipart_threshold:
-            with open(source, "rb") as body:
+            with localfiles.open_regular(source) as body:
                 self.client.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="CRC32")
             on_bytes(size)
         else:
-            self.manager.upload(str(source), bucket, key, extra_args={"ChecksumAlgorithm": "CRC32"},
-                                subscribers=[_Progress(on_bytes)]).result()
+            with localfiles.open_regular(source) as body:
+                self.manager.upload(body, bucket, key, extra_args={"ChecksumAlgorithm": "CRC32"},
+                                    subscribers=[_Progress(on_bytes)]).result()
 
     def put_small(self, uri: str, data: bytes, sha256: str) -> None:
         """Store ``data``, whose hex sha256 is ``sha256``, in one request; the server checks the
@@ -361,7 +362,7 @@ class S3Backend(base.Backend):
         digest, size, sent = hashlib.sha256(), 0, []
         upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
         try:
-            with open(source, "rb") as reader:
+            with localfiles.open_regular(source) as reader:
                 for number in itertools.count(1):
                     failed = next((f for f in sent if f.done() and f.exception()), None)
                     if failed:
