@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ferry import resource, runner, scheduler, store as store_, taskpod, values
+from ferry import podruntime, resource, runner, scheduler, store as store_, taskpod, values
 from ferry.resource import Phase
 
 Report = Callable[[str, str, str], None]
@@ -124,7 +124,7 @@ class LocalExecutor:
         env = {
             **os.environ,
             taskpod.PLAN_ENV: plan.model_dump_json(by_alias=True, exclude_none=True),
-            runner.RESULT_PATH_ENV: str(directory / "result.json"),
+            podruntime.TERMINATION_LOG_ENV: str(directory / "result.json"),
             runner.WORKDIR_ENV: str(directory / "work"),
             "FERRY_RAW_DATA_PREFIX": self.store.raw_data_prefix,
             "FERRY_WORKFLOW": plan.workflow,

@@ -16,6 +16,8 @@ import signal
 from ferry import blobs, errors, localfiles, resource, store as store_, taskpod
 
 TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LOG_ENV = "FERRY_TERMINATION_LOG"
+"""Where to write the result instead (the local executor points it at a file of its own)."""
 MAX_MESSAGE = 4096
 """The kubelet keeps at most this many bytes of a termination message."""
 
@@ -89,14 +91,18 @@ def _read_value(name: str, path: pathlib.Path) -> resource.Output:
     return resource.Output(kind=resource.Kind.VALUE, value=value)
 
 
-def report(result: taskpod.PublishResult, path: str = TERMINATION_LOG) -> None:
+def termination_log() -> str:
+    return os.environ.get(TERMINATION_LOG_ENV, TERMINATION_LOG)
+
+
+def report(result: taskpod.PublishResult, path: str | None = None) -> None:
     message = result.model_dump_json(by_alias=True, exclude_none=True)
     if len(message.encode()) > MAX_MESSAGE:
         message = taskpod.PublishResult(
             error=f"the references of {len(result.outputs)} outputs do not fit in a termination message "
                   f"({len(message)} > {MAX_MESSAGE} bytes); declare fewer outputs (e.g. one directory)",
         ).model_dump_json(exclude_none=True)
-    with open(path, "w") as out:
+    with open(path or termination_log(), "w") as out:
         out.write(message)
 
 
@@ -111,11 +117,26 @@ def wait_for_sigterm(ready_marker: pathlib.Path) -> None:
     signal.sigwait({signal.SIGTERM})
 
 
+class Stopped(BaseException):
+    """The kubelet stopped this container: its attempt timed out or was stopped, or its pod is being
+    deleted. A BaseException, so that task code's ``except Exception`` does not swallow it."""
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM end this process. As a container's PID 1 it gets only the signals it handles,
+    so without this the kubelet's SIGTERM is ignored until SIGKILL ends the grace period."""
+    def stop(signum, frame):
+        raise Stopped("stopped by SIGTERM: the attempt timed out or was stopped, or its pod is being deleted")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def run_fetch() -> int:
+    stop_on_sigterm()
     try:
-        fetch(read_plan(), store_.current(), pathlib.Path(taskpod.INPUTS_DIR))
-    except Exception as error:  # the operator shows the termination message as the task's failure
-        with open(TERMINATION_LOG, "w") as out:
+        fetch(read_plan(), store_.current(), pathlib.Path(os.environ.get("FERRY_INPUTS_DIR", taskpod.INPUTS_DIR)))
+    except BaseException as error:  # the operator shows the termination message as the task's failure
+        with open(termination_log(), "w") as out:
             out.write(f"{type(error).__name__}: {error}"[:MAX_MESSAGE])
         raise
     return 0

@@ -19,8 +19,6 @@ import traceback
 
 from ferry import podruntime, resource, store as store_, taskpod
 
-RESULT_PATH_ENV = "FERRY_TERMINATION_LOG"
-"""Where a Python task writes its result; the local executor points it at a file of its own."""
 WORKDIR_ENV = "FERRY_WORKDIR"
 
 
@@ -94,6 +92,7 @@ def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> 
 
 
 def run_function() -> int:
+    podruntime.stop_on_sigterm()
     plan = podruntime.read_plan()
     workdir = pathlib.Path(os.environ.get(WORKDIR_ENV) or tempfile.mkdtemp(prefix=f"ferry-{plan.task}-"))
     try:
@@ -101,5 +100,5 @@ def run_function() -> int:
     except BaseException as error:  # the message becomes the attempt's failure in status
         traceback.print_exc()
         result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")
-    podruntime.report(result, os.environ.get(RESULT_PATH_ENV, podruntime.TERMINATION_LOG))
+    podruntime.report(result)
     return 0 if result.error is None else 1

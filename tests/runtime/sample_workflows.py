@@ -114,6 +114,12 @@ def failing() -> int:
 
 
 @ferry.task
+def sleeps(seconds: float) -> int:
+    time.sleep(seconds)
+    return 0
+
+
+@ferry.task
 def returns_its_environment() -> ferry.File:
     return ferry.File("/proc/self/environ")
 

@@ -3,12 +3,19 @@
 import json
 import os
 import pathlib
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
 import ferry
-from ferry import podruntime, resource, taskpod
+from ferry import podruntime, resource, runner, taskpod
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def plan(tmp_path, **fields) -> taskpod.PodPlan:
@@ -140,3 +147,48 @@ def test_publish_refuses_a_fifo_inside_a_directory_output(tmp_path):
     result = podruntime.publish(plan(tmp_path, outputs=[resource.TaskOutput(name="tree", kind="directory")]),
                                 store, outputs)
     assert result.error is not None and "pipe" in result.error and "regular file" in result.error
+
+
+def _pid_one_of(unshare: subprocess.Popen) -> int:
+    """The host PID of the process ``unshare --fork`` started as PID 1 of its namespace."""
+    def child():
+        children = pathlib.Path(f"/proc/{unshare.pid}/task/{unshare.pid}/children").read_text().split()
+        return int(children[0]) if children else None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if found := child():
+            return found
+        time.sleep(0.05)
+    raise AssertionError("unshare started no process")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root for a PID namespace")
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("step", ["run-function", "fetch"])
+def test_runtime_as_pid_1_stops_on_sigterm(tmp_path, step):
+    """A container's PID 1 gets only the signals it handles: without a handler, the kubelet's SIGTERM
+    is ignored and the pod lives until SIGKILL at the end of its grace period."""
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    slow = tmp_path / "slow.fifo"  # fetch blocks reading an input that never arrives
+    os.mkfifo(slow)
+    fields = ({"function": "tests.runtime.sample_workflows:sleeps", "values": {"seconds": 300}}
+              if step == "run-function" else
+              {"inputs": {"big": resource.Output(kind="file", uri=slow.as_uri())}})
+    pod_plan = plan(tmp_path, **fields)
+    env = {**os.environ, taskpod.PLAN_ENV: pod_plan.model_dump_json(by_alias=True, exclude_none=True),
+           "FERRY_RAW_DATA_PREFIX": store.raw_data_prefix, "PYTHONPATH": str(REPO),
+           podruntime.TERMINATION_LOG_ENV: str(tmp_path / "result"), runner.WORKDIR_ENV: str(tmp_path / "work"),
+           "FERRY_INPUTS_DIR": str(tmp_path / "inputs")}
+    unshare = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-m", "ferry", "pod",
+                                step], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        pid_one = _pid_one_of(unshare)
+        time.sleep(3)  # imports done, the task (or download) under way
+        os.kill(pid_one, signal.SIGTERM)
+        unshare.wait(timeout=10)
+    finally:
+        unshare.kill()
+        output = unshare.communicate()[0].decode(errors="replace")
+    assert unshare.returncode != 0, output
+    if step == "run-function":
+        assert "stopped" in json.loads((tmp_path / "result").read_text())["error"]
