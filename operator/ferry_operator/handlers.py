@@ -105,6 +105,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
     for _ in range(5):  # retried only when the status was written by someone else meanwhile
         body = await asyncio.to_thread(kube.get_workflow, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            await _stop(namespace, pods.to_stop(await asyncio.to_thread(kube.list_pods, namespace, name), None))
             return
         status = resource.WorkflowStatus.model_validate(body.get("status") or {})
         if status.phase in scheduler.DONE:
@@ -115,7 +116,9 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         except pydantic.ValidationError as error:
             spec, step = None, _invalid(status, error)
         if spec is not None:
-            owned = await asyncio.to_thread(kube.list_pods, namespace, name, body["metadata"]["uid"])
+            listed = await asyncio.to_thread(kube.list_pods, namespace, name)
+            owned = pods.owned(listed, body["metadata"]["uid"])
+            await _stop(namespace, pods.to_stop(listed, body["metadata"]["uid"]))
 
             def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt | None:
                 pod = owned.get(pod_name)
@@ -125,8 +128,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             for task, attempt in step.create:
                 pod = pods.build_pod(body, spec, step.status, task, attempt, _config)
                 await asyncio.to_thread(kube.create_pod, pod)
-            for pod_name in step.delete:
-                await asyncio.to_thread(kube.delete_pod, namespace, pod_name)
+            await _stop(namespace, step.delete)
         if step.status == status:
             return
         body["status"] = step.status.dump()
@@ -135,6 +137,14 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             for kind, reason, message in step.events:
                 kopf.event(body, type=kind, reason=reason, message=message)
             return
+
+
+async def _stop(namespace: str, pod_names: list[str]) -> None:
+    """Delete pods with a short grace (``pods.STOP_GRACE_SECONDS``); for a deleted workflow's pods,
+    the garbage collector would give each its whole upload grace, which a task ignoring SIGTERM
+    uses to the last second."""
+    for pod_name in pod_names:
+        await asyncio.to_thread(kube.delete_pod, namespace, pod_name)
 
 
 def _invalid(status: resource.WorkflowStatus, error: pydantic.ValidationError) -> scheduler.Step:

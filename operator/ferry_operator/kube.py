@@ -86,13 +86,11 @@ def replace_status(workflow: dict) -> bool:
 
 
 @_refusals("list pods in namespace {0}")
-def list_pods(namespace: str, workflow: str, uid: str) -> dict[str, dict]:
-    """The workflow's pods by name (only those it owns: a same-named older workflow's are ignored)."""
+def list_pods(namespace: str, workflow: str) -> list[dict]:
+    """The pods labelled with the workflow's name (a same-named older workflow's too)."""
     listed = _core().list_namespaced_pod(namespace, label_selector=f"{pods.LABEL_WORKFLOW}={workflow}",
                                          _preload_content=False)
-    items = json.loads(listed.data)["items"]
-    return {p["metadata"]["name"]: p for p in items
-            if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences") or [])}
+    return json.loads(listed.data)["items"]
 
 
 @_refusals("create a task pod")
@@ -106,7 +104,7 @@ def create_pod(body: dict) -> None:
 
 
 @_refusals("delete pod {0}/{1}")
-def delete_pod(namespace: str, name: str, grace_seconds: int = 10) -> None:
+def delete_pod(namespace: str, name: str, grace_seconds: int = pods.STOP_GRACE_SECONDS) -> None:
     try:
         _core().delete_namespaced_pod(name, namespace, grace_period_seconds=grace_seconds)
     except ApiException as error:

@@ -22,6 +22,23 @@ from ferry_operator.config import Config
 LABEL_WORKFLOW = "ferry.dev/workflow"
 LABEL_TASK = "ferry.dev/task"
 LABEL_ATTEMPT = "ferry.dev/attempt"
+STOP_GRACE_SECONDS = 10
+"""Grace given to a pod the operator stops (timeout, failure policy, its workflow deleted): its
+outputs are not wanted, so it does not get the upload grace of ``terminationGracePeriodSeconds``."""
+
+
+def owned(listed: list[dict], uid: str) -> dict[str, dict]:
+    """The pods, by name, that the workflow with ``uid`` owns (a same-named older one's are not)."""
+    return {p["metadata"]["name"]: p for p in listed
+            if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences") or [])}
+
+
+def to_stop(listed: list[dict], live_uid: str | None) -> list[str]:
+    """Pods labelled with a workflow's name that no live workflow owns (it was deleted, or re-created
+    under the same name) and that are not already stopping within ``STOP_GRACE_SECONDS``."""
+    keep = owned(listed, live_uid) if live_uid else {}
+    return [p["metadata"]["name"] for p in listed if p["metadata"]["name"] not in keep
+            and (p["metadata"].get("deletionGracePeriodSeconds") or STOP_GRACE_SECONDS + 1) > STOP_GRACE_SECONDS]
 
 
 def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str,

@@ -75,3 +75,20 @@ def test_an_unpublished_upstream_output_is_an_error():
     wf = spec(task("up"), {"name": "a", "image": "x", "inputs": [{"name": "f", "fromTask": {"task": "up", "output": "out"}}]})
     with pytest.raises(taskpod.InputError, match="up.out was not published"):
         build(wf, resource.WorkflowStatus(tasks={"up": resource.TaskStatus()}))
+
+
+def listed_pod(name: str, owner_uid: str, grace: int | None = None) -> dict:
+    meta = {"name": name, "ownerReferences": [{"uid": owner_uid}]}
+    if grace is not None:
+        meta["deletionGracePeriodSeconds"] = grace
+    return {"metadata": meta}
+
+
+def test_pods_no_live_workflow_owns_are_stopped_promptly():
+    """A deleted workflow's pods are deleted by the garbage collector with their whole upload grace
+    (600 s), which a task whose PID 1 ignores SIGTERM uses to the last second."""
+    listed = [listed_pod("wf-a-1", "old"), listed_pod("wf-b-1", "old", grace=600), listed_pod("wf-c-1", "old", grace=5),
+              listed_pod("wf-a-2", "live")]
+    assert pods.owned(listed, "live") == {"wf-a-2": listed[3]}
+    assert pods.to_stop(listed, "live") == ["wf-a-1", "wf-b-1"]
+    assert pods.to_stop(listed, None) == ["wf-a-1", "wf-b-1", "wf-a-2"]
