@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import pydantic
 
 import ferry
-from ferry import settings
+from ferry import resource, settings
 
 ENV_PREFIX = "FERRY_OPERATOR_"
 
@@ -36,6 +36,15 @@ class Config(pydantic.BaseModel):
 
     upload_grace_seconds: int = pydantic.Field(600, ge=1)
     """How long the publishing sidecar may take after the task's container exits."""
+
+    runtime_resources: resource.Resources = resource.Resources(requests={"cpu": "50m", "memory": "64Mi"},
+                                                               limits={"memory": "1Gi"})
+    """Requests and limits of Ferry's own containers in task pods (fetch, publish), as JSON; namespaces
+    with a ResourceQuota on cpu or memory need them."""
+
+    start_timeout_seconds: int = pydantic.Field(300, ge=1)
+    """How long a task pod may stay stuck on a start error (``results.START_ERRORS``, unschedulable)
+    before its attempt fails with that reason."""
 
 
     @classmethod

@@ -56,8 +56,13 @@ async def workflow_tick(namespace: str, name: str, **_) -> None:
     await request(namespace, name)
 
 
-@kopf.on.delete(**WORKFLOWS, optional=True)
-def workflow_deleted(namespace: str, name: str, **_) -> None:
+@kopf.on.delete(**WORKFLOWS)
+async def workflow_deleted(namespace: str, name: str, uid: str, **_) -> None:
+    """Stop the workflow's pods within ``pods.STOP_GRACE_SECONDS`` before it goes (Kopf's finalizer
+    holds it until then). The garbage collector would give each pod its whole upload grace, and
+    a running kill is never shortened: a task whose PID 1 ignores SIGTERM would run to its end."""
+    listed = await asyncio.to_thread(kube.list_pods, namespace, name)
+    await _stop(namespace, list(pods.owned(listed, uid)))
     metrics.forget((namespace, name))
 
 
@@ -105,7 +110,6 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
     for _ in range(5):  # retried only when the status was written by someone else meanwhile
         body = await asyncio.to_thread(kube.get_workflow, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
-            await _stop(namespace, pods.to_stop(await asyncio.to_thread(kube.list_pods, namespace, name), None))
             return
         status = resource.WorkflowStatus.model_validate(body.get("status") or {})
         if status.phase in scheduler.DONE:
@@ -118,13 +122,15 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         if spec is not None:
             listed = await asyncio.to_thread(kube.list_pods, namespace, name)
             owned = pods.owned(listed, body["metadata"]["uid"])
-            await _stop(namespace, pods.to_stop(listed, body["metadata"]["uid"]))
+
+            now = datetime.datetime.now(datetime.timezone.utc)
 
             def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt | None:
                 pod = owned.get(pod_name)
-                return results.read_attempt(pod, [o.name for o in task.outputs]) if pod else None
+                return results.read_attempt(pod, [o.name for o in task.outputs], now,
+                                            _config.start_timeout_seconds) if pod else None
 
-            step = scheduler.step(name, spec, status, observe, datetime.datetime.now(datetime.timezone.utc))
+            step = scheduler.step(name, spec, status, observe, now)
             for task, attempt in step.create:
                 pod = pods.build_pod(body, spec, step.status, task, attempt, _config)
                 await asyncio.to_thread(kube.create_pod, pod)
@@ -140,9 +146,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
 
 
 async def _stop(namespace: str, pod_names: list[str]) -> None:
-    """Delete pods with a short grace (``pods.STOP_GRACE_SECONDS``); for a deleted workflow's pods,
-    the garbage collector would give each its whole upload grace, which a task ignoring SIGTERM
-    uses to the last second."""
+    """Delete pods with the short ``pods.STOP_GRACE_SECONDS``: their outputs are not wanted."""
     for pod_name in pod_names:
         await asyncio.to_thread(kube.delete_pod, namespace, pod_name)
 

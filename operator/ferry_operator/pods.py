@@ -27,18 +27,40 @@ STOP_GRACE_SECONDS = 10
 outputs are not wanted, so it does not get the upload grace of ``terminationGracePeriodSeconds``."""
 
 
+RUNTIME_USER = 10001
+"""The Ferry image's own user (``USER`` in the Dockerfile)."""
+
+
+def _task_security(task: resource.Task) -> dict:
+    return task.security_context.dump() if task.security_context else {}
+
+
+def runtime_security(task: resource.Task, reads_outputs: bool) -> dict:
+    """The security context of Ferry's own containers: no privileges, a read-only root filesystem,
+    and a user that can do their job.
+
+    With the task's user given (``securityContext.runAsUser``), they run as that user: files the
+    task wrote are theirs to read, and the pod fits Pod Security ``restricted``. Otherwise the
+    task runs as its image's user, unknown here, and may write outputs only it can read (``mktemp``
+    makes 0600 files): the publisher then runs as root with ``DAC_OVERRIDE`` as its only
+    capability (allowed by Pod Security ``baseline``), and the fetcher as the image's own user.
+    """
+    hardened = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]}}
+    context = task.security_context
+    if context and context.run_as_user is not None:
+        group = {"runAsGroup": context.run_as_group} if context.run_as_group is not None else {}
+        return {**hardened, "runAsUser": context.run_as_user, **group, "runAsNonRoot": context.run_as_user != 0}
+    if reads_outputs:
+        return {**hardened, "runAsUser": 0, "runAsNonRoot": False,
+                "capabilities": {"drop": ["ALL"], "add": ["DAC_OVERRIDE"]}}
+    return {**hardened, "runAsUser": RUNTIME_USER, "runAsNonRoot": True}
+
+
 def owned(listed: list[dict], uid: str) -> dict[str, dict]:
     """The pods, by name, that the workflow with ``uid`` owns (a same-named older one's are not)."""
     return {p["metadata"]["name"]: p for p in listed
             if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences") or [])}
-
-
-def to_stop(listed: list[dict], live_uid: str | None) -> list[str]:
-    """Pods labelled with a workflow's name that no live workflow owns (it was deleted, or re-created
-    under the same name) and that are not already stopping within ``STOP_GRACE_SECONDS``."""
-    keep = owned(listed, live_uid) if live_uid else {}
-    return [p["metadata"]["name"] for p in listed if p["metadata"]["name"] not in keep
-            and (p["metadata"].get("deletionGracePeriodSeconds") or STOP_GRACE_SECONDS + 1) > STOP_GRACE_SECONDS]
 
 
 def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str,
@@ -55,11 +77,14 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
                    {"name": "FERRY_RAW_DATA_PREFIX", "value": config.raw_data_prefix},
                    *({"name": k, "value": v} for k, v in sorted(config.storage_env.items()))]
     runtime_env_from = [{"secretRef": {"name": config.storage_secret}}] if config.storage_secret else []
+    runtime_mounts = [*ferry_mounts, {"name": "ferry-runtime", "mountPath": taskpod.RUNTIME_DIR},
+                      {"name": "ferry-tmp", "mountPath": "/tmp"}]
 
     def runtime(name: str, args: list[str], **extra) -> dict:
-        mounts = [*ferry_mounts, {"name": "ferry-runtime", "mountPath": taskpod.RUNTIME_DIR}]
         return {"name": name, "image": config.runtime_image, "args": args, "env": runtime_env,
-                "envFrom": runtime_env_from, "volumeMounts": mounts,
+                "envFrom": runtime_env_from, "volumeMounts": runtime_mounts,
+                "resources": config.runtime_resources.dump(),
+                "securityContext": runtime_security(task, reads_outputs=name == results.PUBLISH),
                 "terminationMessagePolicy": "FallbackToLogsOnError", **extra}
 
     init = []
@@ -90,6 +115,8 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
         main["args"] = ["pod", "run-function"]
         main["env"] = [*runtime_env, *main["env"]]
         main["envFrom"] = runtime_env_from
+        main["volumeMounts"].append({"name": "ferry-tmp", "mountPath": "/tmp"})
+        main["securityContext"] = {**runtime_security(task, reads_outputs=False), **_task_security(task)}
     else:
         if task.command is not None:
             main["command"] = task.command
@@ -97,6 +124,8 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
             main["args"] = task.args
     if task.resources:
         main["resources"] = task.resources.dump()
+    if task.security_context and not runs_ferry:
+        main["securityContext"] = _task_security(task)
     labels = {LABEL_WORKFLOW: meta["name"], LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt),
               "app.kubernetes.io/managed-by": "ferry"}
     return {
@@ -114,9 +143,11 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
             "serviceAccountName": task.service_account_name or config.task_service_account or "default",
             "automountServiceAccountToken": bool(task.service_account_name),
             "terminationGracePeriodSeconds": config.upload_grace_seconds,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
             "initContainers": init,
             "containers": [main],
-            "volumes": [*({"name": v, "emptyDir": {}} for v in ("ferry-inputs", "ferry-outputs", "ferry-runtime")),
+            "volumes": [*({"name": v, "emptyDir": {}} for v in ("ferry-inputs", "ferry-outputs", "ferry-runtime",
+                                                                 "ferry-tmp")),
                         *({"name": f"secret-{i}", "secret": {"secretName": s}} for i, s in enumerate(task.secrets))],
         },
     }

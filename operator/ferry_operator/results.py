@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import pydantic
 
 from ferry import taskpod
-from ferry.scheduler import Attempt
+from ferry.scheduler import Attempt, parse_time
 
 MAIN = "main"
 FETCH = "ferry-fetch"
 PUBLISH = "ferry-publish"
 
 FATAL_WAITING = {"InvalidImageName", "ErrImageNeverPull"}
-"""Waiting reasons no retry can fix; other waiting states are reported and left to the timeout."""
+"""Waiting reasons no retry can fix: the attempt fails at once."""
+START_ERRORS = {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "CreateContainerError"}
+"""Waiting reasons that rarely fix themselves (a mistyped image, a missing Secret): the attempt fails
+once the pod has been stuck on one for the start timeout. A slow pull (``ContainerCreating``) is
+not one of them."""
 
 
 def _statuses(pod: dict) -> dict[str, dict]:
@@ -32,16 +37,27 @@ def _describe_failure(name: str, terminated: dict) -> str:
     return f"{text}: {message[-500:]}" if message else text
 
 
-def read_attempt(pod: dict, declared_outputs: list[str]) -> Attempt:
-    """Succeeded only when the main container exited 0 and every declared output was published."""
+def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime | None = None,
+                 start_timeout_seconds: float | None = None) -> Attempt:
+    """Succeeded only when the main container exited 0 and every declared output was published.
+
+    A pod stuck on a start error (``START_ERRORS``, or unschedulable) for more than
+    ``start_timeout_seconds`` since it was created fails the attempt, with the reason.
+    """
     statuses = _statuses(pod)
     phase = (pod.get("status") or {}).get("phase")
     if phase not in ("Succeeded", "Failed"):
         for name, status in statuses.items():
             waiting = status.get("state", {}).get("waiting") or {}
             if waiting.get("reason") in FATAL_WAITING:
-                return Attempt(True, message=f"{name}: {waiting['reason']}: {waiting.get('message', '')}".strip())
-        return Attempt(False, message=_waiting_message(statuses))
+                return Attempt(True, message=f"{name}: {waiting['reason']}: {waiting.get('message', '')}".strip(),
+                               stop=True)
+        stuck = _start_error(pod, statuses)
+        if stuck and _age(pod, now) > (start_timeout_seconds if start_timeout_seconds is not None else float("inf")):
+            where, reason, detail = stuck
+            return Attempt(True, message=f"{where}{reason} for more than {start_timeout_seconds:g}s: {detail}".rstrip(": "),
+                           stop=True)
+        return Attempt(False, message=_waiting_message(statuses) or (stuck and f"{stuck[0]}{stuck[1]}: {stuck[2]}"))
     fetch = _terminated(statuses, FETCH)
     if fetch and fetch.get("exitCode") != 0:
         return Attempt(True, message=f"fetching inputs failed: {_describe_failure(FETCH, fetch)}")
@@ -73,6 +89,25 @@ def _publish_result(terminated: dict | None) -> taskpod.PublishResult | None:
         return taskpod.PublishResult.model_validate(json.loads(terminated["message"]))
     except (ValueError, pydantic.ValidationError):
         return taskpod.PublishResult(error=f"unreadable result: {terminated['message'][:200]}")
+
+
+def _start_error(pod: dict, statuses: dict) -> tuple[str, str, str] | None:
+    """(container prefix, reason, message) of what keeps the pod from starting, if it is an error."""
+    for name, status in statuses.items():
+        waiting = status.get("state", {}).get("waiting") or {}
+        if waiting.get("reason") in START_ERRORS:
+            return f"{name}: ", waiting["reason"], waiting.get("message", "")
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return "", condition.get("reason") or "Unschedulable", condition.get("message", "")
+    return None
+
+
+def _age(pod: dict, now: datetime.datetime | None) -> float:
+    created = (pod.get("metadata") or {}).get("creationTimestamp")
+    if now is None or not created:
+        return 0.0
+    return (now - parse_time(created)).total_seconds()
 
 
 def _waiting_message(statuses: dict) -> str | None:

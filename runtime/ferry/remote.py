@@ -47,9 +47,9 @@ def package(root: pathlib.Path) -> bytes:
             relative = path.relative_to(root)
             if SKIP & set(relative.parts) or not path.is_file() or path.suffix in (".pyc", ".pyo"):
                 continue
-            info = archive.gettarinfo(str(path), arcname=str(relative))
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            with open(path, "rb") as handle:
+            with open(path, "rb") as handle:  # a linked file is stored as what it links to
+                info = archive.gettarinfo(arcname=relative.as_posix(), fileobj=handle)
+                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
                 archive.addfile(info, handle)
     data = buffer.getvalue()
     if len(data) > MAX_ARCHIVE:

@@ -101,6 +101,32 @@ class Resources(Model):
     """The most the container may use."""
 
 
+class Capabilities(Model):
+    add: list[Annotated[str, pydantic.Field(max_length=64)]] | None = pydantic.Field(None, max_length=64)
+    """Linux capabilities to add, e.g. ``NET_BIND_SERVICE``."""
+    drop: list[Annotated[str, pydantic.Field(max_length=64)]] | None = pydantic.Field(None, max_length=64)
+    """Linux capabilities to drop, e.g. ``ALL``."""
+
+
+class SecurityContext(Model):
+    """The task container's security settings, as in a container spec. Ferry's own containers in the
+    pod run as the same user, so they can read what the task wrote: give ``run_as_user`` in a
+    namespace that enforces Pod Security ``restricted``."""
+
+    run_as_user: int | None = pydantic.Field(None, ge=0, le=2147483647)
+    """The user id the task runs as (default: the image's)."""
+    run_as_group: int | None = pydantic.Field(None, ge=0, le=2147483647)
+    """The group id the task runs as (default: the image's)."""
+    run_as_non_root: bool | None = None
+    """Refuse to start the container as root."""
+    read_only_root_filesystem: bool | None = None
+    """Mount the image's filesystem read-only."""
+    allow_privilege_escalation: bool | None = None
+    """Whether a process may gain more privileges than its parent (setuid binaries)."""
+    capabilities: Capabilities | None = None
+    """Linux capabilities to add or drop."""
+
+
 class RetryPolicy(Model):
     limit: int = pydantic.Field(0, ge=0, le=20)
     """Attempts after the first one; each attempt is a new pod."""
@@ -141,6 +167,8 @@ class Task(Model):
     env: list[EnvVar] = []
     """Environment variables of the task's container."""
     resources: Resources | None = None
+    security_context: SecurityContext | None = None
+    """User, group and privileges of the task's container; Ferry's own containers take its user."""
     service_account_name: str | None = pydantic.Field(None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
     """Defaults to the operator's task ServiceAccount, which has no API access."""
     secrets: list[Annotated[str, pydantic.Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]] = \

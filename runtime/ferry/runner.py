@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 import traceback
 
-from ferry import podruntime, resource, store as store_, taskpod
+from ferry import errors, manifest, podruntime, resource, store as store_, taskpod
 
 WORKDIR_ENV = "FERRY_WORKDIR"
 
@@ -38,10 +38,22 @@ def import_task(reference: str):
 def fetch_code(uri: str, store: store_.Store) -> pathlib.Path:
     """Unpack the workflow's source archive and put it first on ``sys.path``."""
     target = pathlib.Path(tempfile.mkdtemp(prefix="ferry-code-"))
+    # Python before 3.11.4 (Debian bookworm has 3.11.2) has no extraction filters: check each member.
+    filters = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     with store.open(uri) as stream, tarfile.open(fileobj=stream, mode="r|gz") as archive:
-        archive.extractall(target, filter="data")  # refuses links and paths that leave target
+        archive.extractall(target, members=_code_members(archive, uri), **filters)
     sys.path.insert(0, str(target))
     return target
+
+
+def _code_members(archive: tarfile.TarFile, uri: str):
+    """The archive's files and folders, refusing links, devices and paths that would leave it."""
+    for member in archive:
+        manifest.check_relpath(member.name.rstrip("/"))
+        if not (member.isfile() or member.isdir()):
+            raise errors.PathEscapeError(f"{uri}: {member.name} is neither a file nor a folder; "
+                                         f"code archives made by 'ferry run --remote' hold only those")
+        yield member
 
 
 def cached_result(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult | None:

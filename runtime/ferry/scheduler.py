@@ -29,6 +29,8 @@ class Attempt:
     succeeded: bool = False
     message: str | None = None
     outputs: dict[str, resource.Output] = dataclasses.field(default_factory=dict)
+    stop: bool = False
+    """The attempt has failed but its pod would never end by itself (stuck before starting): delete it."""
 
 
 Observe = Callable[[resource.Task, str], Attempt | None]
@@ -117,6 +119,8 @@ def _observe(out: Step, task: resource.Task, observe: Observe, now: datetime.dat
         ts.outputs = {n: resource.Output.model_validate(o) for n, o in attempt.outputs.items()}
         out.event("Normal", "TaskSucceeded", f"task {task.name} succeeded (attempt {ts.attempts})")
     elif attempt.finished:
+        if attempt.stop:
+            out.delete.append(ts.pod_name)
         _attempt_failed(out, task, attempt.message or "the attempt failed", now)
     elif task.timeout_seconds and now - parse_time(ts.started_at) > datetime.timedelta(seconds=task.timeout_seconds):
         out.delete.append(ts.pod_name)

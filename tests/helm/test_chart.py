@@ -208,7 +208,8 @@ def test_storage_configuration_is_what_the_operator_and_runtime_accept(render):
     assert config.raw_data_prefix == "s3://ferry-data/runs"
     assert config.storage_secret == "ferry-storage"
     assert config.task_service_account == "ferry-task"
-    assert config.upload_grace_seconds == 600
+    assert config.upload_grace_seconds == 600 and config.start_timeout_seconds == 300
+    assert config.runtime_resources.dump() == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}}
     assert config.storage_env == {"FERRY_S3_ENDPOINT_URL": "https://s3.example:9000", "FERRY_S3_REGION": "eu-west-1",
                                   "FERRY_S3_ADDRESSING_STYLE": "path", "FERRY_CONCURRENCY": "64"}
     settings = ferry.Settings.from_env(config.storage_env)  # ... and the runtime in task pods reads this
@@ -217,7 +218,8 @@ def test_storage_configuration_is_what_the_operator_and_runtime_accept(render):
     # Nothing about storage is in the operator's own environment but what it passes on.
     assert set(data) == {"FERRY_OPERATOR_" + n for n in ("RAW_DATA_PREFIX", "RUNTIME_IMAGE", "STORAGE_ENV",
                                                           "STORAGE_SECRET", "TASK_SERVICE_ACCOUNT",
-                                                          "UPLOAD_GRACE_SECONDS")}
+                                                          "UPLOAD_GRACE_SECONDS", "START_TIMEOUT_SECONDS",
+                                                          "RUNTIME_RESOURCES")}
 
 
 def test_workload_identity_needs_no_secret(render):

@@ -18,6 +18,7 @@ from tests.cluster.fixtures import REPO, Cluster, eventually
 from tests.cluster.processes import Server, free_port
 
 STORAGE_SECRET = "ferry-storage"
+START_TIMEOUT_SECONDS = 15
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,7 @@ class Operator:
             "FERRY_OPERATOR_RAW_DATA_PREFIX": f"s3://{s3.bucket}/runs",
             "FERRY_OPERATOR_RUNTIME_IMAGE": "ferry:dev",
             "FERRY_OPERATOR_STORAGE_SECRET": STORAGE_SECRET,
+            "FERRY_OPERATOR_START_TIMEOUT_SECONDS": str(START_TIMEOUT_SECONDS),
             "FERRY_OPERATOR_STORAGE_ENV": json.dumps({"AWS_ENDPOINT_URL": s3.endpoint_url, "AWS_REGION": s3.region,
                                                       "FERRY_S3_ADDRESSING_STYLE": "path"}),
         }

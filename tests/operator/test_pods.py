@@ -77,18 +77,36 @@ def test_an_unpublished_upstream_output_is_an_error():
         build(wf, resource.WorkflowStatus(tasks={"up": resource.TaskStatus()}))
 
 
-def listed_pod(name: str, owner_uid: str, grace: int | None = None) -> dict:
-    meta = {"name": name, "ownerReferences": [{"uid": owner_uid}]}
-    if grace is not None:
-        meta["deletionGracePeriodSeconds"] = grace
-    return {"metadata": meta}
+def test_a_workflow_owns_only_its_own_pods_not_a_same_named_older_ones():
+    listed = [{"metadata": {"name": "wf-a-1", "ownerReferences": [{"uid": "old"}]}},
+              {"metadata": {"name": "wf-a-2", "ownerReferences": [{"uid": "live"}]}}]
+    assert pods.owned(listed, "live") == {"wf-a-2": listed[1]}
 
 
-def test_pods_no_live_workflow_owns_are_stopped_promptly():
-    """A deleted workflow's pods are deleted by the garbage collector with their whole upload grace
-    (600 s), which a task whose PID 1 ignores SIGTERM uses to the last second."""
-    listed = [listed_pod("wf-a-1", "old"), listed_pod("wf-b-1", "old", grace=600), listed_pod("wf-c-1", "old", grace=5),
-              listed_pod("wf-a-2", "live")]
-    assert pods.owned(listed, "live") == {"wf-a-2": listed[3]}
-    assert pods.to_stop(listed, "live") == ["wf-a-1", "wf-b-1"]
-    assert pods.to_stop(listed, None) == ["wf-a-1", "wf-b-1", "wf-a-2"]
+def test_ferry_containers_are_unprivileged_and_read_what_the_task_wrote():
+    wf = spec({"name": "a", "image": "x", "inputs": [{"name": "raw", "uri": "s3://bucket/in/"}],
+               "outputs": [{"name": "out"}]})
+    pod = build(wf)
+    fetch, publish = containers(pod)["ferry-fetch"], containers(pod)["ferry-publish"]
+    for container in (fetch, publish):
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"]["drop"] == ["ALL"] and container["resources"]["limits"]["memory"] == "1Gi"
+        assert {"name": "ferry-tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert fetch["securityContext"]["runAsUser"] == pods.RUNTIME_USER and fetch["securityContext"]["runAsNonRoot"]
+    # The task runs as its image's user, unknown here: only root with DAC_OVERRIDE reads its 0600 files.
+    assert publish["securityContext"]["runAsUser"] == 0 and publish["securityContext"]["capabilities"]["add"] == [
+        "DAC_OVERRIDE"]
+    assert "securityContext" not in containers(pod)["main"]
+    assert pod["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_with_the_task_s_user_every_container_fits_pod_security_restricted():
+    restricted = {"runAsUser": 1000, "runAsGroup": 3000, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                  "capabilities": {"drop": ["ALL"]}}
+    pod = build(spec({"name": "a", "image": "x", "outputs": [{"name": "out"}], "securityContext": restricted}))
+    for name, container in containers(pod).items():
+        sc = container["securityContext"]
+        assert (sc["runAsUser"], sc["runAsGroup"], sc["runAsNonRoot"]) == (1000, 3000, True), name
+        assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}, name
+    assert containers(pod)["main"]["securityContext"] == restricted

@@ -1,4 +1,7 @@
+import datetime
 import json
+
+import pytest
 
 from ferry import resource
 from ferry import scheduler
@@ -40,6 +43,39 @@ def test_unfixable_waiting_reasons_finish_the_attempt():
     pulling = pod("Pending", main={"waiting": {"reason": "ErrImagePull", "message": "not found"}})
     attempt = results.read_attempt(pulling, [])
     assert not attempt.finished and "ErrImagePull" in attempt.message
+
+
+CREATED = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def created(pod: dict) -> dict:
+    return {**pod, "metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}}
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
+                                    "CreateContainerError"])
+def test_a_pod_stuck_on_a_start_error_fails_after_the_start_timeout(reason):
+    """A mistyped image or a missing Secret never resolves by itself: without a bound the attempt hangs."""
+    stuck = created(pod("Pending", main={"waiting": {"reason": reason, "message": "secret \"creds\" not found"}}))
+    early = results.read_attempt(stuck, [], CREATED + datetime.timedelta(seconds=59), start_timeout_seconds=60)
+    assert not early.finished and reason in early.message
+    late = results.read_attempt(stuck, [], CREATED + datetime.timedelta(seconds=61), start_timeout_seconds=60)
+    assert late.finished and not late.succeeded and late.stop
+    assert late.message == f'main: {reason} for more than 60s: secret "creds" not found'
+
+
+def test_an_unschedulable_pod_fails_after_the_start_timeout():
+    unschedulable = {**created(pod("Pending")), "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/1 nodes are available: 1 Insufficient memory."}]}}
+    assert not results.read_attempt(unschedulable, [], CREATED, start_timeout_seconds=60).finished
+    late = results.read_attempt(unschedulable, [], CREATED + datetime.timedelta(seconds=61), start_timeout_seconds=60)
+    assert late.finished and "Unschedulable for more than 60s: 0/1 nodes are available" in late.message
+
+
+def test_a_slow_image_pull_is_not_a_start_error():
+    pulling = created(pod("Pending", main={"waiting": {"reason": "ContainerCreating"}}))
+    assert not results.read_attempt(pulling, [], CREATED + datetime.timedelta(hours=1), start_timeout_seconds=60).finished
 
 
 def test_status_of_a_thousand_task_workflow_stays_small():

@@ -11,7 +11,7 @@ import yaml
 from kubernetes import client
 
 from tests.cluster.fixtures import REPO, Cluster, eventually
-from tests.operator.conftest import get_workflow, wait_for_phase
+from tests.operator.conftest import START_TIMEOUT_SECONDS, STORAGE_SECRET, get_workflow, wait_for_phase
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 EXAMPLES = REPO / "examples" / "workflows"
@@ -199,3 +199,89 @@ def test_a_task_cannot_publish_the_store_credentials_through_a_link(cluster: Clu
     assert s3.secret_key not in json.dumps(workflow) and s3.secret_key not in events
     listed = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=f"runs/{workflow_namespace}/").get("Contents", [])
     assert all(s3.secret_key.encode() not in read_object(s3, f"s3://{s3.bucket}/{item['Key']}") for item in listed)
+
+
+def test_outputs_written_by_root_with_private_modes_are_published(cluster: Cluster, workflow_namespace: str, s3):
+    """mktemp, tempfile and mkdtemp make 0600 files and 0700 folders; the task's image runs as root and
+    the publisher as another user, on a real node."""
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "private"},
+        "spec": {"tasks": [{
+            "name": "write", "image": "busybox:1.36", "command": ["sh", "-c"],
+            "args": ["umask 077 && mkdir -p /ferry/outputs/tree/sub && echo a > /ferry/outputs/tree/sub/a "
+                     "&& echo report > /ferry/outputs/report && echo 7 > /ferry/outputs/count"],
+            "outputs": [{"name": "tree", "kind": "directory"}, {"name": "report", "kind": "file"},
+                        {"name": "count", "kind": "value"}]}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "private", timeout=120)
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    outputs = workflow["status"]["tasks"]["write"]["outputs"]
+    assert outputs["count"]["value"] == 7 and outputs["tree"]["fileCount"] == 1
+    assert read_object(s3, outputs["report"]["uri"]) == b"report\n"
+
+
+def test_an_out_of_memory_task_fails_with_its_reason(cluster: Cluster, workflow_namespace: str):
+    if cluster.emulated:
+        pytest.skip("the emulated test node enforces no memory limits")
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "oom"},
+        "spec": {"tasks": [{
+            "name": "hog", "image": "busybox:1.36", "command": ["sh", "-c"],
+            "args": ["head -c 200m /dev/zero | tail > /dev/null"],
+            "resources": {"limits": {"memory": "32Mi"}}}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "oom", timeout=120)
+    assert workflow["status"]["phase"] == "Failed"
+    assert "OOMKilled" in workflow["status"]["tasks"]["hog"]["message"], workflow["status"]
+
+
+def test_a_mistyped_image_fails_the_task_with_the_pull_error(cluster: Cluster, workflow_namespace: str):
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "typo"},
+        "spec": {"tasks": [{"name": "t", "image": "busybox:1.36-does-not-exist", "command": ["true"]}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "typo", timeout=START_TIMEOUT_SECONDS + 90)
+    message = workflow["status"]["tasks"]["t"]["message"]
+    assert workflow["status"]["phase"] == "Failed"
+    assert ("ErrImagePull" in message or "ImagePullBackOff" in message) and "for more than" in message, message
+    eventually(lambda: not workflow_pods(cluster, workflow_namespace, "typo"), 60, what="the stuck pod to be deleted")
+
+
+def test_a_missing_storage_secret_fails_the_task_with_the_reason(cluster: Cluster, namespace: str, operator):
+    """The namespace lacks the Secret the runtime containers read the store's keys from."""
+    if cluster.emulated:
+        pytest.skip("the emulated test node does not resolve envFrom Secrets as a kubelet does")
+    apply_manifest(cluster, namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "no-secret"},
+        "spec": {"tasks": [{"name": "t", "image": "busybox:1.36", "command": ["sh", "-c", "echo 1 > /ferry/outputs/count"],
+                            "outputs": [{"name": "count", "kind": "value"}]}]}})
+    workflow = wait_for_phase(cluster, namespace, "no-secret", timeout=START_TIMEOUT_SECONDS + 90)
+    message = workflow["status"]["tasks"]["t"]["message"]
+    assert workflow["status"]["phase"] == "Failed"
+    assert "CreateContainerConfigError" in message and STORAGE_SECRET in message, message
+
+
+RESTRICTED_TASK = {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                   "capabilities": {"drop": ["ALL"]}}
+
+
+def test_a_restricted_namespace_with_a_quota_runs_task_pods(cluster: Cluster, workflow_namespace: str, s3):
+    """Pod Security ``restricted`` and a ResourceQuota on cpu and memory admit Ferry's task pods when the
+    task names its user; Ferry's containers run as that user and read its private files."""
+    ns = workflow_namespace
+    cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "quota"},
+         "spec": {"hard": {"requests.cpu": "4", "requests.memory": "8Gi", "limits.memory": "16Gi"}}},
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "defaults"},
+         "spec": {"limits": [{"type": "Container", "default": {"memory": "256Mi"},
+                              "defaultRequest": {"cpu": "50m", "memory": "64Mi"}}]}}]))
+    task = {"image": "busybox:1.36", "command": ["sh", "-c"], "securityContext": RESTRICTED_TASK}
+    apply_manifest(cluster, ns, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "restricted"},
+        "spec": {"tasks": [
+            {**task, "name": "produce", "args": ["umask 077 && id -u > /ferry/outputs/report"],
+             "outputs": [{"name": "report", "kind": "file"}]},
+            {**task, "name": "consume", "args": ["cat /ferry/inputs/report > /ferry/outputs/uid"],
+             "inputs": [{"name": "report", "fromTask": {"task": "produce", "output": "report"}}],
+             "outputs": [{"name": "uid", "kind": "value"}]}]}})
+    workflow = wait_for_phase(cluster, ns, "restricted", timeout=120)
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert workflow["status"]["tasks"]["consume"]["outputs"]["uid"]["value"] == 1000

@@ -92,7 +92,8 @@ def context_report(secret_group: str = "ferry-db") -> dict:
 
 @ferry.task(cache=True, cache_version="1")
 def counted(counter: str, x: int) -> int:
-    """Appends a line to ``counter`` each time it really runs."""
+    """Appends a line to ``counter`` each time it really runs (in the pod's own filesystem on a cluster)."""
+    os.makedirs(os.path.dirname(counter), exist_ok=True)
     with open(counter, "a") as out:
         out.write("ran\n")
     return x * 2

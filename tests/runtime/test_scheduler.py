@@ -79,6 +79,16 @@ def test_timeout_stops_the_pod_and_fails_the_attempt():
     assert late.status.phase == Phase.FAILED and "timed out after 5s" in late.status.message
 
 
+def test_an_attempt_stuck_before_starting_has_its_pod_deleted():
+    """A pod stuck on a mistyped image would retry its pull forever; an ordinary failed pod stays
+    for its logs."""
+    wf = spec(task("a"), task("b"))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    stuck = scheduler.Attempt(True, message="main: ErrImagePull for more than 60s: not found", stop=True)
+    done = scheduler.step("wf", wf, first.status, observing({"wf-a-1": stuck, "wf-b-1": finished_pod(1)}), later(61))
+    assert done.delete == ["wf-a-1"] and "ErrImagePull" in done.status.tasks["a"].message
+
+
 def test_stop_policy_stops_siblings_and_skips_the_rest():
     wf = spec(task("a"), task("b"), task("c", ("a",)))
     first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)

@@ -1,0 +1,68 @@
+"""Running a Python task in its own process: unpacking the workflow's code archive safely."""
+
+import io
+import sys
+import tarfile
+
+import pytest
+
+import ferry
+from ferry import errors, remote, runner
+
+
+def _archive(tmp_path, add) -> str:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        add(archive)
+    (tmp_path / "code.tar.gz").write_bytes(buffer.getvalue())
+    return (tmp_path / "code.tar.gz").as_uri()
+
+
+def _file(archive: tarfile.TarFile, name: str, data: bytes = b"x = 1\n", **fields) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    for key, value in fields.items():
+        setattr(info, key, value)
+    archive.addfile(info, io.BytesIO(data))
+
+
+@pytest.fixture(params=["data_filter", "without"], ids=["python-with-tar-filters", "python-3.11.0-3"])
+def tar_filters(request, monkeypatch):
+    """Python 3.11 before 3.11.4 (Debian bookworm's 3.11.2) has no extraction filters."""
+    if request.param == "without":
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+
+@pytest.fixture
+def clean_sys_path():
+    saved = list(sys.path)
+    yield
+    sys.path[:] = saved
+
+
+def test_code_archive_made_by_remote_is_unpacked(tmp_path, tar_filters, clean_sys_path):
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "mod.py").write_text("VALUE = 42\n")
+    (tmp_path / "shared.py").write_text("SHARED = 1\n")
+    (tmp_path / "src" / "pkg" / "shared.py").symlink_to(tmp_path / "shared.py")
+    (tmp_path / "code.tar.gz").write_bytes(remote.package(tmp_path / "src"))
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    target = runner.fetch_code((tmp_path / "code.tar.gz").as_uri(), store)
+    assert (target / "pkg" / "mod.py").read_text() == "VALUE = 42\n" and sys.path[0] == str(target)
+    assert not (target / "pkg" / "shared.py").is_symlink() and (target / "pkg" / "shared.py").read_text() == "SHARED = 1\n"
+
+
+@pytest.mark.parametrize("member", ["../escape.py", "/abs.py", "link", "dev"])
+def test_code_archive_members_that_escape_or_are_not_files_are_refused(tmp_path, tar_filters, clean_sys_path, member):
+    def add(archive):
+        if member == "link":
+            _file(archive, "link", b"", type=tarfile.SYMTYPE, linkname="/etc/passwd")
+        elif member == "dev":
+            _file(archive, "dev", b"", type=tarfile.CHRTYPE, devmajor=1, devminor=5)
+        else:
+            _file(archive, member)
+    uri = _archive(tmp_path, add)
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    with pytest.raises(errors.PathEscapeError):
+        runner.fetch_code(uri, store)
+    assert not (tmp_path / "escape.py").exists()
