@@ -55,9 +55,11 @@ def _run(cmd: list[str], cwd: pathlib.Path | None = None, env: dict | None = Non
 
 
 def _publish(built: pathlib.Path, final: pathlib.Path) -> None:
-    """Move a finished build into place atomically, so a killed build never looks cached."""
+    """Move a finished binary into place atomically, so a killed build never looks cached."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(built, final)
+    partial = final.with_name(final.name + ".partial")
+    shutil.copy2(built, partial)
+    os.replace(partial, final)
 
 
 def kubernetes_gomod(version: str, kubernetes_mod: str) -> str:
@@ -82,6 +84,8 @@ def kubernetes_gomod(version: str, kubernetes_mod: str) -> str:
 
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
+NODE_COMMANDS = ("kubelet", "kube-scheduler", "kube-proxy")
+"""The real node's part of Kubernetes (``realnode.py``), built only when a run uses that node."""
 
 _TOOLS_GO = """//go:build tools
 
@@ -93,6 +97,9 @@ import (
 	_ "k8s.io/kubectl/pkg/cmd"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	_ "k8s.io/kubernetes/cmd/kube-proxy/app"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	_ "k8s.io/kubernetes/cmd/kubelet/app"
 )
 """
 
@@ -123,10 +130,14 @@ def _version_ldflags(version: str) -> str:
     return " ".join(flags)
 
 
-def build_kubernetes(version: str = versions.KUBERNETES) -> pathlib.Path:
-    """Build kube-apiserver, kube-controller-manager, kubectl and the matching etcd."""
+def build_kubernetes(version: str = versions.KUBERNETES, commands: tuple[str, ...] = KUBERNETES_COMMANDS
+                     ) -> pathlib.Path:
+    """Build ``commands`` (by default kube-apiserver, kube-controller-manager and kubectl) and the
+    matching etcd into one folder; each binary is published on its own, so adding a command later
+    builds only that one."""
     target = _bin_dir(f"kubernetes-{version}")
-    if all((target / name).exists() for name in (*KUBERNETES_COMMANDS, "etcd")):
+    missing = [name for name in (*commands, "etcd") if not (target / name).exists()]
+    if not missing:
         return target
     with tempfile.TemporaryDirectory(prefix="ferry-k8s-build-") as tmp:
         module = pathlib.Path(tmp)
@@ -138,16 +149,19 @@ def build_kubernetes(version: str = versions.KUBERNETES) -> pathlib.Path:
         (module / "etcd" / "main.go").write_text(_ETCD_MAIN_GO)
         _run(["go", "mod", "tidy"], cwd=module)
         out = module / "out"
-        for name in KUBERNETES_COMMANDS:
-            _run(["go", "build", "-trimpath", "-ldflags", _version_ldflags(version), "-o", str(out / name),
-                  f"k8s.io/kubernetes/cmd/{name}"], cwd=module)
-        _run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "./etcd"], cwd=module)
-        staging = target.with_name(target.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(out, staging)
-        shutil.rmtree(target, ignore_errors=True)
-        _publish(staging, target)
+        for name in missing:
+            if name == "etcd":
+                _run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / name), "./etcd"], cwd=module)
+            else:
+                _run(["go", "build", "-trimpath", "-ldflags", _version_ldflags(version), "-o", str(out / name),
+                      f"k8s.io/kubernetes/cmd/{name}"], cwd=module)
+            _publish(out / name, target / name)
     return target
+
+
+def build_node(version: str = versions.KUBERNETES) -> pathlib.Path:
+    """The control plane's binaries and the real node's: kubelet, kube-scheduler, kube-proxy."""
+    return build_kubernetes(version, KUBERNETES_COMMANDS + NODE_COMMANDS)
 
 
 def _go_install(module: str, version: str, name: str, ldflags: str = "-s -w") -> pathlib.Path:
@@ -170,6 +184,10 @@ def build_minio(version: str = versions.MINIO) -> pathlib.Path:
 def build_helm(version: str = versions.HELM) -> pathlib.Path:
     ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={version}"
     return _go_install("helm.sh/helm/v3/cmd/helm", version, "helm", ldflags)
+
+
+def build_coredns(version: str = versions.COREDNS) -> pathlib.Path:
+    return _go_install("github.com/coredns/coredns", version, "coredns")
 
 
 def main(argv: list[str]) -> None:

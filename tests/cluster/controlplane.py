@@ -1,9 +1,10 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager.
 
 The same shape as controller-runtime's envtest, plus the controller manager (garbage collection,
-Deployments → ReplicaSets → Pods, default ServiceAccounts). Pods are run by the test node
-(``node.py``), not by a kubelet. Authentication uses a static token file (an admin in
-``system:masters``, and the controller manager's own identity); authorization is RBAC;
+Deployments → ReplicaSets → Pods, default ServiceAccounts). Pods run on the real node
+(``realnode.py``: kubelet, scheduler, kube-proxy, which then listens on the node's address) or on
+the emulated test node (``node.py``). Authentication uses a static token file (an admin in
+``system:masters``, and each component's own identity); authorization is RBAC;
 ServiceAccount tokens are signed with a key generated per run, so TokenRequest works.
 """
 
@@ -19,10 +20,11 @@ import urllib.request
 
 import yaml
 
-from tests.cluster import binaries
+from tests.cluster import binaries, netns
 from tests.cluster.processes import Server, free_port
 
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = netns.SERVICE_CIDR
+NODE_NAME = "ferry-node"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
@@ -34,9 +36,19 @@ class ControlPlane:
     admin_token: str
     servers: list[Server]
 
+    address: str = "127.0.0.1"
+    tokens: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Bearer token of each identity the suite's own components use, by user name."""
+
     @property
     def server_url(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.address}:{self.api_port}"
+
+    def kubeconfig_of(self, user: str) -> pathlib.Path:
+        """A kubeconfig for one of the components' identities (``system:kube-scheduler``...)."""
+        path = self.workdir / f"{user.replace(':', '-')}.kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig(self.server_url, self.ca_file, self.tokens[user], user)))
+        return path
 
     @property
     def kubeconfig(self) -> pathlib.Path:
@@ -51,14 +63,14 @@ def _openssl(*args: str, cwd: pathlib.Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_pki(pki: pathlib.Path) -> None:
+def make_pki(pki: pathlib.Path, address: str) -> None:
     """A CA, a serving certificate for the API server and the ServiceAccount signing key pair."""
     pki.mkdir(parents=True, exist_ok=True)
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
              "-days", "3650", "-subj", "/CN=ferry-test-ca", cwd=pki)
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "apiserver.key", "-out", "apiserver.csr",
              "-subj", "/CN=kube-apiserver", cwd=pki)
-    names = ["IP:127.0.0.1", "IP:10.0.0.1", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
+    names = ["IP:127.0.0.1", f"IP:{address}", "IP:10.0.0.1", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
              "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"]
     (pki / "san.ext").write_text(f"subjectAltName={','.join(names)}\n")
     _openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
@@ -79,11 +91,11 @@ def kubeconfig(server: str, ca_file: pathlib.Path, token: str, user: str) -> dic
     }
 
 
-def apiserver_args(etcd_url: str, port: int, pki: pathlib.Path, tokens: pathlib.Path) -> list[str]:
+def apiserver_args(etcd_url: str, address: str, port: int, pki: pathlib.Path, tokens: pathlib.Path) -> list[str]:
     return [
         f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        f"--bind-address={address}",
+        f"--advertise-address={address}",
         f"--secure-port={port}",
         f"--cert-dir={pki}",
         f"--tls-cert-file={pki / 'apiserver.crt'}",
@@ -109,21 +121,32 @@ def _ready(url: str, token: str, ca_file: pathlib.Path) -> bool:
         return response.status == 200
 
 
-def start(workdir: pathlib.Path) -> ControlPlane:
-    """Start etcd, kube-apiserver and kube-controller-manager; return when the API is ready."""
+IDENTITIES = {
+    "ferry-test-admin": "system:masters",
+    "system:kube-controller-manager": "",
+    "system:kube-scheduler": "",
+    "system:kube-proxy": "",
+    "system:coredns": "system:masters",
+    f"system:node:{NODE_NAME}": "system:nodes,system:masters",
+}
+"""Who may call the API server, with their groups: the suite's admin and each component. The
+kubelet is also in ``system:masters`` since the API server runs without the Node authorizer."""
+
+
+def start(workdir: pathlib.Path, address: str = "127.0.0.1") -> ControlPlane:
+    """Start etcd, kube-apiserver (listening on ``address``) and kube-controller-manager; return
+    when the API is ready."""
     bins = binaries.build_kubernetes()
     workdir.mkdir(parents=True, exist_ok=True)
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     pki = workdir / "pki"
-    make_pki(pki)
-    admin_token = secrets.token_hex(16)
-    manager_token = secrets.token_hex(16)
-    tokens = pki / "tokens.csv"
-    tokens.write_text(
-        f'{admin_token},ferry-test-admin,ferry-test-admin,"system:masters"\n'
-        f"{manager_token},system:kube-controller-manager,system:kube-controller-manager\n"
-    )
+    make_pki(pki, address)
+    tokens = {user: secrets.token_hex(16) for user in IDENTITIES}
+    admin_token = tokens["ferry-test-admin"]
+    token_file = pki / "tokens.csv"
+    token_file.write_text("".join(f"{token},{user},{user}" + (f',"{IDENTITIES[user]}"' if IDENTITIES[user] else "") + "\n"
+                                  for user, token in tokens.items()))
     servers: list[Server] = []
     plane = None
     try:
@@ -140,16 +163,14 @@ def start(workdir: pathlib.Path) -> ControlPlane:
         etcd.wait_until(lambda: urllib.request.urlopen(f"{etcd_url}/health", timeout=2).status == 200, 30, "healthy")
 
         apiserver = Server("kube-apiserver", [str(bins / "kube-apiserver"),
-                                              *apiserver_args(etcd_url, api_port, pki, tokens)], logs)
+                                              *apiserver_args(etcd_url, address, api_port, pki, token_file)], logs)
         servers.append(apiserver)
-        plane = ControlPlane(workdir, api_port, pki / "ca.crt", admin_token, servers)
+        plane = ControlPlane(workdir, api_port, pki / "ca.crt", admin_token, servers, address, tokens)
         apiserver.wait_until(lambda: _ready(plane.server_url, admin_token, plane.ca_file), 120, "ready")
 
         plane.kubeconfig.write_text(yaml.safe_dump(kubeconfig(
             plane.server_url, plane.ca_file, admin_token, "ferry-test-admin")))
-        manager_config = workdir / "controller-manager.kubeconfig"
-        manager_config.write_text(yaml.safe_dump(kubeconfig(
-            plane.server_url, plane.ca_file, manager_token, "system:kube-controller-manager")))
+        manager_config = plane.kubeconfig_of("system:kube-controller-manager")
         manager = Server("kube-controller-manager", [
             str(bins / "kube-controller-manager"),
             f"--kubeconfig={manager_config}",

@@ -1,7 +1,11 @@
 """Pytest fixtures for the test cluster and the S3 server, started once per test session.
 
 By default everything runs on this machine: etcd, kube-apiserver and kube-controller-manager
-(``controlplane.py``), the test node (``node.py``) and MinIO (``s3.py``). Set
+(``controlplane.py``), a node and MinIO (``s3.py``). The node is a real one (``realnode.py``:
+containerd, runc, kubelet, kube-proxy, images built from the Dockerfile), and the whole session
+runs in a network namespace of its own (``netns.py``), wherever the machine can run it; otherwise,
+or with ``FERRY_TEST_NODE=emulated``, it is the emulated test node (``node.py``), on which no
+end-to-end claim rests alone. Set
 ``FERRY_TEST_KUBECONFIG`` to run the same tests against a real cluster instead (for example one
 made by ``tests/cluster/kind-e2e.sh``), and ``FERRY_TEST_S3_ENDPOINT`` (with the usual
 ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` and ``FERRY_TEST_BUCKET``) to use an existing
@@ -11,6 +15,7 @@ S3-compatible store.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 import secrets
@@ -25,7 +30,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from tests.cluster import binaries, controlplane, s3 as s3_server
+from tests.cluster import binaries, controlplane, netns, node_images, realnode, s3 as s3_server
 from tests.cluster.processes import Server, free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -52,7 +57,9 @@ class Cluster:
     kubeconfig: pathlib.Path
     kubectl_binary: str
     local: bool
-    """True when pods run on this machine's test node, False on a real cluster."""
+    """True when pods run on this machine's node, False on a cluster given by FERRY_TEST_KUBECONFIG."""
+    emulated: bool = False
+    """True on the emulated test node (``node.py``), which enforces no limits or users."""
 
     def api_client(self, kubeconfig: pathlib.Path | None = None) -> client.ApiClient:
         return config.new_client_from_config(str(kubeconfig or self.kubeconfig))
@@ -84,6 +91,58 @@ class Cluster:
         return path
 
 
+node_archives = functools.cache(node_images.build_all)
+"""The node's images, built (or found) once per run, before entering the namespace: a source edited
+while the suite runs does not start a build that needs the registries from inside it."""
+
+
+def real_node() -> bool:
+    """Whether this run uses the real node: ``FERRY_TEST_NODE=real`` or ``emulated``; by default the
+    real one wherever this machine can run it (``realnode.missing_requirements``)."""
+    if os.environ.get("FERRY_TEST_KUBECONFIG"):
+        return False
+    choice = os.environ.get("FERRY_TEST_NODE", "auto")
+    if choice not in ("auto", "real", "emulated"):
+        raise pytest.UsageError(f"FERRY_TEST_NODE={choice!r}: use real, emulated, or leave it unset (auto)")
+    return choice == "real" or (choice == "auto" and not realnode.missing_requirements())
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if os.environ.get("FERRY_TEST_KUBECONFIG"):
+        return f"cluster: {os.environ['FERRY_TEST_KUBECONFIG']}"
+    if real_node():
+        return "cluster: the suite's own, on a real node (containerd, runc, kubelet)"
+    missing = realnode.missing_requirements()
+    why = f"; the real node needs {', '.join(missing)}" if missing else ""
+    return f"cluster: the suite's own, on the EMULATED test node (tests/cluster/node.py){why}"
+
+
+def _wait_for_node(plane: controlplane.ControlPlane, name: str, server: Server) -> None:
+    core = client.CoreV1Api(config.new_client_from_config(str(plane.kubeconfig)))
+
+    def node_ready() -> bool:
+        conditions = core.read_node(name).status.conditions or []
+        return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+    server.wait_until(node_ready, 120, "Ready")
+
+
+def _start_real_node(plane: controlplane.ControlPlane) -> list[Server]:
+    kubeconfigs = {"kubelet": plane.kubeconfig_of(f"system:node:{realnode.NODE_NAME}"),
+                   "kube-scheduler": plane.kubeconfig_of("system:kube-scheduler"),
+                   "kube-proxy": plane.kubeconfig_of("system:kube-proxy"),
+                   "coredns": plane.kubeconfig_of("system:coredns")}
+    servers = realnode.start(kubeconfigs, node_archives(), plane.workdir / "logs")
+    kubelet = next(server for server in servers if server.name == "kubelet")
+    try:
+        _wait_for_node(plane, realnode.NODE_NAME, kubelet)
+    except BaseException:
+        for server in reversed(servers):
+            server.stop()
+        raise
+    return servers
+
+
 def _start_node(plane: controlplane.ControlPlane, workdir: pathlib.Path) -> Server:
     pki = plane.workdir / "pki"
     node = Server("test-node", [
@@ -91,13 +150,7 @@ def _start_node(plane: controlplane.ControlPlane, workdir: pathlib.Path) -> Serv
         f"--workdir={workdir}", f"--log-port={free_port()}",
         f"--tls-cert={pki / 'apiserver.crt'}", f"--tls-key={pki / 'apiserver.key'}",
     ], plane.workdir / "logs", env={**os.environ, "PYTHONPATH": str(REPO)})
-    core = client.CoreV1Api(config.new_client_from_config(str(plane.kubeconfig)))
-
-    def node_ready() -> bool:
-        conditions = core.read_node("ferry-test-node").status.conditions or []
-        return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-    node.wait_until(node_ready, 60, "Ready")
+    _wait_for_node(plane, "ferry-test-node", node)
     return node
 
 
@@ -109,13 +162,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         return
     workdir = tmp_path_factory.mktemp("cluster")
     started = time.monotonic()
-    plane = controlplane.start(workdir)
+    plane = controlplane.start(workdir, netns.host_address())
     try:
-        node = _start_node(plane, workdir / "node")
-        plane.servers.append(node)
+        if real_node():
+            plane.servers += _start_real_node(plane)
+        else:
+            plane.servers.append(_start_node(plane, workdir / "node"))
         kubectl = str(binaries.build_kubernetes() / "kubectl")
         print(f"\ntest cluster ready in {time.monotonic() - started:.1f}s ({workdir})", file=sys.stderr)
-        yield Cluster(plane.kubeconfig, kubectl, local=True)
+        yield Cluster(plane.kubeconfig, kubectl, local=True, emulated=not real_node())
     finally:
         plane.stop()
 
@@ -183,7 +238,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build (or find cached) the binaries the selected tests need, before any test's timeout runs."""
     used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     wanted = []
-    if "cluster" in used and not os.environ.get("FERRY_TEST_KUBECONFIG"):
+    if "cluster" in used and real_node():
+        missing = realnode.missing_requirements()
+        if missing:
+            raise pytest.UsageError(f"FERRY_TEST_NODE=real needs {', '.join(missing)}: "
+                                    f"apt-get install containerd runc containernetworking-plugins buildah mmdebstrap "
+                                    f"busybox-static iptables")
+        wanted += [binaries.build_node, binaries.build_coredns, node_archives]
+    elif "cluster" in used and not os.environ.get("FERRY_TEST_KUBECONFIG"):
         wanted.append(binaries.build_kubernetes)
     if "s3" in used and not os.environ.get("FERRY_TEST_S3_ENDPOINT"):
         wanted.append(binaries.build_minio)
@@ -195,3 +257,5 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         path = build()
         if reporter:
             reporter.write_line(f"{build.__name__}: {path} ({time.monotonic() - started:.1f}s)")
+    if "cluster" in used and real_node():  # after the builds, which need the registries
+        session.config.add_cleanup(realnode.enter())

@@ -1,4 +1,5 @@
-"""A real S3-compatible server on loopback: MinIO, built from its Go module and cached."""
+"""A real S3-compatible server: MinIO, built from its Go module and cached, on loopback or, with the
+real node, on the node's address."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
-from tests.cluster import binaries
+from tests.cluster import binaries, netns
 from tests.cluster.processes import Server, free_port
 
 
@@ -59,10 +60,11 @@ def start(workdir: pathlib.Path) -> S3:
         "HOME": str(workdir),
         "PATH": "/usr/bin:/bin",
     }
+    host = netns.host_address()  # where pods reach it too, on the real node
     server = Server("minio", [str(minio), "server", str(workdir / "data"), "--quiet",
-                              "--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{console}"],
+                              "--address", f"{host}:{port}", "--console-address", f"127.0.0.1:{console}"],
                     workdir, env=env)
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"http://{host}:{port}"
     try:
         server.wait_until(lambda: urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=2).status == 200,
                           60, "ready")

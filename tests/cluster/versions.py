@@ -17,3 +17,14 @@ MINIO = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
 HELM = "v3.19.5"
 """``helm.sh/helm/v3``, for chart tests."""
+
+COREDNS = "v1.12.4"
+"""``github.com/coredns/coredns``: the real node's cluster DNS (Services by name, as on kind)."""
+
+DEBIAN = "bookworm"
+"""The Debian release the real node's Python base image is made from (``node_images.py``): its
+python3 is 3.11, the Python of the Dockerfile's ``python:3.11-slim-bookworm``."""
+
+PYTHON_BASE_REVISION = 1
+"""Bump to rebuild that base image from the mirror's current packages (security updates); it is
+otherwise rebuilt only when its package list or recipe changes."""

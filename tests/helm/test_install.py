@@ -1,8 +1,8 @@
 """The chart installed with ``helm`` into the test cluster, its operator run as the pod the chart
-describes: the test node starts the Deployment's pod with its ServiceAccount token projected at
-/var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/PORT and the ConfigMap's
-environment, so the operator uses in-cluster credentials and the API server enforces the chart's
-RBAC. Then the examples run through it, a verb taken from its Role shows up as a clear failure,
+describes, from the image built from the Dockerfile: the kubelet starts the Deployment's pod with
+its ServiceAccount token projected at /var/run/secrets/kubernetes.io/serviceaccount and the
+ConfigMap's environment, and the operator reaches the API server through the ``kubernetes``
+Service (kube-proxy) with in-cluster credentials, so the API server enforces the chart's RBAC. Then the examples run through it, a verb taken from its Role shows up as a clear failure,
 and ``helm upgrade``/``helm uninstall`` do what the README says.
 
 Only one operator may serve a namespace. These tests run their releases in ``ferry-helm-*``
@@ -118,19 +118,24 @@ class Release:
 
         return eventually(running, 90, what="exactly one running operator pod")
 
+    def operator_address(self) -> str:
+        """Where this machine reaches the operator pod: its pod IP on the real node, loopback on the
+        emulated node (whose pods share the host's network)."""
+        return "127.0.0.1" if self.cluster.emulated else self.operator_pod().status.pod_ip
+
     def wait_live(self) -> None:
         """The operator's liveness endpoint (what the chart's probe asks) answers: it is up."""
         if not self.cluster.local:
             self.cluster.kubectl("rollout", "status", f"deployment/{RELEASE}-operator", "-n", self.namespace)
             return
-        url = f"http://127.0.0.1:{self.values['operator']['livenessPort']}/healthz"
+        url = f"http://{self.operator_address()}:{self.values['operator']['livenessPort']}/healthz"
         eventually(lambda: urllib.request.urlopen(url, timeout=2).status == 200, 60, what="the operator to be live")
 
     def logs(self) -> str:
         return self.cluster.kubectl("logs", f"deployment/{RELEASE}-operator", "-n", self.namespace).stdout
 
     def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.values['metrics']['port']}/metrics"
+        url = f"http://{self.operator_address()}:{self.values['metrics']['port']}/metrics"
         return urllib.request.urlopen(url, timeout=5).read().decode()
 
     def can(self, verb: str, resource: str, namespace: str | None = None) -> bool:
@@ -329,19 +334,20 @@ def test_cluster_wide_install(release: Release, cluster: Cluster, s3):
 
 
 def test_dev_object_store(cluster: Cluster, helm: Helm, helm_namespace: str, tmp_path: pathlib.Path):
-    """The chart's own MinIO (the test node runs the minio image from the cached MinIO build)."""
+    """The chart's own MinIO (the minio image is made from the cached MinIO build), reached by task
+    pods through its Service's name, as the chart configures them."""
     if not cluster.local:
-        pytest.skip("checked against the test node, whose pods share the host's network")
+        pytest.skip("the store is checked from this machine, which reaches the suite's own cluster only")
     port = free_port()
     values = {
         "image": {"repository": "ferry", "tag": "dev"},
         "namespaced": True,
         "devObjectStore": {"enabled": True, "port": port},
-        # Task pods on the test node reach the store on loopback (no cluster DNS here).
-        "storage": {"endpoint": f"http://127.0.0.1:{port}"},
         "operator": {"livenessPort": free_port(), "logFormat": "plain"},
         "metrics": {"port": free_port()},
     }
+    if cluster.emulated:  # its pods share the host's network, and it has no cluster DNS
+        values["storage"] = {"endpoint": f"http://127.0.0.1:{port}"}
     release = Release(cluster, helm, helm_namespace, values, tmp_path)
     release.install()
     try:
@@ -350,7 +356,9 @@ def test_dev_object_store(cluster: Cluster, helm: Helm, helm_namespace: str, tmp
         release.wait_live()
         apply_example(cluster, helm_namespace)
         workflow = wait_for_phase(cluster, helm_namespace, "directory-between-tasks")
-        store = S3(f"http://127.0.0.1:{port}", keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"], "ferry")
+        host = "127.0.0.1" if cluster.emulated else client.CoreV1Api(cluster.api_client()).read_namespaced_service(
+            "ferry-objectstore", helm_namespace).spec.cluster_ip  # through kube-proxy, as pods do
+        store = S3(f"http://{host}:{port}", keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"], "ferry")
         assert_succeeded(workflow, store, "ferry")
         # An upgrade keeps the generated credentials (the data written with them stays readable).
         release.upgrade({"operator": {"verbose": True}})
