@@ -231,11 +231,14 @@ def kube_proxy_config(kubeconfig: pathlib.Path) -> dict:
 
 
 class Lock:
-    """One real node per machine."""
+    """One real node per machine, whatever cache folder each run uses: the namespace and the
+    ``kubepods`` cgroups are the machine's."""
+
+    PATH = pathlib.Path("/run/ferry-test-node.lock")
 
     def __init__(self) -> None:
         run_dir().mkdir(parents=True, exist_ok=True)
-        self._file = open(run_dir() / "lock", "w")
+        self._file = open(self.PATH, "w")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
