@@ -297,7 +297,7 @@ def overlays() -> dict[str, Schema]:
     return {
         resource.WorkflowSpec.__name__: {
             "properties": {"tasks": _keyed_by_name(), "inputs": _keyed_by_name(), "outputs": _keyed_by_name()},
-            "x-kubernetes-validations": _spec_rules(),
+            "x-kubernetes-validations": [*_spec_rules(), _rule("self == oldSelf", IMMUTABLE_SPEC)],
         },
         resource.Task.__name__: {
             "properties": {"inputs": _keyed_by_name(), "outputs": _keyed_by_name(), "env": _keyed_by_name(),
@@ -350,6 +350,11 @@ def overlays() -> dict[str, Schema]:
     }
 
 
+IMMUTABLE_SPEC = (
+    "spec is immutable once created (a running workflow cannot change under its tasks): to run "
+    "something else, create a Workflow with another name (ferry compile --name), or delete this one and "
+    "apply it again")
+
 WORKFLOW_DESCRIPTION = (
     "A Ferry workflow: tasks that run as pods, one per attempt, passing files, directories, assets "
     "and values to each other through the object store. The operator fills in status.")
@@ -367,7 +372,7 @@ def schema() -> Schema:
             "apiVersion": {"type": "string", "description": "The API version: " + resource.API_VERSION + "."},
             "kind": {"type": "string", "description": "The kind: " + resource.KIND + "."},
             "metadata": {"type": "object"},
-            "spec": {"$ref": "#/$defs/WorkflowSpec", "description": "What to run."},
+            "spec": {"$ref": "#/$defs/WorkflowSpec", "description": "What to run; fixed once created."},
             "status": {"$ref": "#/$defs/WorkflowStatus",
                        "description": "How it went, written by the operator through the status subresource."},
         },

@@ -135,6 +135,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
                 pod = pods.build_pod(body, spec, step.status, task, attempt, _config)
                 await asyncio.to_thread(kube.create_pod, pod)
             await _stop(namespace, step.delete)
+        step.status.observed_generation = body["metadata"].get("generation")
         if step.status == status:
             return
         body["status"] = step.status.dump()

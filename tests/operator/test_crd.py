@@ -348,3 +348,19 @@ def test_a_thousand_tasks_fit_the_cel_budget(cluster: Cluster, crd_namespace: st
     spec["tasks"][-1]["inputs"][-1]["fromTask"]["output"] = "missing"
     result = apply(cluster, crd_namespace, make("wide", spec), "--dry-run=server")
     assert "task reduce: inputs[].fromTask.output must name one of that task's outputs" in result.stderr
+
+
+@pytest.mark.cluster
+def test_the_spec_cannot_change_once_created(cluster: Cluster, crd_namespace: str):
+    """Editing a running Workflow's tasks corrupted it (a removed finished task and a new one marked it
+    Succeeded); re-applying a changed finished one was a silent no-op."""
+    frozen = {**VALID, "metadata": {"name": "frozen"}}
+    assert apply(cluster, crd_namespace, frozen).returncode == 0
+    assert apply(cluster, crd_namespace, frozen).returncode == 0, "re-applying the same spec is fine"
+    changed = edit(lambda s: tasks(s)[0].update(image="busybox:1.37"))
+    changed["metadata"] = {"name": "frozen", "labels": {"team": "a"}}
+    result = apply(cluster, crd_namespace, changed)
+    assert result.returncode != 0
+    assert "spec is immutable" in result.stderr and "ferry compile --name" in result.stderr, result.stderr
+    labelled = cluster.kubectl("label", "fwf", "frozen", "-n", crd_namespace, "team=a", check=False)
+    assert labelled.returncode == 0, "metadata stays editable"

@@ -40,7 +40,7 @@ def test_two_tasks_pass_a_directory(cluster: Cluster, workflow_namespace: str, s
     workflow = wait_for_phase(cluster, workflow_namespace, "directory-between-tasks")
     status = workflow["status"]
     assert status["phase"] == "Succeeded", status
-    assert status["progress"] == "2/2"
+    assert status["progress"] == "2/2" and status["observedGeneration"] == workflow["metadata"]["generation"]
     reports = status["tasks"]["produce"]["outputs"]["reports"]
     assert reports["kind"] == "directory" and reports["fileCount"] == 4
     assert reports["manifestDigest"].startswith("sha256:")
