@@ -67,8 +67,11 @@ async def workflow_deleted(namespace: str, name: str, uid: str, **_) -> None:
 
 
 @kopf.on.event("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
-async def pod_changed(namespace: str, labels: dict, **_) -> None:
-    await request(namespace, labels[pods.LABEL_WORKFLOW])
+async def pod_changed(namespace: str, meta: dict, **_) -> None:
+    # The owner's name, not the label: a long name's label is cut (pods.label_value).
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == resource.KIND), None)
+    if owner:
+        await request(namespace, owner["name"])
 
 
 async def request(namespace: str, name: str) -> None:

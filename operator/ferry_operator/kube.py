@@ -88,7 +88,7 @@ def replace_status(workflow: dict) -> bool:
 @_refusals("list pods in namespace {0}")
 def list_pods(namespace: str, workflow: str) -> list[dict]:
     """The pods labelled with the workflow's name (a same-named older workflow's too)."""
-    listed = _core().list_namespaced_pod(namespace, label_selector=f"{pods.LABEL_WORKFLOW}={workflow}",
+    listed = _core().list_namespaced_pod(namespace, label_selector=f"{pods.LABEL_WORKFLOW}={pods.label_value(workflow)}",
                                          _preload_content=False)
     return json.loads(listed.data)["items"]
 

@@ -15,6 +15,8 @@ The pod's ``terminationGracePeriodSeconds`` is the time the sidecar has for the 
 
 from __future__ import annotations
 
+import hashlib
+
 from ferry import resource, scheduler, taskpod
 from ferry_operator import results
 from ferry_operator.config import Config
@@ -25,6 +27,15 @@ LABEL_ATTEMPT = "ferry.dev/attempt"
 STOP_GRACE_SECONDS = 10
 """Grace given to a pod the operator stops (timeout, failure policy, its workflow deleted): its
 outputs are not wanted, so it does not get the upload grace of ``terminationGracePeriodSeconds``."""
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value (at most 63 characters): kept when it fits, else cut and suffixed
+    with a digest of the whole, so two long names never share a label."""
+    if len(text) <= 63:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{text[:52].rstrip('-_.')}-{digest}"
 
 
 RUNTIME_USER = 10001
@@ -126,7 +137,7 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
         main["resources"] = task.resources.dump()
     if task.security_context and not runs_ferry:
         main["securityContext"] = _task_security(task)
-    labels = {LABEL_WORKFLOW: meta["name"], LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt),
+    labels = {LABEL_WORKFLOW: label_value(meta["name"]), LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt),
               "app.kubernetes.io/managed-by": "ferry"}
     return {
         "apiVersion": "v1",

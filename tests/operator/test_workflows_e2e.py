@@ -285,3 +285,14 @@ def test_a_restricted_namespace_with_a_quota_runs_task_pods(cluster: Cluster, wo
     workflow = wait_for_phase(cluster, ns, "restricted", timeout=120)
     assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
     assert workflow["status"]["tasks"]["consume"]["outputs"]["uid"]["value"] == 1000
+
+
+def test_a_workflow_with_a_long_name_runs(cluster: Cluster, workflow_namespace: str):
+    name = "nightly-reports." + "a" * 70 + ".example"
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": name},
+        "spec": {"tasks": [{"name": "say", "image": "busybox:1.36", "command": ["sh", "-c", "echo hi > /ferry/outputs/word"],
+                            "outputs": [{"name": "word", "kind": "value"}]}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, name, timeout=90)
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert workflow["status"]["tasks"]["say"]["outputs"]["word"]["value"] == "hi"
