@@ -120,7 +120,8 @@ def build_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, tas
     return PodPlan(workflow=workflow, namespace=namespace, execution_id=execution_id, task=task.name,
                    attempt=attempt, function=task.function, plugin=task.plugin, inputs=stored, values=values, outputs=task.outputs,
                    output_prefix=prefix, code=spec.code if task.function or task.plugin else None,
-                   cache_key=cache_key(raw_data_prefix, task, stored, values) if task.cache else None,
+                   cache_key=cache_key(f"{raw_data_prefix.rstrip('/')}/{namespace}", task, spec.code, stored, values)
+                   if task.cache else None,
                    overwrite_cache=spec.overwrite_cache)
 
 
@@ -133,14 +134,19 @@ class PublishResult(resource.Model):
     """The outputs were reused from an earlier run (the task did not run)."""
 
 
-def cache_key(raw_data_prefix: str, task: resource.Task, stored: dict[str, resource.Output],
+def cache_key(namespace_prefix: str, task: resource.Task, code: str | None, stored: dict[str, resource.Output],
               values: dict[str, Any]) -> str:
-    """``<prefix>/cache/<sha256>.json``: one entry per function, cache version and inputs by content."""
+    """``<prefix>/<namespace>/cache/<sha256>.json``: one entry per namespace, function, code archive
+    (content-addressed, so changed code is another entry), image, plugin, cache version and inputs
+    by content. Per namespace, so one team can neither read nor plant another's results."""
     identity = {
         "function": task.function,
+        "code": code,
+        "image": task.image,
+        "plugin": task.plugin.dump() if task.plugin else None,
         "version": task.cache.version if task.cache else "",
         "values": values,
         "stored": {name: ref.manifest_digest or ref.sha256 or ref.uri for name, ref in sorted(stored.items())},
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{raw_data_prefix.rstrip('/')}/cache/{digest}.json"
+    return f"{namespace_prefix}/cache/{digest}.json"
