@@ -20,5 +20,10 @@ class IncompleteOutputError(FileNotFoundError):
     """A published output has no manifest: its upload never finished, or it was deleted."""
 
 
+class StoreUnavailableError(ConnectionError):
+    """The store did not answer for longer than the retry budget: an infrastructure failure, not
+    the task's."""
+
+
 class ReadOnlyStoreError(PermissionError):
     """A write was attempted on a read-only source such as ``https://``."""

@@ -47,6 +47,10 @@ class Settings(pydantic.BaseModel):
     max_attempts: int = pydantic.Field(5, ge=1, le=50)
     """Attempts per request or file on transient errors (network, throttling, 5xx), with backoff."""
 
+    retry_seconds: float = pydantic.Field(120.0, ge=0)
+    """How long a file keeps being retried, with backoff, while the store does not answer (an
+    outage, a restart, a network cut), after ``max_attempts`` are spent too."""
+
     multipart_threshold: int = pydantic.Field(16 * MiB, ge=5 * MiB)
     """Files at least this large move in parts, in parallel, streamed from and to disk."""
 

@@ -80,7 +80,7 @@ class Store:
         Ferry did not publish, a listing of it with sizes where the store gives them."""
         uri, ref = _split(source)
         backend = self.backend(uri)
-        found = transfer.read_manifest(backend, uri, ref.manifest_digest if ref else None)
+        found = transfer.read_manifest(backend, uri, ref.manifest_digest if ref else None, self.settings)
         return found if found is not None else transfer.listing(backend, uri)
 
     def list(self, uri: str) -> list[str]:

@@ -83,9 +83,12 @@ class _Tracker:
             self._update(skipped_bytes, files=1, skipped=1)
 
 
-def _with_retries(backend: base.Backend, attempts: int, tracker: _Tracker, action: Callable[[base.OnBytes], T]) -> T:
-    """Run ``action`` again, with jittered exponential backoff, on the backend's transient errors;
-    bytes reported by a failed attempt are taken back from the progress."""
+def _with_retries(backend: base.Backend, settings: settings_.Settings, tracker: _Tracker,
+                  action: Callable[[base.OnBytes], T]) -> T:
+    """Run ``action`` again, with jittered exponential backoff, on the backend's transient errors,
+    until ``max_attempts`` are spent and the store has not answered for ``retry_seconds``; bytes
+    reported by a failed attempt are taken back from the progress."""
+    first_failure = None
     for attempt in itertools.count(1):
         sent = 0
 
@@ -96,11 +99,20 @@ def _with_retries(backend: base.Backend, attempts: int, tracker: _Tracker, actio
 
         try:
             return action(on_bytes)
-        except backend.transient_errors:
+        except backend.transient_errors as error:
             tracker.add_bytes(-sent)
-            if attempt == attempts:
-                raise
+            now = time.monotonic()
+            first_failure = first_failure or now
+            if attempt >= settings.max_attempts and now - first_failure >= settings.retry_seconds:
+                raise errors.StoreUnavailableError(
+                    f"the store did not answer for {now - first_failure:.0f}s ({attempt} attempts, retry budget "
+                    f"{settings.retry_seconds:g}s): {error}") from error
             time.sleep(min(10.0, 0.25 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+
+
+def _call(backend: base.Backend, settings: settings_.Settings, request: Callable[[], T]) -> T:
+    """One request (a manifest, a delete) retried through an outage like a file."""
+    return _with_retries(backend, settings, _Tracker(None, 0, 0), lambda on_bytes: request())
 
 
 def _run_all(tasks: Sequence[Callable[[], T]], concurrency: int) -> list[T]:
@@ -118,12 +130,15 @@ def _run_all(tasks: Sequence[Callable[[], T]], concurrency: int) -> list[T]:
         return [future.result() for future in futures]
 
 
-def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None = None) -> manifest.Manifest | None:
+def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None = None,
+                  settings: settings_.Settings | None = None) -> manifest.Manifest | None:
     """The manifest of the directory ``uri``, or None if it has none. With ``expected_digest`` (from
-    a blob reference) a missing manifest is an incomplete output and a different one is an error."""
+    a blob reference) a missing manifest is an incomplete output and a different one is an error.
+    With ``settings``, reading it is retried through an outage."""
     where = uris.join(uri, manifest.NAME)
     try:
-        data = backend.read_bytes(where)
+        data = (_call(backend, settings, lambda: backend.read_bytes(where)) if settings
+                else backend.read_bytes(where))
     except FileNotFoundError:
         if expected_digest:
             raise errors.IncompleteOutputError(
@@ -159,16 +174,16 @@ def _send(backend: base.Backend, source: pathlib.Path, size: int, uri: str, sett
                 def put(on_bytes: base.OnBytes) -> None:
                     put_small(uri, data, sha256)
                     on_bytes(len(data))
-                _with_retries(backend, settings.max_attempts, tracker, put)
+                _with_retries(backend, settings, tracker, put)
                 tracker.file_done()
             else:
-                _with_retries(backend, settings.max_attempts, tracker,
+                _with_retries(backend, settings, tracker,
                               lambda on_bytes: backend.upload(source, uri, on_bytes))
                 tracker.file_done()
             return len(data), sha256
     if (upload_hashing is not None and size >= settings.multipart_threshold
             and (there is None or there.size != size)):  # nothing to compare with: hash while sending
-        sent = _with_retries(backend, settings.max_attempts, tracker,
+        sent = _with_retries(backend, settings, tracker,
                              lambda on_bytes: upload_hashing(source, uri, on_bytes))
         tracker.file_done()
         return sent
@@ -177,7 +192,7 @@ def _send(backend: base.Backend, source: pathlib.Path, size: int, uri: str, sett
     if there is not None and (there.size, there.sha256) == (size, sha256):
         tracker.file_done(skipped_bytes=size)
     else:
-        _with_retries(backend, settings.max_attempts, tracker, lambda on_bytes: backend.upload(source, uri, on_bytes))
+        _with_retries(backend, settings, tracker, lambda on_bytes: backend.upload(source, uri, on_bytes))
         tracker.file_done()
     return size, sha256
 
@@ -231,7 +246,7 @@ def _fetch(backend: base.Backend, uri: str, target: pathlib.Path, name: str, siz
         os.replace(temporary, target)
 
     try:
-        _with_retries(backend, settings.max_attempts, tracker, attempt)
+        _with_retries(backend, settings, tracker, attempt)
     finally:
         temporary.unlink(missing_ok=True)
     tracker.file_done()
@@ -252,11 +267,11 @@ def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settin
     files, empty = manifest.walk(root)
     manifest_uri = uris.join(uri, manifest.NAME)
     try:
-        previous = read_manifest(backend, uri)
+        previous = read_manifest(backend, uri, settings=settings)
     except errors.IntegrityError:  # unreadable: nothing to skip, and it is overwritten below
         previous = None
     if previous is not None:
-        backend.delete([manifest_uri])
+        _call(backend, settings, lambda: backend.delete([manifest_uri]))
     present = {entry.path: entry for entry in previous.files if entry.object is None} if previous else {}
     tracker = _Tracker(progress, len(files), sum(f.size for f in files))
 
@@ -268,9 +283,9 @@ def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settin
     entries = _run_all([lambda item=item: send(item) for item in files], settings.concurrency)
     published = manifest.Manifest(files=sorted(entries, key=lambda e: e.path), empty_directories=empty)
     data = published.to_bytes()
-    backend.write_bytes(manifest_uri, data)
+    _call(backend, settings, lambda: backend.write_bytes(manifest_uri, data))
     kept = {entry.path for entry in entries}
-    backend.delete([uris.join(uri, path) for path in present if path not in kept])
+    _call(backend, settings, lambda: backend.delete([uris.join(uri, path) for path in present if path not in kept]))
     return blobs.BlobRef(uri=uri, kind=blobs.Kind.DIRECTORY, size=published.size, file_count=len(entries),
                          manifest_digest=manifest.digest_of(data))
 

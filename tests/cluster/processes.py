@@ -22,13 +22,21 @@ class Server:
     """One long-running process with its output in a log file, stopped by SIGTERM then SIGKILL."""
 
     def __init__(self, name: str, argv: list[str], log_dir: pathlib.Path, env: dict | None = None):
-        self.name = name
+        self.name, self.argv, self.env = name, argv, env
         self.log_path = log_dir / f"{name}.log"
+        self._start()
+
+    def _start(self) -> None:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
             stdin=subprocess.DEVNULL,
         )
+
+    def restart(self) -> None:
+        """Stop, then start the same command again (an outage, for fault tests)."""
+        self.stop()
+        self._start()
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

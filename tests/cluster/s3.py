@@ -3,10 +3,14 @@ real node, on the node's address."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
 import secrets
+import threading
+import time
 import urllib.request
+from collections.abc import Iterator
 
 import boto3
 from botocore.config import Config
@@ -45,6 +49,26 @@ class S3:
         if self.server:
             self.server.stop()
 
+    def ready(self) -> bool:
+        return urllib.request.urlopen(f"{self.endpoint_url}/minio/health/ready", timeout=2).status == 200
+
+    @contextlib.contextmanager
+    def outage(self, seconds: float) -> Iterator[None]:
+        """The server is down when the block starts and comes back ``seconds`` later, by itself."""
+        self.server.stop()
+
+        def come_back() -> None:
+            time.sleep(seconds)
+            self.server.restart()
+            self.server.wait_until(self.ready, 60, "ready again")
+
+        back = threading.Thread(target=come_back, daemon=True)
+        back.start()
+        try:
+            yield
+        finally:
+            back.join()
+
 
 def start(workdir: pathlib.Path) -> S3:
     """Start MinIO with fresh credentials and create one bucket for this test session."""
@@ -66,9 +90,8 @@ def start(workdir: pathlib.Path) -> S3:
                     workdir, env=env)
     endpoint = f"http://{host}:{port}"
     try:
-        server.wait_until(lambda: urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=2).status == 200,
-                          60, "ready")
         s3 = S3(endpoint, access_key, secret_key, f"ferry-test-{secrets.token_hex(4)}", server=server)
+        server.wait_until(s3.ready, 60, "ready")
         s3.client().create_bucket(Bucket=s3.bucket)
         return s3
     except BaseException:

@@ -149,3 +149,37 @@ def test_many_large_files_at_once_share_the_part_limit(s3, tmp_path):
     ref = store.upload_directory(tree)
     out = store.download_directory(ref, tmp_path / "out")
     assert all((out / f"{i}.bin").read_bytes() == (tree / f"{i}.bin").read_bytes() for i in range(4))
+
+
+def _tree(root, count: int = 50):
+    root.mkdir()
+    for i in range(count):
+        (root / f"f{i}.txt").write_text(f"file {i}\n")
+    return root
+
+
+@pytest.mark.s3
+@pytest.mark.timeout(120)
+def test_an_upload_rides_out_a_store_outage(s3, tmp_path):
+    """The store goes away for a few seconds (a restart, a network blip) while files are sent."""
+    if s3.server is None:
+        pytest.skip("needs the suite's own S3 server, which it can stop")
+    store = ferry.Store(make_settings(tmp_path, f"s3://{s3.bucket}/{secrets.token_hex(4)}", retry_seconds=60))
+    tree = _tree(tmp_path / "tree")
+    with s3.outage(4):
+        ref = store.upload_directory(tree)
+    assert ref.file_count == 50
+    store.download_directory(ref, tmp_path / "back")
+    assert (tmp_path / "back" / "f49.txt").read_text() == "file 49\n"
+
+
+@pytest.mark.s3
+@pytest.mark.timeout(120)
+def test_a_longer_outage_fails_clearly_after_the_retry_budget(s3, tmp_path):
+    if s3.server is None:
+        pytest.skip("needs the suite's own S3 server, which it can stop")
+    store = ferry.Store(make_settings(tmp_path, f"s3://{s3.bucket}/{secrets.token_hex(4)}", retry_seconds=1,
+                                      max_attempts=2))
+    tree = _tree(tmp_path / "tree", 3)
+    with s3.outage(20), pytest.raises(ferry.errors.StoreUnavailableError, match=r"did not answer for \d+s"):
+        store.upload_directory(tree)
