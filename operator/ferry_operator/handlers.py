@@ -61,8 +61,9 @@ async def workflow_deleted(namespace: str, name: str, uid: str, **_) -> None:
     """Stop the workflow's pods within ``pods.STOP_GRACE_SECONDS`` before it goes (Kopf's finalizer
     holds it until then). The garbage collector would give each pod its whole upload grace, and
     a running kill is never shortened: a task whose PID 1 ignores SIGTERM would run to its end."""
-    listed = await asyncio.to_thread(kube.list_pods, namespace, name)
-    await _stop(namespace, list(pods.owned(listed, uid)))
+    owned = pods.owned(await asyncio.to_thread(kube.list_pods, namespace, name), uid)
+    await _stop(namespace, list(owned))
+    await _release(namespace, list(owned.values()))
     metrics.forget((namespace, name))
 
 
@@ -117,6 +118,9 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         status = resource.WorkflowStatus.model_validate(body.get("status") or {})
         if status.phase in scheduler.DONE:
             metrics.observe((namespace, name), None, status, status)
+            # Pods still held if the operator stopped between the last status write and their release.
+            listed = await asyncio.to_thread(kube.list_pods, namespace, name)
+            await _release(namespace, pods.releasable(pods.owned(listed, body["metadata"]["uid"]), status))
             return
         try:
             spec = resource.WorkflowSpec.model_validate(body.get("spec") or {})
@@ -139,14 +143,24 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
                 await asyncio.to_thread(kube.create_pod, pod)
             await _stop(namespace, step.delete)
         step.status.observed_generation = body["metadata"].get("generation")
-        if step.status == status:
-            return
-        body["status"] = step.status.dump()
-        if await asyncio.to_thread(kube.replace_status, body):
+        if step.status != status:
+            body["status"] = step.status.dump()
+            if not await asyncio.to_thread(kube.replace_status, body):
+                continue
             metrics.observe((namespace, name), spec, status, step.status)
             for kind, reason, message in step.events:
                 kopf.event(body, type=kind, reason=reason, message=message)
-            return
+        if spec is not None:  # only once the status holds what they told
+            await _release(namespace, pods.releasable(owned, step.status))
+        return
+
+
+async def _release(namespace: str, held: list[dict]) -> None:
+    """Let pods go whose attempts the status has recorded (``pods.RESULT_FINALIZER``)."""
+    for pod in held:
+        patch = pods.release_patch(pod)
+        if patch:
+            await asyncio.to_thread(kube.patch_pod, namespace, pod["metadata"]["name"], patch)
 
 
 async def _stop(namespace: str, pod_names: list[str]) -> None:

@@ -103,6 +103,17 @@ def create_pod(body: dict) -> None:
             raise
 
 
+@_refusals("release pod {0}/{1}")
+def patch_pod(namespace: str, name: str, patch: list[dict]) -> None:
+    """JSON-patch a pod; one that is gone, or whose tested value changed meanwhile (the next
+    reconciliation tries again), is fine."""
+    try:
+        _core().patch_namespaced_pod(name, namespace, patch)
+    except ApiException as error:
+        if error.status not in (404, 409, 422):
+            raise
+
+
 @_refusals("delete pod {0}/{1}")
 def delete_pod(namespace: str, name: str, grace_seconds: int = pods.STOP_GRACE_SECONDS) -> None:
     try:

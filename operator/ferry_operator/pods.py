@@ -24,6 +24,10 @@ from ferry_operator.config import Config
 LABEL_WORKFLOW = "ferry.dev/workflow"
 LABEL_TASK = "ferry.dev/task"
 LABEL_ATTEMPT = "ferry.dev/attempt"
+RESULT_FINALIZER = "ferry.dev/result"
+"""Held on every task pod until the workflow's status no longer needs it: a pod that vanishes
+(evicted, node reclaimed) after publishing but before the operator read its termination message
+would otherwise take the attempt's result with it, and the task would run again."""
 STOP_GRACE_SECONDS = 10
 """Grace given to a pod the operator stops (timeout, failure policy, its workflow deleted): its
 outputs are not wanted, so it does not get the upload grace of ``terminationGracePeriodSeconds``."""
@@ -66,6 +70,23 @@ def runtime_security(task: resource.Task, reads_outputs: bool) -> dict:
         return {**hardened, "runAsUser": 0, "runAsNonRoot": False,
                 "capabilities": {"drop": ["ALL"], "add": ["DAC_OVERRIDE"]}}
     return {**hardened, "runAsUser": RUNTIME_USER, "runAsNonRoot": True}
+
+
+def release_patch(pod: dict) -> list[dict] | None:
+    """The JSON patch that lets ``pod`` go (None when Ferry does not hold it): it removes Ferry's
+    finalizer by position after testing it is still there, so it neither depends on the pod's
+    status not changing meanwhile nor drops another controller's finalizer."""
+    finalizers = pod["metadata"].get("finalizers") or []
+    if RESULT_FINALIZER not in finalizers:
+        return None
+    where = f"/metadata/finalizers/{finalizers.index(RESULT_FINALIZER)}"
+    return [{"op": "test", "path": where, "value": RESULT_FINALIZER}, {"op": "remove", "path": where}]
+
+
+def releasable(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> list[dict]:
+    """Held pods the status no longer needs: all but those of attempts still running."""
+    running = {ts.pod_name for ts in status.tasks.values() if ts.phase == resource.Phase.RUNNING}
+    return [pod for name, pod in owned_pods.items() if name not in running and release_patch(pod)]
 
 
 def owned(listed: list[dict], uid: str) -> dict[str, dict]:
@@ -146,6 +167,7 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
             "name": scheduler.pod_name(meta["name"], task.name, attempt),
             "namespace": meta["namespace"],
             "labels": labels,
+            "finalizers": [RESULT_FINALIZER],
             "ownerReferences": [{"apiVersion": resource.API_VERSION, "kind": resource.KIND, "name": meta["name"],
                                  "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
         },

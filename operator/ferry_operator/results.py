@@ -46,6 +46,12 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
     """
     statuses = _statuses(pod)
     phase = (pod.get("status") or {}).get("phase")
+    deleted = (pod.get("metadata") or {}).get("deletionTimestamp")
+    if phase not in ("Succeeded", "Failed") and deleted and now and now > parse_time(deleted):
+        # Its grace is over and no kubelet reported an end: its node is gone. The pod stays (Ferry's
+        # finalizer) only so that a finished attempt is read; this one never finished.
+        return Attempt(True, message="the pod was deleted before the task finished (its node was lost, or it "
+                                     "was evicted)")
     if phase not in ("Succeeded", "Failed"):
         for name, status in statuses.items():
             waiting = status.get("state", {}).get("waiting") or {}

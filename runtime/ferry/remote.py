@@ -7,6 +7,7 @@ raw data store as a content-addressed archive, so a code change needs no new ima
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -42,7 +43,9 @@ def kubectl(*args: str, input: str | None = None, context: str | None = None) ->
 def package(root: pathlib.Path) -> bytes:
     """A reproducible .tar.gz of the Python sources under ``root`` (same files → same bytes)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as archive:
+    # gzip stamps its header with the time unless told otherwise: mtime=0 keeps the bytes reproducible.
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as compressed, \
+            tarfile.open(fileobj=compressed, mode="w") as archive:
         for path in sorted(root.rglob("*")):
             relative = path.relative_to(root)
             if SKIP & set(relative.parts) or not path.is_file() or path.suffix in (".pyc", ".pyo"):

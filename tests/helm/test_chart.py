@@ -22,7 +22,7 @@ BUCKET = {"storage": {"bucket": "ferry-data"}}
 OPERATOR_RULES = [
     {"apiGroups": ["ferry.dev"], "resources": ["workflows"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["ferry.dev"], "resources": ["workflows/status"], "verbs": ["update"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "create", "delete", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 CRD_OBSERVATION = {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],

@@ -125,3 +125,15 @@ def test_a_long_workflow_name_makes_valid_distinct_labels():
                          spec(task("a")), resource.WorkflowStatus(), "a", 1, CONFIG)
     assert pod["metadata"]["labels"][pods.LABEL_WORKFLOW] == pods.label_value(long_a)
     assert len(pod["metadata"]["name"]) <= 63
+
+
+def test_a_task_pod_is_held_until_the_operator_has_read_it():
+    """A pod that vanishes (evicted, node reclaimed) after publishing but before the operator read its
+    termination message would lose the published work (argo#8409): a finalizer keeps it."""
+    pod = build(spec(task("a")))
+    assert pod["metadata"]["finalizers"] == [pods.RESULT_FINALIZER]
+    assert pods.release_patch(pod) == [{"op": "test", "path": "/metadata/finalizers/0", "value": pods.RESULT_FINALIZER},
+                                       {"op": "remove", "path": "/metadata/finalizers/0"}]
+    kept = {"metadata": {"finalizers": ["other.example/keep", pods.RESULT_FINALIZER]}}
+    assert pods.release_patch(kept)[1] == {"op": "remove", "path": "/metadata/finalizers/1"}
+    assert pods.release_patch({"metadata": {}}) is None

@@ -73,6 +73,15 @@ def test_an_unschedulable_pod_fails_after_the_start_timeout():
     assert late.finished and "Unschedulable for more than 60s: 0/1 nodes are available" in late.message
 
 
+def test_a_pod_deleted_while_running_whose_grace_is_over_failed_its_attempt():
+    """Its node is gone: nothing will ever report its end, and Ferry's finalizer keeps the object."""
+    lost = {**pod("Running", main={"running": {}}), "metadata": {"creationTimestamp": "2026-01-01T00:00:00Z",
+                                                                "deletionTimestamp": "2026-01-01T00:10:00Z"}}
+    assert not results.read_attempt(lost, [], CREATED + datetime.timedelta(minutes=9)).finished
+    attempt = results.read_attempt(lost, [], CREATED + datetime.timedelta(minutes=11))
+    assert attempt.finished and not attempt.succeeded and "deleted before the task finished" in attempt.message
+
+
 def test_a_slow_image_pull_is_not_a_start_error():
     pulling = created(pod("Pending", main={"waiting": {"reason": "ContainerCreating"}}))
     assert not results.read_attempt(pulling, [], CREATED + datetime.timedelta(hours=1), start_timeout_seconds=60).finished

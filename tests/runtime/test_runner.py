@@ -66,3 +66,12 @@ def test_code_archive_members_that_escape_or_are_not_files_are_refused(tmp_path,
     with pytest.raises(errors.PathEscapeError):
         runner.fetch_code(uri, store)
     assert not (tmp_path / "escape.py").exists()
+
+
+def test_the_same_sources_pack_to_the_same_bytes_at_any_time(tmp_path, monkeypatch):
+    """The archive's digest names it in the store and keys the cache: a gzip header stamped with
+    the time made every run's code look new (uploaded again, cache never hit)."""
+    (tmp_path / "mod.py").write_text("VALUE = 1\n")
+    first = remote.package(tmp_path)
+    monkeypatch.setattr("time.time", lambda: 4_000_000_000.0)
+    assert remote.package(tmp_path) == first
