@@ -85,6 +85,8 @@ def operator(cluster: Cluster, s3, crd, tmp_path_factory) -> Iterator[Operator]:
     _wait_until_serving(cluster)
     yield running
     running.stop()
+    assert s3.secret_key not in running.log(), "the store's secret key is in the operator's log"
+    assert not stored_credentials(s3), "the store's secret key is in published objects"
 
 
 def _wait_until_serving(cluster: Cluster) -> None:
@@ -100,12 +102,36 @@ def _wait_until_serving(cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def workflow_namespace(namespace: str, cluster: Cluster, s3, operator) -> str:
-    """A namespace the operator serves, with the Secret its task pods read storage credentials from."""
+def workflow_namespace(namespace: str, cluster: Cluster, s3, operator) -> Iterator[str]:
+    """A namespace the operator serves, with the Secret its task pods read storage credentials from;
+    after the test, the store's key must be nowhere else in it."""
     client.CoreV1Api(cluster.api_client()).create_namespaced_secret(namespace, client.V1Secret(
         metadata=client.V1ObjectMeta(name=STORAGE_SECRET),
         string_data={"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}))
-    return namespace
+    yield namespace
+    assert not credential_leaks(cluster, namespace, s3.secret_key)
+
+
+def credential_leaks(cluster: Cluster, namespace: str, secret: str) -> list[str]:
+    """Where ``secret`` shows in what users see of a namespace: Workflows (spec and status), events,
+    pods (specs and every container's logs). Only the Secret that holds it may."""
+    found = [kind for kind in ("workflows.ferry.dev", "events", "pods")
+             if secret in cluster.kubectl("get", kind, "-n", namespace, "-o", "json").stdout]
+    for pod in client.CoreV1Api(cluster.api_client()).list_namespaced_pod(namespace).items:
+        for container in [*(pod.spec.init_containers or []), *pod.spec.containers]:
+            logs = cluster.kubectl("logs", pod.metadata.name, "-c", container.name, "-n", namespace, check=False)
+            if secret in logs.stdout:
+                found.append(f"logs of {pod.metadata.name}/{container.name}")
+    return found
+
+
+def stored_credentials(s3) -> list[str]:
+    """Objects in the session's bucket that hold the store's secret key."""
+    store = s3.client()
+    keys = [o["Key"] for page in store.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket)
+            for o in page.get("Contents", [])]
+    return [key for key in keys
+            if s3.secret_key.encode() in store.get_object(Bucket=s3.bucket, Key=key)["Body"].read()]
 
 
 def get_workflow(cluster: Cluster, namespace: str, name: str) -> dict:
