@@ -264,6 +264,58 @@ INVALID = {
     "a retry limit out of range": (lambda s: tasks(s)[0].update(retries={"limit": 99}),
                                    ["spec.tasks[0].retries.limit", "should be less than or equal to 20"]),
     "no tasks": (lambda s: s.update(tasks=[], outputs=[]), ["spec.tasks", "should have at least 1 items"]),
+    # Wrong types.
+    "a retry limit that is text": (lambda s: tasks(s)[0].update(retries={"limit": "three"}),
+                                   ["spec.tasks[0].retries.limit", "must be of type integer"]),
+    "a timeout with a unit": (lambda s: tasks(s)[0].update(timeoutSeconds="10s"),
+                              ["spec.tasks[0].timeoutSeconds", "must be of type integer"]),
+    "a negative timeout": (lambda s: tasks(s)[0].update(timeoutSeconds=-1),
+                           ["spec.tasks[0].timeoutSeconds", "should be greater than or equal to 1"]),
+    "a command that is a string": (lambda s: tasks(s)[0].update(command="echo hi"),
+                                   ["spec.tasks[0].command", "must be of type array"]),
+    "env as a mapping": (lambda s: tasks(s)[0].update(env={"A": "1"}),
+                         ['unknown field "spec.tasks[0].env.A"']),  # strict decoding names it first
+    "tasks as a mapping": (lambda s: s.update(tasks={"make": {}}), ['unknown field "spec.tasks.make"']),
+    "an empty image": (lambda s: tasks(s)[0].update(image=""), ["spec.tasks[0].image", "should be at least 1 chars"]),
+    "a user id that is negative": (lambda s: tasks(s)[0].update(securityContext={"runAsUser": -1}),
+                                   ["spec.tasks[0].securityContext.runAsUser", "greater than or equal to 0"]),
+    # Huge values.
+    "a task name over 40 characters": (lambda s: tasks(s)[0].update(name="m" * 41),
+                                       ["spec.tasks[0].name", "40"]),
+    "an image name over 512 characters": (lambda s: tasks(s)[0].update(image="r/" + "i" * 600),
+                                          ["spec.tasks[0].image", "512"]),
+    "more than 64 outputs": (lambda s: tasks(s)[0].update(outputs=[{"name": f"o{i}"} for i in range(65)]),
+                             ["spec.tasks[0].outputs", "64"]),
+    "more than 32 secrets": (lambda s: tasks(s)[0].update(secrets=[f"s{i}" for i in range(33)]),
+                             ["spec.tasks[0].secrets", "32"]),
+    "a cache version over 128 characters": (lambda s: tasks(s)[0].update(cache={"version": "v" * 129}),
+                                            ["spec.tasks[0].cache.version", "128"]),
+    # Names that are no names, or that would escape a folder.
+    "an output name that climbs out of the outputs folder": (
+        lambda s: tasks(s)[0]["outputs"][0].update(name="../../etc"),
+        ["spec.tasks[0].outputs[0].name", "should match"]),
+    "an input name with a slash": (lambda s: tasks(s)[1]["inputs"][0].update(name="a/b"),
+                                   ["spec.tasks[1].inputs[0].name", "should match"]),
+    "an input name that is a dot": (lambda s: tasks(s)[1]["inputs"][0].update(name="."),
+                                    ["spec.tasks[1].inputs[0].name", "should match"]),
+    "a task name with an underscore": (lambda s: tasks(s)[0].update(name="make_text"),
+                                       ["spec.tasks[0].name", "should match"]),
+    "a secret name that is no Kubernetes name": (lambda s: tasks(s)[0].update(secrets=["Bad_Secret"]),
+                                                 ["spec.tasks[0].secrets[0]", "should match"]),
+    "an environment variable name starting with a digit": (
+        lambda s: tasks(s)[0].update(env=[{"name": "1BAD", "value": "x"}]),
+        ["spec.tasks[0].env[0].name", "should match"]),
+    "a function that is no module:function": (lambda s: tasks(s)[0].update(function="rm -rf /"),
+                                              ["spec.tasks[0].function", "should match"]),
+    # Kind mismatches.
+    "an output kind that does not exist": (lambda s: tasks(s)[0]["outputs"][0].update(kind="folder"),
+                                           ["spec.tasks[0].outputs[0].kind", "Unsupported value: \"folder\""]),
+    "an input kind that does not exist": (lambda s: tasks(s)[1]["inputs"][0].update(kind="blob"),
+                                          ["spec.tasks[1].inputs[0].kind", "Unsupported value: \"blob\""]),
+    "a failure policy that does not exist": (lambda s: s.update(failurePolicy="Sometimes"),
+                                             ["spec.failurePolicy", "Unsupported value: \"Sometimes\""]),
+    "duplicate workflow inputs": (lambda s: s["inputs"].append({"name": "greeting", "value": "again"}),
+                                  ['spec.inputs[1]: Duplicate value: {"name":"greeting"}']),
 }
 
 
