@@ -131,13 +131,24 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             owned = pods.owned(listed, body["metadata"]["uid"])
 
             now = datetime.datetime.now(datetime.timezone.utc)
+            foreign = {p["metadata"]["name"] for p in listed} - set(owned)
+            unborn: list[str] = []
 
-            def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt | None:
+            def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
                 pod = owned.get(pod_name)
-                return results.read_attempt(pod, [o.name for o in task.outputs], now,
-                                            _config.start_timeout_seconds) if pod else None
+                if pod:
+                    return results.read_attempt(pod, [o.name for o in task.outputs], now, _config.start_timeout_seconds)
+                if pod_name in foreign:  # a same-named earlier workflow's, still stopping
+                    return scheduler.Attempt(False, message=f"waiting for pod {pod_name} of an earlier workflow "
+                                                            f"named {name} to go")
+                # Never created (refused while the earlier one's pod was there): create it now. A pod of
+                # ours cannot vanish unseen: Ferry's finalizer holds it until its end is recorded.
+                unborn.append(task.name)
+                return scheduler.Attempt(False)
 
             step = scheduler.step(name, spec, status, observe, now)
+            step.create += [(task, step.status.tasks[task].attempts) for task in unborn
+                            if step.status.tasks[task].phase == resource.Phase.RUNNING]
             for task, attempt in step.create:
                 pod = pods.build_pod(body, spec, step.status, task, attempt, _config)
                 await asyncio.to_thread(kube.create_pod, pod)

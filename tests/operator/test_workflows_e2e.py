@@ -327,3 +327,19 @@ def test_a_published_attempt_survives_its_pod_being_deleted_before_the_operator_
     assert task["attempts"] == 1 and task["outputs"]["answer"]["value"] == 42
     eventually(lambda: not workflow_pods(cluster, workflow_namespace, "reclaimed"), 30,
                what="the pod to go once read")
+
+
+def test_a_workflow_re_created_under_the_same_name_runs_its_first_attempt(cluster: Cluster, workflow_namespace: str):
+    """Deleted and applied again at once: the old pods, named as the new ones, are still stopping."""
+    manifest = {"apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "again"},
+                "spec": {"tasks": [{"name": "t", "image": "busybox:1.36", "command": ["sh", "-c"],
+                                    "args": ["sleep 20; echo done > /ferry/outputs/state"],
+                                    "outputs": [{"name": "state", "kind": "value"}]}]}}
+    apply_manifest(cluster, workflow_namespace, manifest)
+    eventually(lambda: [p for p in workflow_pods(cluster, workflow_namespace, "again") if p.status.phase == "Running"],
+               60, what="the first run's task to run")
+    cluster.kubectl("delete", "fwf", "again", "-n", workflow_namespace, "--wait=true", "--timeout=60s")
+    apply_manifest(cluster, workflow_namespace, manifest)
+    workflow = wait_for_phase(cluster, workflow_namespace, "again", timeout=120)
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert workflow["status"]["tasks"]["t"]["attempts"] == 1
