@@ -76,7 +76,12 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
     if not declared_outputs:
         return Attempt(True, succeeded=True)
     # Container tasks publish from the sidecar; Python tasks from the main container itself.
-    result = _publish_result(_terminated(statuses, PUBLISH) if PUBLISH in statuses else main)
+    publisher = _terminated(statuses, PUBLISH) if PUBLISH in statuses else main
+    result = _publish_result(publisher)
+    if result is None and (publisher or {}).get("exitCode") == 137:
+        return Attempt(True, message="the outputs were not published: the publisher was killed before it finished, "
+                                     "at the end of the pod's grace period; raise the upload grace "
+                                     "(FERRY_OPERATOR_UPLOAD_GRACE_SECONDS, chart operator.uploadGraceSeconds)")
     if result is None:
         return Attempt(True, message="the outputs were not published (the ferry-publish sidecar reported nothing)")
     if result.error:

@@ -36,6 +36,13 @@ def test_publish_error_and_missing_outputs_fail_the_attempt():
     assert not attempt.succeeded and "not published: y" in attempt.message
 
 
+def test_a_publisher_killed_at_the_end_of_its_grace_says_how_to_give_it_more():
+    killed = {"terminated": {"exitCode": 137, "reason": "Error", "message": ""}}
+    attempt = results.read_attempt(pod("Succeeded", main=done(0), **{"ferry-publish": killed}), ["x"])
+    assert not attempt.succeeded and "killed before it finished" in attempt.message
+    assert "FERRY_OPERATOR_UPLOAD_GRACE_SECONDS" in attempt.message
+
+
 def test_unfixable_waiting_reasons_finish_the_attempt():
     stuck = pod("Pending", main={"waiting": {"reason": "InvalidImageName", "message": "bad ref"}})
     attempt = results.read_attempt(stuck, [])
