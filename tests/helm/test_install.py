@@ -60,7 +60,7 @@ def helm_namespace(cluster: Cluster) -> Iterator[str]:
 
 def _running_e2e_operator() -> list[str] | None:
     """The argv of an operator this test session runs as its own child process (the ``operator``
-    fixture of tests/operator), or None. The chart's operators are the test node's children."""
+    fixture of tests/operator), or None. The chart's operators are the node's (pods), never this process's children."""
     for proc in pathlib.Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -166,12 +166,13 @@ def release(cluster: Cluster, helm: Helm, helm_namespace: str, s3, tmp_path: pat
     """The chart's values for this cluster, in namespaced mode; installed by the test."""
     storage_secret(cluster, helm_namespace, s3)
     values = {
-        # The Ferry image; the test node runs it from this environment, kind loads it (kind-e2e.sh).
+        # The Ferry image: built from the Dockerfile for the real node, loaded by kind-e2e.sh on kind
+        # (the emulated node runs it from this environment).
         "image": {"repository": "ferry", "tag": "dev"},
         "namespaced": True,
         "storage": {"bucket": s3.bucket, "prefix": f"helm/{helm_namespace}", "endpoint": s3.endpoint_url,
                     "region": s3.region, "addressingStyle": "path", "existingSecret": STORAGE_SECRET},
-        # Pods of the test node share the host's network: the operator's ports must be free ones.
+        # Pods of the emulated node share the host's network: the operator's ports must be free ones.
         "operator": {"livenessPort": free_port(), "logFormat": "plain"},
         "metrics": {"port": free_port()},
     }
