@@ -72,6 +72,22 @@ def _processes_mentioning(text: str) -> set[int]:
     return found
 
 
+def _processes_in_namespace() -> set[int]:
+    """Every process in the suite's network namespace but this one: servers of a killed run
+    (etcd, the API server, MinIO...) live on there, detached, until killed."""
+    try:
+        namespace = os.stat(f"/run/netns/{netns.NAME}").st_ino
+    except OSError:
+        return set()
+    found = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if os.stat(f"{entry.path}/ns/net").st_ino == namespace:
+                    found.add(int(entry.name))
+    return found
+
+
 def _kubepods_cgroups() -> list[pathlib.Path]:
     """Every ``kubepods`` cgroup in every v1 hierarchy (and the unified one), deepest first."""
     found = []
@@ -92,12 +108,13 @@ def _mounts_under(root: str) -> list[str]:
 
 
 def clean() -> None:
-    """Remove everything a node of this suite may have left, running or killed."""
+    """Remove everything a run of this suite may have left, running or killed: every process in its
+    namespace, then mounts, cgroups, the namespace itself and the host's sysctls."""
     root = str(run_dir())
     for cgroup in _kubepods_cgroups():  # the pods' processes first, then what runs them
         with contextlib.suppress(OSError):
             _kill_pids({int(pid) for pid in (cgroup / "cgroup.procs").read_text().split()})
-    _kill_pids(_processes_mentioning(root))
+    _kill_pids(_processes_mentioning(root) | _processes_in_namespace())
     time.sleep(0.2)
     for point in _mounts_under(root):
         if subprocess.run(["umount", point], capture_output=True).returncode != 0:
