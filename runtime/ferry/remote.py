@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from ferry import resource, store as store_
 
-SKIP = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", "node_modules", ".tox", ".hypothesis", ".ruff_cache"}
+SKIP = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", "node_modules", ".tox",
+        ".hypothesis", ".ruff_cache"}
 MAX_ARCHIVE = 50 * 1024 * 1024
 
 
