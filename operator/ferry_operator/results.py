@@ -7,7 +7,8 @@ import json
 
 import pydantic
 
-from ferry import taskpod
+from ferry import errors, taskpod
+from ferry.resource import FailureReason as Reason
 from ferry.scheduler import Attempt, parse_time
 
 MAIN = "main"
@@ -51,28 +52,32 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
         # Its grace is over and no kubelet reported an end: its node is gone. The pod stays (Ferry's
         # finalizer) only so that a finished attempt is read; this one never finished.
         return Attempt(True, message="the pod was deleted before the task finished (its node was lost, or it "
-                                     "was evicted)")
+                                     "was evicted)", reason=Reason.POD_LOST)
     if phase not in ("Succeeded", "Failed"):
         for name, status in statuses.items():
             waiting = status.get("state", {}).get("waiting") or {}
             if waiting.get("reason") in FATAL_WAITING:
                 return Attempt(True, message=f"{name}: {waiting['reason']}: {waiting.get('message', '')}".strip(),
-                               stop=True)
+                               stop=True, reason=Reason.START_FAILED)
         stuck = _start_error(pod, statuses)
         if stuck and _age(pod, now) > (start_timeout_seconds if start_timeout_seconds is not None else float("inf")):
             where, reason, detail = stuck
             return Attempt(True, message=f"{where}{reason} for more than {start_timeout_seconds:g}s: {detail}".rstrip(": "),
-                           stop=True)
+                           stop=True, reason=Reason.START_FAILED)
         return Attempt(False, message=_waiting_message(statuses) or (stuck and f"{stuck[0]}{stuck[1]}: {stuck[2]}"))
     fetch = _terminated(statuses, FETCH)
     if fetch and fetch.get("exitCode") != 0:
-        return Attempt(True, message=f"fetching inputs failed: {_describe_failure(FETCH, fetch)}")
+        message = f"fetching inputs failed: {_describe_failure(FETCH, fetch)}"
+        return Attempt(True, message=message, reason=_reason(message, Reason.FETCH_FAILED))
     main = _terminated(statuses, MAIN)
     if main is None:
         reason = (pod.get("status") or {}).get("reason") or "the pod failed before the task ran"
-        return Attempt(True, message=f"{reason}: {(pod.get('status') or {}).get('message', '')}".rstrip(": "))
+        return Attempt(True, message=f"{reason}: {(pod.get('status') or {}).get('message', '')}".rstrip(": "),
+                       reason=Reason.POD_LOST if reason == "Evicted" else Reason.START_FAILED)
     if main.get("exitCode") != 0:
-        return Attempt(True, message=_describe_failure(MAIN, main))
+        message = _describe_failure(MAIN, main)
+        default = Reason.OOM_KILLED if main.get("reason") == "OOMKilled" else Reason.TASK_FAILED
+        return Attempt(True, message=message, reason=_reason(message, default))
     if not declared_outputs:
         return Attempt(True, succeeded=True)
     # Container tasks publish from the sidecar; Python tasks from the main container itself.
@@ -81,16 +86,25 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
     if result is None and (publisher or {}).get("exitCode") == 137:
         return Attempt(True, message="the outputs were not published: the publisher was killed before it finished, "
                                      "at the end of the pod's grace period; raise the upload grace "
-                                     "(FERRY_OPERATOR_UPLOAD_GRACE_SECONDS, chart operator.uploadGraceSeconds)")
+                                     "(FERRY_OPERATOR_UPLOAD_GRACE_SECONDS, chart operator.uploadGraceSeconds)",
+                       reason=Reason.PUBLISH_FAILED)
     if result is None:
-        return Attempt(True, message="the outputs were not published (the ferry-publish sidecar reported nothing)")
+        return Attempt(True, message="the outputs were not published (the ferry-publish sidecar reported nothing)",
+                       reason=Reason.PUBLISH_FAILED)
     if result.error:
-        return Attempt(True, message=f"publishing outputs failed: {result.error}")
+        message = f"publishing outputs failed: {result.error}"
+        return Attempt(True, message=message, reason=_reason(message, Reason.PUBLISH_FAILED))
     missing = [name for name in declared_outputs if name not in result.outputs]
     if missing:
-        return Attempt(True, message=f"declared outputs were not published: {', '.join(missing)}")
+        return Attempt(True, message=f"declared outputs were not published: {', '.join(missing)}",
+                       reason=Reason.PUBLISH_FAILED)
     return Attempt(True, succeeded=True, outputs=result.outputs,
                    message="outputs reused from the cache" if result.cached else None)
+
+
+def _reason(message: str, default: Reason) -> Reason:
+    """The store's outage, named by the runtime's error, is the infrastructure's failure, not the task's."""
+    return Reason.STORE_UNAVAILABLE if errors.StoreUnavailableError.__name__ in message else default
 
 
 def _publish_result(terminated: dict | None) -> taskpod.PublishResult | None:

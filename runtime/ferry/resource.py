@@ -244,6 +244,30 @@ class Phase(str, enum.Enum):
     """Never ran: the workflow failed or was stopped first."""
 
 
+class FailureReason(str, enum.Enum):
+    """Why a task's last attempt failed, in one word a program can match (``message`` says it in
+    words). ``StoreUnavailable`` and ``PodLost`` are the infrastructure's failures, not the task's."""
+
+    TASK_FAILED = "TaskFailed"
+    """The task's container exited with another code than 0."""
+    OOM_KILLED = "OOMKilled"
+    """The task ran out of its memory limit."""
+    TIMED_OUT = "TimedOut"
+    """The attempt ran longer than ``timeoutSeconds``."""
+    START_FAILED = "StartFailed"
+    """The pod never started: its image, a Secret, or no node to run it."""
+    FETCH_FAILED = "FetchFailed"
+    """An input could not be fetched or did not match its digest."""
+    PUBLISH_FAILED = "PublishFailed"
+    """The outputs were missing, refused, or could not be published in time."""
+    STORE_UNAVAILABLE = "StoreUnavailable"
+    """The object store did not answer within the retry budget."""
+    POD_LOST = "PodLost"
+    """The pod went away (node lost, evicted) before the attempt ended."""
+    STOPPED = "Stopped"
+    """Stopped because another task failed (failure policy ``Stop``)."""
+
+
 class StatusModel(Model):
     """Status is written by the operator only; unknown fields (from a newer operator) are kept out."""
 
@@ -278,6 +302,8 @@ class TaskStatus(StatusModel):
     """The pod of the latest attempt."""
     message: str | None = None
     """Why the task is where it is, when there is more to say than its phase."""
+    reason: FailureReason | None = None
+    """Why the last attempt failed, while the task is retrying or once it failed."""
     started_at: str | None = None
     """When the first attempt started."""
     finished_at: str | None = None

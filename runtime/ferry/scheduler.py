@@ -31,6 +31,8 @@ class Attempt:
     outputs: dict[str, resource.Output] = dataclasses.field(default_factory=dict)
     stop: bool = False
     """The attempt has failed but its pod would never end by itself (stuck before starting): delete it."""
+    reason: resource.FailureReason | None = None
+    """Why it failed; unset means the task's own failure."""
 
 
 Observe = Callable[[resource.Task, str], Attempt | None]
@@ -112,25 +114,29 @@ def _observe(out: Step, task: resource.Task, observe: Observe, now: datetime.dat
     ts = out.status.tasks[task.name]
     attempt = observe(task, ts.pod_name)
     if attempt is None:
-        _attempt_failed(out, task, f"{ts.pod_name} disappeared before the attempt finished", now)
+        _attempt_failed(out, task, f"{ts.pod_name} disappeared before the attempt finished", now,
+                        resource.FailureReason.POD_LOST)
         return
     if attempt.finished and attempt.succeeded:
-        ts.phase, ts.finished_at, ts.message = Phase.SUCCEEDED, timestamp(now), attempt.message
+        ts.phase, ts.finished_at, ts.message, ts.reason = Phase.SUCCEEDED, timestamp(now), attempt.message, None
         ts.outputs = {n: resource.Output.model_validate(o) for n, o in attempt.outputs.items()}
         out.event("Normal", "TaskSucceeded", f"task {task.name} succeeded (attempt {ts.attempts})")
     elif attempt.finished:
         if attempt.stop:
             out.delete.append(ts.pod_name)
-        _attempt_failed(out, task, attempt.message or "the attempt failed", now)
+        _attempt_failed(out, task, attempt.message or "the attempt failed", now,
+                        attempt.reason or resource.FailureReason.TASK_FAILED)
     elif task.timeout_seconds and now - parse_time(ts.started_at) > datetime.timedelta(seconds=task.timeout_seconds):
         out.delete.append(ts.pod_name)
-        _attempt_failed(out, task, f"timed out after {task.timeout_seconds}s", now)
+        _attempt_failed(out, task, f"timed out after {task.timeout_seconds}s", now, resource.FailureReason.TIMED_OUT)
     else:
         ts.message = attempt.message
 
 
-def _attempt_failed(out: Step, task: resource.Task, message: str, now: datetime.datetime) -> None:
+def _attempt_failed(out: Step, task: resource.Task, message: str, now: datetime.datetime,
+                    reason: resource.FailureReason) -> None:
     ts = out.status.tasks[task.name]
+    ts.reason = reason
     if ts.attempts <= task.retries.limit:
         wait = backoff(task.retries, ts.attempts)
         ts.phase = Phase.PENDING
@@ -159,7 +165,7 @@ def _stop_all(out: Step, culprit: str, now: datetime.datetime) -> None:
     for name, ts in out.status.tasks.items():
         if ts.phase == Phase.RUNNING:
             out.delete.append(ts.pod_name)
-            ts.phase, ts.finished_at = Phase.FAILED, timestamp(now)
+            ts.phase, ts.finished_at, ts.reason = Phase.FAILED, timestamp(now), resource.FailureReason.STOPPED
             ts.message = f"stopped: task {culprit} failed"
         elif ts.phase == Phase.PENDING:
             ts.phase, ts.message = Phase.SKIPPED, f"skipped: task {culprit} failed"

@@ -107,3 +107,21 @@ def test_status_of_a_thousand_task_workflow_stays_small():
     size = len(json.dumps({"spec": wf.dump(), "status": status.dump()}))
     print(f"1000-task workflow: {size} bytes")
     assert size < 1024 * 1024
+
+
+def test_each_failure_carries_a_reason_a_program_can_match():
+    """Infrastructure (the store did not answer) must not read like the task's own failure."""
+    Reason = resource.FailureReason
+    oom = {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
+    outage = json.dumps({"error": "StoreUnavailableError: the store did not answer for 121s"})
+    cases = {
+        Reason.TASK_FAILED: pod("Failed", main=done(2)),
+        Reason.OOM_KILLED: pod("Failed", main=oom),
+        Reason.FETCH_FAILED: pod("Failed", **{"ferry-fetch": done(1, "IntegrityError: size differs")}),
+        Reason.PUBLISH_FAILED: pod("Succeeded", main=done(0), **{"ferry-publish": done(1, json.dumps({"error": "x"}))}),
+        Reason.STORE_UNAVAILABLE: pod("Succeeded", main=done(0), **{"ferry-publish": done(1, outage)}),
+        Reason.START_FAILED: pod("Pending", main={"waiting": {"reason": "InvalidImageName", "message": "bad"}}),
+    }
+    for reason, case in cases.items():
+        attempt = results.read_attempt(case, ["x"])
+        assert attempt.finished and attempt.reason == reason, (reason, attempt)

@@ -108,6 +108,7 @@ def test_timeout_stops_the_task(cluster: Cluster, workflow_namespace: str):
     workflow = wait_for_phase(cluster, workflow_namespace, "timeout", timeout=60)
     assert workflow["status"]["phase"] == "Failed"
     assert "timed out after 3s" in workflow["status"]["tasks"]["slow"]["message"]
+    assert workflow["status"]["tasks"]["slow"]["reason"] == "TimedOut"
     eventually(lambda: not workflow_pods(cluster, workflow_namespace, "timeout"), 60, what="the pod to be stopped")
 
 
@@ -231,6 +232,7 @@ def test_an_out_of_memory_task_fails_with_its_reason(cluster: Cluster, workflow_
     workflow = wait_for_phase(cluster, workflow_namespace, "oom", timeout=120)
     assert workflow["status"]["phase"] == "Failed"
     assert "OOMKilled" in workflow["status"]["tasks"]["hog"]["message"], workflow["status"]
+    assert workflow["status"]["tasks"]["hog"]["reason"] == "OOMKilled"
 
 
 def test_a_mistyped_image_fails_the_task_with_the_pull_error(cluster: Cluster, workflow_namespace: str):
@@ -243,6 +245,7 @@ def test_a_mistyped_image_fails_the_task_with_the_pull_error(cluster: Cluster, w
     message = workflow["status"]["tasks"]["t"]["message"]
     assert workflow["status"]["phase"] == "Failed"
     assert ("ErrImagePull" in message or "ImagePullBackOff" in message) and "for more than" in message, message
+    assert workflow["status"]["tasks"]["t"]["reason"] == "StartFailed"
     eventually(lambda: not workflow_pods(cluster, workflow_namespace, "typo"), 60, what="the stuck pod to be deleted")
 
 

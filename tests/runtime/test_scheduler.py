@@ -128,3 +128,12 @@ def test_long_names_make_valid_unique_pod_names():
     name = scheduler.pod_name(long, "task", 3)
     assert len(name) <= 63 and name.endswith("-task-3")
     assert name != scheduler.pod_name("w" * 61, "task", 3)
+
+
+def test_the_task_status_says_why_its_last_attempt_failed():
+    wf = spec(task("a", timeoutSeconds=5, retries={"limit": 1, "backoffSeconds": 0}))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    late = scheduler.step("wf", wf, first.status, observing({"wf-a-1": RUNNING}), later(6))
+    assert late.status.tasks["a"].reason == resource.FailureReason.TIMED_OUT and late.create == [("a", 2)]
+    done = scheduler.step("wf", wf, late.status, observing({"wf-a-2": finished_pod(0, OUT)}), later(8))
+    assert done.status.tasks["a"].phase == Phase.SUCCEEDED and done.status.tasks["a"].reason is None
