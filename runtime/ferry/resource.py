@@ -130,6 +130,9 @@ class SecurityContext(Model):
 class RetryPolicy(Model):
     limit: int = pydantic.Field(0, ge=0, le=20)
     """Attempts after the first one; each attempt is a new pod."""
+    infrastructure: int = pydantic.Field(3, ge=0, le=20)
+    """More attempts after failures that are not the task's own (the object store did not answer,
+    the pod's node was lost); they do not count against ``limit``."""
     backoff_seconds: int = pydantic.Field(5, ge=0, le=3600)
     """Wait before the first retry; doubles each time, up to ``max_backoff_seconds``."""
     max_backoff_seconds: int = pydantic.Field(300, ge=0, le=86400)
@@ -268,6 +271,9 @@ class FailureReason(str, enum.Enum):
     """Stopped because another task failed (failure policy ``Stop``)."""
 
 
+INFRASTRUCTURE_FAILURES = frozenset({FailureReason.STORE_UNAVAILABLE, FailureReason.POD_LOST})
+
+
 class StatusModel(Model):
     """Status is written by the operator only; unknown fields (from a newer operator) are kept out."""
 
@@ -304,6 +310,9 @@ class TaskStatus(StatusModel):
     """Why the task is where it is, when there is more to say than its phase."""
     reason: FailureReason | None = None
     """Why the last attempt failed, while the task is retrying or once it failed."""
+    infrastructure_failures: int | None = None
+    """Attempts that failed through no fault of the task's (``StoreUnavailable``, ``PodLost``);
+    unset while there are none, to keep a large workflow's status small."""
     started_at: str | None = None
     """When the first attempt started."""
     finished_at: str | None = None

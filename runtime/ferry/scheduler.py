@@ -137,7 +137,13 @@ def _attempt_failed(out: Step, task: resource.Task, message: str, now: datetime.
                     reason: resource.FailureReason) -> None:
     ts = out.status.tasks[task.name]
     ts.reason = reason
-    if ts.attempts <= task.retries.limit:
+    infrastructure = ts.infrastructure_failures or 0
+    if reason in resource.INFRASTRUCTURE_FAILURES:
+        ts.infrastructure_failures = infrastructure = infrastructure + 1
+        retry = infrastructure <= task.retries.infrastructure
+    else:
+        retry = ts.attempts - infrastructure <= task.retries.limit
+    if retry:
         wait = backoff(task.retries, ts.attempts)
         ts.phase = Phase.PENDING
         ts.next_attempt_at = timestamp(now + datetime.timedelta(seconds=wait))

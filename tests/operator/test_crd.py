@@ -77,7 +77,7 @@ def test_descriptions_speak_the_manifest_s_language():
     retries = crd.schema()["properties"]["spec"]["properties"]["tasks"]["items"]["properties"]["retries"]
     assert retries["properties"]["backoffSeconds"]["description"] == (
         "Wait before the first retry; doubles each time, up to `maxBackoffSeconds`.")
-    assert retries["default"] == {"limit": 0, "backoffSeconds": 5, "maxBackoffSeconds": 300}
+    assert retries["default"] == {"limit": 0, "infrastructure": 3, "backoffSeconds": 5, "maxBackoffSeconds": 300}
     assert crd.describe("Uses ``from_task``\nand ``/ferry/outputs/<name>``.") == (
         "Uses `fromTask` and `/ferry/outputs/<name>`.")
 
@@ -343,7 +343,7 @@ def test_valid_workflow_is_stored_with_defaults_and_shows_its_columns(cluster: C
     assert result.returncode == 0, result.stderr
     stored = json.loads(cluster.kubectl("get", "fwf", "two-steps", "-n", crd_namespace, "-o", "json").stdout)
     make_task, show_task = stored["spec"]["tasks"]
-    assert make_task["retries"] == {"limit": 0, "backoffSeconds": 5, "maxBackoffSeconds": 300}
+    assert make_task["retries"] == {"limit": 0, "infrastructure": 3, "backoffSeconds": 5, "maxBackoffSeconds": 300}
     assert make_task["outputs"] == [{"name": "text", "kind": "file"}]
     assert stored["spec"]["failurePolicy"] == "Stop" and stored["spec"]["inputs"][0]["kind"] == "value"
     assert [i.get("value") for i in show_task["inputs"][2:]] == [False, 0, {}]

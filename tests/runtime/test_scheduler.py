@@ -137,3 +137,19 @@ def test_the_task_status_says_why_its_last_attempt_failed():
     assert late.status.tasks["a"].reason == resource.FailureReason.TIMED_OUT and late.create == [("a", 2)]
     done = scheduler.step("wf", wf, late.status, observing({"wf-a-2": finished_pod(0, OUT)}), later(8))
     assert done.status.tasks["a"].phase == Phase.SUCCEEDED and done.status.tasks["a"].reason is None
+
+
+def test_infrastructure_failures_have_their_own_retry_budget():
+    """A lost node or an unreachable store is not the task's failure: it is retried even with no
+    retries of the task's own, up to ``retries.infrastructure`` times (as Flyte's system retries)."""
+    wf = spec(task("a", retries={"limit": 0, "infrastructure": 1, "backoffSeconds": 0}))
+    lost = scheduler.Attempt(True, message="the pod was deleted before the task finished",
+                             reason=resource.FailureReason.POD_LOST)
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    retried = scheduler.step("wf", wf, first.status, observing({"wf-a-1": lost}), later(1))
+    assert retried.create == [("a", 2)] and retried.status.tasks["a"].infrastructure_failures == 1
+    again = scheduler.step("wf", wf, retried.status, observing({"wf-a-2": lost}), later(2))
+    assert again.status.tasks["a"].phase == Phase.FAILED, "the infrastructure budget is spent"
+
+    own = scheduler.step("wf", wf, retried.status, observing({"wf-a-2": finished_pod(1)}), later(2))
+    assert own.status.tasks["a"].phase == Phase.FAILED and own.status.tasks["a"].reason == "TaskFailed"
