@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import secrets
 import signal
 import sys
 import urllib.request
@@ -110,6 +111,18 @@ def workflow_namespace(namespace: str, cluster: Cluster, s3, operator) -> Iterat
         string_data={"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}))
     yield namespace
     assert not credential_leaks(cluster, namespace, s3.secret_key)
+
+
+def namespace_with_storage(cluster: Cluster, s3, prefix: str) -> str:
+    """A fresh namespace ``<prefix>-<hex>`` holding the storage Secret, for an operator a test runs
+    itself (the session's operator serves only ``ferry-test-*``)."""
+    namespace = f"{prefix}-{secrets.token_hex(3)}"
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_secret(namespace, client.V1Secret(
+        metadata=client.V1ObjectMeta(name=STORAGE_SECRET),
+        string_data={"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}))
+    return namespace
 
 
 def credential_leaks(cluster: Cluster, namespace: str, secret: str) -> list[str]:

@@ -3,13 +3,11 @@ when the leader dies."""
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 from kubernetes import client
 
 from tests.cluster.fixtures import Cluster, eventually
-from tests.operator.conftest import STORAGE_SECRET, Operator, wait_for_phase
+from tests.operator.conftest import Operator, namespace_with_storage, wait_for_phase
 from tests.operator.test_workflows_e2e import apply_manifest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
@@ -23,12 +21,7 @@ def echo_workflow(name: str) -> dict:
 
 
 def test_only_the_leader_acts_and_a_follower_takes_over(cluster: Cluster, s3, crd, tmp_path):
-    namespace = f"ferry-lead-{secrets.token_hex(3)}"
-    core = client.CoreV1Api(cluster.api_client())
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    core.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name=STORAGE_SECRET),
-        string_data={"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}))
+    namespace = namespace_with_storage(cluster, s3, "ferry-lead")
     args = (f"--namespace={namespace}", "--leader-elect", f"--leader-election-namespace={namespace}")
     first = Operator(cluster, s3, tmp_path, "operator-a", args)
     second = Operator(cluster, s3, tmp_path, "operator-b", args)
@@ -47,4 +40,4 @@ def test_only_the_leader_acts_and_a_follower_takes_over(cluster: Cluster, s3, cr
     finally:
         first.stop()
         second.stop()
-        core.delete_namespace(namespace)
+        client.CoreV1Api(cluster.api_client()).delete_namespace(namespace)
