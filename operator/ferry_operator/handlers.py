@@ -46,7 +46,14 @@ def configure(settings: kopf.OperatorSettings, logger: logging.Logger, memo: kop
 
 @kopf.on.resume(**WORKFLOWS)
 @kopf.on.create(**WORKFLOWS)
-async def workflow_seen(namespace: str, name: str, **_) -> None:
+async def workflow_seen(namespace: str, name: str, uid: str, status: dict, **_) -> None:
+    if status.get("phase") in scheduler.DONE:
+        # Pods still held if the operator stopped between the last status write and their release:
+        # checked once per start, not on every event of a finished workflow.
+        finished = resource.WorkflowStatus.model_validate(dict(status))
+        listed = await asyncio.to_thread(kube.list_pods, namespace, name)
+        await _release(namespace, pods.releasable(pods.owned(listed, uid), finished))
+        return
     await request(namespace, name)
 
 
@@ -118,9 +125,6 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         status = resource.WorkflowStatus.model_validate(body.get("status") or {})
         if status.phase in scheduler.DONE:
             metrics.observe((namespace, name), None, status, status)
-            # Pods still held if the operator stopped between the last status write and their release.
-            listed = await asyncio.to_thread(kube.list_pods, namespace, name)
-            await _release(namespace, pods.releasable(pods.owned(listed, body["metadata"]["uid"]), status))
             return
         try:
             spec = resource.WorkflowSpec.model_validate(body.get("spec") or {})

@@ -75,9 +75,9 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
         return Attempt(True, message=f"{reason}: {(pod.get('status') or {}).get('message', '')}".rstrip(": "),
                        reason=Reason.POD_LOST if reason == "Evicted" else Reason.START_FAILED)
     if main.get("exitCode") != 0:
-        message = _describe_failure(MAIN, main)
-        default = Reason.OOM_KILLED if main.get("reason") == "OOMKilled" else Reason.TASK_FAILED
-        return Attempt(True, message=message, reason=_reason(message, default))
+        # The task's own container: its message is the task's to write, so it names no infrastructure.
+        reason = Reason.OOM_KILLED if main.get("reason") == "OOMKilled" else Reason.TASK_FAILED
+        return Attempt(True, message=_describe_failure(MAIN, main), reason=reason)
     if not declared_outputs:
         return Attempt(True, succeeded=True)
     # Container tasks publish from the sidecar; Python tasks from the main container itself.
@@ -103,7 +103,8 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
 
 
 def _reason(message: str, default: Reason) -> Reason:
-    """The store's outage, named by the runtime's error, is the infrastructure's failure, not the task's."""
+    """The store's outage, named by the error of Ferry's fetch or publish container, is the
+    infrastructure's failure, not the task's."""
     return Reason.STORE_UNAVAILABLE if errors.StoreUnavailableError.__name__ in message else default
 
 

@@ -86,8 +86,7 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
         raise
     try:
         check_regular(path, os.fstat(fd))
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb")  # O_NONBLOCK changes nothing for a regular file's reads
     except BaseException:
         os.close(fd)
         raise
