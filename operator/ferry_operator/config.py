@@ -13,6 +13,22 @@ import ferry
 from ferry import resource, settings
 
 ENV_PREFIX = "FERRY_OPERATOR_"
+CODE_FOLDER = "code"
+"""``<raw_data_prefix>/code/``: content-addressed code archives of ``ferry run --remote``, which any
+namespace may read by name (the runtime checks each against the digest in its name)."""
+
+
+class NamespaceStorage(pydantic.BaseModel):
+    """Where one namespace's data lives, and with which keys, when not the operator's defaults."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    raw_data_prefix: str | None = pydantic.Field(None, pattern=r"^[a-z0-9+]+://[^/]+")
+    """The namespace's own folder, used as it is (``s3://team-a/ferry``). Default:
+    ``<raw_data_prefix>/<namespace>``."""
+
+    storage_secret: str | None = None
+    """The Secret (in that namespace) with its keys. Default: the operator's ``storage_secret``."""
 
 
 class Config(pydantic.BaseModel):
@@ -28,8 +44,17 @@ class Config(pydantic.BaseModel):
     """Settings for the runtime containers only (``FERRY_S3_ENDPOINT_URL``, ``AWS_REGION``...), as JSON."""
 
     storage_secret: str | None = None
-    """A Secret in the workflow's namespace whose keys (``AWS_ACCESS_KEY_ID``...) become the runtime
-    containers' environment. Unset with IRSA/workload identity."""
+    """A Secret in the workflow's namespace whose keys (``AWS_ACCESS_KEY_ID``...) only the pod's
+    ``ferry-credentials`` container gets (all of Ferry's containers, with ``scoped_credentials``
+    off). Unset with IRSA/workload identity."""
+
+    namespaces: dict[str, NamespaceStorage] = {}
+    """Namespaces with a folder (bucket) or keys of their own, as JSON."""
+
+    scoped_credentials: bool = True
+    """Task pods get temporary credentials good only for their namespace's folder and the URIs
+    their plan names (``ferry.credentials``), never the Secret's keys. Needs an S3 store with STS
+    (AWS, MinIO, Ceph) and a ``storage_secret``."""
 
     task_service_account: str | None = None
     """ServiceAccount for task pods that do not name one; the chart's has no API access."""
@@ -46,6 +71,29 @@ class Config(pydantic.BaseModel):
     """How long a task pod may stay stuck on a start error (``results.START_ERRORS``, unschedulable)
     before its attempt fails with that reason."""
 
+
+    def namespace_root(self, namespace: str) -> str:
+        """The folder of ``namespace``'s outputs, cache and drives."""
+        own = self.namespaces.get(namespace)
+        return (own and own.raw_data_prefix or f"{self.raw_data_prefix.rstrip('/')}/{namespace}").rstrip("/")
+
+    def namespace_secret(self, namespace: str) -> str | None:
+        own = self.namespaces.get(namespace)
+        return own and own.storage_secret or self.storage_secret
+
+    def scoped(self, namespace: str) -> bool:
+        """Whether ``namespace``'s task pods trade the Secret's keys for scoped ones."""
+        return (self.scoped_credentials and self.namespace_secret(namespace) is not None
+                and self.namespace_root(namespace).startswith("s3://"))
+
+    def foreign_folder(self, uri: str, namespace: str) -> bool:
+        """Whether ``uri`` lies in Ferry's folder of a namespace other than ``namespace``."""
+        inside = lambda folder: (uri.rstrip("/") + "/").startswith(folder.rstrip("/") + "/")  # noqa: E731
+        if inside(self.namespace_root(namespace)):
+            return False
+        others = [self.namespace_root(n) for n in self.namespaces if n != namespace]
+        shared = self.raw_data_prefix.rstrip("/")
+        return any(map(inside, others)) or (inside(shared) and not inside(f"{shared}/{CODE_FOLDER}"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:

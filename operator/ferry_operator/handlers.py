@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+import hashlib
+import json
 import logging
 
 import kopf
 import pydantic
 
 from ferry import resource, scheduler
-from ferry_operator import kube, metrics, pods, results
+from ferry_operator import kube, metrics, pods, results, tenancy
 from ferry_operator.config import Config
 
 WORKFLOWS = dict(group=resource.GROUP, version=resource.VERSION, plural=resource.PLURAL)
@@ -27,6 +29,16 @@ _locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lo
 _queued: set[tuple[str, str]] = set()
 _refusals: dict[tuple[str, str], str] = {}
 _config: Config | None = None
+
+
+class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's last-handled configuration as a digest, not a copy of the spec: all annotations share
+    256 KiB, and a large workflow's spec alone can be more. Kopf compares it only to tell an update
+    from no change, which a digest tells as well (and Ferry's specs are immutable anyway)."""
+
+    def build(self, *, body, extra_fields=None):
+        essence = super().build(body=body, extra_fields=extra_fields)
+        return {"sha256": hashlib.sha256(json.dumps(essence, sort_keys=True).encode()).hexdigest()}
 
 
 @kopf.on.startup()
@@ -39,7 +51,7 @@ def configure(settings: kopf.OperatorSettings, logger: logging.Logger, memo: kop
     settings.scanning.disabled = bool(memo.get("exact_namespaces"))
     # Keep status ours: Kopf's own bookkeeping goes to annotations.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ferry.dev")
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage(prefix="ferry.dev")
     settings.posting.level = logging.INFO
     logger.info("raw data prefix %s, runtime image %s", _config.raw_data_prefix, _config.runtime_image)
 
@@ -129,7 +141,10 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         try:
             spec = resource.WorkflowSpec.model_validate(body.get("spec") or {})
         except pydantic.ValidationError as error:
-            spec, step = None, _invalid(status, error)
+            problems = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            spec, step = None, _invalid(status, problems)
+        if spec is not None and (foreign := tenancy.foreign_uris(spec, namespace, _config)):
+            spec, step = None, _invalid(status, "; ".join(foreign))
         if spec is not None:
             listed = await asyncio.to_thread(kube.list_pods, namespace, name)
             owned = pods.owned(listed, body["metadata"]["uid"])
@@ -184,9 +199,9 @@ async def _stop(namespace: str, pod_names: list[str]) -> None:
         await asyncio.to_thread(kube.delete_pod, namespace, pod_name)
 
 
-def _invalid(status: resource.WorkflowStatus, error: pydantic.ValidationError) -> scheduler.Step:
-    """A spec the CRD let through but the models reject (e.g. an older CRD): fail, never crash."""
-    problems = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+def _invalid(status: resource.WorkflowStatus, problems: str) -> scheduler.Step:
+    """A spec the CRD let through but the models reject (e.g. an older CRD), or one naming another
+    namespace's data: fail, never crash."""
     now = scheduler.timestamp(datetime.datetime.now(datetime.timezone.utc))
     failed = status.model_copy(update={"phase": resource.Phase.FAILED, "message": f"invalid workflow: {problems}",
                                        "started_at": status.started_at or now, "finished_at": now})

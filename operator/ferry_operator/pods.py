@@ -1,7 +1,10 @@
 """Building the pod of one task attempt. Pure functions: plain data in, a pod manifest out.
 
-The pod has up to three containers sharing two volumes, ``/ferry/inputs`` and ``/ferry/outputs``:
+The pod has up to four containers sharing two volumes, ``/ferry/inputs`` and ``/ferry/outputs``:
 
+- ``ferry-credentials`` (a native sidecar, first) is the only one given the storage Secret: it
+  trades its keys for temporary ones good only for the namespace's folder and the plan's URIs,
+  which the others read from ``/ferry/credentials`` (``ferry.credentials``);
 - ``ferry-fetch`` (init container, Ferry runtime image) downloads and verifies the inputs;
 - ``main`` is the user's image and command, untouched: it needs no shell, no Python and no Ferry;
 - ``ferry-publish`` (a native sidecar: an init container with ``restartPolicy: Always``) starts
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ferry import resource, scheduler, taskpod
+from ferry import credentials, resource, scheduler, taskpod
 from ferry_operator import results
 from ferry_operator.config import Config
 
@@ -99,34 +102,49 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
               attempt: int, config: Config) -> dict:
     """The pod manifest for ``attempt`` of ``task_name`` of the workflow object ``workflow``."""
     meta = workflow["metadata"]
+    namespace = meta["namespace"]
     task = next(t for t in spec.tasks if t.name == task_name)
-    plan = taskpod.build_plan(spec, status, task_name, attempt, workflow=meta["name"], namespace=meta["namespace"],
-                              execution_id=meta["uid"], raw_data_prefix=config.raw_data_prefix)
+    root = config.namespace_root(namespace)
+    plan = taskpod.build_plan(spec, status, task_name, attempt, workflow=meta["name"], namespace=namespace,
+                              execution_id=meta["uid"], root=root)
     fetch, input_env = plan.inputs, plan.input_env()
+    scoped = config.scoped(namespace)
+    secret = config.namespace_secret(namespace)
     ferry_mounts = [{"name": "ferry-inputs", "mountPath": taskpod.INPUTS_DIR},
                     {"name": "ferry-outputs", "mountPath": taskpod.OUTPUTS_DIR}]
+    credentials_mount = {"name": "ferry-credentials", "mountPath": credentials.CREDENTIALS_DIR, "readOnly": True}
     runtime_env = [{"name": taskpod.PLAN_ENV, "value": plan.model_dump_json(by_alias=True, exclude_none=True)},
-                   {"name": "FERRY_RAW_DATA_PREFIX", "value": config.raw_data_prefix},
-                   *({"name": k, "value": v} for k, v in sorted(config.storage_env.items()))]
-    runtime_env_from = [{"secretRef": {"name": config.storage_secret}}] if config.storage_secret else []
+                   {"name": "FERRY_RAW_DATA_PREFIX", "value": root},
+                   *({"name": k, "value": v} for k, v in sorted(config.storage_env.items())),
+                   *([{"name": "FERRY_S3_CREDENTIALS_FILE", "value": credentials.CREDENTIALS_FILE}] if scoped else [])]
+    secret_env = [{"secretRef": {"name": secret}}] if secret else []
     runtime_mounts = [*ferry_mounts, {"name": "ferry-runtime", "mountPath": taskpod.RUNTIME_DIR},
-                      {"name": "ferry-tmp", "mountPath": "/tmp"}]
+                      {"name": "ferry-tmp", "mountPath": "/tmp"}, *([credentials_mount] if scoped else [])]
 
     def runtime(name: str, args: list[str], **extra) -> dict:
         return {"name": name, "image": config.runtime_image, "args": args, "env": runtime_env,
-                "envFrom": runtime_env_from, "volumeMounts": runtime_mounts,
+                "envFrom": [] if scoped else secret_env, "volumeMounts": runtime_mounts,
                 "resources": config.runtime_resources.dump(),
                 "securityContext": runtime_security(task, reads_outputs=name == results.PUBLISH),
                 "terminationMessagePolicy": "FallbackToLogsOnError", **extra}
+
+    def ready_when(path: str) -> dict:
+        return {"exec": {"command": ["test", "-e", path]}, "periodSeconds": 1, "failureThreshold": 120}
 
     init = []
     runs_ferry = bool(task.function or task.plugin)
     if fetch and not runs_ferry:
         init.append(runtime(results.FETCH, ["pod", "fetch"]))
     if task.outputs and not runs_ferry:
-        probe = {"exec": {"command": ["test", "-e", taskpod.PUBLISH_READY]}, "periodSeconds": 1,
-                 "failureThreshold": 120}
-        init.append(runtime(results.PUBLISH, ["pod", "publish"], restartPolicy="Always", startupProbe=probe))
+        init.append(runtime(results.PUBLISH, ["pod", "publish"], restartPolicy="Always",
+                            startupProbe=ready_when(taskpod.PUBLISH_READY)))
+    if scoped and (init or runs_ferry):
+        # First, so that every other container finds fresh credentials; the only one with the keys.
+        issuer = runtime(results.CREDENTIALS, ["pod", "credentials"], restartPolicy="Always",
+                         startupProbe=ready_when(credentials.CREDENTIALS_FILE), envFrom=secret_env,
+                         volumeMounts=[{**credentials_mount, "readOnly": False}, {"name": "ferry-tmp", "mountPath": "/tmp"}])
+        issuer["securityContext"] = runtime_security(task, reads_outputs=False)
+        init.insert(0, issuer)
     main = {
         "name": results.MAIN,
         "image": task.image or config.runtime_image,
@@ -146,8 +164,8 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
         # publishes what the function returns, and reports it in its own termination message.
         main["args"] = ["pod", "run-function"]
         main["env"] = [*runtime_env, *main["env"]]
-        main["envFrom"] = runtime_env_from
-        main["volumeMounts"].append({"name": "ferry-tmp", "mountPath": "/tmp"})
+        main["envFrom"] = [] if scoped else secret_env
+        main["volumeMounts"] += [{"name": "ferry-tmp", "mountPath": "/tmp"}, *([credentials_mount] if scoped else [])]
         main["securityContext"] = {**runtime_security(task, reads_outputs=False), **_task_security(task)}
     else:
         if task.command is not None:
@@ -181,6 +199,8 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
             "containers": [main],
             "volumes": [*({"name": v, "emptyDir": {}} for v in ("ferry-inputs", "ferry-outputs", "ferry-runtime",
                                                                  "ferry-tmp")),
+                        *([{"name": "ferry-credentials", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]
+                          if scoped else []),
                         *({"name": f"secret-{i}", "secret": {"secretName": s}} for i, s in enumerate(task.secrets))],
         },
     }

@@ -14,6 +14,7 @@ from ferry.scheduler import Attempt, parse_time
 MAIN = "main"
 FETCH = "ferry-fetch"
 PUBLISH = "ferry-publish"
+CREDENTIALS = "ferry-credentials"
 
 FATAL_WAITING = {"InvalidImageName", "ErrImageNeverPull"}
 """Waiting reasons no retry can fix: the attempt fails at once."""
@@ -53,6 +54,10 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
         # finalizer) only so that a finished attempt is read; this one never finished.
         return Attempt(True, message="the pod was deleted before the task finished (its node was lost, or it "
                                      "was evicted)", reason=Reason.POD_LOST)
+    issuer = _issuer_failure(statuses)
+    if issuer and phase not in ("Succeeded", "Failed"):
+        return Attempt(True, message=f"{CREDENTIALS}: {issuer}", stop=True,
+                       reason=_reason(issuer, Reason.START_FAILED))
     if phase not in ("Succeeded", "Failed"):
         for name, status in statuses.items():
             waiting = status.get("state", {}).get("waiting") or {}
@@ -100,6 +105,17 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
                        reason=Reason.PUBLISH_FAILED)
     return Attempt(True, succeeded=True, outputs=result.outputs,
                    message="outputs reused from the cache" if result.cached else None)
+
+
+def _issuer_failure(statuses: dict) -> str | None:
+    """Why ``ferry-credentials`` could not issue the pod's credentials, once it failed (the kubelet
+    restarts it, so the failure is in its last state): nothing in the pod can work without them."""
+    status = statuses.get(CREDENTIALS) or {}
+    for state in (status.get("state") or {}, status.get("lastState") or {}):
+        ended = state.get("terminated")
+        if ended and ended.get("exitCode") not in (0, None):
+            return (ended.get("message") or "").strip()[-500:] or f"exited with code {ended.get('exitCode')}"
+    return None
 
 
 def _reason(message: str, default: Reason) -> Reason:

@@ -234,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     pod_commands.add_parser("fetch", help="download the task's inputs (init container)")
     pod_commands.add_parser("publish", help="after the task exits, publish its outputs (sidecar)")
     pod_commands.add_parser("run-function", help="run a Python task")
+    pod_commands.add_parser("credentials", help="keep the pod's scoped store credentials fresh (sidecar)")
     return parser
 
 
@@ -256,10 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ferry {args.command}: {error}", file=sys.stderr)
             return 1
     if args.command == "pod":
-        from ferry import podruntime, runner
+        from ferry import credentials, podruntime, runner
 
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,
-                 "run-function": runner.run_function}
+                 "run-function": runner.run_function, "credentials": credentials.run_sidecar}
         return steps[args.pod_command]()
     parser.print_help()
     return 0

@@ -97,7 +97,7 @@ class LocalExecutor:
                 step = scheduler.step(name, spec, status, self.observe, datetime.datetime.now(datetime.timezone.utc))
                 for task, attempt in step.create:
                     plan = taskpod.build_plan(spec, step.status, task, attempt, workflow=name, namespace="local",
-                                              execution_id=execution_id, raw_data_prefix=self.store.raw_data_prefix)
+                                              execution_id=execution_id, root=f"{self.store.raw_data_prefix}/local")
                     self.start(step.status.tasks[task].pod_name, plan, roots)
                 for attempt_name in step.delete:
                     self.stop(attempt_name)

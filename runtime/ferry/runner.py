@@ -9,15 +9,18 @@ sidecar reports a container task's outputs. A cacheable task's earlier result is
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import io
 import os
 import pathlib
+import re
 import sys
 import tarfile
 import tempfile
 import traceback
 
-from ferry import errors, manifest, podruntime, resource, store as store_, taskpod
+from ferry import errors, manifest, podruntime, resource, store as store_, taskpod, uris
 
 WORKDIR_ENV = "FERRY_WORKDIR"
 
@@ -36,11 +39,19 @@ def import_task(reference: str):
 
 
 def fetch_code(uri: str, store: store_.Store) -> pathlib.Path:
-    """Unpack the workflow's source archive and put it first on ``sys.path``."""
+    """Unpack the workflow's source archive and put it first on ``sys.path``.
+
+    An archive named by its digest (``<sha256>.tar.gz``, as ``ferry run --remote`` stores them, in a
+    folder every namespace reads) must have that digest: no one can swap the code another runs."""
     target = pathlib.Path(tempfile.mkdtemp(prefix="ferry-code-"))
+    with store.open(uri) as stream:
+        data = stream.read()
+    named = uris.basename(uri).removesuffix(".tar.gz")
+    if re.fullmatch(r"[0-9a-f]{64}", named) and hashlib.sha256(data).hexdigest() != named:
+        raise errors.IntegrityError(uri, "sha256", named, hashlib.sha256(data).hexdigest())
     # Python before 3.11.4 (Debian bookworm has 3.11.2) has no extraction filters: check each member.
     filters = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-    with store.open(uri) as stream, tarfile.open(fileobj=stream, mode="r|gz") as archive:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         archive.extractall(target, members=_code_members(archive, uri), **filters)
     sys.path.insert(0, str(target))
     return target

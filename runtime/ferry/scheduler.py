@@ -71,6 +71,27 @@ def pod_name(workflow: str, task: str, attempt: int) -> str:
     return f"{workflow[:keep].rstrip('-')}-{digest}-{task}-{attempt}"
 
 
+STATUS_MESSAGES_BYTES = 600_000
+"""What the messages of all tasks may take of a Workflow together, in the worst case: etcd keeps
+objects up to 1.5 MiB, spec and status together, and every task may fail at once."""
+
+
+def message_limit(tasks: int) -> int:
+    """Characters one task's message may have: 2,048, less in a large workflow (600 at 1,000 tasks),
+    never under 256. The whole message is in the pod's log (``ferry logs``)."""
+    return max(256, min(2048, STATUS_MESSAGES_BYTES // max(tasks, 1)))
+
+
+def bounded(message: str | None, limit: int) -> str | None:
+    """``message`` cut to ``limit`` characters, keeping its start (what failed) and its end (a
+    traceback's last line says why)."""
+    if message is None or len(message) <= limit:
+        return message
+    marker = " […] "
+    head = (limit - len(marker)) // 3
+    return message[:head] + marker + message[-(limit - len(marker) - head):]
+
+
 def backoff(policy: resource.RetryPolicy, retry: int) -> int:
     """Seconds to wait before retry number ``retry`` (1-based)."""
     return min(policy.backoff_seconds * 2 ** (retry - 1), policy.max_backoff_seconds)
@@ -94,9 +115,10 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
         out.event("Normal", "Started", f"workflow started with {len(spec.tasks)} tasks")
     for task in spec.tasks:
         st.tasks.setdefault(task.name, resource.TaskStatus())
+    limit = message_limit(len(spec.tasks))
     for task in spec.tasks:
         if st.tasks[task.name].phase == Phase.RUNNING:
-            _observe(out, task, observe, now)
+            _observe(out, task, observe, now, limit)
     failed = [t for t, s in st.tasks.items() if s.phase == Phase.FAILED]
     if failed and spec.failure_policy == resource.FailurePolicy.STOP:
         _stop_all(out, failed[0], now)
@@ -110,9 +132,12 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
     return out
 
 
-def _observe(out: Step, task: resource.Task, observe: Observe, now: datetime.datetime) -> None:
+def _observe(out: Step, task: resource.Task, observe: Observe, now: datetime.datetime, limit: int) -> None:
     ts = out.status.tasks[task.name]
     attempt = observe(task, ts.pod_name)
+    if attempt is not None and attempt.message:
+        # What a pod reports is the task's to write (up to 4 KiB): cut so the status stays small.
+        attempt = dataclasses.replace(attempt, message=bounded(attempt.message, limit - 60))
     if attempt is None:
         _attempt_failed(out, task, f"{ts.pod_name} disappeared before the attempt finished", now,
                         resource.FailureReason.POD_LOST)

@@ -76,6 +76,14 @@ class Settings(pydantic.BaseModel):
     s3_secret_access_key: pydantic.SecretStr | None = None
     s3_session_token: pydantic.SecretStr | None = None
 
+    s3_credentials_file: pathlib.Path | None = None
+    """Temporary credentials kept fresh by another process (a task pod's ``ferry-credentials``
+    sidecar, see ``ferry.credentials``); read again as they near expiry. Wins over the above."""
+
+    s3_role_arn: str | None = None
+    """Role whose temporary credentials a task pod's ``ferry-credentials`` sidecar asks for (AWS).
+    Unset: ``GetFederationToken`` on AWS; S3-compatible stores scope the caller's own identity."""
+
     http_timeout: float = pydantic.Field(60.0, gt=0)
     """Seconds before an http(s) request gives up (then it is retried)."""
 

@@ -112,15 +112,17 @@ def resolve_inputs(spec: resource.WorkflowSpec, status: resource.WorkflowStatus,
 
 
 def build_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str, attempt: int, *,
-               workflow: str, namespace: str, execution_id: str, raw_data_prefix: str) -> PodPlan:
-    """What one attempt of a task fetches and publishes, and where."""
+               workflow: str, namespace: str, execution_id: str, root: str) -> PodPlan:
+    """What one attempt of a task fetches and publishes, and where: under ``root``, its namespace's
+    folder (``<raw data prefix>/<namespace>`` unless the namespace has its own)."""
     task = next(t for t in spec.tasks if t.name == task_name)
     stored, values = resolve_inputs(spec, status, task)
-    prefix = f"{raw_data_prefix.rstrip('/')}/{namespace}/{execution_id}/{task.name}/{attempt}"
+    root = root.rstrip("/")
+    prefix = f"{root}/{execution_id}/{task.name}/{attempt}"
     return PodPlan(workflow=workflow, namespace=namespace, execution_id=execution_id, task=task.name,
                    attempt=attempt, function=task.function, plugin=task.plugin, inputs=stored, values=values, outputs=task.outputs,
                    output_prefix=prefix, code=spec.code if task.function or task.plugin else None,
-                   cache_key=cache_key(f"{raw_data_prefix.rstrip('/')}/{namespace}", task, spec.code, stored, values)
+                   cache_key=cache_key(root, task, spec.code, stored, values)
                    if task.cache else None,
                    overwrite_cache=spec.overwrite_cache)
 
@@ -134,9 +136,9 @@ class PublishResult(resource.Model):
     """The outputs were reused from an earlier run (the task did not run)."""
 
 
-def cache_key(namespace_prefix: str, task: resource.Task, code: str | None, stored: dict[str, resource.Output],
+def cache_key(root: str, task: resource.Task, code: str | None, stored: dict[str, resource.Output],
               values: dict[str, Any]) -> str:
-    """``<prefix>/<namespace>/cache/<sha256>.json``: one entry per namespace, function, code archive
+    """``<namespace folder>/cache/<sha256>.json``: one entry per namespace, function, code archive
     (content-addressed, so changed code is another entry), image, plugin, cache version and inputs
     by content. Per namespace, so one team can neither read nor plant another's results."""
     identity = {
@@ -149,4 +151,4 @@ def cache_key(namespace_prefix: str, task: resource.Task, code: str | None, stor
         "stored": {name: ref.manifest_digest or ref.sha256 or ref.uri for name, ref in sorted(stored.items())},
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{namespace_prefix}/cache/{digest}.json"
+    return f"{root}/cache/{digest}.json"

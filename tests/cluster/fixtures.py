@@ -60,6 +60,20 @@ class Cluster:
     """True when pods run on this machine's node, False on a cluster given by FERRY_TEST_KUBECONFIG."""
     emulated: bool = False
     """True on the emulated test node (``node.py``), which enforces no limits or users."""
+    components: dict[str, Server] = dataclasses.field(default_factory=dict)
+    """The suite's own control plane and node processes by name (empty on a given cluster)."""
+
+    def outage(self, component: str, seconds: float) -> None:
+        """Stop one of the suite's components (``kube-apiserver``...) for ``seconds``, then start it
+        again and wait until it answers; skips the test on a cluster the suite did not start."""
+        if component not in self.components:
+            pytest.skip(f"{component} is not the suite's own to stop")
+        server = self.components[component]
+        server.stop()
+        time.sleep(seconds)
+        server.start()
+        eventually(lambda: self.kubectl("get", "--raw=/readyz", check=False).returncode == 0, 120,
+                   what=f"{component} to be back")
 
     def api_client(self, kubeconfig: pathlib.Path | None = None) -> client.ApiClient:
         return config.new_client_from_config(str(kubeconfig or self.kubeconfig))
@@ -170,7 +184,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             plane.servers.append(_start_node(plane, workdir / "node"))
         kubectl = str(binaries.build_kubernetes() / "kubectl")
         print(f"\ntest cluster ready in {time.monotonic() - started:.1f}s ({workdir})", file=sys.stderr)
-        yield Cluster(plane.kubeconfig, kubectl, local=True, emulated=not real_node())
+        yield Cluster(plane.kubeconfig, kubectl, local=True, emulated=not real_node(),
+                      components={server.name: server for server in plane.servers})
     finally:
         plane.stop()
 

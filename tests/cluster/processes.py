@@ -26,6 +26,10 @@ class Server:
         self.log_path = log_dir / f"{name}.log"
         self._start()
 
+    def start(self) -> None:
+        """Start the same command again after ``stop``."""
+        self._start()
+
     def _start(self) -> None:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

@@ -219,7 +219,23 @@ def test_storage_configuration_is_what_the_operator_and_runtime_accept(render):
     assert set(data) == {"FERRY_OPERATOR_" + n for n in ("RAW_DATA_PREFIX", "RUNTIME_IMAGE", "STORAGE_ENV",
                                                           "STORAGE_SECRET", "TASK_SERVICE_ACCOUNT",
                                                           "UPLOAD_GRACE_SECONDS", "START_TIMEOUT_SECONDS",
-                                                          "RUNTIME_RESOURCES")}
+                                                          "RUNTIME_RESOURCES", "SCOPED_CREDENTIALS", "NAMESPACES")}
+    assert config.scoped_credentials is True and config.namespaces == {}
+
+
+def test_namespaces_can_have_their_own_bucket_prefix_and_keys(render):
+    role_arn = "arn:aws:iam::123456789012:role/ferry-tasks"
+    objects = render({"storage": {"bucket": "shared", "existingSecret": "keys", "roleArn": role_arn, "namespaces": {
+        "team-a": {"bucket": "team-a-data", "prefix": "/ferry/", "existingSecret": "team-a-keys"},
+        "team-b": {"prefix": "b"}, "team-c": {"existingSecret": "c-keys"}}}})
+    config = Config.from_env(operator_config(objects))
+    assert (config.namespace_root("team-a"), config.namespace_secret("team-a")) == ("s3://team-a-data/ferry", "team-a-keys")
+    assert (config.namespace_root("team-b"), config.namespace_secret("team-b")) == ("s3://shared/b", "keys")
+    assert (config.namespace_root("team-c"), config.namespace_secret("team-c")) == ("s3://shared/ferry/team-c", "c-keys")
+    assert config.namespace_root("other") == "s3://shared/ferry/other"
+    assert ferry.Settings.from_env(config.storage_env).s3_role_arn == role_arn
+    off = Config.from_env(operator_config(render({**BUCKET, "storage": {**BUCKET["storage"], "scopedCredentials": False}})))
+    assert off.scoped_credentials is False
 
 
 def test_workload_identity_needs_no_secret(render):
@@ -278,6 +294,9 @@ def test_names_follow_the_release(render):
     ({**BUCKET, "metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}, "needs metrics.enabled=true"),
     ({**BUCKET, "metrics": {"port": 8080}}, "metrics.port and operator.livenessPort are both 8080"),
     ({"devObjectStore": {"enabled": True}, "storage": {"existingSecret": "mine"}}, "cannot be combined"),
+    ({"storage": {"bucket": "ferry-data", "namespaces": {"Team": {}}}}, "invalid propertyName 'Team'"),
+    ({"storage": {"bucket": "ferry-data", "namespaces": {"t": {"bukcet": "x"}}}}, "at '/storage/namespaces/t'"),
+    ({"storage": {"bucket": "ferry-data", "roleArn": "my-role"}}, "at '/storage/roleArn'"),
 ])
 def test_wrong_values_fail_with_a_message(helm: Helm, tmp_path: pathlib.Path, values: dict, message: str):
     result = template(helm, tmp_path, values)

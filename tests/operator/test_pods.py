@@ -42,7 +42,11 @@ def test_user_container_is_untouched_and_runtime_does_the_io():
     fetch, publish = by_name["ferry-fetch"], by_name["ferry-publish"]
     assert fetch["image"] == publish["image"] == "ferry:1"
     assert publish["restartPolicy"] == "Always" and publish["startupProbe"]["exec"]
-    assert fetch["envFrom"] == [{"secretRef": {"name": "creds"}}]
+    assert fetch["envFrom"] == publish["envFrom"] == [], "only ferry-credentials holds the Secret's keys"
+    issuer = pod["spec"]["initContainers"][0]
+    assert issuer["name"] == "ferry-credentials" and issuer["envFrom"] == [{"secretRef": {"name": "creds"}}]
+    assert env(fetch)["FERRY_S3_CREDENTIALS_FILE"] == env(publish)["FERRY_S3_CREDENTIALS_FILE"] == \
+        "/ferry/credentials/s3.json"
     plan = taskpod.PodPlan.model_validate_json(env(fetch)[taskpod.PLAN_ENV])
     assert plan.inputs["raw"].kind == resource.Kind.DIRECTORY
     assert plan.output_prefix == "s3://bucket/ferry/ns/uid-1/a/1"
@@ -137,3 +141,45 @@ def test_a_task_pod_is_held_until_the_operator_has_read_it():
     kept = {"metadata": {"finalizers": ["other.example/keep", pods.RESULT_FINALIZER]}}
     assert pods.release_patch(kept)[1] == {"op": "remove", "path": "/metadata/finalizers/1"}
     assert pods.release_patch({"metadata": {}}) is None
+
+
+def test_a_python_task_never_gets_the_storage_keys():
+    """Its container runs the user's code: it reads scoped credentials from the in-memory volume."""
+    pod = build(spec({"name": "a", "function": "pkg.mod:fn", "outputs": [{"name": "out"}]}))
+    by_name = containers(pod)
+    assert list(by_name) == ["ferry-credentials", "main"]
+    main = by_name["main"]
+    assert main["envFrom"] == [] and env(main)["FERRY_S3_CREDENTIALS_FILE"] == "/ferry/credentials/s3.json"
+    assert {"name": "ferry-credentials", "mountPath": "/ferry/credentials", "readOnly": True} in main["volumeMounts"]
+    assert {"name": "ferry-credentials", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}} in pod["spec"]["volumes"]
+    issuer = by_name["ferry-credentials"]
+    assert issuer["restartPolicy"] == "Always"
+    assert issuer["startupProbe"]["exec"]["command"] == ["test", "-e", "/ferry/credentials/s3.json"]
+    assert {"name": "ferry-credentials", "mountPath": "/ferry/credentials", "readOnly": False} in issuer["volumeMounts"]
+
+
+def test_without_scoped_credentials_ferry_s_containers_hold_the_keys():
+    """For stores without STS, or IRSA: the old way, said in docs/security.md."""
+    config = CONFIG.model_copy(update={"scoped_credentials": False})
+    for task_ in ({"name": "a", "function": "pkg.mod:fn"}, {"name": "a", "image": "x", "outputs": [{"name": "o"}]}):
+        pod = pods.build_pod(WORKFLOW, spec(task_), resource.WorkflowStatus(), "a", 1, config)
+        ferry_containers = [c for c in containers(pod).values() if c["name"] != "main" or "function" in task_]
+        assert "ferry-credentials" not in containers(pod)
+        assert all(c["envFrom"] == [{"secretRef": {"name": "creds"}}] for c in ferry_containers)
+        assert all("FERRY_S3_CREDENTIALS_FILE" not in env(c) for c in ferry_containers)
+
+
+def test_a_namespace_can_have_its_own_folder_and_keys():
+    config = Config.model_validate({**CONFIG.model_dump(), "namespaces": {"ns": {"raw_data_prefix": "s3://team-bucket/data",
+                                                             "storage_secret": "team-keys"}}})
+    pod = pods.build_pod(WORKFLOW, spec({"name": "a", "image": "x", "outputs": [{"name": "o"}]}),
+                         resource.WorkflowStatus(), "a", 1, config)
+    by_name = containers(pod)
+    assert by_name["ferry-credentials"]["envFrom"] == [{"secretRef": {"name": "team-keys"}}]
+    assert env(by_name["ferry-publish"])["FERRY_RAW_DATA_PREFIX"] == "s3://team-bucket/data"
+    plan = taskpod.PodPlan.model_validate_json(env(by_name["ferry-publish"])[taskpod.PLAN_ENV])
+    assert plan.output_prefix == "s3://team-bucket/data/uid-1/a/1"
+    other = pods.build_pod({"metadata": {**WORKFLOW["metadata"], "namespace": "other"}},
+                           spec({"name": "a", "image": "x", "outputs": [{"name": "o"}]}), resource.WorkflowStatus(),
+                           "a", 1, config)
+    assert env(containers(other)["ferry-publish"])["FERRY_RAW_DATA_PREFIX"] == "s3://bucket/ferry/other"

@@ -125,3 +125,18 @@ def test_each_failure_carries_a_reason_a_program_can_match():
     for reason, case in cases.items():
         attempt = results.read_attempt(case, ["x"])
         assert attempt.finished and attempt.reason == reason, (reason, attempt)
+
+
+@pytest.mark.parametrize("message, reason", [
+    ("PermissionError: the store refused to issue credentials scoped to this namespace", resource.FailureReason.START_FAILED),
+    ("StoreUnavailableError: the store's STS did not answer for 120s", resource.FailureReason.STORE_UNAVAILABLE)])
+def test_credentials_that_cannot_be_issued_fail_the_attempt_with_why(message, reason):
+    """The kubelet restarts the failed sidecar forever: the pod would wait without end."""
+    crashed = pod("Pending", **{"ferry-credentials": {"waiting": {"reason": "CrashLoopBackOff"}},
+                                "main": {"waiting": {"reason": "PodInitializing"}}})
+    crashed["status"]["initContainerStatuses"][0]["lastState"] = done(1, message)
+    attempt = results.read_attempt(crashed, ["out"])
+    assert attempt.finished and not attempt.succeeded and attempt.stop
+    assert attempt.reason == reason and message in attempt.message
+    running = pod("Running", **{"ferry-credentials": {"running": {}}, "main": {"running": {}}})
+    assert not results.read_attempt(running, ["out"]).finished

@@ -204,3 +204,40 @@ def resumable_training() -> list:
 @ferry.workflow
 def training() -> list:
     return resumable_training()
+
+
+@ferry.task
+def reach(other: str, needle_sha256: str) -> dict:
+    """What a Python task's own code can reach of the store: is the store's key (given by its
+    digest) anywhere it can read, and may it read and write another namespace's object ``other``?"""
+    import glob
+    import hashlib
+
+    seen = set(os.environ.values())
+    for path in [*glob.glob("/proc/[0-9]*/environ"), *glob.glob("/ferry/**", recursive=True)]:
+        try:
+            text = pathlib.Path(path).read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        seen.add(text)
+        seen.update(part.partition("=")[2] for part in text.split("\0"))
+        seen.update(part for part in text.replace('"', " ").split())
+    found = any(hashlib.sha256(value.encode()).hexdigest() == needle_sha256 for value in seen)
+    store = ferry.current_store()
+
+    def refused(action) -> bool:
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - any refusal will do
+            return "AccessDenied" in str(error) or "403" in str(error)
+        return False
+
+    ferry.Drive("ferry://notes").put(__file__, "sample.py")
+    return {"key_found": found, "read_refused": refused(lambda: store.open(other).read()),
+            "write_refused": refused(lambda: store.backend(other).write_bytes(other + ".planted", b"x")),
+            "raw_data_prefix": store.raw_data_prefix}
+
+
+@ferry.workflow
+def reach_other(other: str, needle_sha256: str) -> dict:
+    return reach(other=other, needle_sha256=needle_sha256)

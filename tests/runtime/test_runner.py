@@ -75,3 +75,16 @@ def test_the_same_sources_pack_to_the_same_bytes_at_any_time(tmp_path, monkeypat
     first = remote.package(tmp_path)
     monkeypatch.setattr("time.time", lambda: 4_000_000_000.0)
     assert remote.package(tmp_path) == first
+
+
+def test_a_code_archive_named_by_its_digest_must_have_it(tmp_path, clean_sys_path):
+    """Code archives sit in a folder every namespace reads: one swapped for another is refused."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "mod.py").write_text("VALUE = 1\n")
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    uri = remote.upload_code(tmp_path / "src", store)
+    assert runner.fetch_code(uri, store).joinpath("mod.py").read_text() == "VALUE = 1\n"
+    (tmp_path / "src" / "mod.py").write_text("VALUE = 'swapped'\n")
+    store.backend(uri).write_bytes(uri, remote.package(tmp_path / "src"))
+    with pytest.raises(errors.IntegrityError, match="sha256 mismatch"):
+        runner.fetch_code(uri, store)

@@ -153,3 +153,12 @@ def test_infrastructure_failures_have_their_own_retry_budget():
 
     own = scheduler.step("wf", wf, retried.status, observing({"wf-a-2": finished_pod(1)}), later(2))
     assert own.status.tasks["a"].phase == Phase.FAILED and own.status.tasks["a"].reason == "TaskFailed"
+
+
+def test_long_messages_are_cut_keeping_their_start_and_end():
+    message = "fetching inputs failed: " + "x" * 5000 + " ValueError: the real reason"
+    cut = scheduler.bounded(message, 600)
+    assert len(cut) == 600 and cut.startswith("fetching inputs failed: ") and cut.endswith("the real reason")
+    assert scheduler.bounded("short", 600) == "short" and scheduler.bounded(None, 600) is None
+    assert scheduler.message_limit(1) == 2048 and scheduler.message_limit(1000) == 600
+    assert scheduler.message_limit(100_000) == 256

@@ -13,7 +13,7 @@ def spec(code: str | None = "s3://bucket/ferry/code/aaa.tar.gz", **task) -> reso
 
 def key(workflow: resource.WorkflowSpec, namespace: str = "team-a") -> str:
     return taskpod.build_plan(workflow, resource.WorkflowStatus(), "t", 1, workflow="wf", namespace=namespace,
-                              execution_id="uid", raw_data_prefix=PREFIX).cache_key
+                              execution_id="uid", root=f"{PREFIX}/{namespace}").cache_key
 
 
 def test_the_cache_key_follows_code_image_inputs_and_version():

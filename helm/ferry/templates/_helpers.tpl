@@ -101,7 +101,25 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- with $endpoint }}{{ $_ := set $env "FERRY_S3_ENDPOINT_URL" . }}{{ end -}}
 {{- with .Values.storage.region }}{{ $_ := set $env "FERRY_S3_REGION" . }}{{ end -}}
+{{- with .Values.storage.roleArn }}{{ $_ := set $env "FERRY_S3_ROLE_ARN" . }}{{ end -}}
 {{- with $style }}{{ $_ := set $env "FERRY_S3_ADDRESSING_STYLE" . }}{{ end -}}
 {{- range $name, $value := .Values.storage.extraEnv }}{{ $_ := set $env $name (toString $value) }}{{ end -}}
 {{- toJson $env -}}
+{{- end -}}
+
+{{- /* storage.namespaces as the operator's FERRY_OPERATOR_NAMESPACES: each namespace's folder
+(s3://<bucket>/<prefix>, the bucket defaulting to storage.bucket) and Secret. */ -}}
+{{- define "ferry.namespaceStorage" -}}
+{{- $all := dict -}}
+{{- range $namespace, $own := .Values.storage.namespaces -}}
+{{- $entry := dict -}}
+{{- if or $own.bucket $own.prefix -}}
+{{- $bucket := default $.Values.storage.bucket $own.bucket -}}
+{{- if not $bucket }}{{ fail (printf "storage.namespaces.%s.bucket: required when storage.bucket is empty" $namespace) }}{{ end -}}
+{{- $_ := set $entry "raw_data_prefix" (trimSuffix "/" (printf "s3://%s/%s" $bucket (trimAll "/" (default "" $own.prefix)))) -}}
+{{- end -}}
+{{- with $own.existingSecret }}{{ $_ := set $entry "storage_secret" . }}{{ end -}}
+{{- $_ := set $all $namespace $entry -}}
+{{- end -}}
+{{- toJson $all -}}
 {{- end -}}

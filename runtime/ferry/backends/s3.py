@@ -220,6 +220,10 @@ class S3Backend(base.Backend):
                     aws_secret_access_key=s.s3_secret_access_key and s.s3_secret_access_key.get_secret_value(),
                     aws_session_token=s.s3_session_token and s.s3_session_token.get_secret_value(),
                     region_name=s.s3_region)
+                if s.s3_credentials_file:
+                    from ferry import credentials
+
+                    session._session._credentials = credentials.refreshable(s.s3_credentials_file)
                 self._client = session.client("s3", endpoint_url=s.s3_endpoint_url, config=client_config(s))
                 self._part_client = session.client("s3", endpoint_url=s.s3_endpoint_url, config=part_client_config(s))
                 self._direct = _Direct(self._client, session.get_credentials())

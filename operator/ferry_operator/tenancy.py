@@ -1,0 +1,21 @@
+"""Namespaces as tenants: a workflow reads only its own namespace's folder. Pure functions.
+
+Scoped credentials (``ferry.credentials``) let a pod read the URIs its plan names, so a spec
+naming another namespace's outputs is refused here, before any pod could be given access to them.
+"""
+
+from __future__ import annotations
+
+from ferry import resource
+from ferry_operator.config import Config
+
+
+def foreign_uris(spec: resource.WorkflowSpec, namespace: str, config: Config) -> list[str]:
+    """One problem per URI of ``spec`` inside another namespace's folder, naming its field."""
+    named = [("spec.code", spec.code),
+             *((f"spec.inputs[{i}].uri", item.uri) for i, item in enumerate(spec.inputs)),
+             *((f"spec.tasks[{i}].inputs[{j}].uri", item.uri)
+               for i, task in enumerate(spec.tasks) for j, item in enumerate(task.inputs))]
+    return [f"{field}: {uri} is in another namespace's folder; a workflow in {namespace!r} reads only "
+            f"{config.namespace_root(namespace)}/ and data outside Ferry's folder"
+            for field, uri in named if uri and config.foreign_folder(uri, namespace)]

@@ -1,0 +1,35 @@
+"""A workflow reads only its own namespace's folder (and data outside Ferry's)."""
+
+from ferry import resource
+from ferry_operator import tenancy
+from ferry_operator.config import Config
+
+CONFIG = Config.model_validate({"raw_data_prefix": "s3://bucket/ferry", "storage_secret": "keys",
+                                "namespaces": {"team-c": {"raw_data_prefix": "s3://team-c/data"}}})
+
+
+def spec(uri: str, code: str | None = None) -> resource.WorkflowSpec:
+    return resource.WorkflowSpec.model_validate({
+        "inputs": [{"name": "top", "uri": "s3://public/data.csv"}], **({"code": code} if code else {}),
+        "tasks": [{"name": "t", "image": "x", "inputs": [{"name": "x", "uri": uri}]}]})
+
+
+def test_another_namespace_s_outputs_are_refused_naming_the_field():
+    for uri in ("s3://bucket/ferry/team-b/uid/t/1/out", "s3://team-c/data/uid/t/1/out",
+                "s3://bucket/ferry/team-a-evil/x", "s3://bucket/ferry/"):
+        problems = tenancy.foreign_uris(spec(uri), "team-a", CONFIG)
+        assert len(problems) == 1 and problems[0].startswith(f"spec.tasks[0].inputs[0].uri: {uri} is in another")
+
+
+def test_own_folder_shared_code_and_outside_data_are_fine():
+    for uri in ("s3://bucket/ferry/team-a/uid/t/1/out", "s3://public/x", "s3://bucket/other/x"):
+        assert tenancy.foreign_uris(spec(uri, code="s3://bucket/ferry/code/" + "a" * 64 + ".tar.gz"),
+                                    "team-a", CONFIG) == []
+    assert tenancy.foreign_uris(spec("s3://team-c/data/x"), "team-c", CONFIG) == []
+    assert tenancy.foreign_uris(spec("s3://x/y", code="s3://bucket/ferry/team-b/code.tar.gz"), "team-a",
+                                CONFIG)[0].startswith("spec.code:")
+
+
+def test_a_mapped_namespace_s_default_folder_is_not_its_own():
+    """team-c lives in its own bucket: s3://bucket/ferry/team-c/ is nobody's, so it is refused too."""
+    assert tenancy.foreign_uris(spec("s3://bucket/ferry/team-c/x"), "team-c", CONFIG)
