@@ -6,16 +6,24 @@ naming another namespace's outputs is refused here, before any pod could be give
 
 from __future__ import annotations
 
-from ferry import resource
+from ferry import resource, uris
 from ferry_operator.config import Config
 
 
 def foreign_uris(spec: resource.WorkflowSpec, namespace: str, config: Config) -> list[str]:
     """One problem per URI of ``spec`` inside another namespace's folder, naming its field."""
+    def uri_of(item: resource.InputSource) -> tuple[str, str | None]:
+        if item.uri:
+            return "uri", item.uri
+        # A value that is a URI (a sensor's path): the pod's credentials let it read it.
+        return "value", item.value if isinstance(item.value, str) and uris.is_uri(item.value) else None
+
     named = [("spec.code", spec.code),
-             *((f"spec.inputs[{i}].uri", item.uri) for i, item in enumerate(spec.inputs)),
-             *((f"spec.tasks[{i}].inputs[{j}].uri", item.uri)
-               for i, task in enumerate(spec.tasks) for j, item in enumerate(task.inputs))]
+             *((f"spec.inputs[{i}].{field}", uri) for i, item in enumerate(spec.inputs)
+               for field, uri in [uri_of(item)]),
+             *((f"spec.tasks[{i}].inputs[{j}].{field}", uri)
+               for i, task in enumerate(spec.tasks) for j, item in enumerate(task.inputs)
+               for field, uri in [uri_of(item)])]
     return [f"{field}: {uri} is in another namespace's folder; a workflow in {namespace!r} reads only "
             f"{config.namespace_root(namespace)}/ and data outside Ferry's folder"
             for field, uri in named if uri and config.foreign_folder(uri, namespace)]

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import ferry
-from ferry import resource, values
+from ferry import podruntime, resource, values
 
 
 def load_workflow(target: str):
@@ -114,7 +114,7 @@ def run_remote(args: argparse.Namespace, workflow, inputs: dict[str, Any], store
             print(status.message, file=sys.stderr)
             return 1
         for output_name, output in status.outputs.items():
-            print(f"{output_name} = {json.dumps(output.value) if output.uri is None else output.uri}")
+            print(f"{output_name} = {_shown(output, store)}")
     return 0
 
 
@@ -131,8 +131,18 @@ def get(args: argparse.Namespace) -> int:
     for task, state in status.tasks.items():
         print(f"  {task:<24} {state.phase.value:<10} attempts={state.attempts} {state.message or ''}".rstrip())
     for name, output in status.outputs.items():
-        print(f"  output {name} = {json.dumps(output.value) if output.uri is None else output.uri}")
+        print(f"  output {name} = {_shown(output, _store(None))}")
     return 0
+
+
+def _shown(output: resource.Output, store: ferry.Store) -> str:
+    """An output as a line shows it: its value, or its URI (read from a stored result if need be)."""
+    if output.result is not None:
+        try:
+            output = podruntime.dereference(output, store)
+        except Exception as error:  # noqa: BLE001 - showing the pointer is the fallback
+            return f"(in {output.result.uri}: {type(error).__name__})"
+    return json.dumps(output.value) if output.uri is None else output.uri
 
 
 def logs(args: argparse.Namespace) -> int:
@@ -146,14 +156,19 @@ def outputs(args: argparse.Namespace) -> int:
     """Download a workflow's (or one task's) outputs into a directory; values go to ``values.json``."""
     from ferry import remote
 
-    status = resource.WorkflowStatus.model_validate(remote.get(args.name, args.namespace, args.context).get("status")
-                                                    or {})
-    chosen = status.tasks[args.task].outputs if args.task else status.outputs
+    workflow = remote.get(args.name, args.namespace, args.context)
+    status = resource.WorkflowStatus.model_validate(workflow.get("status") or {})
+    if args.task:
+        task = next(t for t in resource.WorkflowSpec.model_validate(workflow["spec"]).tasks if t.name == args.task)
+        chosen = {o.name: status.tasks[args.task].output(o.name, o.kind) for o in task.outputs}
+    else:
+        chosen = status.outputs
     target = pathlib.Path(args.output or args.name)
     target.mkdir(parents=True, exist_ok=True)
     store = _store(None)
     plain = {}
     for name, output in chosen.items():
+        output = podruntime.dereference(output, store)
         if output.kind == resource.Kind.VALUE and output.uri is None:
             plain[name] = output.value
             continue
@@ -257,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ferry {args.command}: {error}", file=sys.stderr)
             return 1
     if args.command == "pod":
-        from ferry import credentials, podruntime, runner
+        from ferry import credentials, runner
 
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,
                  "run-function": runner.run_function, "credentials": credentials.run_sidecar}

@@ -71,8 +71,11 @@ def session_policy(root: str, reads: list[str]) -> dict[str, Any]:
 
 
 def plan_reads(plan: taskpod.PodPlan) -> list[str]:
-    """The stored URIs a pod's plan names: its inputs and its code archive."""
-    return [*(ref.uri for ref in plan.inputs.values() if ref.uri), *([plan.code] if plan.code else [])]
+    """The stored URIs a pod's plan names: its inputs, its code archive, and values that are URIs
+    (a sensor's path, a Python task's ``str`` argument): the spec named them, the task may read them."""
+    named = [ref.uri or (ref.result and ref.result.uri) for ref in plan.inputs.values()]
+    named += [value for value in plan.values.values() if isinstance(value, str) and uris.scheme(value) == "s3"]
+    return [*(uri for uri in named if uri), *([plan.code] if plan.code else [])]
 
 
 def mint(settings: settings_.Settings, policy: dict, session_name: str) -> dict[str, str]:

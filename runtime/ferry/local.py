@@ -97,7 +97,8 @@ class LocalExecutor:
                 step = scheduler.step(name, spec, status, self.observe, datetime.datetime.now(datetime.timezone.utc))
                 for task, attempt in step.create:
                     plan = taskpod.build_plan(spec, step.status, task, attempt, workflow=name, namespace="local",
-                                              execution_id=execution_id, root=f"{self.store.raw_data_prefix}/local")
+                                              execution_id=execution_id, root=f"{self.store.raw_data_prefix}/local"
+                                              ).model_copy(update={"inline_limit": None})  # no message to fit
                     self.start(step.status.tasks[task].pod_name, plan, roots)
                 for attempt_name in step.delete:
                     self.stop(attempt_name)

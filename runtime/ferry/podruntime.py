@@ -8,6 +8,7 @@ See ``ferry.taskpod`` for the paths and the plan both read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -33,9 +34,33 @@ def _blob(output: resource.Output) -> blobs.BlobRef:
     return blobs.BlobRef.model_validate(output.model_dump(exclude={"value"}, exclude_none=True))
 
 
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+"""Largest stored result read back (64 outputs of 1 MiB references would be far less)."""
+
+
+def dereference(ref: resource.Output, store: store_.Store) -> resource.Output:
+    """``ref`` itself, or the reference it points to in a stored result, whose digest is checked."""
+    if ref.result is None:
+        return ref
+    pointer = ref.result
+    with store.open(pointer.uri) as stream:
+        data = stream.read(MAX_RESULT_BYTES)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != pointer.sha256:
+        raise errors.IntegrityError(pointer.uri, "sha256", pointer.sha256, actual)
+    outputs = taskpod.PublishResult.model_validate_json(data).outputs
+    if pointer.output not in outputs:
+        raise errors.IncompleteOutputError(f"{pointer.uri} has no output {pointer.output!r}")
+    return outputs[pointer.output]
+
+
 def fetch(plan: taskpod.PodPlan, store: store_.Store, inputs_dir: pathlib.Path) -> None:
     """Download every input to ``inputs_dir/<name>``, verified against its manifest or digest."""
     for name, ref in plan.inputs.items():
+        ref = dereference(ref, store)
+        if ref.kind == resource.Kind.VALUE and ref.uri is None:  # a value that was in a stored result
+            (inputs_dir / name).write_text(ref.value if isinstance(ref.value, str) else json.dumps(ref.value))
+            continue
         store.get(_blob(ref), inputs_dir / name, recursive=ref.kind != resource.Kind.FILE)
 
 
@@ -67,7 +92,7 @@ class _WrongKind(ValueError):
 def _publish_one(plan: taskpod.PodPlan, store: store_.Store, output: resource.TaskOutput,
                  path: pathlib.Path) -> resource.Output:
     if output.kind == resource.Kind.VALUE:
-        return _read_value(output.name, path)
+        return _read_value(output.name, path, store, f"{plan.output_prefix}/{output.name}.json")
     want_directory = output.kind != resource.Kind.FILE
     if path.is_dir() != want_directory:
         expected = "a directory" if want_directory else "a file"
@@ -77,31 +102,45 @@ def _publish_one(plan: taskpod.PodPlan, store: store_.Store, output: resource.Ta
     return resource.Output.model_validate({**ref.model_dump(exclude_none=True), "kind": output.kind.value})
 
 
-def _read_value(name: str, path: pathlib.Path) -> resource.Output:
+def _read_value(name: str, path: pathlib.Path, store: store_.Store, uri_for_large: str) -> resource.Output:
+    """The value in the file: JSON if it parses, else text. Up to ``MAX_VALUE_BYTES`` it rides in
+    status; a larger one is stored and passed by reference, as a Python task's large values are."""
     with localfiles.open_regular(path) as stream:
-        data = stream.read(taskpod.MAX_VALUE_BYTES + 1)
-    if len(data) > taskpod.MAX_VALUE_BYTES:
-        raise ValueError(f"value output {name!r} is larger than {taskpod.MAX_VALUE_BYTES} bytes; values are at most "
-                         f"{taskpod.MAX_VALUE_BYTES} bytes: declare it as a file instead")
+        data = stream.read(taskpod.MAX_STORED_VALUE_BYTES + 1)
+    if len(data) > taskpod.MAX_STORED_VALUE_BYTES:
+        raise ValueError(f"value output {name!r} is larger than {taskpod.MAX_STORED_VALUE_BYTES >> 20} MiB: "
+                         f"declare it as a file instead")
     text = data.decode().strip()
     try:
         value = json.loads(text)
     except ValueError:
         value = text
-    return resource.Output(kind=resource.Kind.VALUE, value=value)
+    encoded = json.dumps(value).encode()
+    if len(encoded) <= taskpod.MAX_VALUE_BYTES:
+        return resource.Output(kind=resource.Kind.VALUE, value=value)
+    store.backend(uri_for_large).write_bytes(uri_for_large, encoded)
+    return resource.Output(kind=resource.Kind.VALUE, uri=uri_for_large, size=len(encoded),
+                           sha256=hashlib.sha256(encoded).hexdigest())
 
 
 def termination_log() -> str:
     return os.environ.get(TERMINATION_LOG_ENV, TERMINATION_LOG)
 
 
-def report(result: taskpod.PublishResult, path: str | None = None) -> None:
+def report(result: taskpod.PublishResult, plan: taskpod.PodPlan, store: store_.Store, path: str | None = None) -> None:
+    """Write the result where the operator reads it. One larger than the plan's inline limit is
+    stored next to the outputs, and only a pointer with its digest is reported."""
     message = result.model_dump_json(by_alias=True, exclude_none=True)
-    if len(message.encode()) > MAX_MESSAGE:
-        message = taskpod.PublishResult(
-            error=f"the references of {len(result.outputs)} outputs do not fit in a termination message "
-                  f"({len(message)} > {MAX_MESSAGE} bytes); declare fewer outputs (e.g. one directory)",
-        ).model_dump_json(exclude_none=True)
+    limit = MAX_MESSAGE if plan.inline_limit is None else min(plan.inline_limit, MAX_MESSAGE)
+    if len(message.encode()) > limit and result.error is None and plan.inline_limit is not None:
+        uri = f"{plan.output_prefix}/{taskpod.RESULT_NAME}"
+        data = message.encode()
+        store.backend(uri).write_bytes(uri, data)
+        pointer = resource.StoredResult(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        message = taskpod.PublishResult(result=pointer, cached=result.cached).model_dump_json(
+            by_alias=True, exclude_none=True)
+    elif len(message.encode()) > MAX_MESSAGE:  # an error: its end says most
+        message = taskpod.PublishResult(error=result.error[-(MAX_MESSAGE - 200):]).model_dump_json(exclude_none=True)
     with open(path or termination_log(), "w") as out:
         out.write(message)
 
@@ -145,9 +184,11 @@ def run_fetch() -> int:
 def run_publish() -> int:
     plan = read_plan()
     wait_for_sigterm(pathlib.Path(taskpod.PUBLISH_READY))
+    store = store_.current()
     try:
-        result = publish(plan, store_.current(), pathlib.Path(taskpod.OUTPUTS_DIR))
+        result = publish(plan, store, pathlib.Path(taskpod.OUTPUTS_DIR))
+        report(result, plan, store)
     except Exception as error:  # reported to the operator, which fails the attempt with this message
         result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")
-    report(result)
+        report(result, plan, store)
     return 0 if result.error is None else 1

@@ -280,6 +280,18 @@ class StatusModel(Model):
     model_config = pydantic.ConfigDict(extra="ignore")
 
 
+class StoredResult(StatusModel):
+    """A task's result kept in the store because it did not fit in status (too many outputs, or
+    too large for the room each task has): the operator never reads it, the pods that use it do,
+    checking its digest."""
+
+    uri: str
+    sha256: str = pydantic.Field(pattern=r"^[0-9a-f]{64}$")
+    size: int
+    output: str | None = None
+    """Which output of that result is meant (in a workflow's outputs and in a pod's plan)."""
+
+
 class Output(StatusModel):
     """An output in status: a blob reference (file, directory, asset) or a small value."""
 
@@ -296,6 +308,8 @@ class Output(StatusModel):
     """The file's sha256 (files)."""
     value: Any = None
     """The value itself (``value`` outputs)."""
+    result: StoredResult | None = None
+    """Where the reference is when the producing task's result is stored (``TaskStatus.result``)."""
 
 
 class TaskStatus(StatusModel):
@@ -320,7 +334,17 @@ class TaskStatus(StatusModel):
     next_attempt_at: str | None = None
     """When a retry waits for its back-off, the time it may start."""
     outputs: dict[str, Output] = {}
-    """The task's published outputs, by name."""
+    """The task's published outputs, by name; empty when they are in ``result``."""
+    result: StoredResult | None = None
+    """The task's outputs, kept in the store when they did not fit in status."""
+
+    def output(self, name: str, kind: Kind) -> Output | None:
+        """Output ``name``: its reference, or a pointer into the stored result."""
+        if name in self.outputs:
+            return self.outputs[name]
+        if self.result is not None:
+            return Output(kind=kind, result=self.result.model_copy(update={"output": name}))
+        return None
 
 
 class WorkflowStatus(StatusModel):

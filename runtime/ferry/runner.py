@@ -106,7 +106,7 @@ def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> 
                 arguments[name] = values.load(annotation, resource.Output(kind=resource.Kind.VALUE,
                                                                           value=plan.values[key]), store)
             elif key in plan.inputs:
-                arguments[name] = values.load(annotation, plan.inputs[key], store)
+                arguments[name] = values.load(annotation, podruntime.dereference(plan.inputs[key], store), store)
         returned = task.fn(**arguments)
         returned = returned if len(task.outputs) > 1 else (returned,)
         return taskpod.PublishResult(outputs={
@@ -118,10 +118,12 @@ def run_function() -> int:
     podruntime.stop_on_sigterm()
     plan = podruntime.read_plan()
     workdir = pathlib.Path(os.environ.get(WORKDIR_ENV) or tempfile.mkdtemp(prefix=f"ferry-{plan.task}-"))
+    store = store_.Store(output_prefix=plan.output_prefix)
     try:
-        result = execute(plan, store_.Store(output_prefix=plan.output_prefix), workdir)
+        result = execute(plan, store, workdir)
+        podruntime.report(result, plan, store)
     except BaseException as error:  # the message becomes the attempt's failure in status
         traceback.print_exc()
         result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")
-    podruntime.report(result)
+        podruntime.report(result, plan, store)
     return 0 if result.error is None else 1

@@ -33,6 +33,8 @@ class Attempt:
     """The attempt has failed but its pod would never end by itself (stuck before starting): delete it."""
     reason: resource.FailureReason | None = None
     """Why it failed; unset means the task's own failure."""
+    result: resource.StoredResult | None = None
+    """Its outputs are in this stored result (too large to report inline)."""
 
 
 Observe = Callable[[resource.Task, str], Attempt | None]
@@ -71,15 +73,20 @@ def pod_name(workflow: str, task: str, attempt: int) -> str:
     return f"{workflow[:keep].rstrip('-')}-{digest}-{task}-{attempt}"
 
 
-STATUS_MESSAGES_BYTES = 600_000
-"""What the messages of all tasks may take of a Workflow together, in the worst case: etcd keeps
-objects up to 1.5 MiB, spec and status together, and every task may fail at once."""
+OBJECT_BYTES = 1_400_000
+"""What a Workflow may take, spec and status together: etcd keeps objects up to 1.5 MiB, and
+metadata needs the rest."""
+TASK_STATUS_BYTES = 320
+"""A task's status without its message or outputs (phase, attempts, pod name, times), as JSON."""
 
 
-def message_limit(tasks: int) -> int:
-    """Characters one task's message may have: 2,048, less in a large workflow (600 at 1,000 tasks),
-    never under 256. The whole message is in the pod's log (``ferry logs``)."""
-    return max(256, min(2048, STATUS_MESSAGES_BYTES // max(tasks, 1)))
+def room_per_task(spec: resource.WorkflowSpec) -> int:
+    """Bytes of message or outputs each task may have in status, at worst all at once: what the
+    object leaves after the spec and every task's fixed fields, shared equally (a failed task has
+    a message, a succeeded one outputs). At most 3,500 (a termination message keeps 4 KiB), at
+    least 256; larger results are stored (``TaskStatus.result``), longer messages cut."""
+    spec_bytes = len(spec.model_dump_json(by_alias=True, exclude_none=True))
+    return max(256, min(3500, (OBJECT_BYTES - spec_bytes) // len(spec.tasks) - TASK_STATUS_BYTES))
 
 
 def bounded(message: str | None, limit: int) -> str | None:
@@ -115,7 +122,7 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
         out.event("Normal", "Started", f"workflow started with {len(spec.tasks)} tasks")
     for task in spec.tasks:
         st.tasks.setdefault(task.name, resource.TaskStatus())
-    limit = message_limit(len(spec.tasks))
+    limit = min(2048, room_per_task(spec))
     for task in spec.tasks:
         if st.tasks[task.name].phase == Phase.RUNNING:
             _observe(out, task, observe, now, limit)
@@ -145,6 +152,7 @@ def _observe(out: Step, task: resource.Task, observe: Observe, now: datetime.dat
     if attempt.finished and attempt.succeeded:
         ts.phase, ts.finished_at, ts.message, ts.reason = Phase.SUCCEEDED, timestamp(now), attempt.message, None
         ts.outputs = {n: resource.Output.model_validate(o) for n, o in attempt.outputs.items()}
+        ts.result = attempt.result
         out.event("Normal", "TaskSucceeded", f"task {task.name} succeeded (attempt {ts.attempts})")
     elif attempt.finished:
         if attempt.stop:
@@ -218,5 +226,7 @@ def _summarize(out: Step, spec: resource.WorkflowSpec, now: datetime.datetime) -
         out.event("Warning", "Failed", st.message)
         return
     st.phase, st.message = Phase.SUCCEEDED, None
-    st.outputs = {o.name: st.tasks[o.from_task.task].outputs[o.from_task.output] for o in spec.outputs}
+    kinds = {(t.name, o.name): o.kind for t in spec.tasks for o in t.outputs}
+    st.outputs = {o.name: st.tasks[o.from_task.task].output(
+        o.from_task.output, kinds.get((o.from_task.task, o.from_task.output), resource.Kind.VALUE)) for o in spec.outputs}
     out.event("Normal", "Succeeded", f"all {len(spec.tasks)} tasks succeeded")

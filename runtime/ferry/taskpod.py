@@ -16,7 +16,7 @@ from typing import Any
 
 import pydantic
 
-from ferry import resource
+from ferry import resource, scheduler
 
 ROOT = "/ferry"
 INPUTS_DIR = f"{ROOT}/inputs"
@@ -29,7 +29,12 @@ PUBLISH_READY = f"{RUNTIME_DIR}/publish-ready"
 probe checks it, so the task's container cannot start (and finish) before that."""
 PLAN_ENV = "FERRY_POD_PLAN"
 MAX_VALUE_BYTES = 1024
-"""Largest ``value`` output, read from its file and carried in status."""
+"""Largest ``value`` output carried in status; a larger one is stored and passed by reference."""
+MAX_STORED_VALUE_BYTES = 64 * 1024 * 1024
+"""Largest ``value`` output at all (a value is read into memory): beyond it, use a file."""
+RESULT_NAME = ".ferry-result.json"
+"""``<output prefix>/.ferry-result.json``: a result too large for the termination message and
+status (output names start with a letter or digit, so none is called that)."""
 
 
 def input_env_name(name: str) -> str:
@@ -61,6 +66,10 @@ class PodPlan(resource.Model):
     cache_key: str | None = None
     """Set for cacheable tasks: where earlier results of the same function, version and inputs are."""
     overwrite_cache: bool = False
+    inline_limit: int | None = 3500
+    """Largest result reported inline (the termination message keeps 4 KiB; a large workflow
+    leaves each task less room in status); a larger one is stored and reported by pointer.
+    None: no limit (the local executor)."""
 
     @property
     def checkpoint_prefix(self) -> str:
@@ -97,7 +106,9 @@ def resolve_inputs(spec: resource.WorkflowSpec, status: resource.WorkflowStatus,
             source = workflow_inputs[item.from_input]
             kind = kind or source.kind
         if source.from_task:
-            produced = status.tasks[source.from_task.task].outputs.get(source.from_task.output)
+            producer = next(t for t in spec.tasks if t.name == source.from_task.task)
+            declared = next((o.kind for o in producer.outputs if o.name == source.from_task.output), resource.Kind.VALUE)
+            produced = status.tasks[source.from_task.task].output(source.from_task.output, declared)
             if produced is None:
                 raise InputError(f"{item.name}: {source.from_task.task}.{source.from_task.output} was not published")
         elif source.uri:
@@ -122,6 +133,7 @@ def build_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, tas
     return PodPlan(workflow=workflow, namespace=namespace, execution_id=execution_id, task=task.name,
                    attempt=attempt, function=task.function, plugin=task.plugin, inputs=stored, values=values, outputs=task.outputs,
                    output_prefix=prefix, code=spec.code if task.function or task.plugin else None,
+                   inline_limit=min(3500, scheduler.room_per_task(spec)),
                    cache_key=cache_key(root, task, spec.code, stored, values)
                    if task.cache else None,
                    overwrite_cache=spec.overwrite_cache)
@@ -134,6 +146,8 @@ class PublishResult(resource.Model):
     error: str | None = None
     cached: bool = False
     """The outputs were reused from an earlier run (the task did not run)."""
+    result: resource.StoredResult | None = None
+    """The whole result (outputs and all) is this stored object instead: it was too large to report."""
 
 
 def cache_key(root: str, task: resource.Task, code: str | None, stored: dict[str, resource.Output],
@@ -148,7 +162,8 @@ def cache_key(root: str, task: resource.Task, code: str | None, stored: dict[str
         "plugin": task.plugin.dump() if task.plugin else None,
         "version": task.cache.version if task.cache else "",
         "values": values,
-        "stored": {name: ref.manifest_digest or ref.sha256 or ref.uri for name, ref in sorted(stored.items())},
+        "stored": {name: ref.manifest_digest or ref.sha256 or (ref.result and f"{ref.result.sha256}/{ref.result.output}")
+                   or ref.uri for name, ref in sorted(stored.items())},
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     return f"{root}/cache/{digest}.json"

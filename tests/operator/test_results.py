@@ -140,3 +140,23 @@ def test_credentials_that_cannot_be_issued_fail_the_attempt_with_why(message, re
     assert attempt.reason == reason and message in attempt.message
     running = pod("Running", **{"ferry-credentials": {"running": {}}, "main": {"running": {}}})
     assert not results.read_attempt(running, ["out"]).finished
+
+
+def test_a_stored_result_is_recorded_as_a_pointer_and_passed_on():
+    """The operator never reads the store: the pointer goes into status and into the plans of the
+    tasks that use the outputs, whose pods check its digest."""
+    from ferry import taskpod
+
+    pointer = resource.StoredResult(uri="s3://b/p/ns/uid/up/1/.ferry-result.json", sha256="a" * 64, size=9000)
+    message = taskpod.PublishResult(result=pointer).model_dump_json(exclude_none=True)
+    attempt = results.read_attempt(pod("Succeeded", main=done(0), **{"ferry-publish": done(0, message)}), ["out"])
+    assert attempt.succeeded and attempt.result == pointer and attempt.outputs == {}
+
+    wf = spec(task("up", outputs=("out",)),
+              {"name": "down", "image": "x", "inputs": [{"name": "f", "fromTask": {"task": "up", "output": "out"}}]})
+    status = scheduler.step("wf", wf, resource.WorkflowStatus(), {}, scheduler.parse_time("2026-01-01T00:00:00Z")).status
+    status = scheduler.step("wf", wf, status, lambda t, p: attempt, scheduler.parse_time("2026-01-01T00:00:10Z")).status
+    assert status.tasks["up"].result == pointer and status.tasks["up"].outputs == {}
+    plan = taskpod.build_plan(wf, status, "down", 1, workflow="wf", namespace="ns", execution_id="uid", root="s3://b/p/ns")
+    assert plan.inputs["f"].result == pointer.model_copy(update={"output": "out"})
+    assert plan.inputs["f"].kind == resource.Kind.FILE

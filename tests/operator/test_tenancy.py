@@ -33,3 +33,12 @@ def test_own_folder_shared_code_and_outside_data_are_fine():
 def test_a_mapped_namespace_s_default_folder_is_not_its_own():
     """team-c lives in its own bucket: s3://bucket/ferry/team-c/ is nobody's, so it is refused too."""
     assert tenancy.foreign_uris(spec("s3://bucket/ferry/team-c/x"), "team-c", CONFIG)
+
+
+def test_a_value_that_names_another_namespace_s_data_is_refused_too():
+    """The pod's credentials may read URIs given as values (a sensor's path), so those are checked."""
+    wf = resource.WorkflowSpec.model_validate({"tasks": [{"name": "t", "image": "x", "inputs": [
+        {"name": "path", "value": "s3://bucket/ferry/team-b/x"}, {"name": "other", "value": "s3://public/x"},
+        {"name": "n", "value": 3}]}]})
+    problems = tenancy.foreign_uris(wf, "team-a", CONFIG)
+    assert len(problems) == 1 and problems[0].startswith("spec.tasks[0].inputs[0].value: s3://bucket/ferry/team-b/x")

@@ -346,3 +346,31 @@ def test_a_workflow_re_created_under_the_same_name_runs_its_first_attempt(cluste
     workflow = wait_for_phase(cluster, workflow_namespace, "again", timeout=120)
     assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
     assert workflow["status"]["tasks"]["t"]["attempts"] == 1
+
+
+def test_a_task_with_sixty_four_outputs_and_a_large_value_passes_them_on(cluster: Cluster, workflow_namespace: str, s3):
+    """64 outputs (the most a task may declare) are far more than a 4 KiB termination message holds,
+    and a 100 KiB value more than status should: both go through the store, by pointer and digest."""
+    names = [f"part-{i:02d}-{'x' * 30}" for i in range(64)]
+    write = " && ".join(f"echo {i} > /ferry/outputs/{name}" for i, name in enumerate(names))
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "wide-result"},
+        "spec": {"tasks": [
+            {"name": "many", "image": "busybox:1.36", "command": ["sh", "-c"],
+             "args": [write + " && seq 1 20000 | tr '\\n' ' ' > /ferry/outputs/big"],
+             "outputs": [*({"name": name, "kind": "file"} for name in names), {"name": "big", "kind": "value"}]},
+            {"name": "use", "image": "busybox:1.36", "command": ["sh", "-c"],
+             "args": ['cat /ferry/inputs/last > /ferry/outputs/got && wc -w < /ferry/inputs/big > /ferry/outputs/words'],
+             "inputs": [{"name": "last", "fromTask": {"task": "many", "output": names[-1]}},
+                        {"name": "big", "fromTask": {"task": "many", "output": "big"}}],
+             "outputs": [{"name": "got", "kind": "value"}, {"name": "words", "kind": "value"}]}],
+            "outputs": [{"name": "first", "fromTask": {"task": "many", "output": names[0]}},
+                        {"name": "got", "fromTask": {"task": "use", "output": "got"}}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "wide-result", timeout=180)
+    status = workflow["status"]
+    assert status["phase"] == "Succeeded", status
+    many = status["tasks"]["many"]
+    assert many["result"]["uri"].endswith("/.ferry-result.json") and not many.get("outputs")
+    assert status["tasks"]["use"]["outputs"]["got"]["value"] == 63
+    assert status["tasks"]["use"]["outputs"]["words"]["value"] == 20000
+    assert status["outputs"]["first"]["result"]["output"] == names[0]

@@ -99,5 +99,7 @@ def test_a_refusal_says_how_to_turn_scoping_off(monkeypatch, tmp_path):
 def test_the_plan_names_its_inputs_and_code():
     plan = taskpod.PodPlan(workflow="w", namespace="n", execution_id="u", task="t", attempt=1, output_prefix=ROOT,
                            code="s3://bucket/ferry/code/c.tar.gz",
-                           inputs={"x": {"kind": "file", "uri": "s3://elsewhere/x"}, "v": {"kind": "value", "value": 1}})
-    assert credentials.plan_reads(plan) == ["s3://elsewhere/x", "s3://bucket/ferry/code/c.tar.gz"]
+                           inputs={"x": {"kind": "file", "uri": "s3://elsewhere/x"}, "v": {"kind": "value", "value": 1}},
+                           values={"path": "s3://watched/arrivals.csv", "n": 3, "text": "hello"})
+    assert credentials.plan_reads(plan) == ["s3://elsewhere/x", "s3://watched/arrivals.csv",
+                                            "s3://bucket/ferry/code/c.tar.gz"]

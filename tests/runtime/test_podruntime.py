@@ -56,12 +56,56 @@ def test_publish_names_what_is_missing_or_of_the_wrong_kind(tmp_path):
     assert "declared as a directory" in wrong.error and "must be a directory" in wrong.error
 
 
-def test_report_refuses_results_larger_than_a_termination_message(tmp_path):
-    many = {f"output-{i}": resource.Output(kind="file", uri=f"s3://bucket/{'x' * 200}/{i}", sha256="0" * 64)
-            for i in range(20)}
-    podruntime.report(taskpod.PublishResult(outputs=many), str(tmp_path / "message"))
-    written = json.loads((tmp_path / "message").read_text())
-    assert "do not fit in a termination message" in written["error"] and "declare fewer outputs" in written["error"]
+def test_a_result_too_large_to_report_is_stored_and_pointed_to(tmp_path):
+    """64 outputs (the most a task may declare) with long URIs: far over a termination message."""
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    declared = [resource.TaskOutput(name=f"output-{i:02d}-{'x' * 28}") for i in range(64)]
+    for output in declared:
+        (outputs / output.name).write_text(output.name)
+    published_plan = plan(tmp_path, outputs=declared)
+    result = podruntime.publish(published_plan, store, outputs)
+    podruntime.report(result, published_plan, store, str(tmp_path / "message"))
+    message = (tmp_path / "message").read_text()
+    assert len(message) < 400, "only a pointer is reported"
+    pointer = taskpod.PublishResult.model_validate_json(message).result
+    assert pointer.uri == f"{published_plan.output_prefix}/.ferry-result.json"
+
+    last = declared[-1].name
+    ref = resource.Output(kind="file", result=pointer.model_copy(update={"output": last}))
+    inputs = tmp_path / "inputs"
+    podruntime.fetch(plan(tmp_path, inputs={"last": ref}), store, inputs)
+    assert (inputs / "last").read_text() == last
+
+    store.backend(pointer.uri).write_bytes(pointer.uri, message.encode())  # swapped: its digest differs
+    with pytest.raises(ferry.IntegrityError, match="sha256 mismatch"):
+        podruntime.fetch(plan(tmp_path, inputs={"last": ref}), store, tmp_path / "again")
+
+
+def test_a_small_result_is_reported_inline_and_an_error_is_cut_from_its_start(tmp_path):
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    small = taskpod.PublishResult(outputs={"v": resource.Output(kind="value", value=1)})
+    podruntime.report(small, plan(tmp_path), store, str(tmp_path / "small"))
+    assert taskpod.PublishResult.model_validate_json((tmp_path / "small").read_text()) == small
+    failed = taskpod.PublishResult(error="ValueError: " + "x" * 10_000 + " the end")
+    podruntime.report(failed, plan(tmp_path), store, str(tmp_path / "failed"))
+    written = (tmp_path / "failed").read_text()
+    assert len(written) <= podruntime.MAX_MESSAGE and json.loads(written)["error"].endswith("the end")
+
+
+def test_a_large_value_output_is_stored_and_passed_by_reference(tmp_path):
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    big = {"rows": list(range(5000))}
+    (outputs / "table").write_text(json.dumps(big))
+    result = podruntime.publish(plan(tmp_path, outputs=[resource.TaskOutput(name="table", kind="value")]),
+                                store, outputs)
+    ref = result.outputs["table"]
+    assert ref.value is None and ref.uri.endswith("/table.json") and ref.size > taskpod.MAX_VALUE_BYTES
+    from ferry import values
+    assert values.load(dict, ref, store) == big
 
 
 SECRET = "ferry-test-secret-0123456789"

@@ -160,5 +160,15 @@ def test_long_messages_are_cut_keeping_their_start_and_end():
     cut = scheduler.bounded(message, 600)
     assert len(cut) == 600 and cut.startswith("fetching inputs failed: ") and cut.endswith("the real reason")
     assert scheduler.bounded("short", 600) == "short" and scheduler.bounded(None, 600) is None
-    assert scheduler.message_limit(1) == 2048 and scheduler.message_limit(1000) == 600
-    assert scheduler.message_limit(100_000) == 256
+
+
+
+def test_each_task_s_room_in_status_shrinks_with_the_workflow():
+    def workflow(tasks: int, command: int = 10):
+        return resource.WorkflowSpec.model_validate({"tasks": [
+            {"name": f"t{i}", "image": "x", "command": ["x" * command]} for i in range(tasks)]})
+
+    assert scheduler.room_per_task(workflow(1)) == 3500
+    big = scheduler.room_per_task(workflow(1000))
+    assert 800 < big < 1100
+    assert scheduler.room_per_task(workflow(1000, command=1000)) == 256, "a huge spec leaves the minimum"
