@@ -60,8 +60,10 @@ def fetch(plan: taskpod.PodPlan, store: store_.Store, inputs_dir: pathlib.Path) 
         ref = dereference(ref, store)
         if ref.kind == resource.Kind.VALUE and ref.uri is None:  # a value that was in a stored result
             (inputs_dir / name).write_text(ref.value if isinstance(ref.value, str) else json.dumps(ref.value))
-            continue
-        store.get(_blob(ref), inputs_dir / name, recursive=ref.kind != resource.Kind.FILE)
+        elif ref.kind == resource.Kind.VALUE:  # a large value, stored as its JSON
+            store.get(_blob(ref.model_copy(update={"kind": resource.Kind.FILE})), inputs_dir / name)
+        else:
+            store.get(_blob(ref), inputs_dir / name, recursive=ref.kind != resource.Kind.FILE)
 
 
 def publish(plan: taskpod.PodPlan, store: store_.Store, outputs_dir: pathlib.Path) -> taskpod.PublishResult:

@@ -115,7 +115,7 @@ def resolve_inputs(spec: resource.WorkflowSpec, status: resource.WorkflowStatus,
             produced = resource.Output(kind=_kind_of_uri(source.uri, kind), uri=source.uri)
         else:
             produced = resource.Output(kind=resource.Kind.VALUE, value=source.value)
-        if produced.kind == resource.Kind.VALUE and produced.uri is None:
+        if produced.kind == resource.Kind.VALUE and produced.uri is None and produced.result is None:
             values[item.name] = produced.value
         else:
             stored[item.name] = produced

@@ -160,3 +160,15 @@ def test_a_stored_result_is_recorded_as_a_pointer_and_passed_on():
     plan = taskpod.build_plan(wf, status, "down", 1, workflow="wf", namespace="ns", execution_id="uid", root="s3://b/p/ns")
     assert plan.inputs["f"].result == pointer.model_copy(update={"output": "out"})
     assert plan.inputs["f"].kind == resource.Kind.FILE
+
+
+def test_a_value_inside_a_stored_result_is_fetched_not_passed_as_null():
+    from ferry import taskpod
+
+    pointer = resource.StoredResult(uri="s3://b/p/ns/uid/up/1/.ferry-result.json", sha256="a" * 64, size=9000)
+    wf = spec({"name": "up", "image": "x", "outputs": [{"name": "v", "kind": "value"}]},
+              {"name": "down", "image": "x", "inputs": [{"name": "v", "fromTask": {"task": "up", "output": "v"}}]})
+    status = resource.WorkflowStatus(tasks={"up": resource.TaskStatus(phase="Succeeded", result=pointer)})
+    plan = taskpod.build_plan(wf, status, "down", 1, workflow="wf", namespace="ns", execution_id="uid", root="s3://b/p/ns")
+    assert "v" not in plan.values and plan.inputs["v"].result.output == "v"
+    assert plan.input_env()["FERRY_INPUT_V"] == "/ferry/inputs/v"

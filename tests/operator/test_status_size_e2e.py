@@ -52,7 +52,7 @@ def test_the_worst_status_of_the_largest_workflow_is_accepted(cluster: Cluster, 
         {"name": results.MAIN, "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": huge}}}]}}
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
     status = resource.WorkflowStatus()
-    for _ in range(8):  # every task is started at once (observe finishes each attempt at once)
+    for _ in range(20):  # every task is started at once (observe finishes each attempt at once)
         status = scheduler.step(manifest["metadata"]["name"], spec.model_copy(update={"tasks": [
             t.model_copy(update={"depends_on": []}) for t in spec.tasks]}), status,
             lambda task, pod: results.read_attempt(dying, ["out"]), now).status

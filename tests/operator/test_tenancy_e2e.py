@@ -38,7 +38,7 @@ def test_a_python_task_holds_no_store_keys_and_reaches_only_its_namespace(cluste
                                                                            other_namespace, s3):
     theirs, uri = other_namespace
     assert f"/runs/{theirs}/" in uri
-    result = run_remote(cluster, s3, workflow_namespace, f"{SAMPLES}:reach_other", "--other", uri,
+    result = run_remote(cluster, s3, workflow_namespace, f"{SAMPLES}:reach_other", "--other", uri.removeprefix("s3://"),
                         "--needle-sha256", hashlib.sha256(s3.secret_key.encode()).hexdigest())
     report = json.loads(result.stdout.split(" = ", 1)[1])
     assert report == {"key_found": False, "read_refused": True, "write_refused": True,

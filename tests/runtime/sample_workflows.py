@@ -209,9 +209,12 @@ def training() -> list:
 @ferry.task
 def reach(other: str, needle_sha256: str) -> dict:
     """What a Python task's own code can reach of the store: is the store's key (given by its
-    digest) anywhere it can read, and may it read and write another namespace's object ``other``?"""
+    digest) anywhere it can read, and may it read and write another namespace's object
+    ``s3://<other>``? (Given without its scheme: the operator refuses a spec naming it.)"""
     import glob
     import hashlib
+
+    other = f"s3://{other}"
 
     seen = set(os.environ.values())
     for path in [*glob.glob("/proc/[0-9]*/environ"), *glob.glob("/ferry/**", recursive=True)]:

@@ -106,6 +106,8 @@ def test_a_large_value_output_is_stored_and_passed_by_reference(tmp_path):
     assert ref.value is None and ref.uri.endswith("/table.json") and ref.size > taskpod.MAX_VALUE_BYTES
     from ferry import values
     assert values.load(dict, ref, store) == big
+    podruntime.fetch(plan(tmp_path, inputs={"table": ref}), store, tmp_path / "inputs")  # to a container task
+    assert json.loads((tmp_path / "inputs" / "table").read_text()) == big
 
 
 SECRET = "ferry-test-secret-0123456789"
