@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 
 import pydantic
 
@@ -69,7 +70,8 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
             where, reason, detail = stuck
             return Attempt(True, message=f"{where}{reason} for more than {start_timeout_seconds:g}s: {detail}".rstrip(": "),
                            stop=True, reason=Reason.START_FAILED)
-        return Attempt(False, message=_waiting_message(statuses) or (stuck and f"{stuck[0]}{stuck[1]}: {stuck[2]}"))
+        return Attempt(False, message=_waiting_message(statuses) or (stuck and f"{stuck[0]}{stuck[1]}: {stuck[2]}")
+                       or _queued(pod))
     fetch = _terminated(statuses, FETCH)
     if fetch and fetch.get("exitCode") != 0:
         message = f"fetching inputs failed: {_describe_failure(FETCH, fetch)}"
@@ -145,9 +147,29 @@ def _start_error(pod: dict, statuses: dict) -> tuple[str, str, str] | None:
         if waiting.get("reason") in START_ERRORS:
             return f"{name}: ", waiting["reason"], waiting.get("message", "")
     for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+        if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
+                and not waits_for_capacity(condition.get("message", ""))):
             return "", condition.get("reason") or "Unschedulable", condition.get("message", "")
     return None
+
+
+_CAPACITY = re.compile(r"\d+ (Insufficient \S+|Too many pods)")
+
+
+def _queued(pod: dict) -> str | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return f"waiting for room on the nodes: {condition.get('message', '')}".rstrip(": ")
+    return None
+
+
+def waits_for_capacity(message: str) -> bool:
+    """Whether the scheduler's message says only that the nodes are full (``0/3 nodes are available:
+    2 Insufficient cpu, 1 Too many pods. preemption: ...``): a queue, as for a Job, not an error;
+    nodes that can never take the pod (selectors, affinity, taints) are."""
+    _, found, rest = message.partition("nodes are available: ")
+    reasons = [r.strip() for r in rest.split(". preemption:")[0].rstrip(".").split(",")] if found else []
+    return bool(reasons) and all(_CAPACITY.fullmatch(r) for r in reasons)
 
 
 def _age(pod: dict, now: datetime.datetime | None) -> float:

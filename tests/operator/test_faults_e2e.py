@@ -4,6 +4,7 @@ attempt may get a second pod, and no finished task may run again."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -57,7 +58,7 @@ def check(cluster: Cluster, s3, namespace: str, name: str, attempts: dict, outpu
     workflow = get_workflow(cluster, namespace, name)
     status = workflow["status"]
     assert status["phase"] == "Succeeded", (name, status)
-    assert {t: s["attempts"] for t, s in status["tasks"].items()} == attempts, (name, status["tasks"])
+    assert {t: s["attempts"] for t, s in status["tasks"].items()} == attempts, f"{name}: {json.dumps(status['tasks'])}"
     for key, expected in outputs.items():
         got = status["outputs"][key]
         assert (read_object(s3, got["uri"]) if isinstance(expected, bytes) else got["value"]) == expected, (name, key)

@@ -71,13 +71,26 @@ def test_a_pod_stuck_on_a_start_error_fails_after_the_start_timeout(reason):
     assert late.message == f'main: {reason} for more than 60s: secret "creds" not found'
 
 
-def test_an_unschedulable_pod_fails_after_the_start_timeout():
-    unschedulable = {**created(pod("Pending")), "status": {"phase": "Pending", "conditions": [
-        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-         "message": "0/1 nodes are available: 1 Insufficient memory."}]}}
+def _unschedulable(message: str) -> dict:
+    return {**created(pod("Pending")), "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}}
+
+
+def test_a_pod_no_node_can_take_fails_after_the_start_timeout():
+    unschedulable = _unschedulable("0/3 nodes are available: 1 Insufficient memory, 2 node(s) didn't match "
+                                   "Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 "
+                                   "Preemption is not helpful for scheduling.")
     assert not results.read_attempt(unschedulable, [], CREATED, start_timeout_seconds=60).finished
     late = results.read_attempt(unschedulable, [], CREATED + datetime.timedelta(seconds=61), start_timeout_seconds=60)
-    assert late.finished and "Unschedulable for more than 60s: 0/1 nodes are available" in late.message
+    assert late.finished and "Unschedulable for more than 60s: 0/3 nodes are available" in late.message
+
+
+def test_a_pod_waiting_for_room_on_full_nodes_waits_with_the_reason():
+    """Found by the fault suite: 50 workflows at once fill a node; a queue is not a failure."""
+    full = _unschedulable("0/2 nodes are available: 1 Insufficient cpu, 1 Too many pods. preemption: 0/2 nodes "
+                          "are available: 2 No preemption victims found for incoming pod.")
+    waiting = results.read_attempt(full, [], CREATED + datetime.timedelta(hours=1), start_timeout_seconds=60)
+    assert not waiting.finished and "Insufficient cpu" in waiting.message
 
 
 def test_a_pod_deleted_while_running_whose_grace_is_over_failed_its_attempt():
