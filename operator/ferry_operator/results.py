@@ -167,8 +167,8 @@ def waits_for_capacity(message: str) -> bool:
     """Whether the scheduler's message says only that the nodes are full (``0/3 nodes are available:
     2 Insufficient cpu, 1 Too many pods. preemption: ...``): a queue, as for a Job, not an error;
     nodes that can never take the pod (selectors, affinity, taints) are."""
-    _, found, rest = message.partition("nodes are available: ")
-    reasons = [r.strip() for r in rest.split(". preemption:")[0].rstrip(".").split(",")] if found else []
+    first = re.search(r"nodes are available: (.*?)\.(?: |$)", message)
+    reasons = [r.strip() for r in first.group(1).split(",")] if first else []
     return bool(reasons) and all(_CAPACITY.fullmatch(r) for r in reasons)
 
 

@@ -91,6 +91,9 @@ def test_a_pod_waiting_for_room_on_full_nodes_waits_with_the_reason():
                           "are available: 2 No preemption victims found for incoming pod.")
     waiting = results.read_attempt(full, [], CREATED + datetime.timedelta(hours=1), start_timeout_seconds=60)
     assert not waiting.finished and "Insufficient cpu" in waiting.message
+    v1_34 = _unschedulable("0/1 nodes are available: 1 Insufficient cpu. no new claims to deallocate, preemption: "
+                           "0/1 nodes are available: 1 No preemption victims found for incoming pod.")
+    assert not results.read_attempt(v1_34, [], CREATED + datetime.timedelta(hours=1), start_timeout_seconds=60).finished
 
 
 def test_a_pod_deleted_while_running_whose_grace_is_over_failed_its_attempt():
