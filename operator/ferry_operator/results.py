@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -9,7 +10,7 @@ import re
 import pydantic
 
 from ferry import errors, taskpod
-from ferry.resource import FailureReason as Reason
+from ferry.resource import INFRASTRUCTURE_FAILURES, FailureReason as Reason
 from ferry.scheduler import Attempt, parse_time
 
 MAIN = "main"
@@ -45,8 +46,21 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
     """Succeeded only when the main container exited 0 and every declared output was published.
 
     A pod stuck on a start error (``START_ERRORS``, or unschedulable) for more than
-    ``start_timeout_seconds`` since it was created fails the attempt, with the reason.
+    ``start_timeout_seconds`` since it was created fails the attempt, with the reason. A pod deleted
+    by someone else (evicted, its node drained, ``kubectl delete``) that did not succeed lost its
+    attempt to the infrastructure: the operator's own stops are recorded before it deletes.
     """
+    attempt = _read_attempt(pod, declared_outputs, now, start_timeout_seconds)
+    deleted = (pod.get("metadata") or {}).get("deletionTimestamp")
+    if deleted and attempt.finished and not attempt.succeeded and attempt.reason not in INFRASTRUCTURE_FAILURES:
+        return dataclasses.replace(attempt, reason=Reason.POD_LOST, message=(
+            f"the pod was deleted while the task ran (evicted, its node drained or lost, or deleted by hand): "
+            f"{attempt.message}"))
+    return attempt
+
+
+def _read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime | None,
+                  start_timeout_seconds: float | None) -> Attempt:
     statuses = _statuses(pod)
     phase = (pod.get("status") or {}).get("phase")
     deleted = (pod.get("metadata") or {}).get("deletionTimestamp")

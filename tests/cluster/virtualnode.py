@@ -33,7 +33,8 @@ class VirtualNode:
     def __init__(self, api: client.ApiClient):
         self.core = client.CoreV1Api(api)
         self.leases = client.CoordinationV1Api(api)
-        self.finished = 0
+        self.finished: set[str] = set()
+        """Uids of the pods it finished."""
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="virtual-node")
         self._threads = [threading.Thread(target=self._heartbeats, daemon=True),
@@ -120,7 +121,7 @@ class VirtualNode:
                                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
                 "initContainerStatuses": statuses(spec.get("initContainers") or []),
                 "containerStatuses": statuses(spec["containers"])}}, _content_type=MERGE_PATCH)
-            self.finished += 1
+            self.finished.add(pod["metadata"]["uid"])
         except ApiException as error:
             if error.status != 404:
                 log.warning("finishing %s: %s", pod["metadata"]["name"], error.reason)

@@ -11,7 +11,7 @@ import time
 import pytest
 from kubernetes import client
 
-from tests.cluster.fixtures import Cluster
+from tests.cluster.fixtures import Cluster, eventually
 from tests.operator.conftest import get_workflow, wait_for_phase
 from tests.operator.test_workflows_e2e import apply_manifest, read_object, workflow_pods
 
@@ -107,3 +107,24 @@ def test_the_operator_rides_out_an_api_server_restart(cluster: Cluster, workflow
         wait_for_phase(cluster, workflow_namespace, name, timeout=240)
         check(cluster, s3, workflow_namespace, name, attempts, outputs)
     assert operator.server.process.poll() is None, "the operator kept running through the outage"
+
+
+def test_a_running_task_whose_pod_is_deleted_is_retried(cluster: Cluster, workflow_namespace: str, s3):
+    """Node loss, eviction or a hand's ``kubectl delete``: the attempt is the infrastructure's loss,
+    retried from ``retries.infrastructure`` even though the task allows no retries of its own."""
+    spec = {"tasks": [sh("long", '[ "$FERRY_ATTEMPT" -gt 1 ] || sleep 300; echo done > /ferry/outputs/v',
+                         outputs=[{"name": "v", "kind": "value"}])]}
+    apply_manifest(cluster, workflow_namespace, {"apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow",
+                                                 "metadata": {"name": "evicted"}, "spec": spec})
+    core = client.CoreV1Api(cluster.api_client())
+
+    def running():
+        pod = core.read_namespaced_pod("evicted-long-1", workflow_namespace)
+        return any(s.state.running for s in pod.status.container_statuses or [] if s.name == "main")
+
+    eventually(running, 120, what="the first attempt to run")
+    core.delete_namespaced_pod("evicted-long-1", workflow_namespace, grace_period_seconds=2)
+    workflow = wait_for_phase(cluster, workflow_namespace, "evicted", timeout=180)
+    task = workflow["status"]["tasks"]["long"]
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert (task["attempts"], task["infrastructureFailures"], task["outputs"]["v"]["value"]) == (2, 1, "done")

@@ -74,7 +74,7 @@ def test_five_hundred_workflows_of_five_tasks_all_complete(cluster: Cluster, s3,
             pods = core.list_namespaced_pod(namespace).items
             print(f"\n{WORKFLOWS} workflows × 5 tasks: submitted in {submitted:.1f}s, all succeeded after "
                   f"{elapsed:.0f}s ({WORKFLOWS * 5 / elapsed:.1f} tasks/s); operator peak RSS {peak:.0f} MiB; "
-                  f"{node.finished} pods finished by the virtual node")
+                  f"{len(node.finished)} pods finished by the virtual node")
             assert len(attempts) == WORKFLOWS * 5 and set(attempts) == {1}, "no task ran twice"
             assert len(pods) == WORKFLOWS * 5 and all(p.spec.node_name == virtualnode.NAME for p in pods)
             core.delete_namespace(namespace)

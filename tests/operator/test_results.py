@@ -188,3 +188,17 @@ def test_a_value_inside_a_stored_result_is_fetched_not_passed_as_null():
     plan = taskpod.build_plan(wf, status, "down", 1, workflow="wf", namespace="ns", execution_id="uid", root="s3://b/p/ns")
     assert "v" not in plan.values and plan.inputs["v"].result.output == "v"
     assert plan.input_env()["FERRY_INPUT_V"] == "/ferry/inputs/v"
+
+
+def test_a_pod_someone_else_deleted_lost_its_attempt_to_the_infrastructure():
+    """Evicted, drained, deleted by hand: the kubelet stops the task (exit 143), which is not the task's
+    failure; it is retried from retries.infrastructure. A pod that published before it went still counts."""
+    killed = pod("Failed", main=done(143))
+    killed["metadata"] = {"deletionTimestamp": "2026-01-01T00:00:00Z"}
+    attempt = results.read_attempt(killed, [])
+    assert attempt.finished and attempt.reason == resource.FailureReason.POD_LOST
+    assert attempt.message.startswith("the pod was deleted while the task ran") and "code 143" in attempt.message
+    published = pod("Succeeded", main=done(0))
+    published["metadata"] = {"deletionTimestamp": "2026-01-01T00:00:00Z"}
+    assert results.read_attempt(published, []).succeeded
+    assert results.read_attempt(pod("Failed", main=done(143)), []).reason == resource.FailureReason.TASK_FAILED
