@@ -14,7 +14,7 @@ import os
 import pathlib
 import signal
 
-from ferry import blobs, errors, localfiles, resource, store as store_, taskpod
+from ferry import blobs, errors, localfiles, resource, store as store_, taskpod, values
 
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LOG_ENV = "FERRY_TERMINATION_LOG"
@@ -105,7 +105,7 @@ def _publish_one(plan: taskpod.PodPlan, store: store_.Store, output: resource.Ta
 
 
 def _read_value(name: str, path: pathlib.Path, store: store_.Store, uri_for_large: str) -> resource.Output:
-    """The value in the file: JSON if it parses, else text. Up to ``MAX_VALUE_BYTES`` it rides in
+    """The value in the file: JSON if it parses, else text. Up to ``values.MAX_INLINE_VALUE`` it rides in
     status; a larger one is stored and passed by reference, as a Python task's large values are."""
     with localfiles.open_regular(path) as stream:
         data = stream.read(taskpod.MAX_STORED_VALUE_BYTES + 1)
@@ -117,12 +117,7 @@ def _read_value(name: str, path: pathlib.Path, store: store_.Store, uri_for_larg
         value = json.loads(text)
     except ValueError:
         value = text
-    encoded = json.dumps(value).encode()
-    if len(encoded) <= taskpod.MAX_VALUE_BYTES:
-        return resource.Output(kind=resource.Kind.VALUE, value=value)
-    store.backend(uri_for_large).write_bytes(uri_for_large, encoded)
-    return resource.Output(kind=resource.Kind.VALUE, uri=uri_for_large, size=len(encoded),
-                           sha256=hashlib.sha256(encoded).hexdigest())
+    return values.publish_json(value, store, uri_for_large)
 
 
 def termination_log() -> str:
@@ -131,18 +126,18 @@ def termination_log() -> str:
 
 def report(result: taskpod.PublishResult, plan: taskpod.PodPlan, store: store_.Store, path: str | None = None) -> None:
     """Write the result where the operator reads it. One larger than the plan's inline limit is
-    stored next to the outputs, and only a pointer with its digest is reported."""
+    stored next to the outputs, and only a pointer with its digest is reported; an error that long
+    is cut from its start (its end says most)."""
     message = result.model_dump_json(by_alias=True, exclude_none=True)
-    limit = MAX_MESSAGE if plan.inline_limit is None else min(plan.inline_limit, MAX_MESSAGE)
-    if len(message.encode()) > limit and result.error is None and plan.inline_limit is not None:
-        uri = f"{plan.output_prefix}/{taskpod.RESULT_NAME}"
-        data = message.encode()
-        store.backend(uri).write_bytes(uri, data)
-        pointer = resource.StoredResult(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-        message = taskpod.PublishResult(result=pointer, cached=result.cached).model_dump_json(
-            by_alias=True, exclude_none=True)
-    elif len(message.encode()) > MAX_MESSAGE:  # an error: its end says most
-        message = taskpod.PublishResult(error=result.error[-(MAX_MESSAGE - 200):]).model_dump_json(exclude_none=True)
+    if plan.inline_limit is not None and len(message.encode()) > min(plan.inline_limit, MAX_MESSAGE):
+        if result.error is None:
+            uri = f"{plan.output_prefix}/{taskpod.RESULT_NAME}"
+            data = message.encode()
+            store.backend(uri).write_bytes(uri, data)
+            pointer = resource.StoredResult(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+            message = taskpod.PublishResult(result=pointer, cached=result.cached).model_dump_json(exclude_none=True)
+        else:
+            message = taskpod.PublishResult(error=result.error[-(MAX_MESSAGE - 200):]).model_dump_json(exclude_none=True)
     with open(path or termination_log(), "w") as out:
         out.write(message)
 

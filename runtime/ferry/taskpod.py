@@ -28,8 +28,6 @@ PUBLISH_READY = f"{RUNTIME_DIR}/publish-ready"
 """Written by the publishing sidecar once it can no longer miss the kubelet's SIGTERM; its startup
 probe checks it, so the task's container cannot start (and finish) before that."""
 PLAN_ENV = "FERRY_POD_PLAN"
-MAX_VALUE_BYTES = 1024
-"""Largest ``value`` output carried in status; a larger one is stored and passed by reference."""
 MAX_STORED_VALUE_BYTES = 64 * 1024 * 1024
 """Largest ``value`` output at all (a value is read into memory): beyond it, use a file."""
 RESULT_NAME = ".ferry-result.json"

@@ -67,7 +67,11 @@ def dump(annotation: Any, value: Any, store: store_.Store, uri_for_large: str) -
     if kind != resource.Kind.VALUE:
         ref = check(annotation, value).to_blob(store)
         return resource.Output.model_validate({**ref.model_dump(exclude_none=True), "kind": kind.value})
-    data = to_json(annotation, value)
+    return publish_json(to_json(annotation, value), store, uri_for_large)
+
+
+def publish_json(data: Any, store: store_.Store, uri_for_large: str) -> resource.Output:
+    """A JSON value as an output: inline up to ``MAX_INLINE_VALUE`` bytes, else stored at ``uri_for_large``."""
     encoded = json.dumps(data).encode()
     if len(encoded) <= MAX_INLINE_VALUE:
         return resource.Output(kind=resource.Kind.VALUE, value=data)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import ferry
-from ferry import podruntime, resource, runner, taskpod
+from ferry import podruntime, resource, runner, taskpod, values
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -83,6 +83,14 @@ def test_a_result_too_large_to_report_is_stored_and_pointed_to(tmp_path):
         podruntime.fetch(plan(tmp_path, inputs={"last": ref}), store, tmp_path / "again")
 
 
+def test_the_local_executor_gets_large_results_whole(tmp_path):
+    """No termination message to fit on a laptop: the result file holds everything."""
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    many = taskpod.PublishResult(outputs={f"o{i}": resource.Output(kind="value", value="x" * 500) for i in range(20)})
+    podruntime.report(many, plan(tmp_path, inline_limit=None), store, str(tmp_path / "result"))
+    assert taskpod.PublishResult.model_validate_json((tmp_path / "result").read_text()) == many
+
+
 def test_a_small_result_is_reported_inline_and_an_error_is_cut_from_its_start(tmp_path):
     store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
     small = taskpod.PublishResult(outputs={"v": resource.Output(kind="value", value=1)})
@@ -103,8 +111,7 @@ def test_a_large_value_output_is_stored_and_passed_by_reference(tmp_path):
     result = podruntime.publish(plan(tmp_path, outputs=[resource.TaskOutput(name="table", kind="value")]),
                                 store, outputs)
     ref = result.outputs["table"]
-    assert ref.value is None and ref.uri.endswith("/table.json") and ref.size > taskpod.MAX_VALUE_BYTES
-    from ferry import values
+    assert ref.value is None and ref.uri.endswith("/table.json") and ref.size > values.MAX_INLINE_VALUE
     assert values.load(dict, ref, store) == big
     podruntime.fetch(plan(tmp_path, inputs={"table": ref}), store, tmp_path / "inputs")  # to a container task
     assert json.loads((tmp_path / "inputs" / "table").read_text()) == big
