@@ -1,9 +1,10 @@
 """Kopf handlers: thin triggers around ``scheduler.step``.
 
 Any change that matters (a workflow created or resumed after a restart, one of its pods changing,
-a timer for back-offs and timeouts) asks for the workflow to be reconciled. Requests for the
-same workflow are serialized and coalesced: while one reconciliation runs, any number of new
-requests result in exactly one more.
+a deadline: a back-off ending, a timeout) asks for the workflow to be reconciled. Requests for
+the same workflow are serialized and coalesced: while one reconciliation runs, any number of new
+requests result in exactly one more. Deadlines are armed from each reconciliation's result
+(``scheduler.next_deadline``, ``results.deadline``); a slow timer is only the safety net.
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ from ferry_operator import kube, metrics, pods, results, tenancy
 from ferry_operator.config import Config
 
 WORKFLOWS = dict(group=resource.GROUP, version=resource.VERSION, plural=resource.PLURAL)
-TIMER_SECONDS = 2.0
+TIMER_SECONDS = 30.0
+"""The safety net's period: every change that matters has an event or an armed deadline."""
+DEADLINE_MARGIN_SECONDS = 0.5
+"""Woken this long after a deadline: status times have whole seconds, and deadlines are strict."""
 
 _locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 _queued: set[tuple[str, str]] = set()
 _refusals: dict[tuple[str, str], str] = {}
+_wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
 _config: Config | None = None
 
 
@@ -84,6 +89,8 @@ async def workflow_deleted(namespace: str, name: str, uid: str, **_) -> None:
     await _stop(namespace, list(owned))
     await _release(namespace, list(owned.values()))
     metrics.forget((namespace, name))
+    if (handle := _wakeups.pop((namespace, name), None)) is not None:
+        handle.cancel()
 
 
 @kopf.on.event("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
@@ -182,7 +189,31 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
                 kopf.event(body, type=kind, reason=reason, message=message)
         if spec is not None:  # only once the status holds what they told
             await _release(namespace, pods.releasable(owned, step.status))
+            running = {ts.pod_name for ts in step.status.tasks.values() if ts.phase == resource.Phase.RUNNING}
+            _wake_at(namespace, name, min(filter(None, [
+                scheduler.next_deadline(spec, step.status),
+                *(results.deadline(pod, _config.start_timeout_seconds) for pod_name, pod in owned.items()
+                  if pod_name in running)]), default=None))
         return
+
+
+def _wake_at(namespace: str, name: str, moment: datetime.datetime | None) -> None:
+    """Reconcile the workflow just after ``moment``, unless a wake-up no later is already armed."""
+    if moment is None:
+        return
+    key, loop = (namespace, name), asyncio.get_running_loop()
+    delay = max(0.0, (moment - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) + DEADLINE_MARGIN_SECONDS
+    armed = _wakeups.get(key)
+    if armed is not None and not armed.cancelled() and armed.when() <= loop.time() + delay:
+        return
+    if armed is not None:
+        armed.cancel()
+
+    def wake() -> None:
+        _wakeups.pop(key, None)
+        asyncio.ensure_future(request(namespace, name))
+
+    _wakeups[key] = loop.call_later(delay, wake)
 
 
 async def _release(namespace: str, held: list[dict]) -> None:

@@ -128,6 +128,19 @@ def _read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime
                    message="outputs reused from the cache" if result.cached else None)
 
 
+def deadline(pod: dict, start_timeout_seconds: float) -> datetime.datetime | None:
+    """When ``read_attempt`` may judge ``pod`` otherwise with no change to the pod: a pod not yet
+    running reaches the start timeout; a deleted one, the end of its grace."""
+    meta, phase = pod.get("metadata") or {}, (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        return None
+    if meta.get("deletionTimestamp"):
+        return parse_time(meta["deletionTimestamp"])
+    if phase in (None, "Pending") and meta.get("creationTimestamp"):
+        return parse_time(meta["creationTimestamp"]) + datetime.timedelta(seconds=start_timeout_seconds)
+    return None
+
+
 def _issuer_failure(statuses: dict) -> str | None:
     """Why ``ferry-credentials`` could not issue the pod's credentials, once it failed (the kubelet
     restarts it, so the failure is in its last state): nothing in the pod can work without them."""

@@ -99,6 +99,21 @@ def bounded(message: str | None, limit: int) -> str | None:
     return message[:head] + marker + message[-(limit - len(marker) - head):]
 
 
+def next_deadline(spec: resource.WorkflowSpec, status: resource.WorkflowStatus) -> datetime.datetime | None:
+    """The earliest moment the workflow moves on with no event to say so: a retry's back-off ends,
+    or a running attempt reaches its timeout. An executor wakes then, rather than polling."""
+    moments = []
+    for task in spec.tasks:
+        ts = status.tasks.get(task.name)
+        if ts is None:
+            continue
+        if ts.phase == Phase.PENDING and ts.next_attempt_at:
+            moments.append(parse_time(ts.next_attempt_at))
+        elif ts.phase == Phase.RUNNING and task.timeout_seconds and ts.started_at:
+            moments.append(parse_time(ts.started_at) + datetime.timedelta(seconds=task.timeout_seconds))
+    return min(moments, default=None)
+
+
 def backoff(policy: resource.RetryPolicy, retry: int) -> int:
     """Seconds to wait before retry number ``retry`` (1-based)."""
     return min(policy.backoff_seconds * 2 ** (retry - 1), policy.max_backoff_seconds)

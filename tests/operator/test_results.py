@@ -202,3 +202,12 @@ def test_a_pod_someone_else_deleted_lost_its_attempt_to_the_infrastructure():
     published["metadata"] = {"deletionTimestamp": "2026-01-01T00:00:00Z"}
     assert results.read_attempt(published, []).succeeded
     assert results.read_attempt(pod("Failed", main=done(143)), []).reason == resource.FailureReason.TASK_FAILED
+
+
+def test_a_pod_s_deadline_is_its_start_timeout_or_the_end_of_its_grace():
+    pending = created(pod("Pending"))
+    assert results.deadline(pending, 60) == CREATED + datetime.timedelta(seconds=60)
+    gone = {**pending, "metadata": {**pending["metadata"], "deletionTimestamp": "2026-01-01T00:10:00Z"}}
+    assert results.deadline(gone, 60) == scheduler.parse_time("2026-01-01T00:10:00Z")
+    assert results.deadline(created(pod("Running")), 60) is None
+    assert results.deadline(created(pod("Succeeded")), 60) is None

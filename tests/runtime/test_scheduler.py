@@ -172,3 +172,16 @@ def test_each_task_s_room_in_status_shrinks_with_the_workflow():
     big = scheduler.room_per_task(workflow(1000))
     assert 800 < big < 1100
     assert scheduler.room_per_task(workflow(1000, command=1000)) == 256, "a huge spec leaves the minimum"
+
+
+def test_the_next_deadline_is_the_earliest_back_off_or_timeout():
+    wf = spec(task("a", timeoutSeconds=60), task("b"), task("c"))
+    status = resource.WorkflowStatus(tasks={
+        "a": resource.TaskStatus(phase=Phase.RUNNING, started_at="2026-01-01T00:00:00Z"),
+        "b": resource.TaskStatus(phase=Phase.PENDING, next_attempt_at="2026-01-01T00:00:30Z"),
+        "c": resource.TaskStatus(phase=Phase.RUNNING, started_at="2026-01-01T00:00:00Z")})
+    assert scheduler.next_deadline(wf, status) == scheduler.parse_time("2026-01-01T00:00:30Z")
+    status.tasks["b"].phase = Phase.SUCCEEDED
+    assert scheduler.next_deadline(wf, status) == scheduler.parse_time("2026-01-01T00:01:00Z")
+    status.tasks["a"].phase = Phase.SUCCEEDED
+    assert scheduler.next_deadline(wf, status) is None, "nothing to wait for but events"
