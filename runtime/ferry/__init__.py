@@ -4,8 +4,6 @@ This module is the SDK's single public entry point; everything else in the packa
 implementation detail.
 """
 
-from importlib import metadata as _metadata
-
 from ferry.assets import Asset, AssetEntry, asset
 from ferry.blobs import BlobRef, Kind
 from ferry.context import ExecutionContext, current_context
@@ -22,10 +20,21 @@ from ferry.tasks import DefinitionError, task
 from ferry.transfer import Progress
 from ferry.workflows import workflow
 
-try:
-    __version__ = _metadata.version("ferry")
-except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+
+
+def __getattr__(name: str):
+    """``ferry.__version__``, read from the installed package's metadata on first use
+    (``importlib.metadata`` costs ``import ferry`` about 25 ms otherwise)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'ferry' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        version = metadata.version("ferry")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        version = "0.0.0"
+    globals()["__version__"] = version
+    return version
 
 __all__ = [
     "Asset",

@@ -12,7 +12,6 @@ from the ``FERRY_*`` environment on first use.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
@@ -30,6 +29,14 @@ from ferry.backends import base, registry
 
 Source = str | blobs.BlobRef
 """A URI, or a blob reference whose digests downloads check."""
+
+
+async def _in_thread(function, *args):
+    """``asyncio.to_thread``, with asyncio imported only by code that awaits (it costs ``import ferry``
+    about 13 ms otherwise)."""
+    import asyncio
+
+    return await asyncio.to_thread(function, *args)
 
 
 def _split(source: Source) -> tuple[str, blobs.BlobRef | None]:
@@ -197,44 +204,44 @@ class Store:
         return download(source, local, progress)
 
     async def aexists(self, uri: str) -> bool:
-        return await asyncio.to_thread(self.exists, uri)
+        return await _in_thread(self.exists, uri)
 
     async def alist(self, uri: str) -> list[str]:
-        return await asyncio.to_thread(self.list, uri)
+        return await _in_thread(self.list, uri)
 
     async def adelete(self, uri: str, recursive: bool = False) -> None:
-        await asyncio.to_thread(self.delete, uri, recursive)
+        await _in_thread(self.delete, uri, recursive)
 
     async def aput(self, local: str | os.PathLike, uri: str | None = None,
                    progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
-        return await asyncio.to_thread(self.put, local, uri, progress)
+        return await _in_thread(self.put, local, uri, progress)
 
     async def aget(self, source: Source, local: str | os.PathLike, recursive: bool | None = None,
                    progress: transfer.ProgressCallback | None = None) -> pathlib.Path:
-        return await asyncio.to_thread(self.get, source, local, recursive, progress)
+        return await _in_thread(self.get, source, local, recursive, progress)
 
     async def aupload_file(self, local: str | os.PathLike, uri: str | None = None,
                            progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
-        return await asyncio.to_thread(self.upload_file, local, uri, progress)
+        return await _in_thread(self.upload_file, local, uri, progress)
 
     async def adownload_file(self, source: Source, local: str | os.PathLike,
                              progress: transfer.ProgressCallback | None = None) -> pathlib.Path:
-        return await asyncio.to_thread(self.download_file, source, local, progress)
+        return await _in_thread(self.download_file, source, local, progress)
 
     async def aupload_directory(self, local: str | os.PathLike, uri: str | None = None,
                                 progress: transfer.ProgressCallback | None = None) -> blobs.BlobRef:
-        return await asyncio.to_thread(self.upload_directory, local, uri, progress)
+        return await _in_thread(self.upload_directory, local, uri, progress)
 
     async def adownload_directory(self, source: Source, local: str | os.PathLike,
                                   progress: transfer.ProgressCallback | None = None) -> pathlib.Path:
-        return await asyncio.to_thread(self.download_directory, source, local, progress)
+        return await _in_thread(self.download_directory, source, local, progress)
 
     async def aread(self, source: Source) -> bytes:
         """All bytes of one (small) object, checked like ``open``."""
         def read() -> bytes:
             with self.open(source) as stream:
                 return stream.read()
-        return await asyncio.to_thread(read)
+        return await _in_thread(read)
 
 
 _current: contextvars.ContextVar[Store | None] = contextvars.ContextVar("ferry_store", default=None)
