@@ -160,10 +160,14 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             foreign = {p["metadata"]["name"] for p in listed} - set(owned)
             unborn: list[str] = []
 
+            stuck = {name: await asyncio.to_thread(kube.mount_failures, namespace, name) for name, pod in owned.items()
+                     if results.stuck_starting(pod, now, _config.start_timeout_seconds)}
+
             def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
                 pod = owned.get(pod_name)
                 if pod:
-                    return results.read_attempt(pod, [o.name for o in task.outputs], now, _config.start_timeout_seconds)
+                    return results.read_attempt(pod, [o.name for o in task.outputs], now, _config.start_timeout_seconds,
+                                                stuck.get(pod_name, []))
                 if pod_name in foreign:  # a same-named earlier workflow's, still stopping
                     return scheduler.Attempt(False, message=f"waiting for pod {pod_name} of an earlier workflow "
                                                             f"named {name} to go")
@@ -198,11 +202,14 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
 
 
 def _wake_at(namespace: str, name: str, moment: datetime.datetime | None) -> None:
-    """Reconcile the workflow just after ``moment``, unless a wake-up no later is already armed."""
-    if moment is None:
+    """Reconcile the workflow just after ``moment``, unless a wake-up no later is already armed. A
+    moment already past was seen by the reconciliation that computed it: nothing to arm (a pod
+    waiting for room past its start timeout would otherwise wake it in a loop)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if moment is None or moment <= now:
         return
     key, loop = (namespace, name), asyncio.get_running_loop()
-    delay = max(0.0, (moment - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) + DEADLINE_MARGIN_SECONDS
+    delay = (moment - now).total_seconds() + DEADLINE_MARGIN_SECONDS
     armed = _wakeups.get(key)
     if armed is not None and not armed.cancelled() and armed.when() <= loop.time() + delay:
         return

@@ -103,6 +103,14 @@ def create_pod(body: dict) -> None:
             raise
 
 
+@_refusals("list events of pod {0}/{1}")
+def mount_failures(namespace: str, pod_name: str) -> list[str]:
+    """Messages of the pod's ``FailedMount`` events (a Secret or ConfigMap it mounts is missing)."""
+    events = _core().list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=Pod,involvedObject.name={pod_name},reason=FailedMount")
+    return [event.message for event in events.items if event.message]
+
+
 @_refusals("release pod {0}/{1}")
 def patch_pod(namespace: str, name: str, patch: list[dict]) -> None:
     """JSON-patch a pod; one that is gone, or whose tested value changed meanwhile (the next

@@ -41,8 +41,16 @@ def _describe_failure(name: str, terminated: dict) -> str:
     return f"{text}: {message[-500:]}" if message else text
 
 
+def stuck_starting(pod: dict, now: datetime.datetime, start_timeout_seconds: float) -> bool:
+    """A scheduled pod still not running after the start timeout: worth reading its events for why
+    (a missing Secret volume shows only as ``ContainerCreating`` in the pod itself)."""
+    scheduled = any(c.get("type") == "PodScheduled" and c.get("status") == "True"
+                    for c in (pod.get("status") or {}).get("conditions") or [])
+    return (pod.get("status") or {}).get("phase") == "Pending" and scheduled and _age(pod, now) > start_timeout_seconds
+
+
 def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime | None = None,
-                 start_timeout_seconds: float | None = None) -> Attempt:
+                 start_timeout_seconds: float | None = None, mount_failures: list[str] = ()) -> Attempt:
     """Succeeded only when the main container exited 0 and every declared output was published.
 
     A pod stuck on a start error (``START_ERRORS``, or unschedulable) for more than
@@ -51,6 +59,9 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
     attempt to the infrastructure: the operator's own stops are recorded before it deletes.
     """
     attempt = _read_attempt(pod, declared_outputs, now, start_timeout_seconds)
+    if mount_failures and not attempt.finished and now and stuck_starting(pod, now, start_timeout_seconds or 0):
+        return Attempt(True, message=f"FailedMount for more than {start_timeout_seconds:g}s: {mount_failures[-1]}",
+                       stop=True, reason=Reason.START_FAILED)
     deleted = (pod.get("metadata") or {}).get("deletionTimestamp")
     if deleted and attempt.finished and not attempt.succeeded and attempt.reason not in INFRASTRUCTURE_FAILURES:
         return dataclasses.replace(attempt, reason=Reason.POD_LOST, message=(

@@ -23,7 +23,7 @@ OPERATOR_RULES = [
     {"apiGroups": ["ferry.dev"], "resources": ["workflows"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["ferry.dev"], "resources": ["workflows/status"], "verbs": ["update"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "create", "delete", "patch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "list"]},
 ]
 CRD_OBSERVATION = {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
                    "verbs": ["list", "watch"]}

@@ -211,3 +211,19 @@ def test_a_pod_s_deadline_is_its_start_timeout_or_the_end_of_its_grace():
     assert results.deadline(gone, 60) == scheduler.parse_time("2026-01-01T00:10:00Z")
     assert results.deadline(created(pod("Running")), 60) is None
     assert results.deadline(created(pod("Succeeded")), 60) is None
+
+
+def test_a_pod_that_cannot_mount_a_missing_secret_fails_after_the_start_timeout():
+    """The pod itself says only ContainerCreating; its FailedMount events say why."""
+    stuck = created(pod("Pending", main={"waiting": {"reason": "ContainerCreating"}}))
+    stuck["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+    failure = 'MountVolume.SetUp failed for volume "secret-0" : secret "nope" not found'
+    early = CREATED + datetime.timedelta(seconds=30)
+    assert not results.stuck_starting(stuck, early, 60)
+    assert not results.read_attempt(stuck, [], early, 60, [failure]).finished
+    late = CREATED + datetime.timedelta(seconds=61)
+    assert results.stuck_starting(stuck, late, 60)
+    attempt = results.read_attempt(stuck, [], late, 60, [failure])
+    assert attempt.finished and attempt.stop and attempt.reason == resource.FailureReason.START_FAILED
+    assert attempt.message == f"FailedMount for more than 60s: {failure}"
+    assert not results.read_attempt(stuck, [], late, 60, []).finished, "a slow image pull is not an error"
