@@ -263,6 +263,21 @@ def test_a_missing_storage_secret_fails_the_task_with_the_reason(cluster: Cluste
     assert "CreateContainerConfigError" in message and STORAGE_SECRET in message, message
 
 
+def test_a_task_mounting_a_missing_secret_fails_with_the_kubelet_s_reason(cluster: Cluster, workflow_namespace: str):
+    """The pod only says ContainerCreating (as during a slow pull); its FailedMount events say why."""
+    if cluster.emulated:
+        pytest.skip("the emulated test node posts no events")
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "no-volume"},
+        "spec": {"tasks": [{"name": "t", "image": "busybox:1.36", "command": ["true"], "secrets": ["not-there"]}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "no-volume", timeout=START_TIMEOUT_SECONDS + 90)
+    task = workflow["status"]["tasks"]["t"]
+    assert workflow["status"]["phase"] == "Failed" and task["reason"] == "StartFailed"
+    assert task["message"].startswith("attempt 1 failed: FailedMount for more than") and 'secret "not-there" not found' \
+        in task["message"], task["message"]
+    eventually(lambda: not workflow_pods(cluster, workflow_namespace, "no-volume"), 60, what="the stuck pod to go")
+
+
 RESTRICTED_TASK = {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
                    "capabilities": {"drop": ["ALL"]}}
 
