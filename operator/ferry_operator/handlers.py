@@ -160,8 +160,8 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             foreign = {p["metadata"]["name"] for p in listed} - set(owned)
             unborn: list[str] = []
 
-            stuck = {name: await asyncio.to_thread(kube.mount_failures, namespace, name) for name, pod in owned.items()
-                     if results.stuck_starting(pod, now, _config.start_timeout_seconds)}
+            stuck = {pod_name: await asyncio.to_thread(kube.mount_failures, namespace, pod_name)
+                     for pod_name, pod in owned.items() if results.stuck_starting(pod, now, _config.start_timeout_seconds)}
 
             def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
                 pod = owned.get(pod_name)
