@@ -33,10 +33,6 @@ _locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lo
 _queued: set[tuple[str, str]] = set()
 _refusals: dict[tuple[str, str], str] = {}
 _wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
-_pods: dict[tuple[str, str], dict[str, dict]] = collections.defaultdict(dict)
-"""Task pods by (namespace, workflow label), as the pod watch last saw them (metadata and status):
-a reconciliation reads them here instead of listing them. One not seen yet is created again,
-which the API server refuses harmlessly (attempt pods have deterministic names)."""
 _config: Config | None = None
 
 
@@ -98,14 +94,7 @@ async def workflow_deleted(namespace: str, name: str, uid: str, **_) -> None:
 
 
 @kopf.on.event("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
-async def pod_changed(event: dict, namespace: str, meta: dict, labels: dict, **_) -> None:
-    seen = _pods[(namespace, labels[pods.LABEL_WORKFLOW])]
-    if event.get("type") == "DELETED":
-        seen.pop(meta["name"], None)
-        if not seen:
-            _pods.pop((namespace, labels[pods.LABEL_WORKFLOW]), None)
-    else:
-        seen[meta["name"]] = {"metadata": event["object"]["metadata"], "status": event["object"].get("status") or {}}
+async def pod_changed(namespace: str, meta: dict, **_) -> None:
     # The owner's name, not the label: a long name's label is cut (pods.label_value).
     owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == resource.KIND), None)
     if owner:
@@ -164,7 +153,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         if spec is not None and (foreign := tenancy.foreign_uris(spec, namespace, _config)):
             spec, step = None, _invalid(status, "; ".join(foreign))
         if spec is not None:
-            listed = list(_pods.get((namespace, pods.label_value(name)), {}).values())
+            listed = await asyncio.to_thread(kube.list_pods, namespace, name)
             owned = pods.owned(listed, body["metadata"]["uid"])
 
             now = datetime.datetime.now(datetime.timezone.utc)
