@@ -166,8 +166,9 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
                 pod = owned.get(pod_name)
                 if pod:
-                    return results.read_attempt(pod, [o.name for o in task.outputs], now, _config.start_timeout_seconds,
-                                                stuck.get(pod_name, []))
+                    return tenancy.checked(results.read_attempt(pod, [o.name for o in task.outputs], now,
+                                                                _config.start_timeout_seconds, stuck.get(pod_name, [])),
+                                           namespace, _config)
                 if pod_name in foreign:  # a same-named earlier workflow's, still stopping
                     return scheduler.Attempt(False, message=f"waiting for pod {pod_name} of an earlier workflow "
                                                             f"named {name} to go")

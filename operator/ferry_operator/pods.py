@@ -143,7 +143,6 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
         issuer = runtime(results.CREDENTIALS, ["pod", "credentials"], restartPolicy="Always",
                          startupProbe=ready_when(credentials.CREDENTIALS_FILE), envFrom=secret_env,
                          volumeMounts=[{**credentials_mount, "readOnly": False}, {"name": "ferry-tmp", "mountPath": "/tmp"}])
-        issuer["securityContext"] = runtime_security(task, reads_outputs=False)
         init.insert(0, issuer)
     main = {
         "name": results.MAIN,

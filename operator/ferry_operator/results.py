@@ -54,12 +54,13 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
     """Succeeded only when the main container exited 0 and every declared output was published.
 
     A pod stuck on a start error (``START_ERRORS``, or unschedulable) for more than
-    ``start_timeout_seconds`` since it was created fails the attempt, with the reason. A pod deleted
+    ``start_timeout_seconds`` since it was created fails the attempt, with the reason, and so does a
+    pod ``stuck_starting`` with ``mount_failures`` (its FailedMount events' messages). A pod deleted
     by someone else (evicted, its node drained, ``kubectl delete``) that did not succeed lost its
     attempt to the infrastructure: the operator's own stops are recorded before it deletes.
     """
     attempt = _read_attempt(pod, declared_outputs, now, start_timeout_seconds)
-    if mount_failures and not attempt.finished and now and stuck_starting(pod, now, start_timeout_seconds or 0):
+    if mount_failures and not attempt.finished:  # given only for a pod ``stuck_starting``
         return Attempt(True, message=f"FailedMount for more than {start_timeout_seconds:g}s: {mount_failures[-1]}",
                        stop=True, reason=Reason.START_FAILED)
     deleted = (pod.get("metadata") or {}).get("deletionTimestamp")

@@ -1,12 +1,13 @@
 """Namespaces as tenants: a workflow reads only its own namespace's folder. Pure functions.
 
-Scoped credentials (``ferry.credentials``) let a pod read the URIs its plan names, so a spec
-naming another namespace's outputs is refused here, before any pod could be given access to them.
+Scoped credentials (``ferry.credentials``) let a pod read the URIs its plan names. Those come from
+the spec and from what upstream tasks reported (a Python task's code can write its own report),
+so both are checked here before any pod could be given access to another namespace's data.
 """
 
 from __future__ import annotations
 
-from ferry import resource, uris
+from ferry import resource, scheduler, uris
 from ferry_operator.config import Config
 
 
@@ -27,3 +28,16 @@ def foreign_uris(spec: resource.WorkflowSpec, namespace: str, config: Config) ->
     return [f"{field}: {uri} is in another namespace's folder; a workflow in {namespace!r} reads only "
             f"{config.namespace_root(namespace)}/ and data outside Ferry's folder"
             for field, uri in named if uri and config.foreign_folder(uri, namespace)]
+
+
+def checked(attempt: scheduler.Attempt, namespace: str, config: Config) -> scheduler.Attempt:
+    """``attempt``, or its failure when it reports an output (or a stored result) inside another
+    namespace's folder: that reference would go into status and into the plans of the next tasks."""
+    named = {**{f"output {name!r}": ref.uri or (ref.result and ref.result.uri) for name, ref in attempt.outputs.items()},
+             "the stored result": attempt.result and attempt.result.uri}
+    foreign = [f"{what}: {uri} is in another namespace's folder" for what, uri in named.items()
+               if uri and config.foreign_folder(uri, namespace)]
+    if not (attempt.succeeded and foreign):
+        return attempt
+    return scheduler.Attempt(True, message=f"the task reported what it may not: {'; '.join(foreign)}",
+                             reason=resource.FailureReason.PUBLISH_FAILED)

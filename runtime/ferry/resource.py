@@ -234,6 +234,11 @@ class WorkflowSpec(Model):
     """What happens when a task fails for good: ``Stop`` stops running tasks and starts no new ones;
     ``Continue`` lets running and independent tasks finish. The workflow fails either way."""
 
+    def output_kind(self, task: str, output: str) -> Kind:
+        """The kind ``task`` declares for ``output`` (a value if it declares none)."""
+        declared = next((t for t in self.tasks if t.name == task), None)
+        return next((o.kind for o in declared.outputs if o.name == output), Kind.VALUE) if declared else Kind.VALUE
+
 
 class Phase(str, enum.Enum):
     """Where a workflow or task stands: ``Pending``, ``Running``, ``Succeeded``, ``Failed``, or

@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 import traceback
 
-from ferry import errors, manifest, podruntime, resource, store as store_, taskpod, uris
+from ferry import errors, manifest, podruntime, remote, resource, store as store_, taskpod, uris
 
 WORKDIR_ENV = "FERRY_WORKDIR"
 
@@ -45,10 +45,12 @@ def fetch_code(uri: str, store: store_.Store) -> pathlib.Path:
     folder every namespace reads) must have that digest: no one can swap the code another runs."""
     target = pathlib.Path(tempfile.mkdtemp(prefix="ferry-code-"))
     with store.open(uri) as stream:
-        data = stream.read()
-    named = uris.basename(uri).removesuffix(".tar.gz")
-    if re.fullmatch(r"[0-9a-f]{64}", named) and hashlib.sha256(data).hexdigest() != named:
-        raise errors.IntegrityError(uri, "sha256", named, hashlib.sha256(data).hexdigest())
+        data = stream.read(remote.MAX_ARCHIVE + 1)
+    if len(data) > remote.MAX_ARCHIVE:
+        raise ValueError(f"{uri} is larger than a code archive may be ({remote.MAX_ARCHIVE >> 20} MiB)")
+    named, actual = uris.basename(uri).removesuffix(".tar.gz"), hashlib.sha256(data).hexdigest()
+    if re.fullmatch(r"[0-9a-f]{64}", named) and actual != named:
+        raise errors.IntegrityError(uri, "sha256", named, actual)
     # Python before 3.11.4 (Debian bookworm has 3.11.2) has no extraction filters: check each member.
     filters = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:

@@ -241,7 +241,6 @@ def _summarize(out: Step, spec: resource.WorkflowSpec, now: datetime.datetime) -
         out.event("Warning", "Failed", st.message)
         return
     st.phase, st.message = Phase.SUCCEEDED, None
-    kinds = {(t.name, o.name): o.kind for t in spec.tasks for o in t.outputs}
     st.outputs = {o.name: st.tasks[o.from_task.task].output(
-        o.from_task.output, kinds.get((o.from_task.task, o.from_task.output), resource.Kind.VALUE)) for o in spec.outputs}
+        o.from_task.output, spec.output_kind(o.from_task.task, o.from_task.output)) for o in spec.outputs}
     out.event("Normal", "Succeeded", f"all {len(spec.tasks)} tasks succeeded")

@@ -104,9 +104,8 @@ def resolve_inputs(spec: resource.WorkflowSpec, status: resource.WorkflowStatus,
             source = workflow_inputs[item.from_input]
             kind = kind or source.kind
         if source.from_task:
-            producer = next(t for t in spec.tasks if t.name == source.from_task.task)
-            declared = next((o.kind for o in producer.outputs if o.name == source.from_task.output), resource.Kind.VALUE)
-            produced = status.tasks[source.from_task.task].output(source.from_task.output, declared)
+            produced = status.tasks[source.from_task.task].output(
+                source.from_task.output, spec.output_kind(source.from_task.task, source.from_task.output))
             if produced is None:
                 raise InputError(f"{item.name}: {source.from_task.task}.{source.from_task.output} was not published")
         elif source.uri:
@@ -131,7 +130,7 @@ def build_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, tas
     return PodPlan(workflow=workflow, namespace=namespace, execution_id=execution_id, task=task.name,
                    attempt=attempt, function=task.function, plugin=task.plugin, inputs=stored, values=values, outputs=task.outputs,
                    output_prefix=prefix, code=spec.code if task.function or task.plugin else None,
-                   inline_limit=min(3500, scheduler.room_per_task(spec)),
+                   inline_limit=scheduler.room_per_task(spec),
                    cache_key=cache_key(root, task, spec.code, stored, values)
                    if task.cache else None,
                    overwrite_cache=spec.overwrite_cache)

@@ -1,6 +1,6 @@
 """A workflow reads only its own namespace's folder (and data outside Ferry's)."""
 
-from ferry import resource
+from ferry import resource, scheduler
 from ferry_operator import tenancy
 from ferry_operator.config import Config
 
@@ -42,3 +42,19 @@ def test_a_value_that_names_another_namespace_s_data_is_refused_too():
         {"name": "n", "value": 3}]}]})
     problems = tenancy.foreign_uris(wf, "team-a", CONFIG)
     assert len(problems) == 1 and problems[0].startswith("spec.tasks[0].inputs[0].value: s3://bucket/ferry/team-b/x")
+
+
+def test_a_task_reporting_another_namespace_s_data_as_its_output_fails():
+    """A Python task's code can write its own report: were a reference into team-b's folder taken into
+    status, the next task's scoped credentials would be allowed to read it."""
+    theirs = resource.Output(kind="file", uri="s3://bucket/ferry/team-b/uid/t/1/out", sha256="0" * 64)
+    lying = scheduler.Attempt(True, succeeded=True, outputs={"o0": theirs})
+    refused = tenancy.checked(lying, "team-a", CONFIG)
+    assert refused.finished and not refused.succeeded and refused.reason == resource.FailureReason.PUBLISH_FAILED
+    assert "output 'o0': s3://bucket/ferry/team-b/uid/t/1/out is in another namespace's folder" in refused.message
+    pointer = resource.StoredResult(uri="s3://team-c/data/x/.ferry-result.json", sha256="a" * 64, size=1)
+    assert not tenancy.checked(scheduler.Attempt(True, succeeded=True, result=pointer), "team-a", CONFIG).succeeded
+    own = resource.Output(kind="file", uri="s3://bucket/ferry/team-a/uid/t/1/out")
+    outside = resource.Output(kind="file", uri="s3://public/data.csv")  # a Python task may pass data through
+    fine = scheduler.Attempt(True, succeeded=True, outputs={"a": own, "b": outside})
+    assert tenancy.checked(fine, "team-a", CONFIG) is fine

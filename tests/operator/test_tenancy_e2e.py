@@ -11,7 +11,7 @@ from kubernetes import client
 
 from tests.cluster.fixtures import Cluster
 from tests.operator.conftest import get_workflow, namespace_with_storage, wait_for_phase
-from tests.operator.test_python_tasks_e2e import SAMPLES, run_remote
+from tests.operator.test_python_tasks_e2e import SAMPLES, created_name, ferry, run_remote
 from tests.operator.test_workflows_e2e import apply_manifest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
@@ -61,3 +61,16 @@ def test_a_workflow_naming_another_namespace_s_output_fails_naming_the_field(clu
     assert f"spec.tasks[0].inputs[0].uri: {uri} is in another namespace's folder" in workflow["status"]["message"]
     assert not workflow["status"].get("tasks", {}).get("read", {}).get("attempts"), "no pod ever ran"
     assert get_workflow(cluster, workflow_namespace, "borrow")["status"]["phase"] == "Failed"
+
+
+def test_a_task_reporting_another_namespace_s_output_as_its_own_fails(cluster: Cluster, workflow_namespace: str,
+                                                                       other_namespace, s3):
+    """Were the forged reference taken, the next task's scoped credentials would read team B's data."""
+    _, uri = other_namespace
+    result = ferry(cluster, s3, "run", "--remote", f"{SAMPLES}:borrow_through_a_report", "-n", workflow_namespace,
+                   "--store", f"s3://{s3.bucket}/runs", "--other", uri.removeprefix("s3://"))
+    assert result.returncode != 0 and "private" not in result.stdout
+    workflow = get_workflow(cluster, workflow_namespace, created_name(result))
+    message = workflow["status"]["tasks"]["claims"]["message"]
+    assert f"output 'o0': {uri} is in another namespace's folder" in message, message
+    assert not workflow["status"]["tasks"]["read-text"].get("attempts"), "no pod was given access to it"

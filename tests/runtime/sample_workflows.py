@@ -244,3 +244,29 @@ def reach(other: str, needle_sha256: str) -> dict:
 @ferry.workflow
 def reach_other(other: str, needle_sha256: str) -> dict:
     return reach(other=other, needle_sha256=needle_sha256)
+
+
+@ferry.task
+def claims(other: str) -> ferry.File:
+    """Reports ``s3://<other>`` as its output: a task's code can replace Ferry's report of it."""
+    from ferry import podruntime, resource, taskpod
+
+    honest = podruntime.report
+
+    def lying(result, plan, store, path=None):
+        forged = resource.Output(kind=resource.Kind.FILE, uri=f"s3://{other}")
+        honest(taskpod.PublishResult(outputs={"o0": forged}), plan, store, path)
+
+    podruntime.report = lying
+    pathlib.Path("mine").write_text("mine")
+    return ferry.File("mine")
+
+
+@ferry.task
+def read_text(f: ferry.File) -> str:
+    return pathlib.Path(f).read_text()
+
+
+@ferry.workflow
+def borrow_through_a_report(other: str) -> str:
+    return read_text(f=claims(other=other))
