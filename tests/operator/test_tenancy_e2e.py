@@ -73,4 +73,4 @@ def test_a_task_reporting_another_namespace_s_output_as_its_own_fails(cluster: C
     workflow = get_workflow(cluster, workflow_namespace, created_name(result))
     message = workflow["status"]["tasks"]["claims"]["message"]
     assert f"output 'o0': {uri} is in another namespace's folder" in message, message
-    assert not workflow["status"]["tasks"]["read-text"].get("attempts"), "no pod was given access to it"
+    assert not workflow["status"]["tasks"]["text-of"].get("attempts"), "no pod was given access to it"

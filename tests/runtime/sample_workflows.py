@@ -263,10 +263,10 @@ def claims(other: str) -> ferry.File:
 
 
 @ferry.task
-def read_text(f: ferry.File) -> str:
+def text_of(f: ferry.File) -> str:
     return pathlib.Path(f).read_text()
 
 
 @ferry.workflow
 def borrow_through_a_report(other: str) -> str:
-    return read_text(f=claims(other=other))
+    return text_of(f=claims(other=other))
