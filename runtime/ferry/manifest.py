@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import os
 import pathlib
+import re
 import stat as stat_
 
 import pydantic
@@ -22,11 +23,14 @@ from ferry import errors, localfiles, uris
 NAME = ".ferry-manifest.json"
 
 
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
 def check_relpath(path: str) -> str:
     """Return ``path`` if it is a clean relative POSIX path inside its directory, else raise."""
     parts = path.split("/")
-    if (not path or path.startswith("/") or "\\" in path or "\0" in path or pathlib.PureWindowsPath(path).drive
-            or any(part in ("", ".", "..") for part in parts)):
+    if (not path or path[0] == "/" or "\\" in path or "\0" in path or _DRIVE.match(path)
+            or "" in parts or "." in parts or ".." in parts):
         raise errors.PathEscapeError(
             f"{path!r} is not a clean relative path: use 'dir/file' form, without '..', '.', '//', "
             f"a leading '/', a drive or a backslash")
@@ -138,48 +142,74 @@ def walk(root: pathlib.Path) -> tuple[list[LocalFile], list[str]]:
 
     A link is stored as what it points to; a link that escapes ``root``, dangles, or loops raises
     PathEscapeError naming it, and so does anything but a regular file or directory. Each file's
-    ``source`` is its resolved path, which uploads open without following links.
+    ``source`` is its resolved path, which uploads open without following links. One ``scandir``
+    per directory and one ``stat`` per entry: only links are resolved.
     """
     top = localfiles.check_tree_root(root)
     files: list[LocalFile] = []
     empty: list[str] = []
 
-    def visit(directory: pathlib.Path, rel: str, ancestors: frozenset[pathlib.Path]) -> None:
-        names = sorted(os.listdir(directory))
-        if not names and rel:
+    def visit(directory: str, real_directory: str, rel: str, ancestors: frozenset[str]) -> None:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+        if not entries and rel:
             empty.append(rel)
-        for name in names:
-            path, child = directory / name, f"{rel}/{name}" if rel else name
+        for entry in entries:
+            child = f"{rel}/{entry.name}" if rel else entry.name
             check_relpath(child)
             if child == NAME:
-                raise errors.PathEscapeError(f"{path}: {NAME} is reserved for Ferry's manifest; rename the file")
-            real = path.resolve()
-            if path.is_symlink() and not real.is_relative_to(top):
-                raise errors.PathEscapeError(f"{path} links to {real}, outside {top}: copy the target in or remove the link")
-            if path.is_symlink() and not real.exists():
-                raise errors.PathEscapeError(f"{path} is a broken link to {os.readlink(path)}")
-            info = real.stat()
+                raise errors.PathEscapeError(f"{entry.path}: {NAME} is reserved for Ferry's manifest; rename the file")
+            if entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                if not pathlib.Path(real).is_relative_to(top):
+                    raise errors.PathEscapeError(
+                        f"{entry.path} links to {real}, outside {top}: copy the target in or remove the link")
+                try:
+                    info = os.stat(real)
+                except FileNotFoundError:
+                    raise errors.PathEscapeError(f"{entry.path} is a broken link to {os.readlink(entry.path)}") from None
+            else:
+                real, info = os.path.join(real_directory, entry.name), entry.stat(follow_symlinks=False)
             if stat_.S_ISDIR(info.st_mode):
                 if real in ancestors:
-                    raise errors.PathEscapeError(f"{path} links to its own ancestor {real}: remove the loop")
-                visit(path, child, ancestors | {real})
+                    raise errors.PathEscapeError(f"{entry.path} links to its own ancestor {real}: remove the loop")
+                visit(entry.path, real, child, ancestors | {real})
             else:
-                localfiles.check_regular(path, info)
-                files.append(LocalFile(child, real, info.st_size, stat_.S_IMODE(info.st_mode) & 0o777))
+                localfiles.check_regular(entry.path, info)
+                files.append(LocalFile(child, pathlib.Path(real), info.st_size, stat_.S_IMODE(info.st_mode) & 0o777))
 
-    visit(top, "", frozenset({top}))
+    visit(str(top), str(top), "", frozenset({str(top)}))
     return files, empty
 
 
-def destination(root: pathlib.Path, path: str) -> pathlib.Path:
-    """``root/path`` for a download, its parents created, after checking it cannot land outside
-    ``root``: the text is checked, and so is every parent, so a link already in the destination
-    cannot redirect a write."""
+def destinations(root: pathlib.Path, paths: list[str]) -> list[str]:
+    """``root/path`` for each of ``paths``, for a download, their parents created, after checking
+    none can land outside ``root``: each path's text is checked, and so is every parent folder
+    (once, however many files it holds), so a link already in the destination cannot redirect a
+    write."""
     top = root.resolve()
-    current = top
-    for part in check_relpath(path).split("/")[:-1]:
-        current = current / part
-        if current.is_symlink() and not current.resolve().is_relative_to(top):
-            raise errors.PathEscapeError(f"{path}: {current} resolves outside {root}; remove the link there")
-        current.mkdir(exist_ok=True)
-    return current / path.rsplit("/", 1)[-1]
+    folders = {"": str(top)}
+
+    def folder(rel: str) -> str:
+        if rel not in folders:
+            parent, _, name = rel.rpartition("/")
+            current = os.path.join(folder(parent), name)
+            if os.path.islink(current) and not pathlib.Path(current).resolve().is_relative_to(top):
+                raise errors.PathEscapeError(f"{rel}: {current} resolves outside {root}; remove the link there")
+            try:
+                os.mkdir(current)
+            except FileExistsError:
+                pass
+            folders[rel] = current
+        return folders[rel]
+
+    found = []
+    for path in paths:
+        parent, _, name = check_relpath(path).rpartition("/")
+        found.append(os.path.join(folder(parent), name))
+    return found
+
+
+def destination(root: pathlib.Path, path: str) -> pathlib.Path:
+    """``root/path`` for a download, checked and its parents created as in ``destinations``."""
+    return pathlib.Path(destinations(root, [path])[0])

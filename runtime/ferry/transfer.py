@@ -20,7 +20,9 @@ of the bytes sent. A small file is downloaded into memory, checked, and only the
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import itertools
 import os
@@ -206,7 +208,7 @@ def upload_file(backend: base.Backend, source: pathlib.Path, uri: str, settings:
     return blobs.BlobRef(uri=uri, kind=blobs.Kind.FILE, size=size, file_count=1, sha256=sha256)
 
 
-def _write_new(path: pathlib.Path, data: bytes, mode: int | None) -> None:
+def _write_new(path: str, data: bytes, mode: int | None) -> None:
     """Create ``path`` (it must not exist) holding ``data``, with permission bits ``mode``."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600 if mode is not None else 0o666)
     try:
@@ -219,9 +221,9 @@ def _write_new(path: pathlib.Path, data: bytes, mode: int | None) -> None:
         os.close(fd)
 
 
-def _fetch(backend: base.Backend, uri: str, target: pathlib.Path, name: str, size: int | None,
-           sha256: str | None, mode: int | None, settings: settings_.Settings, tracker: _Tracker) -> None:
-    temporary = target.with_name(f".{target.name}.ferry-tmp-{secrets.token_hex(6)}")
+def _fetch(backend: base.Backend, uri: str, target: str, name: str, size: int | None, sha256: str | None,
+           mode: int | None, settings: settings_.Settings, tracker: _Tracker, temporary: str) -> None:
+    """Download ``uri`` to ``target`` through the unused name ``temporary`` beside it."""
     read_small = getattr(backend, "read_small", None)
 
     def attempt(on_bytes: base.OnBytes) -> None:
@@ -231,7 +233,7 @@ def _fetch(backend: base.Backend, uri: str, target: pathlib.Path, name: str, siz
             else:
                 with backend.open(uri) as stream:
                     data = stream.read(size + 1)
-            if len(data) <= size:  # else longer than promised: stream it below to tell its size
+            if data is not None and len(data) <= size:  # else longer than promised: streamed below to tell its size
                 integrity.verify(name, size, sha256, len(data), hashlib.sha256(data).hexdigest())
                 _write_new(temporary, data, mode)
                 os.replace(temporary, target)
@@ -247,9 +249,17 @@ def _fetch(backend: base.Backend, uri: str, target: pathlib.Path, name: str, siz
 
     try:
         _with_retries(backend, settings, tracker, attempt)
-    finally:
-        temporary.unlink(missing_ok=True)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
     tracker.file_done()
+
+
+def _temporary(target: str, tag: str) -> str:
+    """An unused name beside ``target`` for its bytes until they are checked (``tag`` is unique)."""
+    folder, _, name = target.rpartition("/")
+    return f"{folder}/.{name}.ferry-tmp-{tag}"
 
 
 def download_file(backend: base.Backend, uri: str, target: pathlib.Path, settings: settings_.Settings,
@@ -257,7 +267,9 @@ def download_file(backend: base.Backend, uri: str, target: pathlib.Path, setting
                   ) -> pathlib.Path:
     """Download one object to ``target``, checking ``size`` and ``sha256`` when given."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    _fetch(backend, uri, target, uri, size, sha256, None, settings, _Tracker(progress, 1, size or 0))
+    place = str(target.resolve())
+    _fetch(backend, uri, place, uri, size, sha256, None, settings, _Tracker(progress, 1, size or 0),
+           _temporary(place, secrets.token_hex(6)))
     return target
 
 
@@ -294,14 +306,17 @@ def download_directory(resolve: Resolve, uri: str, contents: manifest.Manifest, 
                        settings: settings_.Settings, progress: ProgressCallback | None = None) -> pathlib.Path:
     """Download every file of ``contents`` (stored at ``uri``) under ``target``, verified, in parallel."""
     target.mkdir(parents=True, exist_ok=True)
-    for path in contents.empty_directories:
-        manifest.destination(target, path).mkdir(exist_ok=True)
+    for place in manifest.destinations(target, contents.empty_directories):
+        os.makedirs(place, exist_ok=True)
+    places = manifest.destinations(target, [entry.path for entry in contents.files])
     tracker = _Tracker(progress, len(contents.files), contents.size)
+    tag = secrets.token_hex(6)
 
-    def fetch(entry: manifest.Entry) -> None:
+    def fetch(index: int, entry: manifest.Entry) -> None:
         source = contents.object_uri(uri, entry)
-        _fetch(resolve(source), source, manifest.destination(target, entry.path), f"{entry.path} ({source})",
-               entry.size, entry.sha256, entry.mode, settings, tracker)
+        _fetch(resolve(source), source, places[index], f"{entry.path} ({source})", entry.size, entry.sha256,
+               entry.mode, settings, tracker, _temporary(places[index], f"{tag}-{index}"))
 
-    _run_all([lambda entry=entry: fetch(entry) for entry in contents.files], settings.concurrency)
+    _run_all([functools.partial(fetch, index, entry) for index, entry in enumerate(contents.files)],
+             settings.concurrency)
     return target

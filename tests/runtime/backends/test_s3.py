@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import secrets
@@ -94,26 +95,43 @@ def test_objects_stat_list_and_missing(s3, s3_store):
 
 
 @pytest.mark.s3
-def test_small_objects_go_through_the_client_when_direct_requests_cannot(s3, s3_store, monkeypatch):
+def test_small_objects_travel_natively_and_the_server_checks_their_sha256(s3, s3_store):
     backend = s3_store.backend("s3://")
     uri = s3_store.random_remote_path("a.txt")
-    backend.client  # noqa: B018 - made on first use, with its direct path
-    monkeypatch.setattr(backend._direct, "_send", lambda *args, **kwargs: None)
-    sha256 = hashlib.sha256(b"fallback").hexdigest()
-    backend.put_small(uri, b"fallback", sha256)
-    assert backend.read_small(uri, 8) == b"fallback"
+    backend.put_small(uri, b"native", hashlib.sha256(b"native").hexdigest())
+    head = s3.client().head_object(Bucket=s3.bucket, Key=uri.split("/", 3)[3], ChecksumMode="ENABLED")
+    assert base64.b64decode(head["ChecksumSHA256"]) == hashlib.sha256(b"native").digest()
+    assert bytes(backend.read_small(uri, 6)) == b"native"
+    assert backend.read_small(uri, 5) is None  # larger than promised: the caller streams it to tell its size
     with pytest.raises(FileNotFoundError):
         backend.read_small(uri + "-missing", 8)
 
 
 @pytest.mark.s3
-def test_direct_requests_refused_by_the_store_fall_back(s3, s3_store):
+def test_native_requests_refused_by_the_store_fail_clearly(s3, s3_store):
     backend = s3_store.backend("s3://")
-    backend.client  # noqa: B018 - made on first use, with its direct path
-    backend._direct._credentials = botocore.credentials.Credentials("not-a-key", "not-a-secret")  # refused: 403
+    backend.client  # noqa: B018 - made on first use, with its native path
+    backend._native._credentials = botocore.credentials.Credentials("not-a-key", "not-a-secret")
     uri = s3_store.random_remote_path("b.txt")
-    backend.put_small(uri, b"refused", hashlib.sha256(b"refused").hexdigest())
-    assert backend.read_small(uri, 7) == b"refused" and backend._direct._bases[s3.bucket] is None
+    with pytest.raises(PermissionError, match=r"b\.txt: .*403 Forbidden$") as raised:
+        backend.put_small(uri, b"refused", hashlib.sha256(b"refused").hexdigest())
+    assert "\n" not in str(raised.value) and "<?xml" not in str(raised.value)
+
+
+def test_native_requests_see_refreshed_credentials_again():
+    calls = []
+
+    def fetch():
+        calls.append(1)
+        return {"access_key": "AK", "secret_key": f"secret-{len(calls)}", "token": "t",
+                "expiry_time": "2099-01-01T00:00:00+00:00"}
+
+    refreshable = botocore.credentials.RefreshableCredentials.create_from_metadata(fetch(), fetch, "test")
+    native = s3_backend._Native(None, refreshable, ferry.Settings())
+    given = native._credential()
+    assert given["access_key_id"] == "AK" and given["token"] == "t" and given["expires_at"] is not None
+    static = s3_backend._Native(None, botocore.credentials.Credentials("AK", "SK"), ferry.Settings())
+    assert static._credential()["expires_at"] is None
 
 
 @pytest.mark.s3
