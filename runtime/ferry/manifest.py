@@ -135,6 +135,8 @@ class LocalFile:
     source: pathlib.Path
     size: int
     mode: int
+    key: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    """What ``stat`` said when it was listed: size, mtime_ns, ctime_ns, inode, device (``hashcache``)."""
 
 
 def walk(root: pathlib.Path) -> tuple[list[LocalFile], list[str]]:
@@ -176,7 +178,8 @@ def walk(root: pathlib.Path) -> tuple[list[LocalFile], list[str]]:
                 visit(entry.path, real, child, ancestors | {real})
             else:
                 localfiles.check_regular(entry.path, info)
-                files.append(LocalFile(child, pathlib.Path(real), info.st_size, stat_.S_IMODE(info.st_mode) & 0o777))
+                files.append(LocalFile(child, pathlib.Path(real), info.st_size, stat_.S_IMODE(info.st_mode) & 0o777,
+                                       (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)))
 
     visit(str(top), str(top), "", frozenset({str(top)}))
     return files, empty

@@ -41,6 +41,10 @@ class Settings(pydantic.BaseModel):
     local_dir: pathlib.Path = pydantic.Field(default_factory=lambda: pathlib.Path(tempfile.gettempdir()) / "ferry")
     """Where remote values are downloaded to when the task does not say where."""
 
+    hash_cache: bool = True
+    """Keep the sha256 of published files under ``cache_dir``, so publishing a folder again reads
+    only the files whose size, mtime, ctime or inode changed (``ferry.hashcache``)."""
+
     concurrency: int = pydantic.Field(32, ge=1, le=1024)
     """Files transferred in parallel by one upload or download."""
 

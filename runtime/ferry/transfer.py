@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ferry import blobs, errors, integrity, localfiles, manifest, settings as settings_, uris
+from ferry import blobs, errors, hashcache, integrity, localfiles, manifest, settings as settings_, uris
 from ferry.backends import base
 
 T = TypeVar("T")
@@ -77,6 +77,11 @@ class _Tracker:
 
     def add_bytes(self, count: int) -> None:
         self._update(count)
+
+    def skipped(self, files: int, size: int) -> None:
+        """``files`` files of ``size`` bytes in all were already at the destination."""
+        if files:
+            self._update(size, files=files, skipped=files)
 
     def file_done(self, skipped_bytes: int | None = None) -> None:
         if skipped_bytes is None:
@@ -286,18 +291,33 @@ def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settin
         _call(backend, settings, lambda: backend.delete([manifest_uri]))
     present = {entry.path: entry for entry in previous.files if entry.object is None} if previous else {}
     tracker = _Tracker(progress, len(files), sum(f.size for f in files))
+    hashes = hashcache.HashCache.load(settings.cache_dir if settings.hash_cache else None, root)
+
+    unchanged, changed = [], []
+    for item in files:
+        there = present.get(item.path)
+        known = hashes.known(item) if there is not None else None
+        if known is not None and (there.size, there.sha256) == (item.size, known):  # not even read
+            unchanged.append(manifest.Entry(path=item.path, size=item.size, sha256=known, mode=item.mode))
+        else:
+            changed.append(item)
+    tracker.skipped(len(unchanged), sum(entry.size for entry in unchanged))
 
     def send(item: manifest.LocalFile) -> manifest.Entry:
+        hashed_at = time.time_ns()
         size, sha256 = _send(backend, item.source, item.size, uris.join(uri, item.path), settings, tracker,
                              present.get(item.path))
+        if size == item.size:
+            hashes.record(item, sha256, hashed_at)
         return manifest.Entry(path=item.path, size=size, sha256=sha256, mode=item.mode)
 
-    entries = _run_all([lambda item=item: send(item) for item in files], settings.concurrency)
+    entries = unchanged + _run_all([functools.partial(send, item) for item in changed], settings.concurrency)
     published = manifest.Manifest(files=sorted(entries, key=lambda e: e.path), empty_directories=empty)
     data = published.to_bytes()
     _call(backend, settings, lambda: backend.write_bytes(manifest_uri, data))
     kept = {entry.path for entry in entries}
     _call(backend, settings, lambda: backend.delete([uris.join(uri, path) for path in present if path not in kept]))
+    hashes.save()
     return blobs.BlobRef(uri=uri, kind=blobs.Kind.DIRECTORY, size=published.size, file_count=len(entries),
                          manifest_digest=manifest.digest_of(data))
 
