@@ -230,6 +230,7 @@ def _fetch(backend: base.Backend, uri: str, target: str, name: str, size: int | 
            mode: int | None, settings: settings_.Settings, tracker: _Tracker, temporary: str) -> None:
     """Download ``uri`` to ``target`` through the unused name ``temporary`` beside it."""
     read_small = getattr(backend, "read_small", None)
+    download_hashing = getattr(backend, "download_hashing", None)
 
     def attempt(on_bytes: base.OnBytes) -> None:
         if size is not None and size <= SMALL:  # whole, in memory, checked before it is written
@@ -245,9 +246,13 @@ def _fetch(backend: base.Backend, uri: str, target: str, name: str, size: int | 
                 on_bytes(len(data))
                 return
         with open(temporary, "wb") as out:
-            sink = integrity.HashingWriter(out, on_bytes)
-            backend.download(uri, sink)
-        integrity.verify(name, size, sha256, sink.size, sink.sha256)
+            if download_hashing is not None:
+                got = download_hashing(uri, out.fileno(), on_bytes)
+            else:
+                sink = integrity.HashingWriter(out, on_bytes)
+                backend.download(uri, sink)
+                got = sink.size, sink.sha256
+        integrity.verify(name, size, sha256, *got)
         if mode is not None:
             os.chmod(temporary, mode)
         os.replace(temporary, target)

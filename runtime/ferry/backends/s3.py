@@ -26,6 +26,7 @@ import datetime
 import hashlib
 import itertools
 import math
+import os
 import pathlib
 import threading
 from collections.abc import Iterator, Sequence
@@ -46,7 +47,8 @@ from ferry.backends import base
 MISSING = {"404", "NoSuchKey", "NotFound"}
 IO_QUEUE = 16
 PIECE = 256 * 1024
-"""Reads from a large download's responses: small, so the copies on the way stay small."""
+"""Pieces in which a part of a large download arrives from the native client: small enough to
+stay in the CPU's cache between the write and the hash."""
 MAX_PARTS = 10_000
 """S3's limit on the parts of one multipart upload; very large files get larger parts."""
 USER_AGENT = f"ferry/{ferry.__version__}"
@@ -183,6 +185,25 @@ class _Native:
                 return None
             return result.bytes()
 
+    def head(self, uri: str) -> tuple[int, str | None]:
+        """The object's size and ETag."""
+        import obstore
+
+        bucket, key = uris.split_bucket(uri)
+        with self._errors(uri):
+            meta = obstore.head(self.store(bucket), key)
+        return meta["size"], meta["e_tag"]
+
+    def get_range(self, uri: str, start: int, end: int, etag: str | None) -> Iterator:
+        """Bytes ``start`` to ``end`` (exclusive) of the object's version ``etag``, as buffers of
+        about ``PIECE`` bytes in order (collecting a whole part first costs a copy of it)."""
+        import obstore
+
+        bucket, key = uris.split_bucket(uri)
+        with self._errors(uri):
+            result = obstore.get(self.store(bucket), key, options={"range": (start, end), "if_match": etag})
+            yield from result.stream(PIECE)
+
 
 def _first_line(error: BaseException) -> str:
     """obstore's message without its multi-line debug dump or the server's XML."""
@@ -261,61 +282,49 @@ class S3Backend(base.Backend):
     def open(self, uri: str) -> BinaryIO:
         return self._get(uri)["Body"]
 
-    def download(self, uri: str, sink: base.Sink) -> None:
-        """Stream the object to ``sink`` in order. A large one streams its first part from the
-        plain GET while the store's part workers fetch the next ranges (pinned to the same
-        version with If-Match); a fetched part waits in memory until its turn, and at most
-        ``multipart_concurrency`` parts of the whole store do."""
-        bucket, key = uris.split_bucket(uri)
-        response = self._get(uri)
-        size, chunk = response["ContentLength"], self._settings.multipart_chunksize
-        with response["Body"] as body:
-            if size < self._settings.multipart_threshold:
-                while data := body.read(integrity.CHUNK):
-                    sink.write(data)
-                return
-            starts = collections.deque(range(chunk, size, chunk))
-            pending: collections.deque[concurrent.futures.Future] = collections.deque()
+    def download_hashing(self, uri: str, fd: int, on_bytes: base.OnBytes) -> tuple[int, str]:
+        """Download the object into the open file ``fd``: the size and hex sha256 of what was written.
 
-            def fetch(start: int) -> memoryview:
-                end = min(start + chunk, size)
-                part = self.client.get_object(Bucket=bucket, Key=key, IfMatch=response["ETag"],
-                                              Range=f"bytes={start}-{end - 1}")
-                buffer, filled = bytearray(end - start), 0  # filled in pieces: no second copy of the part
-                with part["Body"] as stream:
-                    while filled < len(buffer) and (piece := stream.read(min(PIECE, len(buffer) - filled))):
-                        buffer[filled:filled + len(piece)] = piece
-                        filled += len(piece)
-                return memoryview(buffer)[:filled]
+        The store's part workers fetch ranges natively (pinned to one version with If-Match) and
+        write each straight to its place in the file, in any order; this thread hashes the parts
+        in order as they arrive. A part stays in memory until it is hashed, and at most
+        ``multipart_concurrency`` parts of the whole store do.
+        """
+        self.client  # made on first use, with the native request path
+        size, etag = self._native.head(uri)
+        chunk = self._settings.multipart_chunksize
+        starts = collections.deque(range(0, size, chunk))
+        pending: collections.deque[concurrent.futures.Future] = collections.deque()
+        digest = hashlib.sha256()
 
-            def submit_more(block: bool) -> None:
-                """Start fetching the next parts, as many as the store allows; with ``block``,
-                wait for room for at least one."""
-                while starts and self._parts_in_flight.acquire(blocking=block and not pending):
+        def fetch(start: int) -> list:
+            pieces, at = [], start
+            for piece in self._native.get_range(uri, start, min(start + chunk, size), etag):
+                view, written = memoryview(piece), 0
+                while written < len(view):
+                    written += os.pwrite(fd, view[written:], at + written)
+                at += written
+                on_bytes(written)
+                pieces.append(piece)
+            return pieces
+
+        try:
+            while starts or pending:
+                while starts and self._parts_in_flight.acquire(blocking=not pending):
                     pending.append(self._parts().submit(fetch, starts.popleft()))
-
-            try:
-                submit_more(block=False)
-                remaining = min(chunk, size)
-                while remaining and (data := body.read(min(PIECE, remaining))):
-                    sink.write(data)
-                    remaining -= len(data)
-                if remaining:
-                    return  # the object ended early: the size check of the caller reports it
-                submit_more(block=True)
-                while pending:
-                    data = pending[0].result()
-                    pending.popleft()
-                    self._parts_in_flight.release()
-                    sink.write(data)
-                    del data
-                    submit_more(block=True)
-            finally:
-                for future in pending:
-                    future.cancel()
-                concurrent.futures.wait(pending)
-                for _ in pending:
-                    self._parts_in_flight.release()
+                pieces = pending[0].result()
+                pending.popleft()
+                for piece in pieces:
+                    digest.update(piece)
+                del pieces
+                self._parts_in_flight.release()
+        finally:
+            for future in pending:
+                future.cancel()
+            concurrent.futures.wait(pending)
+            for _ in pending:
+                self._parts_in_flight.release()
+        return size, digest.hexdigest()
 
     def upload(self, source: pathlib.Path, uri: str, on_bytes: base.OnBytes) -> None:
         bucket, key = uris.split_bucket(uri)

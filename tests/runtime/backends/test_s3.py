@@ -79,6 +79,29 @@ def test_large_file_moves_in_parts_hashed_while_streaming(s3, tmp_path):
 
 
 @pytest.mark.s3
+def test_an_object_replaced_during_a_large_download_fails_it_and_leaves_nothing(s3, tmp_path, monkeypatch):
+    store = ferry.Store(make_settings(tmp_path, f"s3://{s3.bucket}/{secrets.token_hex(4)}", multipart_threshold=5 * MiB,
+                                      multipart_chunksize=5 * MiB, multipart_concurrency=2, max_attempts=1))
+    (tmp_path / "big.bin").write_bytes(os.urandom(20 * MiB))
+    ref = store.upload_file(tmp_path / "big.bin")
+    backend = store.backend(ref.uri)
+    backend.client  # noqa: B018 - made on first use, with its native path
+    real = backend._native.get_range
+
+    def replacing(uri, start, end, etag):
+        if start == 10 * MiB:  # a later part: the object changes under the download
+            bucket, key = uri[5:].split("/", 1)
+            s3.client().put_object(Bucket=bucket, Key=key, Body=os.urandom(20 * MiB))
+        return real(uri, start, end, etag)
+
+    monkeypatch.setattr(backend._native, "get_range", replacing)
+    with pytest.raises(OSError, match="[Pp]recondition"):
+        store.download_file(ref, tmp_path / "out" / "big.bin")
+    assert os.listdir(tmp_path / "out") == []  # no partial file, no temporary left
+    assert all(backend._parts_in_flight.acquire(blocking=False) for _ in range(2))
+
+
+@pytest.mark.s3
 def test_objects_stat_list_and_missing(s3, s3_store):
     backend = s3_store.backend("s3://")
     base = s3_store.random_remote_path()
