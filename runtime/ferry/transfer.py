@@ -42,6 +42,9 @@ Resolve = Callable[[str], base.Backend]
 
 SMALL = integrity.CHUNK
 """Files up to this size move whole, in memory: at most ``concurrency`` of them at once."""
+TINY = 64 * 1024
+"""Downloads up to this size are collected whole even where the backend streams them to disk
+(``download_hashing``): above it, the copy into one buffer costs more than streaming."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +236,7 @@ def _fetch(backend: base.Backend, uri: str, target: str, name: str, size: int | 
     download_hashing = getattr(backend, "download_hashing", None)
 
     def attempt(on_bytes: base.OnBytes) -> None:
-        if size is not None and size <= SMALL:  # whole, in memory, checked before it is written
+        if size is not None and size <= (TINY if download_hashing else SMALL):  # whole, in memory, checked first
             if read_small is not None:
                 data = read_small(uri, size)
             else:
@@ -247,7 +250,7 @@ def _fetch(backend: base.Backend, uri: str, target: str, name: str, size: int | 
                 return
         with open(temporary, "wb") as out:
             if download_hashing is not None:
-                got = download_hashing(uri, out.fileno(), on_bytes)
+                got = download_hashing(uri, out.fileno(), on_bytes, size)
             else:
                 sink = integrity.HashingWriter(out, on_bytes)
                 backend.download(uri, sink)

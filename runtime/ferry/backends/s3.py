@@ -194,15 +194,16 @@ class _Native:
             meta = obstore.head(self.store(bucket), key)
         return meta["size"], meta["e_tag"]
 
-    def get_range(self, uri: str, start: int, end: int, etag: str | None) -> Iterator:
-        """Bytes ``start`` to ``end`` (exclusive) of the object's version ``etag``, as buffers of
-        about ``PIECE`` bytes in order (collecting a whole part first costs a copy of it)."""
+    def stream(self, uri: str, span: tuple[int, int] | None = None, etag: str | None = None) -> Iterator:
+        """The object's bytes (``span``: from its first to before its second offset; of version
+        ``etag`` when given) as buffers of about ``PIECE`` bytes, in order: collecting a large
+        answer into one buffer first would cost a copy of it."""
         import obstore
 
         bucket, key = uris.split_bucket(uri)
+        options = {**({"range": span} if span else {}), **({"if_match": etag} if etag else {})}
         with self._errors(uri):
-            result = obstore.get(self.store(bucket), key, options={"range": (start, end), "if_match": etag})
-            yield from result.stream(PIECE)
+            yield from obstore.get(self.store(bucket), key, options=options).stream(PIECE)
 
 
 def _first_line(error: BaseException) -> str:
@@ -282,8 +283,10 @@ class S3Backend(base.Backend):
     def open(self, uri: str) -> BinaryIO:
         return self._get(uri)["Body"]
 
-    def download_hashing(self, uri: str, fd: int, on_bytes: base.OnBytes) -> tuple[int, str]:
-        """Download the object into the open file ``fd``: the size and hex sha256 of what was written.
+    def download_hashing(self, uri: str, fd: int, on_bytes: base.OnBytes, expected: int | None = None
+                         ) -> tuple[int, str]:
+        """Download the object (of ``expected`` bytes, when known) into the open file ``fd``: the
+        size and hex sha256 of what was written.
 
         The store's part workers fetch ranges natively (pinned to one version with If-Match) and
         write each straight to its place in the file, in any order; this thread hashes the parts
@@ -291,15 +294,23 @@ class S3Backend(base.Backend):
         ``multipart_concurrency`` parts of the whole store do.
         """
         self.client  # made on first use, with the native request path
-        size, etag = self._native.head(uri)
         chunk = self._settings.multipart_chunksize
+        if expected is not None and expected <= chunk:  # one GET, no HEAD
+            digest, size = hashlib.sha256(), 0
+            for piece in self._native.stream(uri):
+                os.write(fd, piece)
+                digest.update(piece)
+                size += len(piece)
+                on_bytes(len(piece))
+            return size, digest.hexdigest()
+        size, etag = self._native.head(uri)
         starts = collections.deque(range(0, size, chunk))
         pending: collections.deque[concurrent.futures.Future] = collections.deque()
         digest = hashlib.sha256()
 
         def fetch(start: int) -> list:
             pieces, at = [], start
-            for piece in self._native.get_range(uri, start, min(start + chunk, size), etag):
+            for piece in self._native.stream(uri, (start, min(start + chunk, size)), etag):
                 view, written = memoryview(piece), 0
                 while written < len(view):
                     written += os.pwrite(fd, view[written:], at + written)

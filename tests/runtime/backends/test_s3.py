@@ -86,15 +86,15 @@ def test_an_object_replaced_during_a_large_download_fails_it_and_leaves_nothing(
     ref = store.upload_file(tmp_path / "big.bin")
     backend = store.backend(ref.uri)
     backend.client  # noqa: B018 - made on first use, with its native path
-    real = backend._native.get_range
+    real = backend._native.stream
 
-    def replacing(uri, start, end, etag):
-        if start == 10 * MiB:  # a later part: the object changes under the download
+    def replacing(uri, span=None, etag=None):
+        if span and span[0] == 10 * MiB:  # a later part: the object changes under the download
             bucket, key = uri[5:].split("/", 1)
             s3.client().put_object(Bucket=bucket, Key=key, Body=os.urandom(20 * MiB))
-        return real(uri, start, end, etag)
+        return real(uri, span, etag)
 
-    monkeypatch.setattr(backend._native, "get_range", replacing)
+    monkeypatch.setattr(backend._native, "stream", replacing)
     with pytest.raises(OSError, match="[Pp]recondition"):
         store.download_file(ref, tmp_path / "out" / "big.bin")
     assert os.listdir(tmp_path / "out") == []  # no partial file, no temporary left
