@@ -4,37 +4,77 @@ This module is the SDK's single public entry point; everything else in the packa
 implementation detail.
 """
 
-from ferry.assets import Asset, AssetEntry, asset
-from ferry.blobs import BlobRef, Kind
-from ferry.context import ExecutionContext, current_context
-from ferry.directories import Directory
-from ferry.drives import Drive
-from ferry.errors import IncompleteOutputError, IntegrityError, PathEscapeError, ReadOnlyStoreError
-from ferry.files import File
-from ferry.manifest import Manifest
-from ferry.plugins import ObjectStoreSensor, TaskPlugin
-from ferry.serialization import from_blob, to_blob
-from ferry.settings import Settings
-from ferry.store import Store, current as current_store, using as use_store
-from ferry.tasks import DefinitionError, task
-from ferry.transfer import Progress
-from ferry.workflows import workflow
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "Asset": "assets", "AssetEntry": "assets", "asset": "assets",
+    "BlobRef": "blobs", "Kind": "blobs",
+    "ExecutionContext": "context", "current_context": "context",
+    "Directory": "directories",
+    "Drive": "drives",
+    "IncompleteOutputError": "errors", "IntegrityError": "errors", "PathEscapeError": "errors",
+    "ReadOnlyStoreError": "errors",
+    "File": "files",
+    "Manifest": "manifest",
+    "ObjectStoreSensor": "plugins", "TaskPlugin": "plugins",
+    "from_blob": "serialization", "to_blob": "serialization",
+    "Settings": "settings",
+    "Store": "store", "current_store": "store", "use_store": "store",
+    "DefinitionError": "tasks", "task": "tasks",
+    "Progress": "transfer",
+    "workflow": "workflows",
+}
+_RENAMED = {"current_store": "current", "use_store": "using"}
+
+if TYPE_CHECKING:
+    from ferry.assets import Asset, AssetEntry, asset
+    from ferry.blobs import BlobRef, Kind
+    from ferry.context import ExecutionContext, current_context
+    from ferry.directories import Directory
+    from ferry.drives import Drive
+    from ferry.errors import IncompleteOutputError, IntegrityError, PathEscapeError, ReadOnlyStoreError
+    from ferry.files import File
+    from ferry.manifest import Manifest
+    from ferry.plugins import ObjectStoreSensor, TaskPlugin
+    from ferry.serialization import from_blob, to_blob
+    from ferry.settings import Settings
+    from ferry.store import Store, current as current_store, using as use_store
+    from ferry.tasks import DefinitionError, task
+    from ferry.transfer import Progress
+    from ferry.workflows import workflow
 
 
 def __getattr__(name: str):
-    """``ferry.__version__``, read from the installed package's metadata on first use
-    (``importlib.metadata`` costs ``import ferry`` about 25 ms otherwise)."""
-    if name != "__version__":
-        raise AttributeError(f"module 'ferry' has no attribute {name!r}")
-    from importlib import metadata
+    """The public names, each imported on first use: ``import ferry`` costs almost nothing, and a
+    program pays only for what it touches (a task that never reads a file never imports the
+    store's clients). Also ``ferry.__version__``, read from the package's metadata on first use,
+    and submodules."""
+    if name == "__version__":
+        from importlib import metadata
 
-    try:
-        version = metadata.version("ferry")
-    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        version = "0.0.0"
-    globals()["__version__"] = version
-    return version
+        try:
+            value = metadata.version("ferry")
+        except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+            value = "0.0.0"
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(f"ferry.{_EXPORTS[name]}"), _RENAMED.get(name, name))
+    else:
+        try:  # a submodule, as ``ferry.errors`` was when everything was imported up front
+            value = importlib.import_module(f"ferry.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"ferry.{name}":
+                raise
+            raise AttributeError(f"module 'ferry' has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Asset",

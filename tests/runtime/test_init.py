@@ -28,4 +28,11 @@ def test_sdk_never_imports_kubernetes_kopf_or_the_operator():
 
 
 def test_import_ferry_stays_light():
-    assert "boto3" not in imported_after("import ferry")
+    assert not {"boto3", "obstore", "pydantic"} & imported_after("import ferry")
+    assert "boto3" not in imported_after("import ferry\nferry.task")  # a task pays for the store only if it uses it
+
+
+def test_public_names_load_on_first_use():
+    assert set(ferry.__all__) <= set(dir(ferry))
+    assert ferry.use_store is ferry.store.using and ferry.current_store is ferry.store.current
+    assert ferry.hashcache.VERSION >= 1  # submodules too, as when everything was imported up front
