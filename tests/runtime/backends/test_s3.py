@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -25,8 +26,8 @@ def test_client_and_transfer_configuration():
     assert config.s3 == {"addressing_style": "path"} and config.retries == {"mode": "standard", "max_attempts": 7}
     assert config.max_pool_connections == 24
     transfer = s3_backend.transfer_config(settings)
-    assert (transfer.multipart_threshold, transfer.multipart_chunksize, transfer.max_request_concurrency,
-            transfer.max_in_memory_download_chunks) == (6 * MiB, 5 * MiB, 4, 4)
+    assert (transfer.multipart_threshold, transfer.multipart_chunksize, transfer.max_request_concurrency) == (
+        6 * MiB, 5 * MiB, 4)
 
 
 def test_botocore_checksums_give_way_to_ferrys_own():
@@ -133,28 +134,12 @@ def test_small_objects_travel_natively_and_the_server_checks_their_sha256(s3, s3
 @pytest.mark.s3
 def test_native_requests_refused_by_the_store_fail_clearly(s3, s3_store):
     backend = s3_store.backend("s3://")
-    backend.client  # noqa: B018 - made on first use, with its native path
-    backend._native._credentials = botocore.credentials.Credentials("not-a-key", "not-a-secret")
+    backend._native._plain = dataclasses.replace(backend._native._plain, credentials=lambda: {
+        "access_key_id": "not-a-key", "secret_access_key": "not-a-secret", "token": None, "expires_at": None})
     uri = s3_store.random_remote_path("b.txt")
     with pytest.raises(PermissionError, match=r"b\.txt: .*403 Forbidden$") as raised:
         backend.put_small(uri, b"refused", hashlib.sha256(b"refused").hexdigest())
     assert "\n" not in str(raised.value) and "<?xml" not in str(raised.value)
-
-
-def test_native_requests_see_refreshed_credentials_again():
-    calls = []
-
-    def fetch():
-        calls.append(1)
-        return {"access_key": "AK", "secret_key": f"secret-{len(calls)}", "token": "t",
-                "expiry_time": "2099-01-01T00:00:00+00:00"}
-
-    refreshable = botocore.credentials.RefreshableCredentials.create_from_metadata(fetch(), fetch, "test")
-    native = s3_backend._Native(None, refreshable, ferry.Settings())
-    given = native._credential()
-    assert given["access_key_id"] == "AK" and given["token"] == "t" and given["expires_at"] is not None
-    static = s3_backend._Native(None, botocore.credentials.Credentials("AK", "SK"), ferry.Settings())
-    assert static._credential()["expires_at"] is None
 
 
 @pytest.mark.s3
