@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ferry import podruntime, resource, runner, scheduler, store as store_, taskpod, values
+from ferry import forkserver, podruntime, resource, runner, scheduler, store as store_, taskpod, values
 from ferry.resource import Phase
 
 Report = Callable[[str, str, str], None]
@@ -54,7 +54,7 @@ def _main_name() -> str:
 
 @dataclasses.dataclass
 class _Process:
-    popen: subprocess.Popen
+    popen: subprocess.Popen | forkserver.Child
     result: pathlib.Path
     log: pathlib.Path
 
@@ -87,6 +87,9 @@ class LocalExecutor:
         self.report = report or (lambda kind, reason, message: None)
         self.processes: dict[str, _Process] = {}
         self.scratch = pathlib.Path(tempfile.mkdtemp(prefix="ferry-run-"))
+        self.forks: forkserver.ForkServer | None = None
+        """Where task processes come from, started with the first task (``FERRY_LOCAL_FORK=0``: none,
+        each task starts a fresh interpreter)."""
 
     def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any]) -> LocalRun:
         execution_id = f"{name}-{uuid.uuid4().hex[:8]}"
@@ -110,10 +113,12 @@ class LocalExecutor:
                     self.report(*event)
                 status = step.status
                 if status.phase not in scheduler.DONE:
-                    time.sleep(0.05)
+                    self._wait()
         finally:
             for attempt_name in list(self.processes):
                 self.stop(attempt_name)
+            if self.forks is not None:
+                self.forks.close()
         return LocalRun(name, spec, status, self.store, annotations)
 
     def start(self, attempt_name: str, plan: taskpod.PodPlan, roots: set[pathlib.Path]) -> None:
@@ -134,11 +139,24 @@ class LocalExecutor:
             "PYTHONPATH": os.pathsep.join(p for p in [*map(str, roots), os.environ.get("PYTHONPATH", "")] if p),
         }
         log = directory / "log"
-        with open(log, "wb") as out:
-            popen = subprocess.Popen([sys.executable, "-P", "-m", "ferry", "pod", "run-function"], env=env, stdout=out,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                     cwd=directory)
+        if os.environ.get("FERRY_LOCAL_FORK", "1") != "0" and hasattr(os, "fork"):
+            if self.forks is None:
+                self.forks = forkserver.ForkServer()
+            popen = self.forks.spawn(env, str(directory), str(log))
+        else:
+            with open(log, "wb") as out:
+                popen = subprocess.Popen([sys.executable, "-P", "-m", "ferry", "pod", "run-function"], env=env,
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True, cwd=directory)
         self.processes[attempt_name] = _Process(popen, directory / "result.json", log)
+
+    def _wait(self) -> None:
+        """Until a task process ends, or a short while (timeouts and retry delays are due on time)."""
+        if self.forks is None:
+            time.sleep(0.05)
+            return
+        self.forks.ended.wait(0.25)
+        self.forks.ended.clear()
 
     def observe(self, task: resource.Task, attempt_name: str) -> scheduler.Attempt | None:
         process = self.processes.get(attempt_name)

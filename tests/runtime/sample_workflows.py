@@ -270,3 +270,29 @@ def text_of(f: ferry.File) -> str:
 @ferry.workflow
 def borrow_through_a_report(other: str) -> str:
     return text_of(f=claims(other=other))
+
+
+_seen: list[str] = []
+"""Module state: a task process that inherited it from another task would see more than its own name."""
+
+
+@ferry.task
+def remember(name: str) -> list:
+    _seen.append(name)
+    return list(_seen)
+
+
+@ferry.workflow
+def remembers_twice() -> tuple[list, list]:
+    return remember(name="first"), remember(name="second")
+
+
+@ferry.task(timeout=1)
+def oversleeps() -> int:
+    time.sleep(300)
+    return 0
+
+
+@ferry.workflow
+def times_out() -> int:
+    return oversleeps()

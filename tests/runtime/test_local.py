@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -150,3 +151,26 @@ def test_compiled_yaml_quotes_names_kubectl_would_read_as_booleans():
     result = ferry_cli("compile", "tests/runtime/sample_workflows.py:directory_stats")
     assert result.returncode == 0, result.stderr
     assert 'name: "n"' in result.stdout and 'fromInput: "n"' in result.stdout
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_each_task_starts_from_a_clean_module_state(store, monkeypatch, fork):
+    """Forked from the warm server (the default) or a fresh interpreter, a task never sees another's state."""
+    monkeypatch.setenv("FERRY_LOCAL_FORK", fork)
+    assert samples.remembers_twice() == (["first"], ["second"])
+    assert samples.directory_stats(n=2) == samples.Stats(files=2, names=["f0.txt", "f1.txt"])
+
+
+def test_the_fork_server_ends_with_the_run(store, monkeypatch):
+    executor = local.LocalExecutor(store)
+    spec = samples.remembers_twice.compile()
+    run = executor.run("remembers-twice", spec, samples.remembers_twice.outputs)
+    assert run.result() == (["first"], ["second"])
+    assert executor.forks is not None and executor.forks._process.poll() is not None
+
+
+def test_a_task_past_its_timeout_is_stopped(store):
+    started = time.monotonic()
+    run = local.run_workflow(samples.times_out, {}, store)
+    assert run.status.phase == resource.Phase.FAILED and time.monotonic() - started < 30
+    assert "timed out after 1s" in run.status.tasks["oversleeps"].message
