@@ -4,7 +4,9 @@ Publishing a directory follows one protocol, so a reader can trust what it finds
 
 1. read the manifest already at the destination (a re-run to the same ``remote_directory``) and
    delete it, so from now on the destination does not look complete;
-2. hash every file, in parallel, and upload those whose identical copy is not already there;
+2. hash every file, in parallel, and upload those whose identical copy is not already there (a
+   file whose ``stat`` matches the local record of its last hashing, ``hashcache``, is not even
+   read);
 3. write the new manifest, last: only now is the output complete;
 4. delete objects the old manifest listed and the new one does not.
 
@@ -14,7 +16,8 @@ rename into place, so a failed or corrupt download never leaves a file that look
 Every file is read once on upload where the backend allows it: a small file (up to ``SMALL``)
 is read into memory, hashed and sent from there; a large one is hashed part by part as the
 backend reads it to send it (``upload_hashing``). So the sha256 in the manifest is always that
-of the bytes sent. A small file is downloaded into memory, checked, and only then written.
+of the bytes sent. A tiny file is downloaded into memory, checked, and only then written; others
+stream to their temporary name, in parallel parts where the backend can (``download_hashing``).
 """
 
 from __future__ import annotations
