@@ -76,7 +76,7 @@ class ForkServer:
             child = self._spawned.pop(request, None)
         if child is None:
             raise RuntimeError("the local executor's fork server did not start a task process; "
-                               "set FERRY_LOCAL_FORK=0 to start each task with a fresh interpreter")
+                               "set FERRY_LOCAL_FORK=false to start each task with a fresh interpreter")
         return child
 
     def _read(self) -> None:

@@ -88,8 +88,8 @@ class LocalExecutor:
         self.processes: dict[str, _Process] = {}
         self.scratch = pathlib.Path(tempfile.mkdtemp(prefix="ferry-run-"))
         self.forks: forkserver.ForkServer | None = None
-        """Where task processes come from, started with the first task (``FERRY_LOCAL_FORK=0``: none,
-        each task starts a fresh interpreter)."""
+        """Where task processes come from, started with the first task (none with ``local_fork``
+        off: each task starts a fresh interpreter)."""
 
     def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any]) -> LocalRun:
         execution_id = f"{name}-{uuid.uuid4().hex[:8]}"
@@ -139,7 +139,7 @@ class LocalExecutor:
             "PYTHONPATH": os.pathsep.join(p for p in [*map(str, roots), os.environ.get("PYTHONPATH", "")] if p),
         }
         log = directory / "log"
-        if os.environ.get("FERRY_LOCAL_FORK", "1") != "0" and hasattr(os, "fork"):
+        if self.store.settings.local_fork and hasattr(os, "fork"):
             if self.forks is None:
                 self.forks = forkserver.ForkServer()
             popen = self.forks.spawn(env, str(directory), str(log))

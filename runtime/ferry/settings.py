@@ -45,6 +45,10 @@ class Settings(pydantic.BaseModel):
     """Keep the sha256 of published files under ``cache_dir``, so publishing a folder again reads
     only the files whose size, mtime, ctime or inode changed (``ferry.hashcache``)."""
 
+    local_fork: bool = True
+    """``ferry run`` forks task processes from a warm interpreter (``ferry.forkserver``), about
+    200 ms faster per task than starting Python afresh; false starts each task afresh."""
+
     concurrency: int = pydantic.Field(32, ge=1, le=1024)
     """Files transferred in parallel by one upload or download."""
 

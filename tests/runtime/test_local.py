@@ -153,12 +153,14 @@ def test_compiled_yaml_quotes_names_kubectl_would_read_as_booleans():
     assert 'name: "n"' in result.stdout and 'fromInput: "n"' in result.stdout
 
 
-@pytest.mark.parametrize("fork", ["1", "0"])
-def test_each_task_starts_from_a_clean_module_state(store, monkeypatch, fork):
+@pytest.mark.parametrize("fork", [True, False])
+def test_each_task_starts_from_a_clean_module_state(tmp_path, fork):
     """Forked from the warm server (the default) or a fresh interpreter, a task never sees another's state."""
-    monkeypatch.setenv("FERRY_LOCAL_FORK", fork)
-    assert samples.remembers_twice() == (["first"], ["second"])
-    assert samples.directory_stats(n=2) == samples.Stats(files=2, names=["f0.txt", "f1.txt"])
+    settings = ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri(), cache_dir=tmp_path / "cache",
+                              local_fork=fork)
+    with ferry.use_store(ferry.Store(settings)):
+        assert samples.remembers_twice() == (["first"], ["second"])
+        assert samples.directory_stats(n=2) == samples.Stats(files=2, names=["f0.txt", "f1.txt"])
 
 
 def test_the_fork_server_ends_with_the_run(store, monkeypatch):
