@@ -2,8 +2,10 @@
 
 Each task is its own process going through the same path as in pods (plan, inputs loaded from
 the raw data store, function, outputs published), so this measures what a task costs beyond its
-own work. It compares with the floor for a process per task: starting ``python -c pass`` and
-``python -c "import ferry"`` the same number of times.
+own work: with task processes forked from the warm fork server (the default) and with a fresh
+interpreter per task (``FERRY_LOCAL_FORK=false``), in turn. It compares with the floor for a
+fresh process per task: starting ``python -c pass``, ``python -c "import ferry"`` and importing
+what a task process runs (``ferry.runner``) the same number of times.
 
     .venv/bin/python benchmarks/local_overhead.py --tasks 10 --repeat 3
 """
@@ -53,29 +55,29 @@ def main() -> None:
     sys.path.insert(0, str(workdir))
     import chain_bench
 
-    store = ferry.Store(ferry.Settings(raw_data_prefix=(workdir / "raw").as_uri(), cache_dir=workdir / "cache"))
-    runs = []
+    modes = {"forked from the fork server": True, "fresh interpreter per task": False}
+    runs: dict[str, list[float]] = {mode: [] for mode in modes}
     for _ in range(args.repeat):
-        run = None
+        for mode, fork in modes.items():
+            store = ferry.Store(ferry.Settings(raw_data_prefix=(workdir / "raw").as_uri(), cache_dir=workdir / "cache",
+                                               local_fork=fork))
+            run = None
 
-        def once():
-            nonlocal run
-            run = local.run_workflow(chain_bench.chain, {}, store)
+            def once():
+                nonlocal run
+                run = local.run_workflow(chain_bench.chain, {}, store)
 
-        runs.append(timed(once))
-        assert run.result() == args.tasks
-    floors = {
-        "python -c pass": [timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True))
-                           for _ in range(args.tasks)],
-        "python -c 'import ferry'": [timed(lambda: subprocess.run([sys.executable, "-c", "import ferry"], check=True))
-                                     for _ in range(args.tasks)],
-    }
-    best = min(runs)
-    print(f"{args.tasks}-task chain of no-op tasks, best of {args.repeat}: {best:.2f}s "
-          f"(median {statistics.median(runs):.2f}s)")
-    print(f"per-task overhead (ferry run): {best / args.tasks * 1000:.0f} ms")
-    for name, samples in floors.items():
-        print(f"per-process floor ({name}): {statistics.median(samples) * 1000:.0f} ms")
+            runs[mode].append(timed(once))
+            assert run.result() == args.tasks
+    floors = {code: [timed(lambda code=code: subprocess.run([sys.executable, "-c", code], check=True))
+                     for _ in range(args.tasks)]
+              for code in ("pass", "import ferry", "import ferry.runner")}
+    print(f"{args.tasks}-task chain of no-op tasks, best of {args.repeat}, per task:")
+    for mode, times in runs.items():
+        print(f"  ferry run, {mode}: {min(times) / args.tasks * 1000:.0f} ms "
+              f"(chain {min(times):.2f}s, median {statistics.median(times):.2f}s)")
+    for code, samples in floors.items():
+        print(f"  floor, python -c '{code}': {statistics.median(samples) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
