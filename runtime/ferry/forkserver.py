@@ -91,9 +91,17 @@ class ForkServer:
             if child is not None:
                 child._end(message["exit"])
             self.ended.set()
-        with self._lock:  # the server is gone: nothing more will start
+        with self._lock:  # the server is gone: nothing more starts, and no end will be reported
             for started in self._started.values():
                 started.set()
+            orphans, self._children = list(self._children.values()), {}
+        for child in orphans:  # so end them, rather than wait for news that cannot come
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            child._end(-signal.SIGKILL)
+        self.ended.set()
 
     def close(self) -> None:
         self._process.stdin.close()

@@ -296,3 +296,8 @@ def oversleeps() -> int:
 @ferry.workflow
 def times_out() -> int:
     return oversleeps()
+
+
+@ferry.workflow
+def naps(seconds: float = 60) -> int:
+    return sleeps(seconds=seconds)

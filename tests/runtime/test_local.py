@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -176,3 +177,18 @@ def test_a_task_past_its_timeout_is_stopped(store):
     run = local.run_workflow(samples.times_out, {}, store)
     assert run.status.phase == resource.Phase.FAILED and time.monotonic() - started < 30
     assert "timed out after 1s" in run.status.tasks["oversleeps"].message
+
+
+def test_a_fork_server_that_dies_fails_its_running_tasks_instead_of_hanging(store):
+    executor = local.LocalExecutor(store)
+    spec = samples.naps.compile()
+    runs = []
+    runner = threading.Thread(target=lambda: runs.append(executor.run("naps", spec, samples.naps.outputs)))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not (executor.forks and executor.processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    executor.forks._process.kill()
+    runner.join(30)
+    assert not runner.is_alive() and runs[0].status.phase == resource.Phase.FAILED
+    assert "without a result" in runs[0].status.tasks["sleeps"].message
