@@ -35,6 +35,8 @@ class VirtualNode:
         self.leases = client.CoordinationV1Api(api)
         self.finished: set[str] = set()
         """Uids of the pods it finished."""
+        self.finished_at: dict[str, float] = {}
+        """Pod name → when (``time.monotonic``) its finishing patch returned."""
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="virtual-node")
         self._threads = [threading.Thread(target=self._heartbeats, daemon=True),
@@ -122,6 +124,7 @@ class VirtualNode:
                 "initContainerStatuses": statuses(spec.get("initContainers") or []),
                 "containerStatuses": statuses(spec["containers"])}}, _content_type=MERGE_PATCH)
             self.finished.add(pod["metadata"]["uid"])
+            self.finished_at[pod["metadata"]["name"]] = time.monotonic()
         except ApiException as error:
             if error.status != 404:
                 log.warning("finishing %s: %s", pod["metadata"]["name"], error.reason)

@@ -1,0 +1,218 @@
+"""The operator at scale: API requests per task, latency added per task, memory and throughput.
+
+Starts the suite's own control plane (etcd, kube-apiserver, kube-controller-manager) with
+kube-scheduler, MinIO, the operator as a process, and the *virtual node* of
+``tests/cluster/virtualnode.py``, which finishes every pod the moment it is bound, as KWOK does:
+the API server, the scheduler and the operator do all their real work, without containers (the
+end-to-end tests run the same pods on the real node). Then it submits ``--workflows`` workflows
+of ``--tasks`` chained no-op tasks at once and reports:
+
+- **API requests**, from kube-apiserver's own ``apiserver_request_total`` before and after, by
+  resource and verb, and those the operator makes per task (workflow reads and writes; pod
+  creates, lists, patches and deletes; events). The scheduler's bindings, the virtual node's status
+  patches and this script's own requests are listed apart;
+- **added latency per task**: a task's pod finished (the virtual node's patch returned) → the
+  next task's pod seen created (a watch in this process), p50 and p95;
+- the operator's **peak RSS** (``VmHWM``) and **throughput** (workflows per minute from the first
+  submission to the last success).
+
+Run from the repository root (it builds or reuses the pinned binaries in ``~/.cache/ferry``):
+
+    .venv/bin/python benchmarks/orchestration.py --workflows 100 --tasks 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import json
+import pathlib
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kubernetes import client, config, watch  # noqa: E402
+
+from ferry import resource  # noqa: E402
+from tests.cluster import binaries, controlplane, s3 as s3_server, virtualnode  # noqa: E402
+from tests.cluster.fixtures import Cluster, eventually  # noqa: E402
+from tests.cluster.processes import Server  # noqa: E402
+from tests.operator.conftest import Operator, namespace_with_storage  # noqa: E402
+
+REQUEST = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<count>[0-9.e+]+)$')
+OPERATOR = {("workflows", ""), ("workflows", "status"), ("pods", "")}
+"""Resources only the operator reads and writes here (the scheduler binds, the virtual node patches
+status); events are shared with the scheduler and split by reason."""
+SCHEDULER_EVENTS = {"Scheduled", "FailedScheduling"}
+
+
+def chain(n: int, tasks: int) -> dict:
+    steps = [{"name": f"t{i}", "image": "busybox:1.36", "command": ["true"],
+              **({"dependsOn": [f"t{i - 1}"]} if i else {})} for i in range(tasks)]
+    return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": f"chain-{n:05d}"},
+            "spec": {"tasks": steps}}
+
+
+def request_counts(cluster: Cluster) -> collections.Counter:
+    """apiserver_request_total summed by (resource, subresource, verb)."""
+    counts: collections.Counter = collections.Counter()
+    for line in cluster.kubectl("get", "--raw=/metrics").stdout.splitlines():
+        match = REQUEST.match(line)
+        if match:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+            counts[(labels.get("resource", ""), labels.get("subresource", ""), labels["verb"])] += float(match["count"])
+    return counts
+
+
+def peak_rss_mib(pid: int) -> float:
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
+class PodTimes:
+    """When each task's pod was first seen, from a watch in this process."""
+
+    def __init__(self, api: client.ApiClient, namespace: str):
+        self.created: dict[tuple[str, str], float] = {}
+        self.names: dict[str, tuple[str, str]] = {}
+        self._core, self._namespace = client.CoreV1Api(api), namespace
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for event in watch.Watch().stream(self._core.list_namespaced_pod, self._namespace, timeout_seconds=10):
+                if event["type"] != "ADDED":
+                    continue
+                meta = event["raw_object"]["metadata"]
+                key = (meta["labels"]["ferry.dev/workflow"], meta["labels"]["ferry.dev/task"])
+                self.created.setdefault(key, time.monotonic())
+                self.names[meta["name"]] = key
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workflows", type=int, default=100)
+    parser.add_argument("--tasks", type=int, default=10, help="chained no-op tasks per workflow")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="ferry-orchestration-"))
+    plane = store = operator = node = pods = None
+    try:
+        bins = binaries.build_node()  # the control plane's binaries and kube-scheduler
+        plane = controlplane.start(work / "plane")
+        scheduler = plane.kubeconfig_of("system:kube-scheduler")
+        plane.servers.append(Server("kube-scheduler", [
+            str(bins / "kube-scheduler"), f"--kubeconfig={scheduler}", f"--authentication-kubeconfig={scheduler}",
+            f"--authorization-kubeconfig={scheduler}", "--leader-elect=false", "--bind-address=127.0.0.1",
+            "--secure-port=0"], work / "plane" / "logs"))
+        cluster = Cluster(plane.kubeconfig, str(bins / "kubectl"), local=True)
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        store = s3_server.start(work / "minio")
+        api = config.new_client_from_config(str(plane.kubeconfig))
+        node = virtualnode.VirtualNode(api)
+        node.start()
+        namespace = namespace_with_storage(cluster, store, "ferry-bench")
+        eventually(lambda: client.CoreV1Api(api).read_namespaced_service_account("default", namespace), 60,
+                   what="the namespace's default ServiceAccount")  # pods are refused until it exists
+        operator = Operator(cluster, store, work, name="ferry-operator-bench", args=("--namespace=ferry-bench-*",))
+        operator.start()
+        pods = PodTimes(api, namespace)
+        custom = client.CustomObjectsApi(api)
+        lists = 0
+
+        def succeeded() -> int:
+            nonlocal lists
+            lists += 1
+            items = custom.list_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace,
+                                                         resource.PLURAL)["items"]
+            return sum((item.get("status") or {}).get("phase") == "Succeeded" for item in items)
+
+        before = request_counts(cluster)
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda n: custom.create_namespaced_custom_object(
+                resource.GROUP, resource.VERSION, namespace, resource.PLURAL, chain(n, args.tasks)),
+                range(args.workflows)))
+        submitted = time.monotonic() - started
+        while succeeded() < args.workflows:
+            if time.monotonic() - started > 60 * 60:
+                raise SystemExit("not all workflows succeeded within an hour")
+            time.sleep(2)
+        elapsed = time.monotonic() - started
+        after = request_counts(cluster)
+        reasons = collections.Counter(event.reason for event in client.CoreV1Api(api).list_namespaced_event(namespace).items)
+        report(args, before, after, lists, reasons, submitted, elapsed, node, pods,
+               peak_rss_mib(operator.server.process.pid))
+    finally:
+        for part in (pods, node, operator):
+            if part is not None:
+                part.stop()
+        if store is not None:
+            store.stop()
+        if plane is not None:
+            plane.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(args, before, after, lists: int, reasons: collections.Counter, submitted: float, elapsed: float, node,
+           pods, rss: float) -> None:
+    tasks = args.workflows * args.tasks
+    delta = {key: after[key] - before.get(key, 0) for key in after if after[key] - before.get(key, 0) > 0}
+    delta[("workflows", "", "POST")] = delta.get(("workflows", "", "POST"), 0) - args.workflows  # this script's
+    delta[("workflows", "", "LIST")] = delta.get(("workflows", "", "LIST"), 0) - lists
+    operator_events = sum(count for reason, count in reasons.items() if reason not in SCHEDULER_EVENTS)
+    by_operator = sum(count for (res, sub, _), count in delta.items() if (res, sub) in OPERATOR) + operator_events
+    finished = {pods.names[name]: at for name, at in node.finished_at.items() if name in pods.names}
+    hops = [pods.created[(wf, f"t{i}")] - finished[(wf, f"t{i - 1}")]
+            for wf in {wf for wf, _ in pods.created} for i in range(1, args.tasks)
+            if (wf, f"t{i}") in pods.created and (wf, f"t{i - 1}") in finished]
+    print(f"\n{args.workflows} workflows × {args.tasks} chained no-op tasks = {tasks} tasks; submitted in "
+          f"{submitted:.1f}s, all succeeded after {elapsed:.1f}s\n")
+    print("| figure | value |\n| --- | ---: |")
+    rows = {
+        "throughput (workflows/min)": f"{args.workflows / elapsed * 60:,.0f}",
+        "tasks/s": f"{tasks / elapsed:,.1f}",
+        "operator API requests per task": f"{by_operator / tasks:.2f}",
+        "all API requests per task": f"{sum(delta.values()) / tasks:.2f}",
+        "added latency per task, p50 (ms)": f"{statistics.median(hops) * 1000:.0f}" if hops else "—",
+        "added latency per task, p95 (ms)": f"{percentile(hops, 0.95) * 1000:.0f}" if hops else "—",
+        "operator peak RSS (MiB)": f"{rss:.0f}",
+    }
+    for name, value in rows.items():
+        print(f"| {name} | {value} |")
+    print("\nAPI requests during the run, by resource and verb (this script's creates and lists taken out):\n")
+    print("| resource | verb | requests | per task | whose |\n| --- | --- | ---: | ---: | --- |")
+    for (res, sub, verb), count in sorted(delta.items(), key=lambda item: -item[1]):
+        if count <= 0:
+            continue
+        whose = "operator" if (res, sub) in OPERATOR else "scheduler" if sub == "binding" else (
+            "virtual node" if sub == "status" and res == "pods" else
+            f"operator {operator_events:,.0f}, scheduler {count - operator_events:,.0f}" if res == "events" else "other")
+        print(f"| {res}{'/' + sub if sub else ''} | {verb} | {count:,.0f} | {count / tasks:.2f} | {whose} |")
+    print("\nEvents in the namespace, by reason: " + ", ".join(f"{reason} {count}" for reason, count in
+                                                           reasons.most_common()))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({"rows": rows, "requests": {
+            f"{res}/{sub}/{verb}": count for (res, sub, verb), count in delta.items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
