@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import datetime
 import hashlib
 import json
@@ -47,10 +48,12 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, logger: logging.Logger, memo: kopf.Memo, **_) -> None:
+async def configure(settings: kopf.OperatorSettings, logger: logging.Logger, memo: kopf.Memo, **_) -> None:
     global _config
     _config = Config.from_env()
     kube.login()
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(kube.CALLS_IN_FLIGHT, thread_name_prefix="ferry-api"))
     # Watching exact namespaces needs no cluster-wide discovery (which a namespaced install may
     # not be allowed to do: Kopf would retry it for a minute before starting).
     settings.scanning.disabled = bool(memo.get("exact_namespaces"))

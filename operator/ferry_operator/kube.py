@@ -42,6 +42,11 @@ def _refusals(what: str):
     return wrap
 
 
+CALLS_IN_FLIGHT = 32
+"""API calls made at once (threads and pooled connections): reconciliations wait on the API
+server, not on the CPU, so a handful of threads (asyncio's default) would serialize them."""
+
+
 def login() -> None:
     """In-cluster credentials in a pod, the kubeconfig elsewhere (``KUBECONFIG``)."""
     global _api
@@ -49,7 +54,9 @@ def login() -> None:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    _api = client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = CALLS_IN_FLIGHT
+    _api = client.ApiClient(configuration)
 
 
 def _core() -> client.CoreV1Api:
