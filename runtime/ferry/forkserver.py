@@ -69,9 +69,13 @@ class ForkServer:
             request, started = self._ids, threading.Event()
             self._started[request] = started
         line = json.dumps({"id": request, "env": env, "cwd": cwd, "log": log}) + "\n"
-        self._process.stdin.write(line.encode())
-        self._process.stdin.flush()
-        started.wait(30)
+        try:
+            self._process.stdin.write(line.encode())
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the server is gone: said below
+        else:
+            started.wait(30)
         with self._lock:
             child = self._spawned.pop(request, None)
         if child is None:

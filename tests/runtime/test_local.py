@@ -192,3 +192,13 @@ def test_a_fork_server_that_dies_fails_its_running_tasks_instead_of_hanging(stor
     runner.join(30)
     assert not runner.is_alive() and runs[0].status.phase == resource.Phase.FAILED
     assert "without a result" in runs[0].status.tasks["sleeps"].message
+
+
+def test_a_dead_fork_server_refuses_new_tasks_clearly(tmp_path):
+    from ferry import forkserver
+
+    server = forkserver.ForkServer()
+    server._process.kill()
+    server._process.wait()
+    with pytest.raises(RuntimeError, match="FERRY_LOCAL_FORK=false"):
+        server.spawn(dict(os.environ), str(tmp_path), str(tmp_path / "log"))
