@@ -76,33 +76,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-__all__ = [
-    "Asset",
-    "AssetEntry",
-    "BlobRef",
-    "DefinitionError",
-    "Directory",
-    "Drive",
-    "ExecutionContext",
-    "File",
-    "IncompleteOutputError",
-    "IntegrityError",
-    "Kind",
-    "Manifest",
-    "ObjectStoreSensor",
-    "PathEscapeError",
-    "Progress",
-    "ReadOnlyStoreError",
-    "Settings",
-    "Store",
-    "TaskPlugin",
-    "__version__",
-    "asset",
-    "current_context",
-    "current_store",
-    "from_blob",
-    "task",
-    "to_blob",
-    "use_store",
-    "workflow",
-]
+__all__ = sorted([*_EXPORTS, "__version__"])

@@ -304,6 +304,13 @@ def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settin
     tracker = _Tracker(progress, len(files), sum(f.size for f in files))
     hashes = hashcache.HashCache.load(settings.cache_dir if settings.hash_cache else None, root)
 
+    def send(item: manifest.LocalFile, there: manifest.Entry | None) -> manifest.Entry:
+        hashed_at = time.time_ns()
+        size, sha256 = _send(backend, item.source, item.size, uris.join(uri, item.path), settings, tracker, there)
+        if size == item.size:
+            hashes.record(item, sha256, hashed_at)
+        return manifest.Entry(path=item.path, size=size, sha256=sha256, mode=item.mode)
+
     unchanged, changed = [], []
     for item in files:
         there = present.get(item.path)
@@ -311,18 +318,9 @@ def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settin
         if known is not None and (there.size, there.sha256) == (item.size, known):  # not even read
             unchanged.append(manifest.Entry(path=item.path, size=item.size, sha256=known, mode=item.mode))
         else:
-            changed.append(item)
+            changed.append(functools.partial(send, item, there))
     tracker.skipped(len(unchanged), sum(entry.size for entry in unchanged))
-
-    def send(item: manifest.LocalFile) -> manifest.Entry:
-        hashed_at = time.time_ns()
-        size, sha256 = _send(backend, item.source, item.size, uris.join(uri, item.path), settings, tracker,
-                             present.get(item.path))
-        if size == item.size:
-            hashes.record(item, sha256, hashed_at)
-        return manifest.Entry(path=item.path, size=size, sha256=sha256, mode=item.mode)
-
-    entries = unchanged + _run_all([functools.partial(send, item) for item in changed], settings.concurrency)
+    entries = unchanged + _run_all(changed, settings.concurrency)
     published = manifest.Manifest(files=sorted(entries, key=lambda e: e.path), empty_directories=empty)
     data = published.to_bytes()
     _call(backend, settings, lambda: backend.write_bytes(manifest_uri, data))

@@ -140,11 +140,6 @@ class NativeS3:
         self._stores: dict[str, object] = {}
         self._lock = threading.Lock()
 
-    @property
-    def needs_client(self) -> bool:
-        """Whether reaching a bucket takes boto3 (see the module docstring)."""
-        return self._plain is None
-
     def store(self, bucket: str):
         with self._lock:
             if bucket not in self._stores:
