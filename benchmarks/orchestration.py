@@ -14,7 +14,10 @@ of ``--tasks`` chained no-op tasks at once and reports:
 - **added latency per task**: a task's pod finished (the virtual node's patch returned) → the
   next task's pod seen created (a watch in this process), p50 and p95;
 - the operator's **peak RSS** (``VmHWM``) and **throughput** (workflows per minute from the first
-  submission to the last success).
+  submission to the last success);
+- **CPU time per task** of each process (the operator, kube-apiserver, etcd, the scheduler, the
+  controller manager, MinIO, and this script with its virtual node), which tells what bounds the
+  throughput on this machine, and what one operator would do with a core of its own.
 
 Run from the repository root (it builds or reuses the pinned binaries in ``~/.cache/ferry``):
 
@@ -27,6 +30,7 @@ import argparse
 import collections
 import concurrent.futures
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -70,6 +74,17 @@ def request_counts(cluster: Cluster) -> collections.Counter:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
             counts[(labels.get("resource", ""), labels.get("subresource", ""), labels["verb"])] += float(match["count"])
     return counts
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(servers: list[Server]) -> dict[str, float]:
+    times = {server.name: cpu_seconds(server.process.pid) for server in servers}
+    return {**times, "this script and the virtual node": sum(os.times()[:2])}
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -146,6 +161,8 @@ def main() -> None:
             return sum((item.get("status") or {}).get("phase") == "Succeeded" for item in items)
 
         before = request_counts(cluster)
+        servers = [*plane.servers, store.server, operator.server]
+        cpu_before = cpu_by_process(servers)
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda n: custom.create_namespaced_custom_object(
@@ -158,9 +175,10 @@ def main() -> None:
             time.sleep(2)
         elapsed = time.monotonic() - started
         after = request_counts(cluster)
+        cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_by_process(servers).items()}
         reasons = collections.Counter(event.reason for event in client.CoreV1Api(api).list_namespaced_event(namespace).items)
         report(args, before, after, lists, reasons, submitted, elapsed, node, pods,
-               peak_rss_mib(operator.server.process.pid))
+               peak_rss_mib(operator.server.process.pid), cpu)
     finally:
         for part in (pods, node, operator):
             if part is not None:
@@ -173,7 +191,7 @@ def main() -> None:
 
 
 def report(args, before, after, lists: int, reasons: collections.Counter, submitted: float, elapsed: float, node,
-           pods, rss: float) -> None:
+           pods, rss: float, cpu: dict[str, float]) -> None:
     tasks = args.workflows * args.tasks
     delta = {key: after[key] - before.get(key, 0) for key in after if after[key] - before.get(key, 0) > 0}
     delta[("workflows", "", "POST")] = delta.get(("workflows", "", "POST"), 0) - args.workflows  # this script's
@@ -195,9 +213,14 @@ def report(args, before, after, lists: int, reasons: collections.Counter, submit
         "added latency per task, p50 (ms)": f"{statistics.median(hops) * 1000:.0f}" if hops else "—",
         "added latency per task, p95 (ms)": f"{percentile(hops, 0.95) * 1000:.0f}" if hops else "—",
         "operator peak RSS (MiB)": f"{rss:.0f}",
+        "operator CPU per task (ms)": f"{cpu['ferry-operator-bench'] / tasks * 1000:.1f}",
     }
     for name, value in rows.items():
         print(f"| {name} | {value} |")
+    print(f"\nCPU time during the run ({elapsed * os.cpu_count():.0f} s of CPU on {os.cpu_count()} cores), by process:\n")
+    print("| process | CPU s | ms per task |\n| --- | ---: | ---: |")
+    for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
+        print(f"| {name} | {seconds:.1f} | {seconds / tasks * 1000:.1f} |")
     print("\nAPI requests during the run, by resource and verb (this script's creates and lists taken out):\n")
     print("| resource | verb | requests | per task | whose |\n| --- | --- | ---: | ---: | --- |")
     for (res, sub, verb), count in sorted(delta.items(), key=lambda item: -item[1]):
@@ -210,7 +233,7 @@ def report(args, before, after, lists: int, reasons: collections.Counter, submit
     print("\nEvents in the namespace, by reason: " + ", ".join(f"{reason} {count}" for reason, count in
                                                            reasons.most_common()))
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps({"rows": rows, "requests": {
+        pathlib.Path(args.json).write_text(json.dumps({"rows": rows, "cpu_seconds": cpu, "requests": {
             f"{res}/{sub}/{verb}": count for (res, sub, verb), count in delta.items()}}, indent=1))
 
 

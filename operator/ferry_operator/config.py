@@ -71,6 +71,14 @@ class Config(pydantic.BaseModel):
     """How long a task pod may stay stuck on a start error (``results.START_ERRORS``, unschedulable)
     before its attempt fails with that reason."""
 
+    task_events: bool = False
+    """Post a Kubernetes Event when each task starts and when it succeeds. Retries, failures and the
+    workflow's own start and end are always posted; these two cost two API writes per task and tell
+    what the status already holds, so they are off unless asked for."""
+
+    def posts(self, kind: str, reason: str) -> bool:
+        """Whether an event of ``kind`` and ``reason`` (``scheduler.Step.events``) is posted."""
+        return self.task_events or kind != "Normal" or not reason.startswith("Task")
 
     def namespace_root(self, namespace: str) -> str:
         """The folder of ``namespace``'s outputs, cache and drives."""

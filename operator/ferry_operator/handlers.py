@@ -1,10 +1,19 @@
 """Kopf handlers: thin triggers around ``scheduler.step``.
 
-Any change that matters (a workflow created or resumed after a restart, one of its pods changing,
-a deadline: a back-off ending, a timeout) asks for the workflow to be reconciled. Requests for
+Any change that matters (a workflow created or seen at start, one of its pods changing, a
+deadline: a back-off ending, a timeout) asks for the workflow to be reconciled. Requests for
 the same workflow are serialized and coalesced: while one reconciliation runs, any number of new
 requests result in exactly one more. Deadlines are armed from each reconciliation's result
-(``scheduler.next_deadline``, ``results.deadline``); a slow timer is only the safety net.
+(``scheduler.next_deadline``, ``results.deadline``); a slow resync is only the safety net.
+
+A reconciliation reads nothing from the API server in the common case: the workflow's pods come
+from an index fed by the operator's label-selected pod watch (Kopf fills it before any handler
+runs), its body from the watch or from the answer to the last status write (``bodies``). It
+writes what changed: pods to create or stop, a JSON patch of the status, held pods to release.
+
+Only event handlers: Kopf's change handlers (``on.create``, ``on.delete``, timers) record their
+progress in each Workflow's annotations and add Kopf's finalizer, writes that also conflict with
+the first status write. Ferry's own finalizer (``WORKFLOW_FINALIZER``) does what ``on.delete`` did.
 """
 
 from __future__ import annotations
@@ -13,20 +22,30 @@ import asyncio
 import collections
 import concurrent.futures
 import datetime
-import hashlib
-import json
 import logging
+import time
 
 import kopf
 import pydantic
 
 from ferry import resource, scheduler
-from ferry_operator import kube, metrics, pods, results, tenancy
+from ferry_operator import bodies, kopfstate, kube, metrics, patches, pods, results, tenancy
 from ferry_operator.config import Config
 
 WORKFLOWS = dict(group=resource.GROUP, version=resource.VERSION, plural=resource.PLURAL)
-TIMER_SECONDS = 30.0
-"""The safety net's period: every change that matters has an event or an armed deadline."""
+WORKFLOW_FINALIZER = "ferry.dev/stop-tasks"
+"""Held on every Workflow until its pods are stopped within ``pods.STOP_GRACE_SECONDS``: the
+garbage collector would give each pod its whole upload grace, and a running kill is never
+shortened (a task whose PID 1 ignores SIGTERM would run to its end)."""
+RESYNC_SECONDS = 30.0
+"""The safety net: every running workflow is reconciled this often, though every change that
+matters has an event or an armed deadline."""
+RETRY_SECONDS = 10.0
+"""A workflow's deletion that failed (the API refused to stop a pod) is tried again after this."""
+BUSY_RETRY_SECONDS = 2.0
+"""A reconciliation the API server was too busy for (``kube.Busy``) is tried again after this."""
+MOUNT_CHECK_SECONDS = 10.0
+"""How long a pod stuck starting keeps the ``FailedMount`` messages last read from its events."""
 DEADLINE_MARGIN_SECONDS = 0.5
 """Woken this long after a deadline: status times have whole seconds, and deadlines are strict."""
 
@@ -34,74 +53,113 @@ _locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lo
 _queued: set[tuple[str, str]] = set()
 _refusals: dict[tuple[str, str], str] = {}
 _wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
+_background: set[asyncio.Task] = set()
+_mount_checks: dict[tuple[str, str], tuple[float, list[str]]] = {}
 _config: Config | None = None
+_task_pods: kopf.Index | None = None
+_unseen: set[tuple[str, str]] = set()
+"""Pods (namespace, name) the operator created or released whose event has not reached the index
+yet: not created again, nor released twice, meanwhile."""
 
 
-class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
-    """Kopf's last-handled configuration as a digest, not a copy of the spec: all annotations share
-    256 KiB, and a large workflow's spec alone can be more. Kopf compares it only to tell an update
-    from no change, which a digest tells as well (and Ferry's specs are immutable anyway)."""
+@kopf.index("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
+def task_pods(namespace: str, body: kopf.Body, **_) -> dict:
+    """Each workflow's pods that a reconciliation may still read, by (namespace, owner's name)."""
+    owner, kept = pods.owner_name(body), pods.summary(body)
+    return {(namespace, owner): kept} if owner and kept else {}
 
-    def build(self, *, body, extra_fields=None):
-        essence = super().build(body=body, extra_fields=extra_fields)
-        return {"sha256": hashlib.sha256(json.dumps(essence, sort_keys=True).encode()).hexdigest()}
+
+def _pods_of(namespace: str, name: str) -> list[dict]:
+    """The pods of workflows named ``name`` (a same-named older one's too; ``pods.owned`` tells)."""
+    return list(_task_pods[namespace, name]) if (namespace, name) in _task_pods else []
+
+
+def _spawn(coroutine) -> None:
+    """Run ``coroutine`` in the background, held until it ends (asyncio keeps only weak ones)."""
+    task = asyncio.ensure_future(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, logger: logging.Logger, memo: kopf.Memo, **_) -> None:
-    global _config
-    _config = Config.from_env()
+async def configure(settings: kopf.OperatorSettings, logger: logging.Logger, memo: kopf.Memo,
+                    task_pods: kopf.Index, **_) -> None:
+    global _config, _task_pods
+    _config, _task_pods = Config.from_env(), task_pods
     kube.login()
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(kube.CALLS_IN_FLIGHT, thread_name_prefix="ferry-api"))
     # Watching exact namespaces needs no cluster-wide discovery (which a namespaced install may
     # not be allowed to do: Kopf would retry it for a minute before starting).
     settings.scanning.disabled = bool(memo.get("exact_namespaces"))
-    # Keep status ours: Kopf's own bookkeeping goes to annotations.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
-    settings.persistence.diffbase_storage = DigestDiffBaseStorage(prefix="ferry.dev")
+    # Only Ferry's pods reach the operator: filtered by the API server, not after the download.
+    settings.watching.label_selectors["", "v1", "pods"] = pods.LABEL_WORKFLOW
+    settings.persistence.diffbase_storage = kopfstate.NoDiffBase()
+    settings.persistence.progress_storage = kopfstate.NoProgress()
     settings.posting.level = logging.INFO
+    _spawn(_resync())
     logger.info("raw data prefix %s, runtime image %s", _config.raw_data_prefix, _config.runtime_image)
 
 
-@kopf.on.resume(**WORKFLOWS)
-@kopf.on.create(**WORKFLOWS)
-async def workflow_seen(namespace: str, name: str, uid: str, status: dict, **_) -> None:
-    if status.get("phase") in scheduler.DONE:
-        # Pods still held if the operator stopped between the last status write and their release:
-        # checked once per start, not on every event of a finished workflow.
-        finished = resource.WorkflowStatus.model_validate(dict(status))
-        listed = await asyncio.to_thread(kube.list_pods, namespace, name)
-        await _release(namespace, pods.releasable(pods.owned(listed, uid), finished))
+async def _resync() -> None:
+    """Reconcile every running workflow, and every finished one with pods still held, once per
+    ``RESYNC_SECONDS``, spread over the period."""
+    while True:
+        running = bodies.known() + [key for key in bodies.finished_keys() if key in _task_pods]
+        for namespace, name in running:
+            _spawn(request(namespace, name))
+            await asyncio.sleep(RESYNC_SECONDS / len(running))
+        if not running:
+            await asyncio.sleep(RESYNC_SECONDS)
+
+
+@kopf.on.event(**WORKFLOWS)
+async def workflow_changed(type: str | None, body: kopf.Body, namespace: str, name: str, uid: str,
+                           status: dict, **_) -> None:
+    """A workflow created, listed at the operator's start (``type`` None), changed or deleted. An
+    event that only echoes the operator's own status write (``bodies.offer``) asks for nothing."""
+    if type == "DELETED":
+        bodies.forget(namespace, name)
+    elif body["metadata"].get("deletionTimestamp"):
+        bodies.forget(namespace, name)
+        if WORKFLOW_FINALIZER in (body["metadata"].get("finalizers") or []):
+            await _let_go(namespace, name, uid, dict(body["metadata"]))
+    elif status.get("phase") in scheduler.DONE:
+        bodies.offer({**body})
+        if (namespace, name) in _task_pods:  # pods still held: the operator stopped, or the API was
+            await request(namespace, name)  # busy, between the last status write and their release
+    elif bodies.offer({**body}):  # Kopf gives each event a body of its own: a shallow copy is enough
+        await request(namespace, name)
+
+
+async def _let_go(namespace: str, name: str, uid: str, meta: dict) -> None:
+    """Stop a deleted workflow's pods, release them, and remove ``WORKFLOW_FINALIZER``; tried
+    again after ``RETRY_SECONDS`` if the API refuses any of it."""
+    try:
+        owned = pods.owned(_pods_of(namespace, name), uid)
+        await _stop(namespace, list(owned))
+        await _release(namespace, list(owned.values()))
+        for _ in range(3):  # the finalizers changed meanwhile: read them again
+            ops = patches.finalizer_removed(meta, WORKFLOW_FINALIZER)
+            if not ops or await asyncio.to_thread(kube.patch_workflow, namespace, name, ops):
+                break
+            meta = ((await asyncio.to_thread(kube.get_workflow, namespace, name)) or {"metadata": {}})["metadata"]
+    except (kube.Refused, kube.Busy) as refused:
+        logging.getLogger("ferry.operator").error("deleting workflow %s/%s: %s", namespace, name, refused)
+        asyncio.get_running_loop().call_later(RETRY_SECONDS, _spawn, _let_go(namespace, name, uid, meta))
         return
-    await request(namespace, name)
-
-
-@kopf.timer(**WORKFLOWS, interval=TIMER_SECONDS,
-            when=lambda status, **_: status.get("phase") not in ("Succeeded", "Failed"))
-async def workflow_tick(namespace: str, name: str, **_) -> None:
-    await request(namespace, name)
-
-
-@kopf.on.delete(**WORKFLOWS)
-async def workflow_deleted(namespace: str, name: str, uid: str, **_) -> None:
-    """Stop the workflow's pods within ``pods.STOP_GRACE_SECONDS`` before it goes (Kopf's finalizer
-    holds it until then). The garbage collector would give each pod its whole upload grace, and
-    a running kill is never shortened: a task whose PID 1 ignores SIGTERM would run to its end."""
-    owned = pods.owned(await asyncio.to_thread(kube.list_pods, namespace, name), uid)
-    await _stop(namespace, list(owned))
-    await _release(namespace, list(owned.values()))
     metrics.forget((namespace, name))
     if (handle := _wakeups.pop((namespace, name), None)) is not None:
         handle.cancel()
 
 
 @kopf.on.event("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
-async def pod_changed(namespace: str, meta: dict, **_) -> None:
-    # The owner's name, not the label: a long name's label is cut (pods.label_value).
-    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == resource.KIND), None)
-    if owner:
-        await request(namespace, owner["name"])
+async def pod_changed(namespace: str, name: str, body: kopf.Body, **_) -> None:
+    _unseen.discard((namespace, name))  # the index holds this event's state now
+    if (body.get("status") or {}).get("phase") != "Pending":
+        _mount_checks.pop((namespace, name), None)
+    if owner := pods.owner_name(body):
+        await request(namespace, owner)
 
 
 async def request(namespace: str, name: str) -> None:
@@ -113,6 +171,10 @@ async def request(namespace: str, name: str) -> None:
         _queued.discard(key)
         try:
             await reconcile_workflow(namespace, name)
+        except kube.Busy as busy:
+            logging.getLogger("ferry.operator").info("workflow %s/%s: %s; trying again", namespace, name, busy)
+            _wake_at(namespace, name, datetime.datetime.now(datetime.timezone.utc)
+                     + datetime.timedelta(seconds=BUSY_RETRY_SECONDS - DEADLINE_MARGIN_SECONDS))
         except kube.Refused as refused:
             await _report_refusal(namespace, name, refused)
         else:
@@ -131,19 +193,34 @@ async def _report_refusal(namespace: str, name: str, refused: kube.Refused) -> N
             "metadata": {"name": name, "namespace": namespace}}
     kopf.event(body, type="Warning", reason="APIRefused", message=message)
     try:
-        current = await asyncio.to_thread(kube.get_workflow, namespace, name)
-        if current is not None:
-            current["status"] = {**(current.get("status") or {}), "message": message}
-            await asyncio.to_thread(kube.replace_status, current)
-    except kube.Refused:
+        await asyncio.to_thread(kube.merge_status, namespace, name, {"message": message})
+    except (kube.Refused, kube.Busy):
         pass  # the event and the log still say it
 
 
 async def reconcile_workflow(namespace: str, name: str) -> None:
-    for _ in range(5):  # retried only when the status was written by someone else meanwhile
-        body = await asyncio.to_thread(kube.get_workflow, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+    for retry in range(5):  # retried only when the status was written by someone else meanwhile
+        if not retry and (finished := bodies.finished(namespace, name)):
+            # Its held pods, if releasing them failed after its last status write.
+            uid, running = finished
+            await _release(namespace, [pod for pod_name, pod in pods.owned(_pods_of(namespace, name), uid).items()
+                                       if pod_name not in running])
             return
+        body = bodies.get(namespace, name) if not retry else None
+        if body is None:
+            body = await asyncio.to_thread(kube.get_workflow, namespace, name)
+            if body is None:
+                return
+            bodies.offer(body)
+        meta = body["metadata"]
+        if meta.get("deletionTimestamp"):
+            return
+        if WORKFLOW_FINALIZER not in (meta.get("finalizers") or []):  # before its first pod
+            body = await asyncio.to_thread(kube.patch_workflow, namespace, name,
+                                           patches.finalizer_added(meta, WORKFLOW_FINALIZER), meta["resourceVersion"])
+            if body is None:
+                continue
+            bodies.offer(body)
         status = resource.WorkflowStatus.model_validate(body.get("status") or {})
         if status.phase in scheduler.DONE:
             metrics.observe((namespace, name), None, status, status)
@@ -156,15 +233,15 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         if spec is not None and (foreign := tenancy.foreign_uris(spec, namespace, _config)):
             spec, step = None, _invalid(status, "; ".join(foreign))
         if spec is not None:
-            listed = await asyncio.to_thread(kube.list_pods, namespace, name)
+            listed = _pods_of(namespace, name)
             owned = pods.owned(listed, body["metadata"]["uid"])
 
             now = datetime.datetime.now(datetime.timezone.utc)
             foreign = {p["metadata"]["name"] for p in listed} - set(owned)
             unborn: list[str] = []
 
-            stuck = {pod_name: await asyncio.to_thread(kube.mount_failures, namespace, pod_name)
-                     for pod_name, pod in owned.items() if results.stuck_starting(pod, now, _config.start_timeout_seconds)}
+            stuck = {pod_name: await _mount_failures(namespace, pod_name) for pod_name, pod in owned.items()
+                     if results.stuck_starting(pod, now, _config.start_timeout_seconds)}
 
             def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
                 pod = owned.get(pod_name)
@@ -177,7 +254,8 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
                                                             f"named {name} to go")
                 # Never created (refused while the earlier one's pod was there): create it now. A pod of
                 # ours cannot vanish unseen: Ferry's finalizer holds it until its end is recorded.
-                unborn.append(task.name)
+                if (namespace, pod_name) not in _unseen:
+                    unborn.append(task.name)
                 return scheduler.Attempt(False)
 
             step = scheduler.step(name, spec, status, observe, now)
@@ -185,16 +263,24 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
                             if step.status.tasks[task].phase == resource.Phase.RUNNING]
             for task, attempt in step.create:
                 pod = pods.build_pod(body, spec, step.status, task, attempt, _config)
-                await asyncio.to_thread(kube.create_pod, pod)
+                pod_name = pod["metadata"]["name"]
+                if pod_name not in owned and (namespace, pod_name) not in _unseen:  # a retry after a conflict
+                    await _unseen_until_done(namespace, pod_name, kube.create_pod, pod)
             await _stop(namespace, step.delete)
         step.status.observed_generation = body["metadata"].get("generation")
         if step.status != status:
-            body["status"] = step.status.dump()
-            if not await asyncio.to_thread(kube.replace_status, body):
+            after = step.status.dump()
+            patch = (patches.diff(body["status"], after, "/status") if isinstance(body.get("status"), dict)
+                     else [{"op": "add", "path": "/status", "value": after}])
+            written = await asyncio.to_thread(kube.patch_status, namespace, name, patch,
+                                              body["metadata"]["resourceVersion"])
+            if written is None:
                 continue
+            bodies.offer(written)
             metrics.observe((namespace, name), spec, status, step.status)
             for kind, reason, message in step.events:
-                kopf.event(body, type=kind, reason=reason, message=message)
+                if _config.posts(kind, reason):
+                    kopf.event(written, type=kind, reason=reason, message=message)
         if spec is not None:  # only once the status holds what they told
             await _release(namespace, pods.releasable(owned, step.status))
             running = {ts.pod_name for ts in step.status.tasks.values() if ts.phase == resource.Phase.RUNNING}
@@ -203,6 +289,16 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
                 *(results.deadline(pod, _config.start_timeout_seconds) for pod_name, pod in owned.items()
                   if pod_name in running)]), default=None))
         return
+
+
+async def _mount_failures(namespace: str, pod_name: str) -> list[str]:
+    """``kube.mount_failures``, read at most once per ``MOUNT_CHECK_SECONDS`` for each pod: a LIST of
+    a namespace's events is one of the API server's dearest calls, and a busy workflow with pods
+    waiting to start is reconciled many times a second."""
+    now, key = time.monotonic(), (namespace, pod_name)
+    if key not in _mount_checks or now - _mount_checks[key][0] > MOUNT_CHECK_SECONDS:
+        _mount_checks[key] = (now, await asyncio.to_thread(kube.mount_failures, namespace, pod_name))
+    return _mount_checks[key][1]
 
 
 def _wake_at(namespace: str, name: str, moment: datetime.datetime | None) -> None:
@@ -222,7 +318,7 @@ def _wake_at(namespace: str, name: str, moment: datetime.datetime | None) -> Non
 
     def wake() -> None:
         _wakeups.pop(key, None)
-        asyncio.ensure_future(request(namespace, name))
+        _spawn(request(namespace, name))
 
     _wakeups[key] = loop.call_later(delay, wake)
 
@@ -230,9 +326,25 @@ def _wake_at(namespace: str, name: str, moment: datetime.datetime | None) -> Non
 async def _release(namespace: str, held: list[dict]) -> None:
     """Let pods go whose attempts the status has recorded (``pods.RESULT_FINALIZER``)."""
     for pod in held:
-        patch = pods.release_patch(pod)
-        if patch:
-            await asyncio.to_thread(kube.patch_pod, namespace, pod["metadata"]["name"], patch)
+        name = pod["metadata"]["name"]
+        if (namespace, name) in _unseen:
+            continue
+        # The index's state now, not the reconciliation's snapshot: a release's event may have come meanwhile.
+        current = next((p for p in _pods_of(namespace, pods.owner_name(pod) or "")
+                        if p["metadata"].get("uid") == pod["metadata"].get("uid")), None)
+        if current and (patch := pods.release_patch(current)):
+            await _unseen_until_done(namespace, name, kube.patch_pod, namespace, name, patch)
+
+
+async def _unseen_until_done(namespace: str, pod_name: str, call, *args) -> None:
+    """Make ``call`` on a pod, marked unseen from before it (its event may come before the answer)
+    until its event arrives; a call that fails leaves nothing to wait for."""
+    _unseen.add((namespace, pod_name))
+    try:
+        await asyncio.to_thread(call, *args)
+    except BaseException:
+        _unseen.discard((namespace, pod_name))
+        raise
 
 
 async def _stop(namespace: str, pod_names: list[str]) -> None:

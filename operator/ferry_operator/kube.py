@@ -26,8 +26,16 @@ class Refused(Exception):
         super().__init__(f"the Kubernetes API refused to {what}: {detail}{hint}")
 
 
+class Busy(Exception):
+    """The API server could not answer now (too many requests, or a server error): nothing to tell
+    the user, only to try again shortly."""
+
+
+BUSY_STATUSES = (429, 500, 502, 503, 504)
+
+
 def _refusals(what: str):
-    """Turn API errors a caller does not handle into ``Refused`` naming the action."""
+    """Turn API errors a caller does not handle into ``Refused`` naming the action, or ``Busy``."""
 
     def wrap(call):
         @functools.wraps(call)
@@ -35,6 +43,8 @@ def _refusals(what: str):
             try:
                 return call(*args, **kwargs)
             except ApiException as error:
+                if error.status in BUSY_STATUSES:
+                    raise Busy(f"{what.format(*args)}: {error.status} {error.reason}") from error
                 raise Refused(what.format(*args), error) from error
 
         return guarded
@@ -78,26 +88,40 @@ def get_workflow(namespace: str, name: str) -> dict | None:
         raise
 
 
-@_refusals("update the status of a workflow")
-def replace_status(workflow: dict) -> bool:
-    """Write the whole status, guarded by resourceVersion; False when someone else wrote first."""
-    meta = workflow["metadata"]
+@_refusals("update the status of workflow {0}/{1}")
+def patch_status(namespace: str, name: str, ops: list[dict], resource_version: str | None = None) -> dict | None:
+    """JSON-patch the Workflow's status; with ``resource_version``, only if the Workflow is still at
+    it. The Workflow as written, or None when someone else wrote first."""
+    return _patch(_custom().patch_namespaced_custom_object_status, namespace, name, ops, resource_version, (409,))
+
+
+@_refusals("update the status of workflow {0}/{1}")
+def merge_status(namespace: str, name: str, fields: dict) -> None:
+    """Set some fields of the status, whatever else it holds (the message of a refusal)."""
+    _custom().patch_namespaced_custom_object_status(resource.GROUP, resource.VERSION, namespace, resource.PLURAL,
+                                                    name, {"status": fields},
+                                                    _content_type="application/merge-patch+json")
+
+
+@_refusals("update workflow {0}/{1}")
+def patch_workflow(namespace: str, name: str, ops: list[dict], resource_version: str | None = None) -> dict | None:
+    """JSON-patch the Workflow (its finalizers); None when it is gone, was written meanwhile or a
+    tested value changed."""
+    return _patch(_custom().patch_namespaced_custom_object, namespace, name, ops, resource_version, (404, 409, 422))
+
+
+def _patch(call, namespace: str, name: str, ops: list[dict], resource_version: str | None,
+           tolerated: tuple[int, ...]) -> dict | None:
+    if resource_version:  # a changed resourceVersion makes the update conditional, as in a PUT
+        ops = [{"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version}, *ops]
     try:
-        _custom().replace_namespaced_custom_object_status(resource.GROUP, resource.VERSION, meta["namespace"],
-                                                          resource.PLURAL, meta["name"], workflow)
+        answer = call(resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name, ops,
+                      _content_type="application/json-patch+json", _preload_content=False)
     except ApiException as error:
-        if error.status == 409:
-            return False
+        if error.status in tolerated:
+            return None
         raise
-    return True
-
-
-@_refusals("list pods in namespace {0}")
-def list_pods(namespace: str, workflow: str) -> list[dict]:
-    """The pods labelled with the workflow's name (a same-named older workflow's too)."""
-    listed = _core().list_namespaced_pod(namespace, label_selector=f"{pods.LABEL_WORKFLOW}={pods.label_value(workflow)}",
-                                         _preload_content=False)
-    return json.loads(listed.data)["items"]
+    return json.loads(answer.data)
 
 
 @_refusals("create a task pod")

@@ -19,9 +19,10 @@ The pod's ``terminationGracePeriodSeconds`` is the time the sidecar has for the 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from ferry import credentials, resource, scheduler, taskpod
-from ferry_operator import results
+from ferry_operator import patches, results
 from ferry_operator.config import Config
 
 LABEL_WORKFLOW = "ferry.dev/workflow"
@@ -76,14 +77,8 @@ def runtime_security(task: resource.Task, reads_outputs: bool) -> dict:
 
 
 def release_patch(pod: dict) -> list[dict] | None:
-    """The JSON patch that lets ``pod`` go (None when Ferry does not hold it): it removes Ferry's
-    finalizer by position after testing it is still there, so it neither depends on the pod's
-    status not changing meanwhile nor drops another controller's finalizer."""
-    finalizers = pod["metadata"].get("finalizers") or []
-    if RESULT_FINALIZER not in finalizers:
-        return None
-    where = f"/metadata/finalizers/{finalizers.index(RESULT_FINALIZER)}"
-    return [{"op": "test", "path": where, "value": RESULT_FINALIZER}, {"op": "remove", "path": where}]
+    """The JSON patch that lets ``pod`` go (None when Ferry does not hold it)."""
+    return patches.finalizer_removed(pod["metadata"], RESULT_FINALIZER)
 
 
 def releasable(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> list[dict]:
@@ -96,6 +91,28 @@ def owned(listed: list[dict], uid: str) -> dict[str, dict]:
     """The pods, by name, that the workflow with ``uid`` owns (a same-named older one's are not)."""
     return {p["metadata"]["name"]: p for p in listed
             if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences") or [])}
+
+
+def owner_name(pod: Mapping) -> str | None:
+    """The name of the Workflow owning ``pod``: the owner reference, not the label, which a long
+    name's is cut (``label_value``)."""
+    owner = next((o for o in pod["metadata"].get("ownerReferences") or [] if o.get("kind") == resource.KIND), None)
+    return owner and owner.get("name")
+
+
+_SUMMARY_METADATA = ("name", "uid", "ownerReferences", "finalizers", "creationTimestamp", "deletionTimestamp")
+
+
+def summary(pod: Mapping) -> dict | None:
+    """What reconciliations read of a task pod (its metadata's few fields and its status), held in
+    the operator's memory; None once nothing will read it again: it ended, its end is recorded
+    (Ferry's finalizer released) and it is not being deleted. Finished pods stay in the cluster
+    until their workflow goes, so keeping them all would grow with every task ever run."""
+    meta, status = pod["metadata"], pod.get("status") or {}
+    if (RESULT_FINALIZER not in (meta.get("finalizers") or []) and not meta.get("deletionTimestamp")
+            and status.get("phase") in ("Succeeded", "Failed")):
+        return None
+    return {"metadata": {key: meta[key] for key in _SUMMARY_METADATA if key in meta}, "status": status}
 
 
 def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str,

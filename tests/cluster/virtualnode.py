@@ -37,6 +37,8 @@ class VirtualNode:
         """Uids of the pods it finished."""
         self.finished_at: dict[str, float] = {}
         """Pod name → when (``time.monotonic``) its finishing patch returned."""
+        self._queued: set[tuple[str, str]] = set()
+        """(what, pod uid) submitted and not yet done."""
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="virtual-node")
         self._threads = [threading.Thread(target=self._heartbeats, daemon=True),
@@ -97,14 +99,22 @@ class VirtualNode:
                     pod = event["raw_object"]
                     if event["type"] == "DELETED" or self._stop.is_set():
                         continue
-                    if pod["metadata"].get("deletionTimestamp"):
-                        self._pool.submit(self._remove, pod)
-                    elif (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-                        self._pool.submit(self._finish, pod)
+                    # Each watch begins by listing every pod again: one in hand is not queued twice.
+                    work = (self._remove if pod["metadata"].get("deletionTimestamp") else self._finish
+                            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") else None)
+                    if work and (work.__name__, pod["metadata"]["uid"]) not in self._queued:
+                        self._queued.add((work.__name__, pod["metadata"]["uid"]))
+                        self._pool.submit(self._done_with, work, pod)
             except Exception:  # noqa: BLE001 - watches end; start another
                 if not self._stop.is_set():
                     log.exception("virtual node watch")
                     time.sleep(1)
+
+    def _done_with(self, work, pod: dict) -> None:
+        try:
+            work(pod)
+        finally:
+            self._queued.discard((work.__name__, pod["metadata"]["uid"]))
 
     def _finish(self, pod: dict) -> None:
         """Every container ran and exited 0, now."""

@@ -21,7 +21,7 @@ BUCKET = {"storage": {"bucket": "ferry-data"}}
 # The only API access the operator has, whatever the install mode (templates/rbac.yaml says why).
 OPERATOR_RULES = [
     {"apiGroups": ["ferry.dev"], "resources": ["workflows"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["ferry.dev"], "resources": ["workflows/status"], "verbs": ["update"]},
+    {"apiGroups": ["ferry.dev"], "resources": ["workflows/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "create", "delete", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "list"]},
 ]
@@ -219,8 +219,8 @@ def test_storage_configuration_is_what_the_operator_and_runtime_accept(render):
     assert set(data) == {"FERRY_OPERATOR_" + n for n in ("RAW_DATA_PREFIX", "RUNTIME_IMAGE", "STORAGE_ENV",
                                                           "STORAGE_SECRET", "TASK_SERVICE_ACCOUNT",
                                                           "UPLOAD_GRACE_SECONDS", "START_TIMEOUT_SECONDS",
-                                                          "RUNTIME_RESOURCES", "SCOPED_CREDENTIALS", "NAMESPACES")}
-    assert config.scoped_credentials is True and config.namespaces == {}
+                                                          "TASK_EVENTS", "RUNTIME_RESOURCES", "SCOPED_CREDENTIALS", "NAMESPACES")}
+    assert config.scoped_credentials is True and config.namespaces == {} and config.task_events is False
 
 
 def test_namespaces_can_have_their_own_bucket_prefix_and_keys(render):

@@ -88,6 +88,25 @@ def test_a_workflow_owns_only_its_own_pods_not_a_same_named_older_ones():
     assert pods.owned(listed, "live") == {"wf-a-2": listed[1]}
 
 
+def test_the_operator_keeps_in_memory_only_pods_it_will_read_again():
+    pod = build(spec(task("a")))
+    pod["metadata"].update(uid="u1", creationTimestamp="2026-12-02T00:00:00Z", resourceVersion="7")
+    pod["status"] = {"phase": "Running", "containerStatuses": [{"name": "main", "ready": True}]}
+    assert pods.owner_name(pod) == "wf"
+    kept = pods.summary(pod)
+    assert kept["status"] == pod["status"] and "spec" not in kept  # the spec is most of a pod, and never read
+    assert set(kept["metadata"]) == {"name", "uid", "ownerReferences", "finalizers", "creationTimestamp"}
+    assert pods.owned([kept], pod["metadata"]["ownerReferences"][0]["uid"]) == {pod["metadata"]["name"]: kept}
+    assert pods.release_patch(kept) == pods.release_patch(pod)
+    finished = {**pod, "status": {"phase": "Succeeded"}}
+    assert pods.summary(finished) is not None  # held: its end is not recorded yet
+    released = {**finished, "metadata": {**pod["metadata"], "finalizers": []}}
+    assert pods.summary(released) is None  # recorded and let go: nothing reads it again
+    going = {**released, "metadata": {**released["metadata"], "deletionTimestamp": "2026-12-02T00:01:00Z"}}
+    assert pods.summary(going) is not None  # a same-named newer workflow waits for it to go
+    assert pods.owner_name({"metadata": {"ownerReferences": [{"kind": "ReplicaSet", "name": "x"}]}}) is None
+
+
 def test_ferry_containers_are_unprivileged_and_read_what_the_task_wrote():
     wf = spec({"name": "a", "image": "x", "inputs": [{"name": "raw", "uri": "s3://bucket/in/"}],
                "outputs": [{"name": "out"}]})

@@ -1,0 +1,48 @@
+import pytest
+
+from ferry_operator import bodies
+
+
+def workflow(version, phase="Running", name="wf"):
+    return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": version}, "status": {"phase": phase}}
+
+
+@pytest.fixture(autouse=True)
+def empty():
+    yield
+    bodies._bodies.clear()
+    bodies._finished.clear()
+
+
+def test_the_newest_body_wins_whatever_order_they_arrive_in():
+    assert bodies.offer(workflow("12"))  # the answer to the operator's own write...
+    assert not bodies.offer(workflow("9"))  # ... and then the watch's event of an earlier state
+    assert bodies.get("ns", "wf")["metadata"]["resourceVersion"] == "12"
+    bodies.offer(workflow("100"))  # numbers, not strings: "100" < "12" as text
+    assert bodies.get("ns", "wf")["metadata"]["resourceVersion"] == "100"
+    assert bodies.get("ns", "other") is None
+
+
+def test_an_opaque_version_always_wins():
+    bodies.offer(workflow("12"))
+    bodies.offer(workflow("v-7"))
+    assert bodies.get("ns", "wf")["metadata"]["resourceVersion"] == "v-7"
+    bodies.offer(workflow("3"))
+    assert bodies.get("ns", "wf")["metadata"]["resourceVersion"] == "3"
+
+
+def test_finished_workflows_are_remembered_by_name_only_until_deleted():
+    bodies.offer(workflow("5"))
+    assert not bodies.finished("ns", "wf")
+    failed = workflow("6", phase="Failed")
+    failed["metadata"]["uid"] = "u1"
+    failed["status"]["tasks"] = {"a": {"phase": "Succeeded", "podName": "wf-a-1"},
+                                 "b": {"phase": "Running", "podName": "wf-b-1"}}  # being stopped
+    bodies.offer(failed)
+    assert bodies.get("ns", "wf") is None and bodies.known() == []
+    assert bodies.finished("ns", "wf") == ("u1", {"wf-b-1"}) and bodies.finished_keys() == [("ns", "wf")]
+    bodies.forget("ns", "wf")  # deleted: a new workflow may take the name
+    assert not bodies.finished("ns", "wf")
+    bodies.offer(workflow("7", name="b"))
+    bodies.forget("ns", "b")
+    assert bodies.known() == []
