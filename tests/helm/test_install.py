@@ -223,10 +223,12 @@ def test_install_runs_the_example_through_the_charts_operator(release: Release, 
     release.wait_live()
 
     # Its RBAC is exactly the chart's: enough for workflows here, nothing elsewhere, no Secrets.
-    assert release.can("create", "pods", namespace) and release.can("update", "workflows.ferry.dev/status", namespace)
+    assert release.can("create", "pods", namespace) and release.can("patch", "workflows.ferry.dev/status", namespace)
     assert release.can("patch", "pods", namespace), "to release a pod's finalizer once its attempt is recorded"
+    assert release.can("patch", "workflows.ferry.dev", namespace), "to add and remove the operator's finalizer"
     assert not release.can("get", "secrets", namespace) and not release.can("update", "pods", namespace)
     assert not release.can("update", "workflows.ferry.dev", namespace)
+    assert not release.can("update", "workflows.ferry.dev/status", namespace)
     assert not release.can("create", "pods", "default") and not release.can("list", "pods")
 
     apply_example(cluster, namespace)
