@@ -146,10 +146,14 @@ async def _let_go(namespace: str, name: str, uid: str, meta: dict) -> None:
             meta = ((await asyncio.to_thread(kube.get_workflow, namespace, name)) or {"metadata": {}})["metadata"]
     except (kube.Refused, kube.Busy) as refused:
         logging.getLogger("ferry.operator").error("deleting workflow %s/%s: %s", namespace, name, refused)
-        asyncio.get_running_loop().call_later(RETRY_SECONDS, _spawn, _let_go(namespace, name, uid, meta))
+        asyncio.get_running_loop().call_later(RETRY_SECONDS, lambda: _spawn(_let_go(namespace, name, uid, meta)))
         return
-    metrics.forget((namespace, name))
-    if (handle := _wakeups.pop((namespace, name), None)) is not None:
+    key = (namespace, name)
+    metrics.forget(key)
+    _refusals.pop(key, None)
+    if not _locks[key].locked():
+        _locks.pop(key, None)
+    if (handle := _wakeups.pop(key, None)) is not None:
         handle.cancel()
 
 
@@ -325,14 +329,12 @@ def _wake_at(namespace: str, name: str, moment: datetime.datetime | None) -> Non
 
 async def _release(namespace: str, held: list[dict]) -> None:
     """Let pods go whose attempts the status has recorded (``pods.RESULT_FINALIZER``)."""
+    # The index's state now, not the reconciliation's snapshot: a release's event may have come meanwhile.
+    owners = {pods.owner_name(pod) or "" for pod in held}
+    current = {p["metadata"].get("uid"): p for owner in owners for p in _pods_of(namespace, owner)}
     for pod in held:
-        name = pod["metadata"]["name"]
-        if (namespace, name) in _unseen:
-            continue
-        # The index's state now, not the reconciliation's snapshot: a release's event may have come meanwhile.
-        current = next((p for p in _pods_of(namespace, pods.owner_name(pod) or "")
-                        if p["metadata"].get("uid") == pod["metadata"].get("uid")), None)
-        if current and (patch := pods.release_patch(current)):
+        name, now = pod["metadata"]["name"], current.get(pod["metadata"].get("uid"))
+        if now and (namespace, name) not in _unseen and (patch := pods.release_patch(now)):
             await _unseen_until_done(namespace, name, kube.patch_pod, namespace, name, patch)
 
 

@@ -55,7 +55,7 @@ class VirtualNode:
 
     def stop(self) -> None:
         self._stop.set()
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)  # pods still queued are nobody's business now
         with contextlib.suppress(ApiException):
             self.core.delete_node(NAME)
 
@@ -99,22 +99,28 @@ class VirtualNode:
                     pod = event["raw_object"]
                     if event["type"] == "DELETED" or self._stop.is_set():
                         continue
-                    # Each watch begins by listing every pod again: one in hand is not queued twice.
-                    work = (self._remove if pod["metadata"].get("deletionTimestamp") else self._finish
-                            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") else None)
-                    if work and (work.__name__, pod["metadata"]["uid"]) not in self._queued:
-                        self._queued.add((work.__name__, pod["metadata"]["uid"]))
-                        self._pool.submit(self._done_with, work, pod)
+                    if pod["metadata"].get("deletionTimestamp"):
+                        self._submit(self._remove, pod)
+                    elif (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                        self._submit(self._finish, pod)
             except Exception:  # noqa: BLE001 - watches end; start another
                 if not self._stop.is_set():
                     log.exception("virtual node watch")
                     time.sleep(1)
 
-    def _done_with(self, work, pod: dict) -> None:
+    def _submit(self, work, pod: dict) -> None:
+        """Queue ``work`` for ``pod`` unless it is queued already: each watch begins by listing every
+        pod again, and under load a backlog queued twice every 30 s snowballs."""
+        key = (work.__name__, pod["metadata"]["uid"])
+        if key not in self._queued:
+            self._queued.add(key)
+            self._pool.submit(self._run, work, pod, key)
+
+    def _run(self, work, pod: dict, key: tuple[str, str]) -> None:
         try:
             work(pod)
         finally:
-            self._queued.discard((work.__name__, pod["metadata"]["uid"]))
+            self._queued.discard(key)
 
     def _finish(self, pod: dict) -> None:
         """Every container ran and exited 0, now."""
