@@ -32,7 +32,6 @@ import concurrent.futures
 import json
 import os
 import pathlib
-import re
 import shutil
 import statistics
 import sys
@@ -46,35 +45,10 @@ sys.path.insert(0, str(ROOT))
 from kubernetes import client, config, watch  # noqa: E402
 
 from ferry import resource  # noqa: E402
-from tests.cluster import binaries, controlplane, s3 as s3_server, virtualnode  # noqa: E402
+from tests.cluster import apirequests, binaries, controlplane, s3 as s3_server, virtualnode  # noqa: E402
 from tests.cluster.fixtures import Cluster, eventually  # noqa: E402
 from tests.cluster.processes import Server  # noqa: E402
 from tests.operator.conftest import Operator, namespace_with_storage  # noqa: E402
-
-REQUEST = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<count>[0-9.e+]+)$')
-OPERATOR = {("workflows", ""), ("workflows", "status"), ("pods", "")}
-"""Resources only the operator reads and writes here (the scheduler binds, the virtual node patches
-status); events are shared with the scheduler and split by reason."""
-SCHEDULER_EVENTS = {"Scheduled", "FailedScheduling"}
-
-
-def chain(n: int, tasks: int) -> dict:
-    steps = [{"name": f"t{i}", "image": "busybox:1.36", "command": ["true"],
-              **({"dependsOn": [f"t{i - 1}"]} if i else {})} for i in range(tasks)]
-    return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": f"chain-{n:05d}"},
-            "spec": {"tasks": steps}}
-
-
-def request_counts(cluster: Cluster) -> collections.Counter:
-    """apiserver_request_total summed by (resource, subresource, verb)."""
-    counts: collections.Counter = collections.Counter()
-    for line in cluster.kubectl("get", "--raw=/metrics").stdout.splitlines():
-        match = REQUEST.match(line)
-        if match:
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-            counts[(labels.get("resource", ""), labels.get("subresource", ""), labels["verb"])] += float(match["count"])
-    return counts
-
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process so far."""
@@ -160,7 +134,7 @@ def main() -> None:
                                                          resource.PLURAL)["items"]
             return sum((item.get("status") or {}).get("phase") == "Succeeded" for item in items)
 
-        before = request_counts(cluster)
+        before = apirequests.request_counts(cluster)
         servers = [*plane.servers, store.server, operator.server]
         cpu_before = cpu_by_process(servers)
         started = time.monotonic()
@@ -174,7 +148,7 @@ def main() -> None:
                 raise SystemExit("not all workflows succeeded within an hour")
             time.sleep(2)
         elapsed = time.monotonic() - started
-        after = request_counts(cluster)
+        after = apirequests.request_counts(cluster)
         cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_by_process(servers).items()}
         reasons = collections.Counter(event.reason for event in client.CoreV1Api(api).list_namespaced_event(namespace).items)
         report(args, before, after, lists, reasons, submitted, elapsed, node, pods,
@@ -193,11 +167,10 @@ def main() -> None:
 def report(args, before, after, lists: int, reasons: collections.Counter, submitted: float, elapsed: float, node,
            pods, rss: float, cpu: dict[str, float]) -> None:
     tasks = args.workflows * args.tasks
-    delta = {key: after[key] - before.get(key, 0) for key in after if after[key] - before.get(key, 0) > 0}
-    delta[("workflows", "", "POST")] = delta.get(("workflows", "", "POST"), 0) - args.workflows  # this script's
-    delta[("workflows", "", "LIST")] = delta.get(("workflows", "", "LIST"), 0) - lists
-    operator_events = sum(count for reason, count in reasons.items() if reason not in SCHEDULER_EVENTS)
-    by_operator = sum(count for (res, sub, _), count in delta.items() if (res, sub) in OPERATOR) + operator_events
+    own = {("workflows", "", "POST"): args.workflows, ("workflows", "", "LIST"): lists}  # this script's
+    delta = apirequests.made_since(before, after, own)
+    operator_events = apirequests.operator_events(reasons)
+    by_operator = apirequests.by_operator(delta, reasons)
     finished = {pods.names[name]: at for name, at in node.finished_at.items() if name in pods.names}
     hops = [pods.created[(wf, f"t{i}")] - finished[(wf, f"t{i - 1}")]
             for wf in {wf for wf, _ in pods.created} for i in range(1, args.tasks)
@@ -226,7 +199,7 @@ def report(args, before, after, lists: int, reasons: collections.Counter, submit
     for (res, sub, verb), count in sorted(delta.items(), key=lambda item: -item[1]):
         if count <= 0:
             continue
-        whose = "operator" if (res, sub) in OPERATOR else "scheduler" if sub == "binding" else (
+        whose = "operator" if (res, sub) in apirequests.OPERATOR else "scheduler" if sub == "binding" else (
             "virtual node" if sub == "status" and res == "pods" else
             f"operator {operator_events:,.0f}, scheduler {count - operator_events:,.0f}" if res == "events" else "other")
         print(f"| {res}{'/' + sub if sub else ''} | {verb} | {count:,.0f} | {count / tasks:.2f} | {whose} |")

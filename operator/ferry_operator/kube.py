@@ -124,11 +124,19 @@ def _patch(call, namespace: str, name: str, ops: list[dict], resource_version: s
     return json.loads(answer.data)
 
 
+def _unread(answer) -> None:
+    """Let an answer's connection go back to the pool without building the client's model of the
+    pod it holds: that costs about 4 ms of CPU per pod, with the GIL held, for a result the operator
+    never reads (its pods come from the watch)."""
+    answer.drain_conn()
+    answer.release_conn()
+
+
 @_refusals("create a task pod")
 def create_pod(body: dict) -> None:
     """Create a pod; one that already exists (same attempt, created before a restart) is kept."""
     try:
-        _core().create_namespaced_pod(body["metadata"]["namespace"], body)
+        _unread(_core().create_namespaced_pod(body["metadata"]["namespace"], body, _preload_content=False))
     except ApiException as error:
         if error.status != 409:
             raise
@@ -147,7 +155,7 @@ def patch_pod(namespace: str, name: str, patch: list[dict]) -> None:
     """JSON-patch a pod; one that is gone, or whose tested value changed meanwhile (the next
     reconciliation tries again), is fine."""
     try:
-        _core().patch_namespaced_pod(name, namespace, patch)
+        _unread(_core().patch_namespaced_pod(name, namespace, patch, _preload_content=False))
     except ApiException as error:
         if error.status not in (404, 409, 422):
             raise
@@ -156,7 +164,8 @@ def patch_pod(namespace: str, name: str, patch: list[dict]) -> None:
 @_refusals("delete pod {0}/{1}")
 def delete_pod(namespace: str, name: str, grace_seconds: int = pods.STOP_GRACE_SECONDS) -> None:
     try:
-        _core().delete_namespaced_pod(name, namespace, grace_period_seconds=grace_seconds)
+        _unread(_core().delete_namespaced_pod(name, namespace, grace_period_seconds=grace_seconds,
+                                              _preload_content=False))
     except ApiException as error:
         if error.status != 404:
             raise

@@ -1,7 +1,12 @@
+import http.server
+import json
+import threading
+
 import pytest
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ferry_operator import kube
+from ferry_operator import kube, pods
 
 
 def failing(status: int, message: str = "nope"):
@@ -26,3 +31,56 @@ def test_a_refusal_names_the_action_and_the_missing_permission():
         failing(403, "pods is forbidden")("team-a")
     with pytest.raises(kube.Refused, match="invalid"):
         failing(422, "invalid")("team-a")
+
+
+class _FakeAPIServer(http.server.BaseHTTPRequestHandler):
+    """Answers every request with a pod (409 for a pod named ``taken``), over keep-alive
+    connections, counting the connections opened."""
+    protocol_version = "HTTP/1.1"
+    connections = 0
+    requests: list[str] = []
+
+    def setup(self):
+        super().setup()
+        type(self).connections += 1
+
+    def _answer(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).requests.append(f"{self.command} {self.path}")
+        status = 409 if b'"taken"' in body else 200
+        data = json.dumps({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"}, "spec": {"containers": []}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_POST = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_api(monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeAPIServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _FakeAPIServer.connections, _FakeAPIServer.requests = 0, []
+    configuration = client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setattr(kube, "_api", client.ApiClient(configuration))
+    yield _FakeAPIServer
+    server.shutdown()
+
+
+def test_pod_writes_skip_the_clients_models_and_reuse_one_connection(fake_api, monkeypatch):
+    def no_models(*args, **kwargs):
+        raise AssertionError("the answer was turned into the client's models")
+
+    monkeypatch.setattr(client.ApiClient, "deserialize", no_models)
+    for name in ("first", "taken", "second"):  # a pod there already (409) is kept
+        kube.create_pod({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "team-a"}})
+    kube.patch_pod("team-a", "first", [{"op": "remove", "path": "/metadata/finalizers/0"}])
+    kube.delete_pod("team-a", "first")
+    assert fake_api.requests == ["POST /api/v1/namespaces/team-a/pods"] * 3 + [
+        "PATCH /api/v1/namespaces/team-a/pods/first", f"DELETE /api/v1/namespaces/team-a/pods/first?gracePeriodSeconds={pods.STOP_GRACE_SECONDS}"]
+    assert fake_api.connections == 1, "each answer was read to its end, so its connection went back to the pool"
