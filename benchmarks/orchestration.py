@@ -50,6 +50,14 @@ from tests.cluster.fixtures import Cluster, eventually  # noqa: E402
 from tests.cluster.processes import Server  # noqa: E402
 from tests.operator.conftest import Operator, namespace_with_storage  # noqa: E402
 
+
+def chain(n: int, tasks: int) -> dict:
+    steps = [{"name": f"t{i}", "image": "busybox:1.36", "command": ["true"],
+              **({"dependsOn": [f"t{i - 1}"]} if i else {})} for i in range(tasks)]
+    return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": f"chain-{n:05d}"},
+            "spec": {"tasks": steps}}
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process so far."""
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
