@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Union
 
-from ferry import blobs, errors, manifest, resource, serialization, store as store_, values
+from ferry import blobs, errors, manifest, serialization, store as store_
 
 
 class Asset(Mapping[str, "AssetEntry"]):
@@ -79,12 +79,17 @@ class Asset(Mapping[str, "AssetEntry"]):
         """Download the files (those whose path matches the glob ``match``, when given) under ``to``
         (default: the current directory) at their paths in the asset, each verified; returns
         ``{path in the asset: local path}``."""
-        wanted = compile_glob(match) if match is not None else None
-        return self._restore([e for e in self.manifest().files if wanted is None or wanted.fullmatch(e.path)], to)
+        if match is None:
+            return self._restore(self.manifest().files, to)
+        wanted = compile_glob(match).fullmatch
+        if self._contents is not None:
+            return self._restore([entry for entry in self._contents.files if wanted(entry.path)], to)
+        return self._restore(store_.current().manifest(self._ref, keep=wanted).files, to)  # only these made into models
 
     def _restore(self, entries: list[manifest.Entry], to: str | os.PathLike | None) -> dict[str, pathlib.Path]:
+        """``entries`` (of this asset's checked manifest, so their paths are unique) under ``to``."""
         target = pathlib.Path.cwd() / (to if to is not None else "")
-        store_.current().download_directory(self.uri, target, contents=manifest.Manifest(files=entries))
+        store_.current().download_directory(self.uri, target, contents=manifest.Manifest.model_construct(files=entries))
         return {entry.path: target / entry.path for entry in entries}
 
     def _stored(self, entry: manifest.Entry, path: str) -> manifest.Entry:
@@ -276,4 +281,3 @@ def _translate_segment(segment: str) -> str:
 
 
 serialization.register(blobs.Kind.ASSET, Asset.from_blob)
-values.register_kind(Asset, resource.Kind.ASSET)

@@ -21,7 +21,7 @@ import pathlib
 import secrets
 import stat
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import BinaryIO
 
 from ferry import blobs, integrity, manifest, settings as settings_, transfer, uris
@@ -82,13 +82,14 @@ class Store:
         backend = self.backend(uri)
         return backend.stat(uri) is not None or next(iter(backend.list(uri)), None) is not None
 
-    def manifest(self, source: Source) -> manifest.Manifest:
+    def manifest(self, source: Source, keep: Callable[[str], bool] | None = None) -> manifest.Manifest:
         """The directory's manifest (checked against the reference's digest), or for a directory
-        Ferry did not publish, a listing of it with sizes where the store gives them."""
+        Ferry did not publish, a listing of it with sizes where the store gives them; with ``keep``,
+        only the paths it accepts (much faster for a part of a large manifest: ``manifest.parse``)."""
         uri, ref = _split(source)
         backend = self.backend(uri)
-        found = transfer.read_manifest(backend, uri, ref.manifest_digest if ref else None, self.settings)
-        return found if found is not None else transfer.listing(backend, uri)
+        found = transfer.read_manifest(backend, uri, ref.manifest_digest if ref else None, self.settings, keep)
+        return found if found is not None else transfer.listing(backend, uri, keep)
 
     def list(self, uri: str) -> list[str]:
         """Relative paths of the files in the directory ``uri``."""

@@ -144,10 +144,12 @@ def _run_all(tasks: Sequence[Callable[[], T]], concurrency: int) -> list[T]:
 
 
 def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None = None,
-                  settings: settings_.Settings | None = None) -> manifest.Manifest | None:
+                  settings: settings_.Settings | None = None, keep: Callable[[str], bool] | None = None
+                  ) -> manifest.Manifest | None:
     """The manifest of the directory ``uri``, or None if it has none. With ``expected_digest`` (from
     a blob reference) a missing manifest is an incomplete output and a different one is an error.
-    With ``settings``, reading it is retried through an outage."""
+    With ``settings``, reading it is retried through an outage; with ``keep``, only the paths it
+    accepts (``manifest.parse``)."""
     where = uris.join(uri, manifest.NAME)
     try:
         data = (_call(backend, settings, lambda: backend.read_bytes(where)) if settings
@@ -160,13 +162,14 @@ def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None =
         return None
     if expected_digest and manifest.digest_of(data) != expected_digest:
         raise errors.IntegrityError(where, "manifest digest", expected_digest, manifest.digest_of(data))
-    return manifest.parse(data, where)
+    return manifest.parse(data, where, keep)
 
 
-def listing(backend: base.Backend, uri: str) -> manifest.Manifest:
-    """A manifest-shaped listing of a directory Ferry did not publish: paths and sizes, no hashes."""
-    return manifest.Manifest(files=[manifest.Entry(path=info.path, size=info.size)
-                                    for info in backend.list(uri) if info.path != manifest.NAME])
+def listing(backend: base.Backend, uri: str, keep: Callable[[str], bool] | None = None) -> manifest.Manifest:
+    """A manifest-shaped listing of a directory Ferry did not publish: paths and sizes, no hashes
+    (only the paths ``keep`` accepts, when given)."""
+    return manifest.Manifest(files=[manifest.Entry(path=info.path, size=info.size) for info in backend.list(uri)
+                                    if info.path != manifest.NAME and (keep is None or keep(info.path))])
 
 
 def _send(backend: base.Backend, source: pathlib.Path, size: int, uri: str, settings: settings_.Settings,

@@ -1,6 +1,6 @@
 """Python values in and out of tasks: which kind each type travels as, and how.
 
-``File``, ``Directory`` (and ``Asset``) travel as blob references; everything else pydantic can
+``File``, ``Directory`` and ``Asset`` travel as blob references; everything else pydantic can
 serialize (str, int, float, bool, lists and dicts of them, dataclasses, pydantic models) travels
 as a JSON value. Small values ride in the workflow's status; large ones are stored as a JSON
 object and passed by reference.
@@ -17,18 +17,17 @@ from typing import Any
 import pydantic
 
 from ferry import blobs, resource, serialization, store as store_
+from ferry.assets import Asset
 from ferry.directories import Directory
 from ferry.files import File
 
 MAX_INLINE_VALUE = 1024
 """Bytes of JSON carried inline in status; larger values are stored."""
 
-_KINDS: dict[type, resource.Kind] = {File: resource.Kind.FILE, Directory: resource.Kind.DIRECTORY}
-
-
-def register_kind(cls: type, kind: resource.Kind) -> None:
-    """Let values of ``cls`` travel as stored blobs of ``kind`` (``Asset`` registers itself)."""
-    _KINDS[cls] = kind
+_KINDS: dict[type, resource.Kind] = {File: resource.Kind.FILE, Directory: resource.Kind.DIRECTORY,
+                                     Asset: resource.Kind.ASSET}
+"""Known here rather than registered by ``ferry.assets``, so restoring an asset never imports the
+Workflow's models (``resource``) nor this module."""
 
 
 def kind_of(annotation: Any) -> resource.Kind:

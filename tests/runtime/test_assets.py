@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -226,6 +229,57 @@ def test_restore_checks_every_file(store, tmp_path, monkeypatch):
         received, pod2 = next_task(value, store, tmp_path, monkeypatch, f"task{number + 2}")
         with ferry.use_store(pod2), pytest.raises(ferry.IntegrityError, match="sha256 mismatch"):
             received.restore()
+    for match in ("foo.txt", "*.txt"):  # a part read before the whole manifest is: only its entries become models
+        received, pod2 = next_task(original, store, tmp_path, monkeypatch, f"part-{match}")
+        with ferry.use_store(pod2), pytest.raises(ferry.IntegrityError, match="foo.txt.*sha256 mismatch"):
+            received.restore(match=match)
+        assert received._contents is None and not (pathlib.Path.cwd() / "foo.txt").exists()
+
+
+def test_restoring_an_asset_imports_neither_the_workflow_models_nor_boto3(store, tmp_path, monkeypatch):
+    workdir(tmp_path, monkeypatch, "task1", {"d/a.txt": "a", "e/b.txt": "b"})
+    ref = ferry.asset().to_blob()
+    code = f"""
+import sys, ferry
+store = ferry.Store(ferry.Settings(raw_data_prefix={store.raw_data_prefix!r}, cache_dir={str(tmp_path / "cache")!r}))
+with ferry.use_store(store):
+    ferry.Asset.from_blob(ferry.BlobRef.model_validate_json({ref.to_json()!r})).restore(match="d/**", to="out")
+print(" ".join(sys.modules))
+"""
+    environ = {**os.environ, "AWS_CONFIG_FILE": str(tmp_path / "absent")}  # the S3 store: configured plainly
+    run = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+    assert not {"ferry.resource", "ferry.values", "boto3"} & set(run.stdout.split())
+    assert [p.relative_to(tmp_path / "task1/out").as_posix() for p in (tmp_path / "task1/out").rglob("*.txt")] == \
+        ["d/a.txt"]
+
+
+def test_restoring_a_part_checks_the_manifest_digest(store, tmp_path, monkeypatch):
+    workdir(tmp_path, monkeypatch, "task1", {"a/x.txt": "x", "b/y.txt": "y"})
+    original = ferry.asset()
+    where = uris.join(original.uri, manifest.NAME)
+    stored = manifest.parse(store.backend(where).read_bytes(where), where)
+    changed = stored.model_copy(update={"files": [stored.files[0].model_copy(update={"path": "a/z.txt"}),
+                                                  stored.files[1]]})
+    store.backend(where).write_bytes(where, changed.to_bytes())  # well formed, but not the one the reference pins
+    received, pod2 = next_task(original, store, tmp_path, monkeypatch)
+    with ferry.use_store(pod2), pytest.raises(ferry.IntegrityError, match="manifest digest"):
+        received.restore(match="a/**")
+
+
+def test_restoring_a_part_makes_the_models_of_that_part_only(local_store, tmp_path, monkeypatch):
+    workdir(tmp_path, monkeypatch, "task1", {f"d{i}/f{j}.txt": f"{i}{j}" for i in range(3) for j in range(4)})
+    with ferry.use_store(local_store):
+        original = ferry.asset()
+    received, pod2 = next_task(original, local_store, tmp_path, monkeypatch)
+    made, construct = [], manifest.Entry.model_construct
+    monkeypatch.setattr(manifest.Entry, "model_construct", lambda **fields: made.append(fields["path"]) or construct(**fields))
+    with ferry.use_store(pod2):
+        restored = received.restore(match="d1/**")
+        assert sorted(restored) == made == [f"d1/f{j}.txt" for j in range(4)]
+        assert [path.read_text() for path in restored.values()] == ["10", "11", "12", "13"]
+        assert received.restore(match="d2/f0.txt", to="again") == {"d2/f0.txt": pathlib.Path.cwd() / "again/d2/f0.txt"}
+        assert len(received) == 12  # the whole manifest, read when it is asked for
+        assert received.restore(match="d0/f1.txt", to="cached")["d0/f1.txt"].read_text() == "01"
 
 
 @pytest.mark.parametrize("entries", [{"../evil.txt": "a.txt"}, {"/etc/evil": "a.txt"}, {"x/../../evil": "a.txt"},
@@ -281,6 +335,8 @@ def test_a_crafted_manifest_cannot_write_outside(store, tmp_path, monkeypatch):
     crafted = ferry.Asset(ferry.BlobRef(uri=uri, kind="asset", manifest_digest=manifest.digest_of(data)))
     with pytest.raises(ferry.PathEscapeError, match="escape.txt"):
         crafted.restore()
+    with pytest.raises(ferry.PathEscapeError, match="escape.txt"):
+        crafted.restore(match="other/**")  # a bad entry refuses the manifest, even where it is not restored
     assert not (tmp_path / "escape.txt").exists()
 
 

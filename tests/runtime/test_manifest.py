@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 import ferry
@@ -86,6 +89,71 @@ def test_parse_reports_malformed_manifests():
         manifest.parse(b'{"files": "nope"}', "s3://b/d/.ferry-manifest.json")
     with pytest.raises(ferry.PathEscapeError, match="s3://b/d/.ferry-manifest.json: '../x'"):
         manifest.parse(b'{"files": [{"path": "../x", "size": 1}]}', "s3://b/d/.ferry-manifest.json")
+
+
+WHERE = "s3://b/d/.ferry-manifest.json"
+GOOD = {"path": "d000/a", "size": 1, "sha256": "a" * 64}
+
+
+def _outcome(data: bytes, keep=None):
+    """What ``parse`` makes of ``data``: the kept entries as plain data, or the error it raises."""
+    try:
+        parsed = manifest.parse(data, WHERE, keep)
+    except (errors.PathEscapeError, errors.IntegrityError) as error:
+        return type(error), str(error)
+    return [entry.model_dump() for entry in parsed.files], parsed.empty_directories, parsed.version
+
+
+@pytest.mark.parametrize("path", ["a.txt", "dir/sub/ü 😀.txt", "with space", ".hidden/x", "a..b", "a\n", "..\n",
+                                  "x/...", "1:x", "a:b", "", "/abs", "../up", "a/../../up", "a/./b", "a//b", "a/",
+                                  ".", "..", "a/..", "back\\slash", "C:/windows", "c:", "nul\0", "x\n/.."])
+def test_the_clean_path_pattern_is_check_relpath(path):
+    try:
+        clean = manifest.check_relpath(path) == path
+    except errors.PathEscapeError:
+        clean = False
+    assert bool(re.search(manifest.CLEAN_PATH, path)) == clean  # msgspec calls search
+
+
+@pytest.mark.parametrize("files", [
+    [{**GOOD, "path": "../x"}], [{**GOOD, "path": "d001/../../x"}], [{**GOOD, "path": "/abs"}],
+    [{**GOOD, "path": "a//b"}], [{**GOOD, "path": "C:/w"}], [{**GOOD, "sha256": "A" * 64}],
+    [{**GOOD, "sha256": "a" * 63}], [{**GOOD, "sha256": "a" * 64 + "\n"}], [{**GOOD, "size": -1}],
+    [{**GOOD, "mode": 0o1000}], [{**GOOD, "mode": -1}], [{**GOOD, "extra": 1}], [{**GOOD, "object": 3}],
+    [GOOD, GOOD], [{"size": 1}], ["d000/a"], "nope",
+])
+def test_reading_a_part_refuses_every_bad_entry_as_the_models_do(files):
+    data = json.dumps({"files": [{**GOOD, "path": "d001/ok"}, *files] if isinstance(files, list) else files}).encode()
+    refused = _outcome(data)
+    assert refused[0] in (errors.PathEscapeError, errors.IntegrityError)  # by the models, naming the field
+    assert _outcome(data, keep=lambda path: path.startswith("d001/")) == refused  # even when it is not kept
+
+
+@pytest.mark.parametrize("data", [b"", b"[]", b'{"files": []} x', b'{"version": "one"}', b'{"other": 1}',
+                                  b'{"empty_directories": ["../x"]}', b'{"files": [{"path": "a\\ud800"}]}', b"\xff"])
+def test_reading_a_part_refuses_bad_documents_as_the_models_do(data):
+    refused = _outcome(data)
+    assert refused[0] in (errors.PathEscapeError, errors.IntegrityError)
+    assert _outcome(data, keep=lambda path: True) == refused
+
+
+def test_reading_a_part_makes_the_same_entries_as_reading_it_whole(monkeypatch):
+    files = [{"path": "d000/a", "size": 1, "sha256": "a" * 64, "mode": 0o755}, {"path": "d000/b/c", "size": 0},
+             {"path": "d001/x", "size": 2, "sha256": "b" * 64, "object": "s3://elsewhere/x"},
+             {"path": "d000/loose", "size": "3", "mode": 420.0}]  # loosely typed: the models' reading applies
+    validated, validate = [], manifest._validate
+    monkeypatch.setattr(manifest, "_validate", lambda *args: validated.append(args) or validate(*args))
+    for listed, models_used in ((files[:3], 0), (files, 1)):
+        data = json.dumps({"files": listed, "empty_directories": ["d000/e", "d001/e"]}).encode()
+        validated.clear()
+        part = manifest.parse(data, WHERE, keep=lambda path: path.startswith("d000/"))
+        assert len(validated) == models_used
+        whole = manifest.parse(data, WHERE)
+        assert part.files == [entry for entry in whole.files if entry.path.startswith("d000/")]
+        assert part.empty_directories == ["d000/e"] and part.version == 1
+        assert part.files[0].mode == 0o755 and part.files[1].sha256 is None
+        assert manifest.Manifest(files=part.files).to_bytes() == manifest.Manifest.model_construct(
+            files=part.files).to_bytes()
 
 
 def test_destination_refuses_escapes(tmp_path):

@@ -4,9 +4,11 @@ ever written or read outside its folder, and a manifest that lies is caught."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import posixpath
+import re
 import tempfile
 
 import pytest
@@ -58,6 +60,18 @@ def test_a_download_destination_stays_in_the_target_even_past_a_planted_link(pat
         assert os.path.realpath(destination.parent).startswith(os.path.realpath(root) + os.sep) or \
             os.path.realpath(destination.parent) == os.path.realpath(root)
         assert not any(outside.iterdir())
+
+
+@SETTINGS
+@given(PATH)
+def test_the_fast_reader_takes_the_same_paths_as_the_models(path):
+    data = json.dumps({"files": [{"path": path, "size": 0}], "empty_directories": [path]}).encode()
+    try:
+        parsed = manifest.parse(data, "m", keep=lambda path: True)
+        assert _accepted(path) and parsed.files[0].path == parsed.empty_directories[0] == path
+    except errors.PathEscapeError:
+        assert not _accepted(path)
+    assert bool(re.search(manifest.CLEAN_PATH, path)) == _accepted(path)
 
 
 @SETTINGS
