@@ -19,7 +19,10 @@ class Kind(str, enum.Enum):
 
 
 class BlobRef(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    # The field docstrings are for readers only: ``use_attribute_docstrings`` would read and parse
+    # this file's source on every start to copy them into a JSON schema nobody asks for (as for
+    # ``Settings`` and the manifest's models; the Workflow's models keep it for the CRD).
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
     uri: str
     """The object (file) or directory prefix (directory, asset) in a store."""

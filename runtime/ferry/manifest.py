@@ -7,8 +7,9 @@ can list objects stored elsewhere (an asset made from other outputs without copy
 Paths are relative POSIX paths that can never leave the directory they are restored into.
 
 Reading a part of a large manifest (``parse`` with ``keep``: restoring ``match="d000/**"`` of an
-asset) checks every entry with msgspec, in C, and makes models only of the entries kept: making
-10,000 models costs more than the rest of such a restore.
+asset) checks every entry as strictly, but with msgspec and a few scans of all paths and digests at
+once, and makes models only of the entries kept: validating 10,000 models costs more than the rest
+of such a restore.
 """
 
 from __future__ import annotations
@@ -31,9 +32,6 @@ NAME = ".ferry-manifest.json"
 
 
 _DRIVE = re.compile(r"[A-Za-z]:")
-_SEGMENT = r"(?!\.\.?(?:/|\Z))[^/\\\x00]+"
-CLEAN_PATH = rf"\A(?![A-Za-z]:){_SEGMENT}(?:/{_SEGMENT})*\Z"
-"""The paths ``check_relpath`` accepts, as one pattern (for msgspec, which checks it in C)."""
 
 
 def check_relpath(path: str) -> str:
@@ -47,8 +45,24 @@ def check_relpath(path: str) -> str:
     return path
 
 
+_JOINED_DRIVE = re.compile(r"\0[A-Za-z]:")
+_JOINED_UNCLEAN = ("\\", "\0/", "/\0", "//", "\0\0", "\0./", "/./", "/.\0", "\0.\0", "\0../", "/../", "/..\0", "\0..\0")
+"""What paths joined by NUL contain where one is not clean: a backslash, a leading or trailing
+'/', an empty part or path, a '.' or '..' part."""
+
+
+def all_clean(paths: list[str]) -> bool:
+    """Whether ``check_relpath`` accepts each of ``paths``: the same rule, checked on them all at
+    once, joined by NUL (which no clean path contains), in a few scans in C instead of a call each."""
+    joined = "\0" + "\0".join(paths) + "\0"
+    return not paths or (joined.count("\0") == len(paths) + 1 and _JOINED_DRIVE.search(joined) is None
+                         and not any(unclean in joined for unclean in _JOINED_UNCLEAN))
+
+
 class Entry(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    # Built on first validation, not at import: restoring a part of an asset makes its entries
+    # with ``model_construct`` and never validates one. No use_attribute_docstrings: see blobs.
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     path: str
     """Relative POSIX path inside the directory."""
@@ -68,7 +82,7 @@ class Entry(pydantic.BaseModel):
 
 
 class Manifest(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)  # as Entry
 
     version: int = 1
     files: list[Entry] = []
@@ -121,14 +135,12 @@ class Manifest(pydantic.BaseModel):
         return [entry for entry in self.files if "/" not in entry.path], sorted(names)
 
 
-_CleanPath = Annotated[str, msgspec.Meta(pattern=CLEAN_PATH)]
-
-
 class _StoredEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``Entry`` as msgspec checks it: the same fields and limits, strictly typed (no ``"1"`` for 1)."""
-    path: _CleanPath
+    """``Entry`` as msgspec checks it, strictly typed (no ``"1"`` for 1): the same fields and limits,
+    but for the clean paths and hex digits of ``sha256``, checked on all entries at once (``_checked``)."""
+    path: str
     size: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    sha256: Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-f]{64}\Z")] | None = None
+    sha256: Annotated[str, msgspec.Meta(min_length=64, max_length=64)] | None = None
     mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o644
     object: str | None = None
 
@@ -136,10 +148,24 @@ class _StoredEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class _StoredManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     version: int = 1
     files: list[_StoredEntry] = []
-    empty_directories: list[_CleanPath] = []
+    empty_directories: list[str] = []
 
 
 _decoder = msgspec.json.Decoder(_StoredManifest)
+
+
+def _checked(data: bytes) -> _StoredManifest | None:
+    """``data`` decoded if it passes every check of the models (else None, without saying why)."""
+    try:
+        stored = _decoder.decode(data)
+    except msgspec.MsgspecError:
+        return None
+    paths = [entry.path for entry in stored.files]
+    digits = "".join(entry.sha256 for entry in stored.files if entry.sha256 is not None).encode("utf-8", "surrogatepass")
+    if (all_clean(paths) and all_clean(stored.empty_directories) and len(set(paths)) == len(paths)
+            and not digits.translate(None, b"0123456789abcdef")):  # only lowercase hex digits
+        return stored
+    return None
 
 
 def digest_of(data: bytes) -> str:
@@ -152,12 +178,8 @@ def parse(data: bytes, where: str, keep: Callable[[str], bool] | None = None) ->
     accepts, every entry still checked as strictly (see the module docstring)."""
     if keep is None:
         return _validate(data, where)
-    try:
-        stored: _StoredManifest | Manifest | None = _decoder.decode(data)
-    except msgspec.MsgspecError:
-        stored = None
-    if stored is None or len({entry.path for entry in stored.files}) != len(stored.files):
-        stored = _validate(data, where)  # the models say what is wrong, or take what is only loosely typed
+    # where _checked refuses, the models say what is wrong (or take what is only loosely typed):
+    stored: _StoredManifest | Manifest = _checked(data) or _validate(data, where)
     return Manifest.model_construct(
         version=stored.version, empty_directories=[path for path in stored.empty_directories if keep(path)],
         files=[entry if isinstance(entry, Entry) else Entry.model_construct(**msgspec.structs.asdict(entry))

@@ -28,7 +28,7 @@ def _default_cache_dir() -> pathlib.Path:
 
 
 class Settings(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")  # no use_attribute_docstrings: see blobs
 
     cache_dir: pathlib.Path = pydantic.Field(default_factory=_default_cache_dir)
     """Ferry's cache; the embedded raw data store lives under it unless ``raw_data_prefix`` says otherwise."""

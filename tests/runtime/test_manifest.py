@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
@@ -107,18 +106,21 @@ def _outcome(data: bytes, keep=None):
 @pytest.mark.parametrize("path", ["a.txt", "dir/sub/ü 😀.txt", "with space", ".hidden/x", "a..b", "a\n", "..\n",
                                   "x/...", "1:x", "a:b", "", "/abs", "../up", "a/../../up", "a/./b", "a//b", "a/",
                                   ".", "..", "a/..", "back\\slash", "C:/windows", "c:", "nul\0", "x\n/.."])
-def test_the_clean_path_pattern_is_check_relpath(path):
+def test_all_clean_is_check_relpath_on_each(path):
     try:
         clean = manifest.check_relpath(path) == path
     except errors.PathEscapeError:
         clean = False
-    assert bool(re.search(manifest.CLEAN_PATH, path)) == clean  # msgspec calls search
+    assert manifest.all_clean([path]) == clean
+    assert manifest.all_clean(["a", path, "b/c"]) == manifest.all_clean([path, "a"]) == clean
+    assert manifest.all_clean([]) and not manifest.all_clean(["a", ""]) and not manifest.all_clean(["a\0b"])
 
 
 @pytest.mark.parametrize("files", [
     [{**GOOD, "path": "../x"}], [{**GOOD, "path": "d001/../../x"}], [{**GOOD, "path": "/abs"}],
     [{**GOOD, "path": "a//b"}], [{**GOOD, "path": "C:/w"}], [{**GOOD, "sha256": "A" * 64}],
-    [{**GOOD, "sha256": "a" * 63}], [{**GOOD, "sha256": "a" * 64 + "\n"}], [{**GOOD, "size": -1}],
+    [{**GOOD, "sha256": "a" * 63}], [{**GOOD, "sha256": "a" * 64 + "\n"}], [{**GOOD, "sha256": "a" * 63 + "é"}],
+    [{**GOOD, "sha256": "a" * 63 + "g"}], [{**GOOD, "sha256": "\0" + "a" * 63}], [{**GOOD, "size": -1}],
     [{**GOOD, "mode": 0o1000}], [{**GOOD, "mode": -1}], [{**GOOD, "extra": 1}], [{**GOOD, "object": 3}],
     [GOOD, GOOD], [{"size": 1}], ["d000/a"], "nope",
 ])

@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 import posixpath
-import re
 import tempfile
 
 import pytest
@@ -71,7 +70,12 @@ def test_the_fast_reader_takes_the_same_paths_as_the_models(path):
         assert _accepted(path) and parsed.files[0].path == parsed.empty_directories[0] == path
     except errors.PathEscapeError:
         assert not _accepted(path)
-    assert bool(re.search(manifest.CLEAN_PATH, path)) == _accepted(path)
+
+
+@SETTINGS
+@given(st.lists(PATH, max_size=4))
+def test_paths_are_all_clean_when_each_is(paths):
+    assert manifest.all_clean(paths) == all(map(_accepted, paths))
 
 
 @SETTINGS
