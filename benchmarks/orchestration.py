@@ -1,22 +1,23 @@
 """The operator at scale: API requests per task, latency added per task, memory and throughput.
 
 Starts the suite's own control plane (etcd, kube-apiserver, kube-controller-manager) with
-kube-scheduler, MinIO, the operator as a process, and the *virtual node* of
-``tests/cluster/virtualnode.py``, which finishes every pod the moment it is bound, as KWOK does:
-the API server, the scheduler and the operator do all their real work, without containers (the
-end-to-end tests run the same pods on the real node). Then it submits ``--workflows`` workflows
-of ``--tasks`` chained no-op tasks at once and reports:
+kube-scheduler, MinIO, the operator as a process, and a node that finishes every pod the moment
+it is bound: KWOK (``--node kwok``, the default: ``tests/cluster/kwoknode.py``, built from its Go
+module) or the suite's *virtual node* (``--node virtual``: ``tests/cluster/virtualnode.py``, in
+this process). The API server, the scheduler and the operator do all their real work, without
+containers (the end-to-end tests run the same pods on the real node). Then it submits
+``--workflows`` workflows of ``--tasks`` chained no-op tasks at once and reports:
 
 - **API requests**, from kube-apiserver's own ``apiserver_request_total`` before and after, by
   resource and verb, and those the operator makes per task (workflow reads and writes; pod
-  creates, lists, patches and deletes; events). The scheduler's bindings, the virtual node's status
+  creates, lists, patches and deletes; events). The scheduler's bindings, the node's status
   patches and this script's own requests are listed apart;
-- **added latency per task**: a task's pod finished (the virtual node's patch returned) → the
-  next task's pod seen created (a watch in this process), p50 and p95;
+- **added latency per task**: a task's pod seen finished → the next task's pod seen created, both
+  by one watch in this process, p50 and p95;
 - the operator's **peak RSS** (``VmHWM``) and **throughput** (workflows per minute from the first
   submission to the last success);
 - **CPU time per task** of each process (the operator, kube-apiserver, etcd, the scheduler, the
-  controller manager, MinIO, and this script with its virtual node), which tells what bounds the
+  controller manager, MinIO, KWOK, and this script), which tells what bounds the
   throughput on this machine, and what one operator would do with a core of its own.
 
 Run from the repository root (it builds or reuses the pinned binaries in ``~/.cache/ferry``):
@@ -45,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from kubernetes import client, config, watch  # noqa: E402
 
 from ferry import resource  # noqa: E402
-from tests.cluster import apirequests, binaries, controlplane, s3 as s3_server, virtualnode  # noqa: E402
+from tests.cluster import apirequests, binaries, controlplane, kwoknode, s3 as s3_server, virtualnode  # noqa: E402
 from tests.cluster.fixtures import Cluster, eventually  # noqa: E402
 from tests.cluster.processes import Server  # noqa: E402
 from tests.operator.conftest import Operator, namespace_with_storage  # noqa: E402
@@ -66,7 +67,7 @@ def cpu_seconds(pid: int) -> float:
 
 def cpu_by_process(servers: list[Server]) -> dict[str, float]:
     times = {server.name: cpu_seconds(server.process.pid) for server in servers}
-    return {**times, "this script and the virtual node": sum(os.times()[:2])}
+    return {**times, "this script (with the virtual node, if used)": sum(os.times()[:2])}
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -75,11 +76,11 @@ def peak_rss_mib(pid: int) -> float:
 
 
 class PodTimes:
-    """When each task's pod was first seen, from a watch in this process."""
+    """When each task's pod was first seen, and seen finished, from a watch in this process."""
 
     def __init__(self, api: client.ApiClient, namespace: str):
         self.created: dict[tuple[str, str], float] = {}
-        self.names: dict[str, tuple[str, str]] = {}
+        self.finished: dict[tuple[str, str], float] = {}
         self._core, self._namespace = client.CoreV1Api(api), namespace
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -87,13 +88,14 @@ class PodTimes:
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            for event in watch.Watch().stream(self._core.list_namespaced_pod, self._namespace, timeout_seconds=10):
-                if event["type"] != "ADDED":
-                    continue
-                meta = event["raw_object"]["metadata"]
-                key = (meta["labels"]["ferry.dev/workflow"], meta["labels"]["ferry.dev/task"])
-                self.created.setdefault(key, time.monotonic())
-                self.names[meta["name"]] = key
+            # Plain dicts: building the client's models of thousands of pods would load this process.
+            for event in watch.Watch(return_type="object").stream(self._core.list_namespaced_pod, self._namespace,
+                                                                   timeout_seconds=10):
+                pod, now = event["raw_object"], time.monotonic()
+                key = (pod["metadata"]["labels"]["ferry.dev/workflow"], pod["metadata"]["labels"]["ferry.dev/task"])
+                self.created.setdefault(key, now)
+                if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                    self.finished.setdefault(key, now)
 
     def stop(self) -> None:
         self._stop.set()
@@ -108,6 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workflows", type=int, default=100)
     parser.add_argument("--tasks", type=int, default=10, help="chained no-op tasks per workflow")
+    parser.add_argument("--node", choices=("kwok", "virtual"), default="kwok",
+                        help="what plays the kubelet: KWOK, or the suite's virtual node in this process")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="ferry-orchestration-"))
@@ -124,7 +128,8 @@ def main() -> None:
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         store = s3_server.start(work / "minio")
         api = config.new_client_from_config(str(plane.kubeconfig))
-        node = virtualnode.VirtualNode(api)
+        node = (kwoknode.KwokNode(api, plane.kubeconfig, work / "plane" / "logs") if args.node == "kwok"
+                else virtualnode.VirtualNode(api))
         node.start()
         namespace = namespace_with_storage(cluster, store, "ferry-bench")
         eventually(lambda: client.CoreV1Api(api).read_namespaced_service_account("default", namespace), 60,
@@ -143,7 +148,7 @@ def main() -> None:
             return sum((item.get("status") or {}).get("phase") == "Succeeded" for item in items)
 
         before = apirequests.request_counts(cluster)
-        servers = [*plane.servers, store.server, operator.server]
+        servers = [*plane.servers, store.server, operator.server, *([node.server] if args.node == "kwok" else [])]
         cpu_before = cpu_by_process(servers)
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -159,7 +164,7 @@ def main() -> None:
         after = apirequests.request_counts(cluster)
         cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_by_process(servers).items()}
         reasons = collections.Counter(event.reason for event in client.CoreV1Api(api).list_namespaced_event(namespace).items)
-        report(args, before, after, lists, reasons, submitted, elapsed, node, pods,
+        report(args, before, after, lists, reasons, submitted, elapsed, pods,
                peak_rss_mib(operator.server.process.pid), cpu)
     finally:
         for part in (pods, node, operator):
@@ -172,17 +177,16 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(args, before, after, lists: int, reasons: collections.Counter, submitted: float, elapsed: float, node,
+def report(args, before, after, lists: int, reasons: collections.Counter, submitted: float, elapsed: float,
            pods, rss: float, cpu: dict[str, float]) -> None:
     tasks = args.workflows * args.tasks
     own = {("workflows", "", "POST"): args.workflows, ("workflows", "", "LIST"): lists}  # this script's
     delta = apirequests.made_since(before, after, own)
     operator_events = apirequests.operator_events(reasons)
     by_operator = apirequests.by_operator(delta, reasons)
-    finished = {pods.names[name]: at for name, at in node.finished_at.items() if name in pods.names}
-    hops = [pods.created[(wf, f"t{i}")] - finished[(wf, f"t{i - 1}")]
+    hops = [pods.created[(wf, f"t{i}")] - pods.finished[(wf, f"t{i - 1}")]
             for wf in {wf for wf, _ in pods.created} for i in range(1, args.tasks)
-            if (wf, f"t{i}") in pods.created and (wf, f"t{i - 1}") in finished]
+            if (wf, f"t{i}") in pods.created and (wf, f"t{i - 1}") in pods.finished]
     print(f"\n{args.workflows} workflows × {args.tasks} chained no-op tasks = {tasks} tasks; submitted in "
           f"{submitted:.1f}s, all succeeded after {elapsed:.1f}s\n")
     print("| figure | value |\n| --- | ---: |")
@@ -208,7 +212,7 @@ def report(args, before, after, lists: int, reasons: collections.Counter, submit
         if count <= 0:
             continue
         whose = "operator" if (res, sub) in apirequests.OPERATOR else "scheduler" if sub == "binding" else (
-            "virtual node" if sub == "status" and res == "pods" else
+            "node" if sub == "status" and res == "pods" else
             f"operator {operator_events:,.0f}, scheduler {count - operator_events:,.0f}" if res == "events" else "other")
         print(f"| {res}{'/' + sub if sub else ''} | {verb} | {count:,.0f} | {count / tasks:.2f} | {whose} |")
     print("\nEvents in the namespace, by reason: " + ", ".join(f"{reason} {count}" for reason, count in

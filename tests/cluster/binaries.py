@@ -190,6 +190,10 @@ def build_coredns(version: str = versions.COREDNS) -> pathlib.Path:
     return _go_install("github.com/coredns/coredns", version, "coredns")
 
 
+def build_kwok(version: str = versions.KWOK) -> pathlib.Path:
+    return _go_install("sigs.k8s.io/kwok/cmd/kwok", version, "kwok", f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={version.lstrip('v')}")
+
+
 def main(argv: list[str]) -> None:
     """Build (or find cached) everything; print where each binary is."""
     wanted = set(argv) or {"kubernetes", "minio", "helm"}

@@ -21,6 +21,10 @@ HELM = "v3.19.5"
 COREDNS = "v1.12.4"
 """``github.com/coredns/coredns``: the real node's cluster DNS (Services by name, as on kind)."""
 
+KWOK = "v0.8.0"
+"""``sigs.k8s.io/kwok``: plays the kubelet for thousands of pods in ``benchmarks/orchestration.py``,
+as controller authors measure at scale (it needs no Docker when run as a plain process)."""
+
 DEBIAN = "bookworm"
 """The Debian release the real node's Python base image is made from (``node_images.py``): its
 python3 is 3.11, the Python of the Dockerfile's ``python:3.11-slim-bookworm``."""

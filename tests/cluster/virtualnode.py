@@ -35,8 +35,6 @@ class VirtualNode:
         self.leases = client.CoordinationV1Api(api)
         self.finished: set[str] = set()
         """Uids of the pods it finished."""
-        self.finished_at: dict[str, float] = {}
-        """Pod name → when (``time.monotonic``) its finishing patch returned."""
         self._queued: set[tuple[str, str]] = set()
         """(what, pod uid) submitted and not yet done."""
         self._stop = threading.Event()
@@ -94,8 +92,9 @@ class VirtualNode:
     def _watch(self) -> None:
         while not self._stop.is_set():
             try:
-                for event in watch.Watch().stream(self.core.list_pod_for_all_namespaces, timeout_seconds=30,
-                                                  field_selector=f"spec.nodeName={NAME}"):
+                # Plain dicts: building the client's models of every pod would load the test process.
+                for event in watch.Watch(return_type="object").stream(
+                        self.core.list_pod_for_all_namespaces, timeout_seconds=30, field_selector=f"spec.nodeName={NAME}"):
                     pod = event["raw_object"]
                     if event["type"] == "DELETED" or self._stop.is_set():
                         continue
@@ -140,7 +139,6 @@ class VirtualNode:
                 "initContainerStatuses": statuses(spec.get("initContainers") or []),
                 "containerStatuses": statuses(spec["containers"])}}, _content_type=MERGE_PATCH)
             self.finished.add(pod["metadata"]["uid"])
-            self.finished_at[pod["metadata"]["name"]] = time.monotonic()
         except ApiException as error:
             if error.status != 404:
                 log.warning("finishing %s: %s", pod["metadata"]["name"], error.reason)
