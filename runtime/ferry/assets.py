@@ -84,12 +84,14 @@ class Asset(Mapping[str, "AssetEntry"]):
         wanted = compile_glob(match).fullmatch
         if self._contents is not None:
             return self._restore([entry for entry in self._contents.files if wanted(entry.path)], to)
-        return self._restore(store_.current().manifest(self._ref, keep=wanted).files, to)  # only these made into models
+        # Not read yet: every entry is checked, but only those that match become models.
+        return self._restore(store_.current().manifest(self._ref, keep=wanted).files, to)
 
     def _restore(self, entries: list[manifest.Entry], to: str | os.PathLike | None) -> dict[str, pathlib.Path]:
         """``entries`` (of this asset's checked manifest, so their paths are unique) under ``to``."""
         target = pathlib.Path.cwd() / (to if to is not None else "")
-        store_.current().download_directory(self.uri, target, contents=manifest.Manifest.model_construct(files=entries))
+        contents = manifest.Manifest.model_construct(files=entries)
+        store_.current().download_directory(self.uri, target, contents=contents)
         return {entry.path: target / entry.path for entry in entries}
 
     def _stored(self, entry: manifest.Entry, path: str) -> manifest.Entry:

@@ -161,9 +161,9 @@ def _checked(data: bytes) -> _StoredManifest | None:
     except msgspec.MsgspecError:
         return None
     paths = [entry.path for entry in stored.files]
-    digits = "".join(entry.sha256 for entry in stored.files if entry.sha256 is not None).encode("utf-8", "surrogatepass")
+    digits = "".join(entry.sha256 for entry in stored.files if entry.sha256 is not None)
     if (all_clean(paths) and all_clean(stored.empty_directories) and len(set(paths)) == len(paths)
-            and not digits.translate(None, b"0123456789abcdef")):  # only lowercase hex digits
+            and not digits.encode("utf-8", "surrogatepass").translate(None, b"0123456789abcdef")):  # only hex
         return stored
     return None
 

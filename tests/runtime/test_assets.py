@@ -272,7 +272,8 @@ def test_restoring_a_part_makes_the_models_of_that_part_only(local_store, tmp_pa
         original = ferry.asset()
     received, pod2 = next_task(original, local_store, tmp_path, monkeypatch)
     made, construct = [], manifest.Entry.model_construct
-    monkeypatch.setattr(manifest.Entry, "model_construct", lambda **fields: made.append(fields["path"]) or construct(**fields))
+    monkeypatch.setattr(manifest.Entry, "model_construct",
+                        lambda **fields: made.append(fields["path"]) or construct(**fields))
     with ferry.use_store(pod2):
         restored = received.restore(match="d1/**")
         assert sorted(restored) == made == [f"d1/f{j}.txt" for j in range(4)]
