@@ -59,6 +59,7 @@ def test_list_of_a_directory_ferry_did_not_publish(store, tmp_path):
         store.upload_file(tmp_path / "f", uris.join(base, name))
     assert sorted(store.list(base)) == ["a.txt", "sub/b.txt"]
     assert {e.path: e.size for e in store.manifest(base).files} == {"a.txt": 5, "sub/b.txt": 9}
+    assert [e.path for e in store.manifest(base, keep=lambda path: path.startswith("sub/")).files] == ["sub/b.txt"]
     assert (store.download_directory(base, tmp_path / "out") / "sub" / "b.txt").read_text() == "sub/b.txt"
 
 

@@ -43,6 +43,8 @@ def test_manifest_lists_every_file_with_size_sha256_and_mode(store, tree):
     assert contents.find("empty.bin").sha256 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert contents.empty_directories == ["empty dir/also empty"]
     assert ref.manifest_digest == contents.digest()
+    part = store.manifest(ref, keep=lambda path: path.startswith("empty"))
+    assert part.files == [contents.find("empty.bin")] and part.empty_directories == ["empty dir/also empty"]
 
 
 def test_corrupt_byte_fails_download_naming_the_file(store, tree, tmp_path):
