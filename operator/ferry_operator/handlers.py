@@ -75,10 +75,17 @@ def _pods_of(namespace: str, name: str) -> list[dict]:
 
 
 def _spawn(coroutine) -> None:
-    """Run ``coroutine`` in the background, held until it ends (asyncio keeps only weak ones)."""
+    """Run ``coroutine`` in the background, held until it ends (asyncio keeps only weak ones); an
+    error it raises is logged."""
     task = asyncio.ensure_future(coroutine)
     _background.add(task)
-    task.add_done_callback(_background.discard)
+    task.add_done_callback(_ended)
+
+
+def _ended(task: asyncio.Task) -> None:
+    _background.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logging.getLogger("ferry.operator").error("background work failed", exc_info=error)
 
 
 @kopf.on.startup()
@@ -127,9 +134,9 @@ async def workflow_changed(type: str | None, body: kopf.Body, namespace: str, na
     elif status.get("phase") in scheduler.DONE:
         bodies.offer({**body})
         if (namespace, name) in _task_pods:  # pods still held: the operator stopped, or the API was
-            await request(namespace, name)  # busy, between the last status write and their release
+            _spawn(request(namespace, name))  # busy, between the last status write and their release
     elif bodies.offer({**body}):  # Kopf gives each event a body of its own: a shallow copy is enough
-        await request(namespace, name)
+        _spawn(request(namespace, name))
 
 
 async def _let_go(namespace: str, name: str, uid: str, meta: dict) -> None:
@@ -163,10 +170,15 @@ async def pod_changed(namespace: str, name: str, body: kopf.Body, **_) -> None:
     if (body.get("status") or {}).get("phase") != "Pending":
         _mount_checks.pop((namespace, name), None)
     if owner := pods.owner_name(body):
-        await request(namespace, owner)
+        _spawn(request(namespace, owner))
 
 
 async def request(namespace: str, name: str) -> None:
+    """Reconcile the workflow, once per change: one that has not started yet covers this one.
+
+    Event handlers spawn it rather than wait for it: Kopf handles one object's events in order, so
+    a handler waiting for a reconciliation (itself waiting for another one's status write) would
+    hold back that pod's next event, and with it the index, by one round trip or more."""
     key = (namespace, name)
     if key in _queued:  # a reconciliation that has not started yet will see this change too
         return
@@ -285,8 +297,8 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             for kind, reason, message in step.events:
                 if _config.posts(kind, reason):
                     kopf.event(written, type=kind, reason=reason, message=message)
-        if spec is not None:  # only once the status holds what they told
-            await _release(namespace, pods.releasable(owned, step.status))
+        if spec is not None:  # only once the status holds what they told; not waited for, so that
+            _spawn(_release_later(namespace, pods.releasable(owned, step.status)))  # the next one can start
             running = {ts.pod_name for ts in step.status.tasks.values() if ts.phase == resource.Phase.RUNNING}
             _wake_at(namespace, name, min(filter(None, [
                 scheduler.next_deadline(spec, step.status),
@@ -336,6 +348,15 @@ async def _release(namespace: str, held: list[dict]) -> None:
         name, now = pod["metadata"]["name"], current.get(pod["metadata"].get("uid"))
         if now and (namespace, name) not in _unseen and (patch := pods.release_patch(now)):
             await _unseen_until_done(namespace, name, kube.patch_pod, namespace, name, patch)
+
+
+async def _release_later(namespace: str, held: list[dict]) -> None:
+    """``_release`` outside a reconciliation: a pod that could not be let go is held until the next
+    one (a pod event, or the resync of workflows with pods held)."""
+    try:
+        await _release(namespace, held)
+    except (kube.Refused, kube.Busy) as refused:
+        logging.getLogger("ferry.operator").info("releasing pods in %s: %s; trying again later", namespace, refused)
 
 
 async def _unseen_until_done(namespace: str, pod_name: str, call, *args) -> None:
