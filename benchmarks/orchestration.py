@@ -211,9 +211,9 @@ def report(args, before, after, lists: int, reasons: collections.Counter, submit
     for (res, sub, verb), count in sorted(delta.items(), key=lambda item: -item[1]):
         if count <= 0:
             continue
-        whose = "operator" if (res, sub) in apirequests.OPERATOR else "scheduler" if sub == "binding" else (
-            "node" if sub == "status" and res == "pods" else
-            f"operator {operator_events:,.0f}, scheduler {count - operator_events:,.0f}" if res == "events" else "other")
+        whose = apirequests.whose((res, sub, verb))
+        if whose == "events":
+            whose = f"operator {operator_events:,.0f}, scheduler {count - operator_events:,.0f}"
         print(f"| {res}{'/' + sub if sub else ''} | {verb} | {count:,.0f} | {count / tasks:.2f} | {whose} |")
     print("\nEvents in the namespace, by reason: " + ", ".join(f"{reason} {count}" for reason, count in
                                                            reasons.most_common()))

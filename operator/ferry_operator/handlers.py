@@ -45,7 +45,8 @@ RETRY_SECONDS = 10.0
 BUSY_RETRY_SECONDS = 2.0
 """A reconciliation the API server was too busy for (``kube.Busy``) is tried again after this."""
 MOUNT_CHECK_SECONDS = 10.0
-"""How long a pod stuck starting keeps the ``FailedMount`` messages last read from its events."""
+"""How long the ``FailedMount`` messages last read from a namespace's events serve its pods stuck
+starting."""
 DEADLINE_MARGIN_SECONDS = 0.5
 """Woken this long after a deadline: status times have whole seconds, and deadlines are strict."""
 
@@ -54,7 +55,8 @@ _queued: set[tuple[str, str]] = set()
 _refusals: dict[tuple[str, str], str] = {}
 _wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
 _background: set[asyncio.Task] = set()
-_mount_checks: dict[tuple[str, str], tuple[float, list[str]]] = {}
+_mount_checks: dict[str, tuple[float, asyncio.Future]] = {}
+"""Namespace → when its ``FailedMount`` events were last read, and the reading (by pod uid)."""
 _config: Config | None = None
 _task_pods: kopf.Index | None = None
 _unseen: set[tuple[str, str]] = set()
@@ -167,8 +169,6 @@ async def _let_go(namespace: str, name: str, uid: str, meta: dict) -> None:
 @kopf.on.event("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
 async def pod_changed(namespace: str, name: str, body: kopf.Body, **_) -> None:
     _unseen.discard((namespace, name))  # the index holds this event's state now
-    if (body.get("status") or {}).get("phase") != "Pending":
-        _mount_checks.pop((namespace, name), None)
     if owner := pods.owner_name(body):
         _spawn(request(namespace, owner))
 
@@ -256,7 +256,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             foreign = {p["metadata"]["name"] for p in listed} - set(owned)
             unborn: list[str] = []
 
-            stuck = {pod_name: await _mount_failures(namespace, pod_name) for pod_name, pod in owned.items()
+            stuck = {pod_name: await _mount_failures(namespace, pod["metadata"]["uid"]) for pod_name, pod in owned.items()
                      if results.stuck_starting(pod, now, _config.start_timeout_seconds)}
 
             def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
@@ -307,14 +307,22 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         return
 
 
-async def _mount_failures(namespace: str, pod_name: str) -> list[str]:
-    """``kube.mount_failures``, read at most once per ``MOUNT_CHECK_SECONDS`` for each pod: a LIST of
-    a namespace's events is one of the API server's dearest calls, and a busy workflow with pods
-    waiting to start is reconciled many times a second."""
-    now, key = time.monotonic(), (namespace, pod_name)
-    if key not in _mount_checks or now - _mount_checks[key][0] > MOUNT_CHECK_SECONDS:
-        _mount_checks[key] = (now, await asyncio.to_thread(kube.mount_failures, namespace, pod_name))
-    return _mount_checks[key][1]
+async def _mount_failures(namespace: str, uid: str) -> list[str]:
+    """The pod's ``FailedMount`` messages, from a reading of its namespace's events at most
+    ``MOUNT_CHECK_SECONDS`` old, shared by every reconciliation there: a LIST of events is one of
+    the API server's dearest calls, and on a busy cluster many pods may wait to start at once (one
+    LIST per pod fed back on itself: the slower the API server, the more pods waited, the more
+    LISTs)."""
+    now, checked = time.monotonic(), _mount_checks.get(namespace)
+    if checked is None or now - checked[0] > MOUNT_CHECK_SECONDS:
+        checked = _mount_checks[namespace] = (now, asyncio.ensure_future(
+            asyncio.to_thread(kube.mount_failures, namespace)))
+    try:
+        return (await asyncio.shield(checked[1])).get(uid, [])
+    except (kube.Refused, kube.Busy):
+        if _mount_checks.get(namespace) is checked:  # the next reconciliation reads them again
+            del _mount_checks[namespace]
+        raise
 
 
 def _wake_at(namespace: str, name: str, moment: datetime.datetime | None) -> None:

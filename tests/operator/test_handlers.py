@@ -90,3 +90,24 @@ def test_background_work_that_fails_is_logged(caplog):
         asyncio.run(scenario())
     assert any("background work failed" in r.message and r.exc_info and "boom" in str(r.exc_info[1])
                for r in caplog.records)
+
+
+def test_pods_stuck_starting_share_one_reading_of_their_namespaces_events(monkeypatch):
+    """One LIST of events per namespace and period, however many pods wait to start there."""
+    reads: list[str] = []
+
+    def mount_failures(namespace: str) -> dict[str, list[str]]:
+        reads.append(namespace)
+        return {"uid-1": ["MountVolume.SetUp failed: secret \"creds\" not found"]}
+
+    monkeypatch.setattr(handlers.kube, "mount_failures", mount_failures)
+    monkeypatch.setattr(handlers, "_mount_checks", {})
+
+    async def scenario() -> None:
+        found = await asyncio.gather(*(handlers._mount_failures("team-a", f"uid-{n}") for n in range(50)))
+        assert found[1] == ["MountVolume.SetUp failed: secret \"creds\" not found"] and found[2] == []
+        assert await handlers._mount_failures("team-a", "uid-1") == found[1]  # read again only after a while
+        await handlers._mount_failures("team-b", "uid-1")
+
+    run(scenario())
+    assert reads == ["team-a", "team-b"]
