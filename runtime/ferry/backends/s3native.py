@@ -23,7 +23,7 @@ import dataclasses
 import datetime
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from ferry import settings as settings_, uris
 
@@ -175,6 +175,16 @@ class NativeS3:
         store, key = self._split(uri)
         with _errors(uri):
             obstore.put(store, key, data, use_multipart=False)
+
+    def put_parts(self, uri: str, pieces: Iterable, part_size: int, in_flight: int) -> None:
+        """Store the bytes ``pieces`` yields as a multipart upload of ``part_size`` parts, sending at
+        most ``in_flight`` at once (obstore holds about that many parts in memory, and no copy of
+        them in Python). A failure, or an error raised by ``pieces``, aborts the upload."""
+        import obstore
+
+        store, key = self._split(uri)
+        with _errors(uri):
+            obstore.put(store, key, pieces, use_multipart=True, chunk_size=part_size, max_concurrency=in_flight)
 
     def get(self, uri: str, limit: int | None = None):
         """The object's bytes (a buffer, not copied into Python), or None if it holds more than ``limit``."""

@@ -34,9 +34,6 @@ def test_botocore_checksums_give_way_to_ferrys_own():
     settings = ferry.Settings(s3_addressing_style="path", concurrency=20, multipart_concurrency=4)
     config = s3_backend.client_config(settings)
     assert config.request_checksum_calculation == "when_required"
-    parts = s3_backend.part_client_config(settings)  # parts carry a CRC32 instead of a signed sha256
-    assert parts.s3 == {"payload_signing_enabled": False, "addressing_style": "path"}
-    assert parts.max_pool_connections == 4 and parts.retries == config.retries
 
 
 @pytest.mark.s3
@@ -142,26 +139,54 @@ def test_native_requests_refused_by_the_store_fail_clearly(s3, s3_store):
     assert "\n" not in str(raised.value) and "<?xml" not in str(raised.value)
 
 
+def _large_upload(s3, tmp_path, **settings):
+    store = ferry.Store(make_settings(tmp_path, f"s3://{s3.bucket}/{secrets.token_hex(4)}", multipart_threshold=5 * MiB,
+                                      multipart_chunksize=5 * MiB, multipart_concurrency=2, max_attempts=1, **settings))
+    (tmp_path / "big.bin").write_bytes(os.urandom(30 * MiB))
+    return store, store.backend("s3://")
+
+
+def _watching_pieces(backend, monkeypatch, look):
+    """Call ``look(count)`` before each piece a large upload hands to obstore."""
+    real = backend._native.put_parts
+
+    def watched(uri, pieces, part_size, in_flight):
+        def counted():
+            for count, piece in enumerate(pieces, 1):
+                look(count)
+                yield piece
+        return real(uri, counted(), part_size, in_flight)
+
+    monkeypatch.setattr(backend._native, "put_parts", watched)
+
+
 @pytest.mark.s3
 def test_failed_part_aborts_the_upload_and_frees_its_memory(s3, tmp_path, monkeypatch):
-    store = ferry.Store(make_settings(tmp_path, f"s3://{s3.bucket}/{secrets.token_hex(4)}", multipart_threshold=5 * MiB,
-                                      multipart_chunksize=5 * MiB, multipart_concurrency=2, max_attempts=1))
-    (tmp_path / "big.bin").write_bytes(os.urandom(30 * MiB))
-    backend = store.backend("s3://")
-    backend.client  # noqa: B018
-    real = backend._part_client.upload_part
+    store, backend = _large_upload(s3, tmp_path)
 
-    def flaky(**kwargs):
-        if kwargs["PartNumber"] == 3:
+    def fail(count):
+        if count == 12:  # in the third part, after two were sent
             raise OSError("disk on fire")
-        return real(**kwargs)
 
-    monkeypatch.setattr(backend._part_client, "upload_part", flaky)
+    _watching_pieces(backend, monkeypatch, fail)
     with pytest.raises(OSError, match="disk on fire"):
         store.upload_file(tmp_path / "big.bin", f"s3://{s3.bucket}/aborted.bin")
     assert not s3.client().list_multipart_uploads(Bucket=s3.bucket).get("Uploads")
     assert not store.exists(f"s3://{s3.bucket}/aborted.bin")
     assert all(backend._parts_in_flight.acquire(blocking=False) for _ in range(2))
+
+
+@pytest.mark.s3
+def test_a_large_upload_holds_its_parts_places_in_the_store_wide_limit(s3, tmp_path, monkeypatch):
+    store, backend = _large_upload(s3, tmp_path)
+    free = []
+    _watching_pieces(backend, monkeypatch, lambda count: free.append(backend._parts_in_flight.acquire(blocking=False)))
+    ref = store.upload_file(tmp_path / "big.bin")
+    assert len(free) == 30 and not any(free)  # one part in flight and one being filled: both places
+    assert all(backend._parts_in_flight.acquire(blocking=False) for _ in range(2))
+    assert ref.sha256 == hashlib.sha256((tmp_path / "big.bin").read_bytes()).hexdigest()
+    bucket, key = ref.uri[5:].split("/", 1)
+    assert s3.client().head_object(Bucket=bucket, Key=key)["ETag"].endswith('-6"')  # parts of 5 MiB
 
 
 @pytest.mark.s3
