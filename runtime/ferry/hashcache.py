@@ -34,11 +34,15 @@ class HashCache:
         self._path, self._old, self._new = path, records, {}
 
     @classmethod
-    def load(cls, cache_dir: pathlib.Path | None, root: pathlib.Path) -> HashCache:
-        """The records kept for the folder ``root`` (none when ``cache_dir`` is None or nothing is kept)."""
+    def load(cls, cache_dir: pathlib.Path | None, root: pathlib.Path, read: bool = True) -> HashCache:
+        """The records kept for the folder ``root`` (none when ``cache_dir`` is None or nothing is
+        kept). ``read=False`` starts afresh without reading them, where none could be used (nothing
+        at the destination to compare with): 10,000 records take about 8 MiB."""
         if cache_dir is None:
             return cls(None, {})
         path = cache_dir / "hashes" / f"{hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:32]}.json"
+        if not read:
+            return cls(path, {})
         try:
             data = json.loads(path.read_bytes())
             records = data["files"] if data.get("version") == VERSION else {}

@@ -22,7 +22,6 @@ stream to their temporary name, in parallel parts where the backend can (``downl
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -129,18 +128,39 @@ def _call(backend: base.Backend, settings: settings_.Settings, request: Callable
 
 
 def _run_all(tasks: Sequence[Callable[[], T]], concurrency: int) -> list[T]:
-    """Run ``tasks`` on a thread pool; on the first failure cancel what has not started and raise it."""
-    if not tasks:
-        return []
-    with concurrent.futures.ThreadPoolExecutor(min(concurrency, len(tasks)), thread_name_prefix="ferry") as pool:
-        futures = [pool.submit(task) for task in tasks]
-        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-        failed = next((f for f in futures if f.done() and not f.cancelled() and f.exception()), None)
-        if failed:
-            for future in futures:
-                future.cancel()
-            raise failed.exception()
-        return [future.result() for future in futures]
+    """Run ``tasks`` on ``concurrency`` threads, each taking the next task when it is done with
+    one, and return their results in order; after the first failure no task starts, and once the
+    running ones end it is raised. (A pool with a future per task held about 1 KiB per file: 10 MiB
+    for 10,000 files.)"""
+    results: list = [None] * len(tasks)
+    failures: list[BaseException] = []
+    indexes, taking = iter(range(len(tasks))), threading.Lock()
+
+    def work() -> None:
+        while not failures:
+            with taking:
+                index = next(indexes, None)
+            if index is None:
+                return
+            try:
+                results[index] = tasks[index]()
+            except BaseException as error:  # noqa: BLE001 - raised below, on the calling thread
+                failures.append(error)
+
+    workers = [threading.Thread(target=work, name=f"ferry-{number}") for number in range(min(concurrency, len(tasks)))]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.join()
+    except BaseException as error:  # interrupted: let the running tasks end, start no more
+        failures.append(error)
+        for worker in workers:
+            worker.join()
+        raise
+    if failures:
+        raise failures[0]
+    return results
 
 
 def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None = None,
@@ -305,7 +325,7 @@ def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settin
         _call(backend, settings, lambda: backend.delete([manifest_uri]))
     present = {entry.path: entry for entry in previous.files if entry.object is None} if previous else {}
     tracker = _Tracker(progress, len(files), sum(f.size for f in files))
-    hashes = hashcache.HashCache.load(settings.cache_dir if settings.hash_cache else None, root)
+    hashes = hashcache.HashCache.load(settings.cache_dir if settings.hash_cache else None, root, read=bool(present))
 
     def send(item: manifest.LocalFile, there: manifest.Entry | None) -> manifest.Entry:
         hashed_at = time.time_ns()

@@ -105,3 +105,21 @@ def test_the_cache_can_be_turned_off(tmp_path, folder):
     store = ferry.Store(make_settings(tmp_path, (tmp_path / "raw").as_uri(), hash_cache=False))
     store.upload_directory(folder)
     assert not (tmp_path / "cache" / "hashes").exists()
+
+
+def test_a_publish_to_a_new_destination_does_not_read_the_records(local_store, folder, monkeypatch):
+    monkeypatch.setattr(hashcache, "RACY_NS", 0)
+    local_store.upload_directory(folder, local_store.random_remote_path())
+    loaded = []
+    real = hashcache.HashCache.load.__func__
+
+    def load(cls, cache_dir, root, read=True):
+        cache = real(cls, cache_dir, root, read)
+        loaded.append(len(cache._old))
+        return cache
+
+    monkeypatch.setattr(hashcache.HashCache, "load", classmethod(load))
+    uri = local_store.random_remote_path()
+    local_store.upload_directory(folder, uri)  # nothing there to compare with: no record could be used
+    local_store.upload_directory(folder, uri)  # its own output there: the records written above are read
+    assert loaded == [0, 20]

@@ -196,3 +196,33 @@ def test_single_file_round_trip_and_corruption(store, tmp_path):
     with pytest.raises(ferry.IntegrityError, match="sha256 mismatch"):
         store.download_file(ref, tmp_path / "copy2")
     assert not (tmp_path / "copy2").exists()
+
+
+def test_run_all_keeps_order_and_threads_bounded_and_stops_at_a_failure():
+    from ferry import transfer
+
+    running, most, lock = set(), [0], threading.Lock()
+
+    def task(number: int, fail: bool = False):
+        def run():
+            with lock:
+                running.add(number)
+                most[0] = max(most[0], len(running))
+            try:
+                if fail:
+                    raise RuntimeError(f"task {number} failed")
+                return number * 2
+            finally:
+                with lock:
+                    running.discard(number)
+        return run
+
+    assert transfer._run_all([task(n) for n in range(500)], 8) == [n * 2 for n in range(500)]
+    assert most[0] <= 8 and not running
+    started = []
+    tasks = [lambda n=n: started.append(n) for n in range(1000)]
+    tasks[10] = task(10, fail=True)
+    with pytest.raises(RuntimeError, match="task 10 failed"):
+        transfer._run_all(tasks, 1)  # one thread: nothing after the failure starts
+    assert started == list(range(10))
+    assert transfer._run_all([], 8) == []
