@@ -256,8 +256,8 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             foreign = {p["metadata"]["name"] for p in listed} - set(owned)
             unborn: list[str] = []
 
-            stuck = {pod_name: await _mount_failures(namespace, pod["metadata"]["uid"]) for pod_name, pod in owned.items()
-                     if results.stuck_starting(pod, now, _config.start_timeout_seconds)}
+            stuck = {pod_name: await _mount_failures(namespace, pod["metadata"]["uid"])
+                     for pod_name, pod in owned.items() if results.stuck_starting(pod, now, _config.start_timeout_seconds)}
 
             def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
                 pod = owned.get(pod_name)
@@ -297,8 +297,8 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             for kind, reason, message in step.events:
                 if _config.posts(kind, reason):
                     kopf.event(written, type=kind, reason=reason, message=message)
-        if spec is not None:  # only once the status holds what they told; not waited for, so that
-            _spawn(_release_later(namespace, pods.releasable(owned, step.status)))  # the next one can start
+        if spec is not None:  # only once the status holds what they told, and in the background:
+            _spawn(_release_later(namespace, pods.releasable(owned, step.status)))  # the next one need not wait
             running = {ts.pod_name for ts in step.status.tasks.values() if ts.phase == resource.Phase.RUNNING}
             _wake_at(namespace, name, min(filter(None, [
                 scheduler.next_deadline(spec, step.status),

@@ -1,10 +1,11 @@
 """What the operator asks of the API server, counted by the API server itself.
 
 ``apiserver_request_total`` has no client label, so requests are told apart by what only the
-operator reads and writes while the virtual node plays the kubelet: Workflows and their status,
-pods (the scheduler binds through ``pods/binding``, the node patches ``pods/status``), reads of
-events, and events posted with reasons not the scheduler's. Used by ``benchmarks/orchestration.py`` and the load
-test, which asserts the benchmark's figure so that a regression fails a test, not only a table.
+operator reads and writes while a simulated node (KWOK or the virtual node) plays the kubelet:
+Workflows and their status, pods (the scheduler binds through ``pods/binding``, the node patches
+``pods/status``), reads of events, and events posted with reasons not the scheduler's. Used by
+``benchmarks/orchestration.py`` and the load test, which asserts the benchmark's figure so that a
+regression fails a test, not only a table.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tests.cluster.fixtures import Cluster
 
 REQUEST = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<count>[0-9.e+]+)$')
 OPERATOR = {("workflows", ""), ("workflows", "status"), ("pods", "")}
-"""(resource, subresource) pairs only the operator reads and writes when pods run on the virtual node."""
+"""(resource, subresource) pairs only the operator reads and writes when pods run on a simulated node."""
 SCHEDULER_EVENTS = {"Scheduled", "FailedScheduling"}
 Key = tuple[str, str, str]
 """(resource, subresource, verb)"""
