@@ -1,0 +1,26 @@
+"""glibc's mmap threshold is fixed once, so file-sized buffers freed by transfer threads go back."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ferry import malloc
+
+
+@pytest.mark.skipif(not hasattr(os, "confstr") or not os.confstr("CS_GNU_LIBC_VERSION"), reason="glibc only")
+def test_the_threshold_is_set_once_on_glibc(monkeypatch):
+    malloc.return_large_buffers.cache_clear()
+    assert malloc.return_large_buffers() is True
+    monkeypatch.setattr(os, "confstr", lambda name: pytest.fail("asked again"))
+    assert malloc.return_large_buffers() is True
+
+
+def test_another_c_library_is_left_alone(monkeypatch):
+    malloc.return_large_buffers.cache_clear()
+    monkeypatch.setattr(os, "confstr", lambda name: None)
+    try:
+        assert malloc.return_large_buffers() is False
+    finally:
+        malloc.return_large_buffers.cache_clear()
