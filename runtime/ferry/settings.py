@@ -67,7 +67,8 @@ class Settings(pydantic.BaseModel):
     (plus a 4 MiB write queue), shared by all large files of a store."""
 
     multipart_concurrency: int = pydantic.Field(10, ge=1, le=256)
-    """Parts in flight at once, shared by all large files of a store."""
+    """Parts in memory at once, shared by all large files of a store. One large upload sends at
+    most 3 parts at once and holds a fourth as it reads it (``ferry.backends.s3.UPLOAD_PARTS``)."""
 
     s3_endpoint_url: str | None = None
     """S3 endpoint (MinIO, Ceph...). Unset: ``AWS_ENDPOINT_URL`` or AWS itself."""

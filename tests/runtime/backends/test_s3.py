@@ -186,7 +186,9 @@ def test_a_large_upload_holds_its_parts_places_in_the_store_wide_limit(s3, tmp_p
     assert all(backend._parts_in_flight.acquire(blocking=False) for _ in range(2))
     assert ref.sha256 == hashlib.sha256((tmp_path / "big.bin").read_bytes()).hexdigest()
     bucket, key = ref.uri[5:].split("/", 1)
-    assert s3.client().head_object(Bucket=bucket, Key=key)["ETag"].endswith('-6"')  # parts of 5 MiB
+    head = s3.client().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["ETag"].endswith('-6"')  # parts of 5 MiB
+    assert head["ChecksumSHA256"].endswith("-6")  # each part's sha256, checked by the server on arrival
 
 
 @pytest.mark.s3
