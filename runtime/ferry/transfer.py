@@ -132,7 +132,7 @@ def _run_all(tasks: Sequence[Callable[[], T]], concurrency: int) -> list[T]:
     one, and return their results in order; after the first failure no task starts, and once the
     running ones end it is raised. (A pool with a future per task held about 1 KiB per file: 10 MiB
     for 10,000 files.)"""
-    malloc.return_large_buffers()  # each thread's file-sized buffers, freed, go back to the system
+    malloc.return_large_buffers()  # each thread's whole-file buffers, freed, go back to the system
     results: list = [None] * len(tasks)
     failures: list[BaseException] = []
     indexes, taking = iter(range(len(tasks))), threading.Lock()
