@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import ferry
-from ferry import podruntime, resource, values
+from ferry import malloc, podruntime, resource, values
 
 
 def load_workflow(target: str):
@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pod":
         from ferry import credentials, runner
 
+        if args.pod_command in ("fetch", "publish"):  # Ferry's own processes: no user code allocates here
+            malloc.return_large_buffers()
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,
                  "run-function": runner.run_function, "credentials": credentials.run_sidecar}
         return steps[args.pod_command]()

@@ -8,6 +8,10 @@ keeps those buffers out of the arenas: uploading 1,000 files of 1 MiB peaked at 
 94 (``benchmarks/s3_transfer.py``), for about 0.8 s more CPU (a page fault per 4 KiB read), which
 did not show in the wall time. At 128 KiB the 256 KiB pieces of downloads went back too (76 MiB
 instead of 98 for the same files), but at 1.7 s more CPU and a slower download, so not those.
+
+Only Ferry's own transfer processes set it (``ferry pod fetch`` and ``publish``): the setting is
+the whole process's, and in a user's process it would map and unmap every array of 1 MiB or more
+on each use.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ferry import blobs, errors, hashcache, integrity, localfiles, malloc, manifest, settings as settings_, uris
+from ferry import blobs, errors, hashcache, integrity, localfiles, manifest, settings as settings_, uris
 from ferry.backends import base
 
 T = TypeVar("T")
@@ -132,7 +132,6 @@ def _run_all(tasks: Sequence[Callable[[], T]], concurrency: int) -> list[T]:
     one, and return their results in order; after the first failure no task starts, and once the
     running ones end it is raised. (A pool with a future per task held about 1 KiB per file: 10 MiB
     for 10,000 files.)"""
-    malloc.return_large_buffers()  # each thread's whole-file buffers, freed, go back to the system
     results: list = [None] * len(tasks)
     failures: list[BaseException] = []
     indexes, taking = iter(range(len(tasks))), threading.Lock()
