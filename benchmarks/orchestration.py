@@ -48,7 +48,7 @@ from kubernetes import client, config, watch  # noqa: E402
 from ferry import resource  # noqa: E402
 from tests.cluster import apirequests, binaries, controlplane, kwoknode, s3 as s3_server, virtualnode  # noqa: E402
 from tests.cluster.fixtures import Cluster, eventually  # noqa: E402
-from tests.cluster.processes import Server  # noqa: E402
+from tests.cluster.processes import Server, peak_rss_mib  # noqa: E402
 from tests.operator.conftest import Operator, namespace_with_storage  # noqa: E402
 
 
@@ -68,11 +68,6 @@ def cpu_seconds(pid: int) -> float:
 def cpu_by_process(servers: list[Server]) -> dict[str, float]:
     times = {server.name: cpu_seconds(server.process.pid) for server in servers}
     return {**times, "this script (with the virtual node, if used)": sum(os.times()[:2])}
-
-
-def peak_rss_mib(pid: int) -> float:
-    status = pathlib.Path(f"/proc/{pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
 class PodTimes:

@@ -12,6 +12,12 @@ import time
 from collections.abc import Callable
 
 
+def peak_rss_mib(pid: int) -> float:
+    """A running process's peak resident memory (``VmHWM``), in MiB."""
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
 def free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))

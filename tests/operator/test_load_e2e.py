@@ -18,6 +18,7 @@ from kubernetes import client
 from ferry import resource
 from tests.cluster import apirequests, virtualnode
 from tests.cluster.fixtures import Cluster, eventually
+from tests.cluster.processes import peak_rss_mib
 from tests.operator.conftest import Operator
 
 pytestmark = [pytest.mark.cluster]
@@ -33,11 +34,6 @@ def diamond(n: int) -> dict:
 
     return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": f"load-{n:03d}"},
             "spec": {"tasks": [step("a"), step("b", "a"), step("c", "a"), step("d", "b", "c"), step("e", "d")]}}
-
-
-def peak_rss_mib(pid: int) -> float:
-    status = open(f"/proc/{pid}/status").read()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
 def test_five_hundred_workflows_of_five_tasks_all_complete(cluster: Cluster, s3, crd, tmp_path):
