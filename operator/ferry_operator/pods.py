@@ -18,16 +18,13 @@ The pod's ``terminationGracePeriodSeconds`` is the time the sidecar has for the 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 from ferry import credentials, resource, scheduler, taskpod
 from ferry_operator import patches, results
 from ferry_operator.config import Config
 
-LABEL_WORKFLOW = "ferry.dev/workflow"
-LABEL_TASK = "ferry.dev/task"
-LABEL_ATTEMPT = "ferry.dev/attempt"
+LABEL_WORKFLOW, LABEL_TASK, LABEL_ATTEMPT = resource.LABEL_WORKFLOW, resource.LABEL_TASK, resource.LABEL_ATTEMPT
 RESULT_FINALIZER = "ferry.dev/result"
 """Held on every task pod until the workflow's status no longer needs it: a pod that vanishes
 (evicted, node reclaimed) after publishing but before the operator read its termination message
@@ -36,14 +33,6 @@ STOP_GRACE_SECONDS = 10
 """Grace given to a pod the operator stops (timeout, failure policy, its workflow deleted): its
 outputs are not wanted, so it does not get the upload grace of ``terminationGracePeriodSeconds``."""
 
-
-def label_value(text: str) -> str:
-    """``text`` as a label value (at most 63 characters): kept when it fits, else cut and suffixed
-    with a digest of the whole, so two long names never share a label."""
-    if len(text) <= 63:
-        return text
-    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-    return f"{text[:52].rstrip('-_.')}-{digest}"
 
 
 RUNTIME_USER = 10001
@@ -95,7 +84,7 @@ def owned(listed: list[dict], uid: str) -> dict[str, dict]:
 
 def owner_name(pod: Mapping) -> str | None:
     """The name of the Workflow owning ``pod``: the owner reference, not the label, which a long
-    name's is cut (``label_value``)."""
+    name's is cut (``resource.label_value``)."""
     owner = next((o for o in pod["metadata"].get("ownerReferences") or [] if o.get("kind") == resource.KIND), None)
     return owner and owner.get("name")
 
@@ -192,7 +181,7 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
         main["resources"] = task.resources.dump()
     if task.security_context and not runs_ferry:
         main["securityContext"] = _task_security(task)
-    labels = {LABEL_WORKFLOW: label_value(meta["name"]), LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt),
+    labels = {LABEL_WORKFLOW: resource.label_value(meta["name"]), LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt),
               "app.kubernetes.io/managed-by": "ferry"}
     return {
         "apiVersion": "v1",

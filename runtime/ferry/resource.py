@@ -8,6 +8,7 @@ are snake_case in Python and camelCase in YAML, as Kubernetes resources are.
 from __future__ import annotations
 
 import enum
+import hashlib
 from typing import Annotated, Any
 
 import pydantic
@@ -19,6 +20,21 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "Workflow"
 PLURAL = "workflows"
 SHORT_NAME = "fwf"
+
+LABEL_WORKFLOW = "ferry.dev/workflow"
+LABEL_TASK = "ferry.dev/task"
+LABEL_ATTEMPT = "ferry.dev/attempt"
+"""Labels of every task pod: the operator watches by them, the UI and the CLI select a workflow's pods by them."""
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value (at most 63 characters): kept when it fits, else cut and suffixed
+    with a digest of the whole, so two long names never share a label."""
+    if len(text) <= 63:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{text[:52].rstrip('-_.')}-{digest}"
+
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Name = Annotated[str, pydantic.Field(min_length=1, max_length=40, pattern=NAME_PATTERN)]

@@ -140,13 +140,13 @@ def test_a_long_workflow_name_makes_valid_distinct_labels():
     """A Workflow name may have 253 characters; a label value at most 63 (it went in verbatim, so the
     pod was refused on every tick and the workflow never ran)."""
     long_a, long_b = "a" * 60 + ".example-" + "x" * 40, "a" * 60 + ".example-" + "y" * 40
-    labels = {pods.label_value(name) for name in (long_a, long_b)}
+    labels = {resource.label_value(name) for name in (long_a, long_b)}
     assert len(labels) == 2 and all(len(v) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?", v)
                                     for v in labels)
-    assert pods.label_value("short") == "short"
+    assert resource.label_value("short") == "short"
     pod = pods.build_pod({"metadata": {"name": long_a, "namespace": "ns", "uid": "u"}},
                          spec(task("a")), resource.WorkflowStatus(), "a", 1, CONFIG)
-    assert pod["metadata"]["labels"][pods.LABEL_WORKFLOW] == pods.label_value(long_a)
+    assert pod["metadata"]["labels"][pods.LABEL_WORKFLOW] == resource.label_value(long_a)
     assert len(pod["metadata"]["name"]) <= 63
 
 
