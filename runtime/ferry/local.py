@@ -4,15 +4,19 @@ Tasks go through the same path as in pods (``ferry pod run-function``: inputs lo
 raw data store, the function run, outputs published), and the same scheduler decides what runs
 when (``ferry.scheduler``), so retries, timeouts and failure policies behave as on a cluster.
 Independent tasks run in parallel. The raw data store is ``file://~/.cache/ferry/raw`` unless
-``FERRY_RAW_DATA_PREFIX`` (or ``--store``) says otherwise.
+``FERRY_RAW_DATA_PREFIX`` (or ``--store``) says otherwise. Each run is recorded in the history
+(``ferry.history``) as it goes, with each attempt's log, so the scratch directories the task
+processes run in are removed when the run ends.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,8 +26,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ferry import forkserver, podruntime, resource, runner, scheduler, store as store_, taskpod, values
+from ferry import forkserver, history, podruntime, resource, runner, scheduler, settings as settings_, \
+    store as store_, taskpod, values
 from ferry.resource import Phase
+
+logger = logging.getLogger(__name__)
 
 Report = Callable[[str, str, str], None]
 """Receives (type, reason, message) of each event, e.g. to show progress."""
@@ -52,11 +59,18 @@ def _main_name() -> str:
     return pathlib.Path(main).stem
 
 
+def new_run_id(workflow: str) -> str:
+    """``pipeline-1a2b3c4d``: the run's execution id, its name in the history."""
+    return f"{workflow}-{uuid.uuid4().hex[:8]}"
+
+
 @dataclasses.dataclass
 class _Process:
     popen: subprocess.Popen | forkserver.Child
     result: pathlib.Path
     log: pathlib.Path
+    task: str
+    attempt: int
 
 
 @dataclasses.dataclass
@@ -67,6 +81,8 @@ class LocalRun:
     store: store_.Store
     annotations: dict[str, Any]
     """Types of the workflow's outputs, to rebuild them as Python values."""
+    run_id: str = ""
+    """The execution id, the run's name in the history (``ferry get --local RUN_ID``)."""
 
     def outputs(self) -> dict[str, Any]:
         return {name: values.load(self.annotations[name], output, self.store)
@@ -91,20 +107,29 @@ class LocalExecutor:
         """Where task processes come from, started with the first task (none with ``local_fork``
         off: each task starts a fresh interpreter)."""
 
-    def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any]) -> LocalRun:
-        execution_id = f"{name}-{uuid.uuid4().hex[:8]}"
+    def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any],
+            run_id: str | None = None) -> LocalRun:
+        execution_id = run_id or new_run_id(name)
         roots = {code_root(ref) for ref in code_references(spec)}
         status = resource.WorkflowStatus()
+        record = _Recorder(self.store.settings if history.enabled() else None)
+        record(history.History.open_run, execution_id, name, spec, self.store.raw_data_prefix)
         try:
             while status.phase not in scheduler.DONE:
-                step = scheduler.step(name, spec, status, self.observe, datetime.datetime.now(datetime.timezone.utc))
+                now = datetime.datetime.now(datetime.timezone.utc)
+                step = scheduler.step(name, spec, status, self.observe, now)
                 for task, attempt in step.create:
                     plan = taskpod.build_plan(spec, step.status, task, attempt, workflow=name, namespace="local",
                                               execution_id=execution_id, root=f"{self.store.raw_data_prefix}/local"
                                               ).model_copy(update={"inline_limit": None})  # no message to fit
-                    self.start(step.status.tasks[task].pod_name, plan, roots)
+                    state = step.status.tasks[task]
+                    self.start(state.pod_name, plan, roots)
+                    record(history.History.attempt_started, execution_id, task, attempt, state.pod_name,
+                           state.started_at, log_path=self.processes[state.pod_name].log)
                 for attempt_name in step.delete:
                     self.stop(attempt_name)
+                self._record_ended(record, execution_id, status, step.status, now)
+                record(history.History.update, execution_id, step.status)
                 for task, state in step.status.tasks.items():
                     newly = state.phase == Phase.SUCCEEDED and status.tasks.get(task, state).phase != Phase.SUCCEEDED
                     if newly and any(o.uri for o in state.outputs.values()):
@@ -114,12 +139,48 @@ class LocalExecutor:
                 status = step.status
                 if status.phase not in scheduler.DONE:
                     self._wait()
+        except BaseException as error:  # Ctrl-C, a task that cannot run here: the history says the run ended
+            self._record_stopped(record, execution_id, status, error)
+            raise
         finally:
             for attempt_name in list(self.processes):
                 self.stop(attempt_name)
             if self.forks is not None:
                 self.forks.close()
-        return LocalRun(name, spec, status, self.store, annotations)
+            record.close()
+            shutil.rmtree(self.scratch, ignore_errors=True)  # every log that matters is in the history now
+        return LocalRun(name, spec, status, self.store, annotations, execution_id)
+
+    def _record_ended(self, record: _Recorder, run_id: str, before: resource.WorkflowStatus,
+                      after: resource.WorkflowStatus, now: datetime.datetime) -> None:
+        """Each attempt that ended in this step, with its log (read now: its directory goes with the run)."""
+        for task, was in before.tasks.items():
+            state = after.tasks[task]
+            if was.phase != Phase.RUNNING or (state.phase, state.attempts) == (Phase.RUNNING, was.attempts):
+                continue
+            record(history.History.attempt_finished, run_id, task, was.attempts,
+                   Phase.SUCCEEDED if state.phase == Phase.SUCCEEDED else Phase.FAILED,
+                   state.finished_at or scheduler.timestamp(now), state.message, state.reason,
+                   history.tail(self.scratch / was.pod_name / "log"))
+
+    def _record_stopped(self, record: _Recorder, run_id: str, status: resource.WorkflowStatus,
+                        error: BaseException) -> None:
+        """The run ended by ``error`` rather than the scheduler: its running attempts are stopped and
+        recorded as failed, the tasks still to run as skipped."""
+        ended = scheduler.timestamp(datetime.datetime.now(datetime.timezone.utc))
+        for attempt_name, process in list(self.processes.items()):
+            self.stop(attempt_name)
+            record(history.History.attempt_finished, run_id, process.task, process.attempt, Phase.FAILED, ended,
+                   "the run stopped", None, history.tail(process.log))
+        stopped = status.model_copy(deep=True)
+        stopped.phase, stopped.finished_at = Phase.FAILED, ended
+        stopped.message = f"the run stopped: {type(error).__name__}{f': {error}' if str(error) else ''}"
+        for state in stopped.tasks.values():
+            if state.phase == Phase.RUNNING:
+                state.phase, state.finished_at, state.message = Phase.FAILED, ended, "the run stopped"
+            elif state.phase == Phase.PENDING:
+                state.phase, state.message = Phase.SKIPPED, "skipped: the run stopped"
+        record(history.History.update, run_id, stopped)
 
     def start(self, attempt_name: str, plan: taskpod.PodPlan, roots: set[pathlib.Path]) -> None:
         if not (plan.function or plan.plugin):
@@ -148,7 +209,7 @@ class LocalExecutor:
                 popen = subprocess.Popen([sys.executable, "-P", "-m", "ferry", "pod", "run-function"], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, cwd=directory)
-        self.processes[attempt_name] = _Process(popen, directory / "result.json", log)
+        self.processes[attempt_name] = _Process(popen, directory / "result.json", log, plan.task, plan.attempt)
 
     def _wait(self) -> None:
         """Until a task process ends, or a short while (timeouts and retry delays are due on time)."""
@@ -186,6 +247,41 @@ class LocalExecutor:
                 process.popen.wait()
 
 
+class _Recorder:
+    """Writes a run into the history, and never fails the run: the first error is logged as a
+    warning, and the run goes on unrecorded."""
+
+    def __init__(self, settings: settings_.Settings | None):
+        """``settings``: whose cache holds the history; None records nothing."""
+        self.history: history.History | None = None
+        self.path = history.default_path(settings) if settings is not None else None
+        if self.path is not None:
+            self._guarded(lambda: setattr(self, "history", history.History(self.path)))
+
+    def __call__(self, method: Callable[..., None], *args, **kwargs) -> None:
+        if self.history is not None:
+            self._guarded(lambda: method(self.history, *args, **kwargs))
+
+    def close(self) -> None:
+        if self.history is not None:
+            self._guarded(self.history.close)
+            self.history = None
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - the history is a record, not part of the run
+            logger.warning("this run is not recorded in the history %s (%s: %s); FERRY_HISTORY=off stops trying",
+                           self.path, type(error).__name__, error)
+            if self.history is not None:
+                try:
+                    self.history.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            self.history = None
+            self.path = None
+
+
 def published(task: str, state: resource.TaskStatus) -> str:
     """``task collect published 3 files (1.2 KiB)``: what a finished task moved to the store."""
     stored = [o for o in state.outputs.values() if o.uri]
@@ -202,10 +298,11 @@ def _human(size: float) -> str:
 
 
 def run_workflow(workflow, inputs: dict[str, Any], store: store_.Store | None = None,
-                 report: Report | None = None, overwrite_cache: bool = False) -> LocalRun:
-    """Run a ``@ferry.workflow`` here, with ``inputs`` over its defaults."""
+                 report: Report | None = None, overwrite_cache: bool = False, run_id: str | None = None) -> LocalRun:
+    """Run a ``@ferry.workflow`` here, with ``inputs`` over its defaults; ``run_id`` names the run
+    (``new_run_id`` by default)."""
     spec = workflow.compile(**inputs).model_copy(update={"overwrite_cache": overwrite_cache})
-    return LocalExecutor(store, report).run(workflow.name, spec, workflow.outputs)
+    return LocalExecutor(store, report).run(workflow.name, spec, workflow.outputs, run_id)
 
 
 def run_task(task, arguments: dict[str, Any]):

@@ -15,6 +15,16 @@ import pytest
 import ferry
 
 
+@pytest.fixture(autouse=True)
+def history_in_tmp(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """Every run a test makes (here or in a ``ferry`` it starts) is recorded under ``tmp_path``,
+    never in the user's own history; not through ``FERRY_CACHE_DIR``, which also says where the
+    test cluster's binaries are."""
+    path = tmp_path / "history.sqlite3"
+    monkeypatch.setenv("FERRY_HISTORY", str(path))
+    return path
+
+
 def make_settings(tmp_path: pathlib.Path, raw_data_prefix: str, **overrides) -> ferry.Settings:
     return ferry.Settings(raw_data_prefix=raw_data_prefix, local_dir=tmp_path / "local",
                           cache_dir=tmp_path / "cache", **overrides)

@@ -301,3 +301,22 @@ def times_out() -> int:
 @ferry.workflow
 def naps(seconds: float = 60) -> int:
     return sleeps(seconds=seconds)
+
+
+@ferry.task(retries=1, retry_backoff_seconds=0)
+def noisy_maker(n: int) -> ferry.Directory:
+    """Says which attempt it is in its log, and fails its first attempt (the history's tests)."""
+    attempt = ferry.current_context().attempt
+    print(f"noisy-maker attempt {attempt} says hello", flush=True)
+    if attempt == 1:
+        raise RuntimeError("the first attempt fails")
+    out = pathlib.Path("made")
+    out.mkdir()
+    for i in range(n):
+        (out / f"f{i}.txt").write_text(f"{i}\n")
+    return ferry.Directory(out)
+
+
+@ferry.workflow
+def noisy_lineage(n: int = 2) -> Stats:
+    return stats(d=noisy_maker(n=n))
