@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import importlib
 import json
 import os
 import pathlib
+import sqlite3
 import sys
 import time
 from typing import Any
 
 import ferry
-from ferry import malloc, podruntime, resource, values
+from ferry import history, malloc, podruntime, resource, scheduler, values
 
 
 def load_workflow(target: str):
@@ -76,10 +79,14 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     store = _store(args.store)
     if args.remote:
         return run_remote(args, workflow, parse_inputs(workflow, extra), store)
+    inputs = parse_inputs(workflow, extra)
+    run_id = local.new_run_id(workflow.name)
+    print(f"run {run_id}" + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""),
+          file=sys.stderr, flush=True)
     started = time.monotonic()
     with ferry.use_store(store):
-        outcome = local.run_workflow(workflow, parse_inputs(workflow, extra), store, report=show,
-                                     overwrite_cache=args.overwrite_cache)
+        outcome = local.run_workflow(workflow, inputs, store, report=show, overwrite_cache=args.overwrite_cache,
+                                     run_id=run_id)
         print(f"{workflow.name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
         if outcome.status.phase != resource.Phase.SUCCEEDED:
             print(outcome.status.message, file=sys.stderr)
@@ -121,18 +128,84 @@ def run_remote(args: argparse.Namespace, workflow, inputs: dict[str, Any], store
 def get(args: argparse.Namespace) -> int:
     from ferry import remote
 
+    if args.local:
+        return get_local(args)
     if not args.name:
         sys.stdout.write(remote.kubectl("get", "fwf", *(["-n", args.namespace] if args.namespace else []),
                                         context=args.context))
         return 0
-    workflow = remote.get(args.name, args.namespace, args.context)
-    status = resource.WorkflowStatus.model_validate(workflow.get("status") or {})
-    print(f"{args.name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip())
+    show_workflow(remote.get(args.name, args.namespace, args.context))
+    return 0
+
+
+def show_workflow(workflow: dict) -> None:
+    """One workflow in detail: a Workflow from the cluster, or a local run from the history (same shape)."""
+    name, status = workflow["metadata"]["name"], resource.WorkflowStatus.model_validate(workflow.get("status") or {})
+    print(f"{name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip())
     for task, state in status.tasks.items():
         print(f"  {task:<24} {state.phase.value:<10} attempts={state.attempts} {state.message or ''}".rstrip())
     for name, output in status.outputs.items():
         print(f"  output {name} = {_shown(output, _store(None))}")
+
+
+def get_local(args: argparse.Namespace) -> int:
+    """Runs recorded on this machine, as ``kubectl get fwf`` lists a cluster's; or one in detail."""
+    with _history("get") as records:
+        if args.name:
+            workflow = records.workflow(args.name)
+            if workflow is None:
+                return _no_run("get", args.name, records)
+            show_workflow(workflow)
+            return 0
+        runs, total = records.runs(limit=args.limit)
+    if not runs:
+        print(f"no local runs recorded in {records.path}", file=sys.stderr)
+        return 0
+    now = datetime.datetime.now(datetime.timezone.utc)
+    rows = [("NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE")]
+    rows += [(run["name"], run["phase"], run["progress"] or "", age(scheduler.parse_time(run["created"]), now),
+              (run["message"] or "").partition("\n")[0]) for run in runs]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)) + f"   {row[4]}".rstrip())
+    if total > len(runs):
+        print(f"({len(runs)} newest of {total} runs; --limit N shows more)", file=sys.stderr)
     return 0
+
+
+def age(then: datetime.datetime, now: datetime.datetime) -> str:
+    """``45s``, ``5m30s``, ``3h``, ``2d``: how ``kubectl get`` writes an AGE."""
+    seconds = max(0, int((now - then).total_seconds()))
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 120:
+        return f"{seconds}s"
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    return f"{days}d" if days < 730 else f"{days // 365}y"
+
+
+@contextlib.contextmanager
+def _history(command: str):
+    """The local history, or one line on stderr and exit 1 if it cannot be read."""
+    try:
+        records = history.History()
+    except (history.HistoryError, sqlite3.Error, OSError) as error:
+        raise SystemExit(f"ferry {command}: cannot read the history of local runs: {error}") from None
+    with records:
+        yield records
+
+
+def _no_run(command: str, name: str, records: history.History) -> int:
+    print(f"ferry {command}: no local run {name} in {records.path} (ferry get --local lists them)", file=sys.stderr)
+    return 1
 
 
 def _shown(output: resource.Output, store: ferry.Store) -> str:
@@ -148,7 +221,24 @@ def _shown(output: resource.Output, store: ferry.Store) -> str:
 def logs(args: argparse.Namespace) -> int:
     from ferry import remote
 
-    sys.stdout.write(remote.logs(args.name, args.namespace, args.task, args.context))
+    if not args.local:
+        sys.stdout.write(remote.logs(args.name, args.namespace, args.task, args.context, args.attempt))
+        return 0
+    with _history("logs") as records:
+        workflow = records.workflow(args.name)
+        if workflow is None:
+            return _no_run("logs", args.name, records)
+        tasks = [task["name"] for task in workflow["spec"]["tasks"]]
+        if args.task not in tasks:
+            print(f"ferry logs: run {args.name} has no task {args.task} (its tasks: {', '.join(tasks)})",
+                  file=sys.stderr)
+            return 1
+        text = records.log(args.name, args.task, args.attempt)
+    if text is None:
+        which = f"attempt {args.attempt} of task {args.task}" if args.attempt is not None else f"task {args.task}"
+        print(f"ferry logs: {which} of run {args.name} never started", file=sys.stderr)
+        return 1
+    sys.stdout.write(text)
     return 0
 
 
@@ -229,9 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--no-wait", action="store_true", help="with --remote: print the name and return")
     get_parser = commands.add_parser("get", parents=[cluster_options], help="workflows on the cluster, or one in detail")
     get_parser.add_argument("name", nargs="?")
+    get_parser.add_argument("--local", action="store_true", help="runs on this machine (ferry run), not the cluster's")
+    get_parser.add_argument("--limit", type=int, default=50, help="with --local: how many runs to list, newest first")
     logs_parser = commands.add_parser("logs", parents=[cluster_options], help="a task's logs")
     logs_parser.add_argument("name")
     logs_parser.add_argument("task")
+    logs_parser.add_argument("--local", action="store_true", help="a run on this machine (ferry run)")
+    logs_parser.add_argument("--attempt", type=int, help="attempt N of the task (default: the latest)")
     outputs_parser = commands.add_parser("outputs", parents=[cluster_options],
                                          help="download a workflow's (or a task's) outputs")
     outputs_parser.add_argument("name")

@@ -19,7 +19,7 @@ import tarfile
 import time
 from collections.abc import Callable
 
-from ferry import resource, store as store_
+from ferry import resource, scheduler, store as store_
 
 SKIP = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", "node_modules", ".tox",
         ".hypothesis", ".ruff_cache"}
@@ -115,9 +115,16 @@ def _event(task: str, state: resource.TaskStatus) -> tuple[str, str, str]:
     return "Normal", phase.value, f"task {task}: {phase.value.lower()}"
 
 
-def logs(name: str, namespace: str | None, task: str, context: str | None = None) -> str:
+def logs(name: str, namespace: str | None, task: str, context: str | None = None, attempt: int | None = None) -> str:
+    """The task's container's log, of its latest attempt or of ``attempt`` (while its pod exists)."""
     state = resource.WorkflowStatus.model_validate(get(name, namespace, context).get("status") or {}).tasks.get(task)
     if state is None or not state.pod_name:
         raise KubectlError(f"task {task!r} of workflow {name} has not started")
-    return kubectl("logs", state.pod_name, "-c", "main", *(["-n", namespace] if namespace else []), context=context)
+    pod = state.pod_name
+    if attempt is not None:
+        if not 1 <= attempt <= state.attempts:
+            raise KubectlError(f"task {task!r} of workflow {name} has no attempt {attempt} "
+                               f"(attempts so far: {state.attempts})")
+        pod = scheduler.pod_name(name, task, attempt)
+    return kubectl("logs", pod, "-c", "main", *(["-n", namespace] if namespace else []), context=context)
 

@@ -1,6 +1,7 @@
 """The embedded default: workflows run here, each task in its own process, through the pod path."""
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -111,6 +112,15 @@ def test_cli_runs_the_quickstart_and_prints_outputs(tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert [line.split()[-1] for line in listed.stdout.splitlines()] == [
         "charts/day-1.txt", "charts/day-2.txt", "summary.txt"]
+    run_id = re.search(r"^run (pipeline-[0-9a-f]{8}); see it with: ferry get --local \1$", result.stderr, re.M)[1]
+    assert lines["o1"].startswith(f"Asset({(tmp_path / 'raw').as_uri()}/local/{run_id}/")
+    runs = ferry_cli("get", "--local")
+    assert runs.returncode == 0, runs.stderr
+    assert runs.stdout.splitlines()[1].split()[:3] == [run_id, "Succeeded", "4/4"]
+    one = ferry_cli("get", "--local", run_id)
+    assert one.returncode == 0 and one.stdout.splitlines()[0] == f"{run_id}: Succeeded 4/4", one.stderr
+    assert "  output o0 = 300" in one.stdout.splitlines()
+    assert ferry_cli("logs", "--local", run_id, "index").returncode == 0
 
 
 def test_cli_compiles_a_manifest_kubectl_accepts(tmp_path):
