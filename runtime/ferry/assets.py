@@ -84,14 +84,14 @@ class Asset(Mapping[str, "AssetEntry"]):
         wanted = compile_glob(match).fullmatch
         if self._contents is not None:
             return self._restore([entry for entry in self._contents.files if wanted(entry.path)], to)
-        # Not read yet: every entry is checked, but only those that match become models.
-        return self._restore(store_.current().manifest(self._ref, keep=wanted).files, to)
+        # Not read yet: every entry is checked, but none becomes a model (nor is pydantic imported).
+        return self._restore(store_.current().part(self._ref, wanted).files, to)
 
-    def _restore(self, entries: list[manifest.Entry], to: str | os.PathLike | None) -> dict[str, pathlib.Path]:
+    def _restore(self, entries: list[manifest.Entry | manifest.StoredEntry], to: str | os.PathLike | None
+                 ) -> dict[str, pathlib.Path]:
         """``entries`` (of this asset's checked manifest, so their paths are unique) under ``to``."""
         target = pathlib.Path.cwd() / (to if to is not None else "")
-        contents = manifest.Manifest.model_construct(files=entries)
-        store_.current().download_directory(self.uri, target, contents=contents)
+        store_.current().download_directory(self.uri, target, contents=manifest.Part(entries))
         return {entry.path: target / entry.path for entry in entries}
 
     def _stored(self, entry: manifest.Entry, path: str) -> manifest.Entry:
@@ -123,7 +123,7 @@ class AssetEntry:
 
 Source = Union[str, os.PathLike, Asset, AssetEntry]
 Entries = Union[None, Source, Sequence[Source], Mapping[str, Source]]
-_Found = dict[str, Union[pathlib.Path, manifest.Entry]]
+_Found = dict[str, Union[pathlib.Path, "manifest.Entry"]]
 """Path in the new asset → a local file to upload, or an entry stored already (with its ``object``)."""
 
 

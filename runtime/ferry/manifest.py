@@ -9,7 +9,9 @@ Paths are relative POSIX paths that can never leave the directory they are resto
 Reading a part of a large manifest (``parse`` with ``keep``: restoring ``match="d000/**"`` of an
 asset) checks every entry as strictly, but with msgspec and a few scans of all paths and digests at
 once, and makes models only of the entries kept: validating 10,000 models costs more than the rest
-of such a restore.
+of such a restore. ``part`` makes no models at all, and restoring never imports pydantic unless the
+manifest is malformed or loosely typed: the models (``Entry``, ``Manifest``) live in
+``ferry.manifest_models``, imported on first use of ``manifest.Entry`` or ``manifest.Manifest``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import pathlib
 import re
 import stat as stat_
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-import pydantic
 
 from ferry import errors, localfiles, uris
+
+if TYPE_CHECKING:
+    from ferry.manifest_models import Entry, Manifest
 
 NAME = ".ferry-manifest.json"
 
@@ -59,83 +63,7 @@ def all_clean(paths: list[str]) -> bool:
                          and not any(unclean in joined for unclean in _JOINED_UNCLEAN))
 
 
-class Entry(pydantic.BaseModel):
-    # Built on first validation, not at import: restoring a part of an asset makes its entries
-    # with ``model_construct`` and never validates one. No use_attribute_docstrings: see blobs.
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-    path: str
-    """Relative POSIX path inside the directory."""
-    size: int | None = pydantic.Field(None, ge=0)
-    """Bytes; None only in listings of directories Ferry did not publish."""
-    sha256: str | None = pydantic.Field(None, pattern=r"^[0-9a-f]{64}$")
-    """Hex digest of the content; None only in listings of directories Ferry did not publish."""
-    mode: int = pydantic.Field(0o644, ge=0, le=0o777)
-    """Permission bits (executable bits included) to restore."""
-    object: str | None = None
-    """Where the bytes are stored when not at ``<directory>/<path>``."""
-
-    @pydantic.field_validator("path")
-    @classmethod
-    def _clean_path(cls, path: str) -> str:
-        return check_relpath(path)
-
-
-class Manifest(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)  # as Entry
-
-    version: int = 1
-    files: list[Entry] = []
-    """Every file, sorted by path."""
-    empty_directories: list[str] = []
-    """Directories with nothing inside, which would otherwise vanish."""
-
-    @pydantic.field_validator("empty_directories")
-    @classmethod
-    def _clean_directories(cls, paths: list[str]) -> list[str]:
-        return [check_relpath(path) for path in paths]
-
-    @pydantic.model_validator(mode="after")
-    def _unique_paths(self) -> Manifest:
-        paths = [entry.path for entry in self.files]
-        if len(set(paths)) != len(paths):
-            raise ValueError("a manifest lists the same path twice")
-        return self
-
-    @property
-    def size(self) -> int:
-        return sum(entry.size or 0 for entry in self.files)
-
-    def to_bytes(self) -> bytes:
-        """Canonical JSON: the bytes that are stored and hashed."""
-        return self.model_dump_json(exclude_none=True).encode()
-
-    def digest(self) -> str:
-        return digest_of(self.to_bytes())
-
-    def object_uri(self, base: str, entry: Entry) -> str:
-        """Where ``entry``'s bytes live for a manifest stored at directory ``base``."""
-        return entry.object or uris.join(base, entry.path)
-
-    def find(self, path: str) -> Entry | None:
-        return next((entry for entry in self.files if entry.path == path), None)
-
-    def subtree(self, base: str, prefix: str) -> Manifest:
-        """The part under ``prefix``, with paths relative to it and objects kept where they are."""
-        head = check_relpath(prefix.strip("/")) + "/"
-        return Manifest(
-            files=[entry.model_copy(update={"path": entry.path[len(head):], "object": self.object_uri(base, entry)})
-                   for entry in self.files if entry.path.startswith(head)],
-            empty_directories=[d[len(head):] for d in self.empty_directories if d.startswith(head)])
-
-    def children(self) -> tuple[list[Entry], list[str]]:
-        """Top-level files and the names of top-level directories."""
-        names = {entry.path.split("/", 1)[0] for entry in self.files if "/" in entry.path}
-        names |= {d.split("/", 1)[0] for d in self.empty_directories}
-        return [entry for entry in self.files if "/" not in entry.path], sorted(names)
-
-
-class _StoredEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class StoredEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``Entry`` as msgspec checks it, strictly typed (no ``"1"`` for 1): the same fields and limits,
     but for the clean paths and hex digits of ``sha256``, checked on all entries at once (``_checked``)."""
     path: str
@@ -145,16 +73,16 @@ class _StoredEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     object: str | None = None
 
 
-class _StoredManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class StoredManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     version: int = 1
-    files: list[_StoredEntry] = []
+    files: list[StoredEntry] = []
     empty_directories: list[str] = []
 
 
-_decoder = msgspec.json.Decoder(_StoredManifest)
+_decoder = msgspec.json.Decoder(StoredManifest)
 
 
-def _checked(data: bytes) -> _StoredManifest | None:
+def _checked(data: bytes) -> StoredManifest | None:
     """``data`` decoded if it passes every check of the models (else None, without saying why)."""
     try:
         stored = _decoder.decode(data)
@@ -178,17 +106,56 @@ def parse(data: bytes, where: str, keep: Callable[[str], bool] | None = None) ->
     accepts, every entry still checked as strictly (see the module docstring)."""
     if keep is None:
         return _validate(data, where)
+    kept = part(data, where, keep)
+    models = _models()
+    return models.Manifest.model_construct(
+        version=kept.version, empty_directories=kept.empty_directories,
+        files=[entry if isinstance(entry, models.Entry) else models.Entry.model_construct(**msgspec.structs.asdict(entry))
+               for entry in kept.files])
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """The files and empty directories of a checked manifest that a restore wants, with no models:
+    its entries are ``StoredEntry`` records, or ``Entry`` models where the models read the manifest
+    (both have the fields a download reads)."""
+    files: list[Any]
+    empty_directories: list[str] = dataclasses.field(default_factory=list)
+    version: int = 1
+
+
+def part(data: bytes, where: str, keep: Callable[[str], bool]) -> Part:
+    """The entries of a stored manifest whose paths ``keep`` accepts, every entry checked as
+    ``parse`` checks it, and raising as it does."""
     # where _checked refuses, the models say what is wrong (or take what is only loosely typed):
-    stored: _StoredManifest | Manifest = _checked(data) or _validate(data, where)
-    return Manifest.model_construct(
-        version=stored.version, empty_directories=[path for path in stored.empty_directories if keep(path)],
-        files=[entry if isinstance(entry, Entry) else Entry.model_construct(**msgspec.structs.asdict(entry))
-               for entry in stored.files if keep(entry.path)])
+    stored: StoredManifest | Manifest = _checked(data) or _validate(data, where)
+    return Part(files=[entry for entry in stored.files if keep(entry.path)],
+                empty_directories=[path for path in stored.empty_directories if keep(path)], version=stored.version)
+
+
+def object_uri(base: str, entry: Any) -> str:
+    """Where ``entry``'s bytes live for a manifest stored at directory ``base``."""
+    return entry.object or uris.join(base, entry.path)
+
+
+def _models():
+    from ferry import manifest_models
+
+    return manifest_models
+
+
+def __getattr__(name: str) -> Any:
+    """``Entry`` and ``Manifest``, from ``ferry.manifest_models`` (pydantic) on first use."""
+    if name in ("Entry", "Manifest"):
+        return getattr(_models(), name)
+    raise AttributeError(f"module 'ferry.manifest' has no attribute {name!r}")
 
 
 def _validate(data: bytes, where: str) -> Manifest:
+    import pydantic
+
     try:
-        return Manifest.model_validate_json(data)
+        return _models().Manifest.model_validate_json(data)
     except pydantic.ValidationError as error:
         for problem in error.errors():
             if isinstance(problem.get("ctx", {}).get("error"), errors.PathEscapeError):

@@ -91,6 +91,15 @@ class Store:
         found = transfer.read_manifest(backend, uri, ref.manifest_digest if ref else None, self.settings, keep)
         return found if found is not None else transfer.listing(backend, uri, keep)
 
+    def part(self, source: Source, keep: Callable[[str], bool]) -> manifest.Part:
+        """The files and empty directories of a directory whose paths ``keep`` accepts, checked as
+        ``manifest`` checks them but without models (``manifest.part``): what restoring a part needs."""
+        uri, ref = _split(source)
+        backend = self.backend(uri)
+        found = transfer.read_manifest(backend, uri, ref.manifest_digest if ref else None, self.settings, keep,
+                                       models=False)
+        return found if found is not None else manifest.Part(transfer.listing(backend, uri, keep).files)
+
     def list(self, uri: str) -> list[str]:
         """Relative paths of the files in the directory ``uri``."""
         return [entry.path for entry in self.manifest(uri).files]
@@ -134,7 +143,7 @@ class Store:
 
     def download_directory(self, source: Source, local: str | os.PathLike,
                            progress: transfer.ProgressCallback | None = None,
-                           contents: manifest.Manifest | None = None) -> pathlib.Path:
+                           contents: manifest.Manifest | manifest.Part | None = None) -> pathlib.Path:
         """Download a directory, every file checked against its manifest (``contents`` when the
         caller already has it)."""
         uri, _ = _split(source)

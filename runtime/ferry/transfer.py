@@ -164,12 +164,12 @@ def _run_all(tasks: Sequence[Callable[[], T]], concurrency: int) -> list[T]:
 
 
 def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None = None,
-                  settings: settings_.Settings | None = None, keep: Callable[[str], bool] | None = None
-                  ) -> manifest.Manifest | None:
+                  settings: settings_.Settings | None = None, keep: Callable[[str], bool] | None = None,
+                  models: bool = True) -> manifest.Manifest | manifest.Part | None:
     """The manifest of the directory ``uri``, or None if it has none. With ``expected_digest`` (from
     a blob reference) a missing manifest is an incomplete output and a different one is an error.
     With ``settings``, reading it is retried through an outage; with ``keep``, only the paths it
-    accepts (``manifest.parse``)."""
+    accepts (``manifest.parse``), and without ``models`` as a ``manifest.Part``."""
     where = uris.join(uri, manifest.NAME)
     try:
         data = (_call(backend, settings, lambda: backend.read_bytes(where)) if settings
@@ -182,7 +182,7 @@ def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None =
         return None
     if expected_digest and manifest.digest_of(data) != expected_digest:
         raise errors.IntegrityError(where, "manifest digest", expected_digest, manifest.digest_of(data))
-    return manifest.parse(data, where, keep)
+    return manifest.parse(data, where, keep) if models or keep is None else manifest.part(data, where, keep)
 
 
 def listing(backend: base.Backend, uri: str, keep: Callable[[str], bool] | None = None) -> manifest.Manifest:
@@ -354,18 +354,18 @@ def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settin
                          manifest_digest=manifest.digest_of(data))
 
 
-def download_directory(resolve: Resolve, uri: str, contents: manifest.Manifest, target: pathlib.Path,
+def download_directory(resolve: Resolve, uri: str, contents: manifest.Manifest | manifest.Part, target: pathlib.Path,
                        settings: settings_.Settings, progress: ProgressCallback | None = None) -> pathlib.Path:
     """Download every file of ``contents`` (stored at ``uri``) under ``target``, verified, in parallel."""
     target.mkdir(parents=True, exist_ok=True)
     for place in manifest.destinations(target, contents.empty_directories):
         os.makedirs(place, exist_ok=True)
     places = manifest.destinations(target, [entry.path for entry in contents.files])
-    tracker = _Tracker(progress, len(contents.files), contents.size)
+    tracker = _Tracker(progress, len(contents.files), sum(entry.size or 0 for entry in contents.files))
     tag = secrets.token_hex(6)
 
-    def fetch(index: int, entry: manifest.Entry) -> None:
-        source = contents.object_uri(uri, entry)
+    def fetch(index: int, entry: manifest.Entry | manifest.StoredEntry) -> None:
+        source = manifest.object_uri(uri, entry)
         _fetch(resolve(source), source, places[index], f"{entry.path} ({source})", entry.size, entry.sha256,
                entry.mode, settings, tracker, _temporary(places[index], f"{tag}-{index}"))
 

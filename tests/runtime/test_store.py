@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 import ferry
@@ -60,7 +61,19 @@ def test_list_of_a_directory_ferry_did_not_publish(store, tmp_path):
     assert sorted(store.list(base)) == ["a.txt", "sub/b.txt"]
     assert {e.path: e.size for e in store.manifest(base).files} == {"a.txt": 5, "sub/b.txt": 9}
     assert [e.path for e in store.manifest(base, keep=lambda path: path.startswith("sub/")).files] == ["sub/b.txt"]
+    assert [e.path for e in store.part(base, lambda path: path.startswith("sub/")).files] == ["sub/b.txt"]
     assert (store.download_directory(base, tmp_path / "out") / "sub" / "b.txt").read_text() == "sub/b.txt"
+
+
+def test_a_part_has_the_entries_of_the_manifest_without_models(store, tree, tmp_path):
+    ref = store.upload_directory(tree)
+    keep = lambda path: path.startswith("nested/")  # noqa: E731
+    part, models = store.part(ref, keep), store.manifest(ref, keep=keep)
+    assert [msgspec.structs.asdict(entry) for entry in part.files] == [entry.model_dump() for entry in models.files]
+    assert part.empty_directories == models.empty_directories and part.files
+    out = store.download_directory(ref.uri, tmp_path / "out", contents=part)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        [entry.path for entry in models.files]
 
 
 def test_publish_manifest_makes_a_directory_from_stored_objects_without_copying(store, tree, tmp_path):
