@@ -1,5 +1,6 @@
-# One image for the operator and the in-pod runtime, two entrypoints:
-#   ferry           (the default) fetches inputs and publishes outputs in task pods;
+# One image for the operator, the in-pod runtime and the web UI, two entrypoints:
+#   ferry           (the default) fetches inputs and publishes outputs in task pods; `ferry ui`
+#                   serves the UI (the chart's optional UI Deployment);
 #   ferry-operator  runs the operator (the Helm chart sets `command: [ferry-operator]`).
 #
 # The build stage turns the project and its dependencies into wheels and installs them into a
@@ -20,9 +21,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY runtime runtime
 COPY operator operator
-RUN pip wheel --wheel-dir "$WHEELS" '.[operator]'
+COPY ui ui
+RUN pip wheel --wheel-dir "$WHEELS" '.[operator,ui]'
 RUN python -m venv --without-pip "$VENV" \
-    && python -m pip --python "$VENV/bin/python" install --no-index --find-links "$WHEELS" 'ferry[operator]'
+    && python -m pip --python "$VENV/bin/python" install --no-index --find-links "$WHEELS" 'ferry[operator,ui]'
 
 FROM ${PYTHON_IMAGE}
 # No packaging tools in the final image: the environment is complete and never changes.

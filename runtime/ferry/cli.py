@@ -338,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          allow_abbrev=False)
     compile_parser.add_argument("workflow", metavar="MODULE:WORKFLOW")
     compile_parser.add_argument("--name", help="metadata.name of the Workflow (default: the function's name)")
+    # Its options are ferry_ui's own (``ferry ui --help``): the SDK and the pods never import the UI.
+    commands.add_parser("ui", help="serve the web UI on localhost: local runs and the current cluster",
+                        add_help=False)
     pod = commands.add_parser("pod", help="run inside a task pod (used by the operator's pods)")
     pod_commands = pod.add_subparsers(dest="pod_command", metavar="STEP", required=True)
     pod_commands.add_parser("fetch", help="download the task's inputs (init container)")
@@ -354,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, extra)
     if args.command == "compile":
         return compile_(args, extra)
+    if args.command == "ui":
+        from ferry_ui import __main__ as ui
+
+        return ui.main(extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     commands = {"get": get, "logs": logs, "outputs": outputs, "ls": ls}

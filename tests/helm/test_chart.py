@@ -176,6 +176,47 @@ def pod_labels(deployment: dict) -> dict:
     return deployment["spec"]["template"]["metadata"]["labels"]
 
 
+UI_RULES = [
+    {"apiGroups": ["ferry.dev"], "resources": ["workflows"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+]
+
+
+def test_the_ui_is_off_by_default(render):
+    assert not [o for o in render(BUCKET) if "-ui" in o["metadata"]["name"]]
+
+
+def test_the_ui_reads_with_its_own_account_and_nothing_more(render):
+    objects = render({**BUCKET, "storage": {"bucket": "ferry-data", "existingSecret": "store-keys",
+                                            "endpoint": "http://minio:9000"}, "ui": {"enabled": True}})
+    assert objects.one("ServiceAccount", "ferry-ui")
+    assert objects.one("ClusterRole", f"{RELEASE_NAMESPACE}-ferry-ui")["rules"] == UI_RULES
+    binding = objects.one("ClusterRoleBinding", f"{RELEASE_NAMESPACE}-ferry-ui")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ferry-ui", "namespace": RELEASE_NAMESPACE}]
+    pod = objects.one("Deployment", "ferry-ui")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "ferry-ui" and pod["securityContext"]["runAsNonRoot"] is True
+    container = pod["containers"][0]
+    assert container["args"][:2] == ["ui", "--cluster-only"] and "--host=0.0.0.0" in container["args"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["envFrom"] == [{"secretRef": {"name": "store-keys", "optional": True}}]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env == {"FERRY_RAW_DATA_PREFIX": "s3://ferry-data/ferry", "FERRY_S3_ENDPOINT_URL": "http://minio:9000"}
+    assert objects.one("Service", "ferry-ui")["spec"]["type"] == "ClusterIP"
+
+
+def test_a_namespaced_ui_reads_only_the_workflow_namespaces(render):
+    objects = render({**BUCKET, "namespaced": True, "workflowNamespaces": ["team-a", "team-b"],
+                      "ui": {"enabled": True, "readOutputs": False}})
+    assert not [o for o in objects.of("ClusterRole") if "-ui" in o["metadata"]["name"]]
+    for namespace in ("team-a", "team-b"):
+        assert objects.one("Role", "ferry-ui", namespace)["rules"] == UI_RULES
+    container = objects.one("Deployment", "ferry-ui")["spec"]["template"]["spec"]["containers"][0]
+    assert [a for a in container["args"] if a.startswith("--namespace")] == ["--namespace=team-a",
+                                                                             "--namespace=team-b"]
+    assert "envFrom" not in container and not container.get("env")
+
+
 def test_changing_the_configuration_rolls_the_operator(render):
     before = render(BUCKET).one("Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     after = render({"storage": {"bucket": "ferry-data", "prefix": "other"}}).one("Deployment")

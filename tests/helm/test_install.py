@@ -6,7 +6,7 @@ Service (kube-proxy) with in-cluster credentials, so the API server enforces the
 and ``helm upgrade``/``helm uninstall`` do what the README says.
 
 Only one operator may serve a namespace. These tests run their releases in ``ferry-helm-*``
-namespaces, which the e2e tests' operator (``tests/operator/conftest.py``, started with
+namespaces, which the e2e tests' operator (``tests/operator/fixtures.py``, started with
 ``--namespace=ferry-test-*``) does not serve; a test skips if an operator of this session would
 serve its namespace anyway, and the cluster-wide install skips while any such operator runs.
 """
@@ -20,6 +20,7 @@ import os
 import pathlib
 import secrets
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -32,7 +33,7 @@ from tests.cluster.fixtures import REPO, Cluster, Helm, eventually
 from tests.cluster.processes import free_port
 from tests.cluster.s3 import S3
 from tests.helm.conftest import CHART, write_values
-from tests.operator.conftest import get_workflow, wait_for_phase
+from tests.operator.fixtures import get_workflow, wait_for_phase
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 
@@ -244,6 +245,47 @@ def test_install_runs_the_example_through_the_charts_operator(release: Release, 
     assert f"raw data prefix s3://{s3.bucket}/helm/{namespace}, runtime image ferry:dev" in logs
     if cluster.local:
         assert 'ferry_workflows{phase="Succeeded"} 1.0' in release.metrics()
+
+
+def test_the_ui_reads_the_cluster_under_its_own_account_and_is_refused_writes(release: Release, cluster: Cluster,
+                                                                              s3):
+    namespace = release.namespace
+    release.values["ui"] = {"enabled": True, "port": free_port()}
+    notes = release.install()  # --wait: the UI's readiness probe (/healthz) passed on the node
+    assert f"kubectl -n {namespace} port-forward service/ferry-ui" in notes
+    user = f"system:serviceaccount:{namespace}:ferry-ui"
+
+    def can(verb: str, what: str, *extra: str) -> bool:
+        return cluster.kubectl("auth", "can-i", verb, what, "-n", namespace, "--as", user, *extra,
+                               check=False).stdout.strip() == "yes"
+
+    assert all(can(verb, "workflows.ferry.dev") for verb in ("get", "list", "watch"))
+    assert can("list", "pods") and can("get", "pods", "--subresource=log")
+    for verb in ("create", "update", "patch", "delete"):
+        assert not can(verb, "workflows.ferry.dev") and not can(verb, "pods")
+    assert not can("get", "secrets") and not can("create", "pods", "--subresource=exec")
+    name = apply_example(cluster, namespace)
+    refused = cluster.kubectl("delete", "fwf", name, "-n", namespace, "--as", user, check=False)
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+
+    workflow = wait_for_phase(cluster, namespace, name)
+    assert_succeeded(workflow, s3, f"helm/{namespace}")
+    pod = eventually(lambda: next(iter(client.CoreV1Api(cluster.api_client()).list_namespaced_pod(
+        namespace, label_selector=f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=ui").items), None),
+        60, what="the UI's pod")
+    assert pod.spec.service_account_name == "ferry-ui" and pod.spec.containers[0].image == "ferry:dev"
+    address = "127.0.0.1" if cluster.emulated else pod.status.pod_ip
+    base = f"http://{address}:{release.values['ui']['port']}"
+    def listed() -> str | None:
+        page = urllib.request.urlopen(f"{base}/workflows?namespace={namespace}", timeout=5).read().decode()
+        return page if f'data-name="{name}"' in page else None
+
+    listed = eventually(listed, 60, what="the workflow in the UI's list")
+    assert "Succeeded" in listed
+    reports = workflow["status"]["tasks"]["produce"]["outputs"]["reports"]
+    query = urllib.parse.urlencode({"uri": reports["uri"], "digest": reports["manifestDigest"], "kind": "directory"})
+    tree = urllib.request.urlopen(f"{base}/output?{query}", timeout=10).read().decode()
+    assert "daily/" in tree and "README" in tree  # read from the store with the release's Secret
 
 
 def test_a_missing_verb_is_reported_and_an_upgrade_repairs_it(release: Release, cluster: Cluster, s3):

@@ -323,7 +323,7 @@ INVALID = {
 def crd_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A namespace for this module's Workflows, outside the ``ferry-test-*`` namespaces that a running
     test operator serves, so nothing acts on them."""
-    request.getfixturevalue("crd")  # tests/operator/conftest.py: applies crds/, waits until Established
+    request.getfixturevalue("crd")  # tests/operator/fixtures.py: applies crds/, waits until Established
     name = f"ferry-crd-{secrets.token_hex(4)}"
     core = client.CoreV1Api(cluster.api_client())
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from tests.cluster.fixtures import Cluster, eventually
-from tests.operator.conftest import get_workflow, wait_for_phase
+from tests.operator.fixtures import get_workflow, wait_for_phase
 from tests.operator.test_workflows_e2e import apply_manifest, read_object, workflow_pods
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]

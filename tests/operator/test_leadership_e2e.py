@@ -7,7 +7,7 @@ import pytest
 from kubernetes import client
 
 from tests.cluster.fixtures import Cluster, eventually
-from tests.operator.conftest import Operator, namespace_with_storage, wait_for_phase
+from tests.operator.fixtures import Operator, namespace_with_storage, wait_for_phase
 from tests.operator.test_workflows_e2e import apply_manifest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]

@@ -19,7 +19,7 @@ from ferry import resource
 from tests.cluster import apirequests, virtualnode
 from tests.cluster.fixtures import Cluster, eventually
 from tests.cluster.processes import peak_rss_mib
-from tests.operator.conftest import Operator
+from tests.operator.fixtures import Operator
 
 pytestmark = [pytest.mark.cluster]
 WORKFLOWS = 500

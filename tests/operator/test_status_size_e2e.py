@@ -14,7 +14,7 @@ from kubernetes import client
 from ferry import resource, scheduler
 from ferry_operator import results
 from tests.cluster.fixtures import Cluster, eventually
-from tests.operator.conftest import get_workflow
+from tests.operator.fixtures import get_workflow
 
 pytestmark = [pytest.mark.cluster]
 TASKS = 1000

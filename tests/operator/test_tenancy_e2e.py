@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from tests.cluster.fixtures import Cluster
-from tests.operator.conftest import get_workflow, namespace_with_storage, wait_for_phase
+from tests.operator.fixtures import get_workflow, namespace_with_storage, wait_for_phase
 from tests.operator.test_python_tasks_e2e import SAMPLES, created_name, ferry, run_remote
 from tests.operator.test_workflows_e2e import apply_manifest
 

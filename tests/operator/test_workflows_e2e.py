@@ -11,7 +11,7 @@ import yaml
 from kubernetes import client
 
 from tests.cluster.fixtures import REPO, Cluster, eventually
-from tests.operator.conftest import START_TIMEOUT_SECONDS, STORAGE_SECRET, get_workflow, wait_for_phase
+from tests.operator.fixtures import START_TIMEOUT_SECONDS, STORAGE_SECRET, get_workflow, wait_for_phase
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 EXAMPLES = REPO / "examples" / "workflows"

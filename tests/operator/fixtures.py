@@ -1,5 +1,6 @@
 """Fixtures for end-to-end tests of the operator: the CRD installed, the operator running as a
-process against the test cluster, and a namespace holding the storage credentials Secret."""
+process against the test cluster, and a namespace holding the storage credentials Secret. A pytest
+plugin (``tests/conftest.py`` registers it), so the UI's tests share the session's operator."""
 
 from __future__ import annotations
 

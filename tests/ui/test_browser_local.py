@@ -1,0 +1,129 @@
+"""The UI over local runs, in a real browser: the list, live updates, the DAG, a task's logs, a
+directory output's tree and a CSV preview. No cluster: ``ferry ui --local-only`` reads the history."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+
+import pytest
+
+from tests.cluster.fixtures import REPO, eventually
+
+SAMPLES = pathlib.Path(__file__).with_name("samples.py")
+
+
+def ferry_run(target: str, env: dict, *args: str, wait: bool = True):
+    command = [sys.executable, "-m", "ferry", "run", target, *args]
+    if not wait:
+        return subprocess.Popen(command, env={**os.environ, **env}, cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, env={**os.environ, **env}, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def run_id(finished: subprocess.CompletedProcess) -> str:
+    return next(line.split()[1].rstrip(";") for line in finished.stderr.splitlines() if line.startswith("run "))
+
+
+def local_env(tmp_path: pathlib.Path) -> dict:
+    return {"FERRY_HISTORY": str(tmp_path / "history.sqlite3"), "FERRY_RAW_DATA_PREFIX": (tmp_path / "raw").as_uri()}
+
+
+def graph_phases(page) -> dict:
+    page.wait_for_selector("#dag[data-ready='1']")
+    return dict(page.evaluate("window.ferryGraph.nodes().map(n => [n.id(), n.data('phase')])"))
+
+
+def tap(page, node: str) -> None:
+    """Click a node of the DAG (drawn on a canvas: no element to click)."""
+    page.evaluate("id => { window.ferryGraph.getElementById(id).emit('tap'); }", node)
+
+
+def test_the_list_shows_local_runs_and_updates_live(page, start_ui, tmp_path):
+    env = local_env(tmp_path)
+    first = ferry_run("examples/quickstart.py:pipeline", env, "--days", "3")
+    assert first.returncode == 0, first.stderr
+    ui = start_ui("--local-only", **env)
+    page.goto(f"{ui.url}/workflows")
+    row = page.locator(f"tr[data-name='{run_id(first)}']")
+    assert row.locator(".phase").inner_text() == "Succeeded"
+    assert "4/4" in row.inner_text()
+
+    slow = ferry_run(f"{SAMPLES}:slow", env, "--seconds", "4", wait=False)  # while the page is open
+    try:
+        running = page.locator("tr[data-name^='slow-'] .phase")
+        running.wait_for()
+        assert running.inner_text() in ("Pending", "Running")
+        page.wait_for_function("document.querySelector(\"tr[data-name^='slow-'] .phase\").textContent === 'Succeeded'",
+                               timeout=60_000)
+    finally:
+        assert slow.wait(60) == 0, slow.stderr.read()
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
+
+    page.select_option("select[name=phase]", "Running")
+    page.wait_for_function("document.querySelectorAll('#rows tbody tr[data-name]').length === 0")
+    page.select_option("select[name=phase]", "")
+    page.fill("input[name=name]", "slow")
+    page.wait_for_function("document.querySelectorAll('#rows tbody tr[data-name]').length === 1")
+
+
+def test_a_workflow_page_draws_the_dag_and_opens_a_directory_output(page, start_ui, tmp_path):
+    env = local_env(tmp_path)
+    finished = ferry_run("examples/quickstart.py:pipeline", env, "--days", "3")
+    assert finished.returncode == 0, finished.stderr
+    ui = start_ui("--local-only", **env)
+    page.goto(f"{ui.url}/workflows/local/{run_id(finished)}")
+    assert graph_phases(page) == {"collect": "Succeeded", "total": "Succeeded", "render": "Succeeded",
+                                  "index": "Succeeded"}
+    labels = page.evaluate("window.ferryGraph.edges().map(e => e.data('label'))")
+    assert any(label.startswith("o0 · directory") and "3 files" in label for label in labels), labels
+
+    tap(page, "collect")
+    page.locator("#task h2", has_text="collect").wait_for()
+    page.locator("#task a.data", has_text="o0").click()
+    page.locator("#tree").wait_for()
+    assert "collect" in page.locator("#producer").inner_text()
+    assert "total" in page.locator("#readers").inner_text() and "render" in page.locator("#readers").inner_text()
+    files = page.locator("#tree tr.file td:first-child").all_inner_texts()
+    assert files == ["day-1.csv", "day-2.csv", "day-3.csv"]
+    page.locator("#tree a.preview", has_text="day-2.csv").click()
+    table = page.locator("#preview table.csv")
+    table.wait_for()
+    assert table.locator("th").all_inner_texts() == ["day", "visits"]
+    assert table.locator("tbody tr td").all_inner_texts() == ["2", "200"]
+    download = page.locator("#preview a.button").get_attribute("href")
+    assert ui.get(download.replace("&download=1", "")) == "day,visits\n2,200\n"
+
+
+def test_a_failed_tasks_message_and_logs_are_one_click_away(page, start_ui, tmp_path):
+    env = local_env(tmp_path)
+    failed = ferry_run(f"{SAMPLES}:broken", env)
+    assert failed.returncode == 1, failed.stderr
+    ui = start_ui("--local-only", **env)
+    page.goto(f"{ui.url}/workflows?phase=Failed")
+    page.locator("#rows a", has_text="broken-").click()
+    assert graph_phases(page)["explode"] == "Failed"
+    tap(page, "explode")
+    assert "no rows to count" in page.locator("#task .task-message").inner_text()
+    page.locator("#task button.log").first.click()
+    eventually(lambda: "about to fail after reading 3 rows" in page.locator("#log").inner_text(), 20,
+               what="the task's log in the page")
+
+
+def test_only_outputs_and_the_raw_data_prefix_can_be_read(start_ui, tmp_path):
+    env = local_env(tmp_path)
+    secret = tmp_path / "not-an-output.txt"
+    secret.write_text("private")
+    ui = start_ui("--local-only", **env)
+    for route in ("/raw", "/preview", "/output"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            ui.get(f"{route}?uri={urllib.parse.quote(secret.as_uri())}")
+        assert refused.value.code == 403 and "raw data prefix" in refused.value.read().decode()
+    inside = tmp_path / "raw" / "kept.txt"
+    inside.parent.mkdir()
+    inside.write_text("published")
+    assert ui.get(f"/raw?uri={urllib.parse.quote(inside.as_uri())}") == "published"

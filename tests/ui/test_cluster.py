@@ -1,0 +1,112 @@
+"""ClusterSource against a fake API server on loopback: a paged LIST, then a WATCH; one line per
+workflow kept, lineage indexed, pods read as attempts, and a refused cluster-wide LIST falls back
+to the context's namespace."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+import urllib.parse
+
+import pytest
+from kubernetes import client
+
+from ferry_ui import cluster, summaries
+from tests.cluster.fixtures import eventually
+
+
+def workflow(namespace: str, name: str, phase: str, version: str) -> dict:
+    return {"metadata": {"namespace": namespace, "name": name, "resourceVersion": version,
+                         "creationTimestamp": f"2026-12-01T00:00:0{version[-1]}Z"},
+            "spec": {"tasks": [{"name": "make", "outputs": [{"name": "data", "kind": "directory"}]}]},
+            "status": {"phase": phase, "tasks": {"make": {"outputs": {"data": {"kind": "directory",
+                                                                               "uri": f"s3://b/{name}"}}}}}}
+
+
+POD = {"metadata": {"name": "wf-a-make-2", "labels": {"ferry.dev/workflow": "wf-a", "ferry.dev/task": "make",
+                                                     "ferry.dev/attempt": "2"},
+                    "ownerReferences": [{"kind": "Workflow", "name": "wf-a"}]},
+       "spec": {"containers": [{"name": "main"}], "initContainers": [{"name": "ferry-fetch"}]},
+       "status": {"phase": "Failed", "startTime": "2026-12-01T00:00:00Z",
+                  "initContainerStatuses": [{"name": "ferry-fetch", "state": {"terminated": {"exitCode": 0}}}],
+                  "containerStatuses": [{"name": "main", "state": {"terminated": {
+                      "exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-12-01T00:00:09Z"}}}]}}
+
+
+class FakeAPI(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    forbid_cluster_wide = False
+    paths: list[str] = []
+
+    def do_GET(self):
+        url = urllib.parse.urlparse(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        type(self).paths.append(self.path)
+        if url.path.endswith("/pods"):
+            return self._json({"items": [POD]})
+        if self.forbid_cluster_wide and url.path.startswith("/apis/ferry.dev/v1alpha1/workflows"):
+            return self._json({"kind": "Status", "code": 403, "message": "forbidden"}, 403)
+        if query.get("watch") == ["true"]:
+            events = [{"type": "MODIFIED", "object": workflow("team", "wf-a", "Failed", "13")},
+                      {"type": "DELETED", "object": workflow("team", "wf-b", "Running", "14")},
+                      {"type": "ADDED", "object": workflow("other", "wf-c", "Pending", "15")}]
+            body = b"".join(json.dumps(e).encode() + b"\n" for e in events)
+            time.sleep(0.3)
+            return self._raw(body)
+        if "continue" not in query:
+            return self._json({"items": [workflow("team", "wf-a", "Running", "11")],
+                               "metadata": {"continue": "next", "resourceVersion": "12"}})
+        return self._json({"items": [workflow("team", "wf-b", "Running", "12")], "metadata": {"resourceVersion": "12"}})
+
+    def _json(self, data: dict, status: int = 200):
+        self._raw(json.dumps(data).encode(), status)
+
+    def _raw(self, body: bytes, status: int = 200):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def api():
+    FakeAPI.paths, FakeAPI.forbid_cluster_wide = [], False
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeAPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    configuration = client.Configuration()
+    configuration.host = f"http://127.0.0.1:{server.server_port}"
+    yield client.ApiClient(configuration)
+    server.shutdown()
+
+
+def test_lines_follow_the_list_then_the_watch(api):
+    source = cluster.ClusterSource(api=api).start()
+    assert source.synced.wait(10)
+    eventually(lambda: {(s.namespace, s.name, s.phase) for s in source.page(summaries.Query())[0]}
+               == {("team", "wf-a", "Failed"), ("other", "wf-c", "Pending")}, 10, what="the watch's events")
+    assert source.namespaces() == ["other", "team"] and source.version >= 3
+    assert source.version_of("team", "wf-a") > source.version_of("team", "nope") == 0
+    assert source.lineage("s3://b/wf-a")[0].task == "make" and source.lineage("s3://b/wf-b") == (None, [])
+    assert any("continue=next" in p for p in FakeAPI.paths) and any("resourceVersion=12" in p for p in FakeAPI.paths)
+
+
+def test_a_pod_is_an_attempt_with_how_each_container_ended(api):
+    attempt, = cluster.ClusterSource(api=api).attempts("team", "wf-a")
+    assert (attempt["task"], attempt["attempt"], attempt["phase"]) == ("make", 2, "Failed")
+    assert (attempt["reason"], attempt["exit_code"], attempt["finished_at"]) == ("OOMKilled", 137,
+                                                                              "2026-12-01T00:00:09Z")
+    assert [c["name"] for c in attempt["containers"]] == ["main", "ferry-fetch"]
+
+
+def test_a_refused_cluster_wide_list_falls_back_to_the_contexts_namespace(api, monkeypatch):
+    FakeAPI.forbid_cluster_wide = True
+    monkeypatch.setattr(cluster, "_current_namespace", lambda: "team")
+    source = cluster.ClusterSource(api=api).start()
+    assert source.synced.wait(10)
+    assert any(p.startswith("/apis/ferry.dev/v1alpha1/namespaces/team/workflows") for p in FakeAPI.paths)

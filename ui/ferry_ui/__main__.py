@@ -1,0 +1,55 @@
+"""``ferry ui`` (also ``python -m ferry_ui``): serve the UI on localhost."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8686, help="port to listen on (default: 8686)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1; the UI has no login of its own)")
+    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    parser.add_argument("-n", "--namespace", action="append", dest="namespaces", metavar="NAMESPACE",
+                        help="only this namespace of the cluster; repeat for more (default: all you may list)")
+    parser.add_argument("--local-only", action="store_true", help="show local runs only, no cluster")
+    parser.add_argument("--cluster-only", action="store_true", help="show the cluster only, no local runs")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from ferry_ui import app, localruns
+    except ImportError as error:
+        print(f"ferry ui: {error.name} is not installed; install the UI with: pip install 'ferry[ui]'", file=sys.stderr)
+        return 1
+
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    local = None if args.cluster_only else localruns.LocalSource()
+    cluster = None
+    if not args.local_only:
+        try:
+            from ferry_ui import cluster as cluster_
+
+            cluster = cluster_.ClusterSource(args.context, args.namespaces).start()
+        except Exception as error:  # noqa: BLE001 - no kubeconfig, no cluster: local runs still show
+            if args.cluster_only:
+                print(f"ferry ui: no cluster to show: {error}", file=sys.stderr)
+                return 1
+            print(f"ferry ui: showing local runs only (no cluster: {error})", file=sys.stderr)
+    print(f"Ferry UI on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    app.serve(app.Sources(local, cluster), args.host, args.port)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ferry ui", description="Serve Ferry's web UI: local runs, and the "
+                                     "workflows of the current kubeconfig context with your own credentials.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
