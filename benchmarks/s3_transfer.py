@@ -16,9 +16,10 @@ tests start it):
 
 Each transfer runs in its own child process, so its wall time, CPU time and peak RSS
 (``ru_maxrss`` from ``wait4``) belong to that tool alone; the wall time includes the interpreter's
-start and imports, as a user would see it (from bytecode: Ferry's modules are compiled first, as
+start and imports, as a user would see it: from bytecode (Ferry's modules are compiled first, as
 installing a package does, so that a checkout run with ``PYTHONDONTWRITEBYTECODE=1`` does not
-compile them again in every run). After each download, untimed, the files are compared with the
+compile them again in every run), and only the worker's own (the driver imports ``subprocess``,
+``statistics`` and thread pools where it uses them, not in every worker). After each download, untimed, the files are compared with the
 originals (count, size, sha256), so no tool is timed on a broken transfer; after an incremental
 upload the tool's own download (untimed) checks that the bucket holds the new bytes.
 
@@ -70,15 +71,12 @@ local disk), removed at the end. MB is 10^6 bytes.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import os
 import pathlib
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -119,6 +117,7 @@ def _boto3_client(pool: int = 10):
 
 
 def _boto3_upload(local: pathlib.Path, bucket: str, prefix: str, threads: int) -> None:
+    import concurrent.futures
     client = _boto3_client(max(threads, 10))
     if local.is_file():
         client.upload_file(str(local), bucket, prefix)
@@ -134,6 +133,7 @@ def _boto3_upload(local: pathlib.Path, bucket: str, prefix: str, threads: int) -
 
 
 def _boto3_download(local: pathlib.Path, bucket: str, prefix: str, threads: int, single: bool) -> None:
+    import concurrent.futures
     client = _boto3_client(max(threads, 10))
     if single:
         client.download_file(bucket, prefix, str(local))
@@ -292,6 +292,7 @@ def _server_cpu(pid: int) -> float:
 
 
 def measure(argv: list[str], server_pid: int) -> Run:
+    import subprocess
     """Run ``argv`` to completion; its wall time, CPU time and peak RSS, and MinIO's CPU time.
 
     Call this in a small process (``_measure`` starts one): Linux carries the parent's peak RSS
@@ -309,6 +310,7 @@ def measure(argv: list[str], server_pid: int) -> Run:
 
 
 def _call(argv: list[str], env: dict[str, str], log: pathlib.Path) -> str:
+    import subprocess
     """Run ``argv`` with its output in ``log``; the output, or an error with its end."""
     with open(log, "wb") as out:
         code = subprocess.call(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -526,6 +528,7 @@ def _moved(args: argparse.Namespace, case: str, direction: str) -> tuple[int, in
 
 def report(results: dict[tuple[str, str, str], list[Run]], args: argparse.Namespace, cases: list[str],
            tools: list[str]) -> None:
+    import statistics
     small = f"{args.files:,} files of {args.file_kib} KiB"
     label = {"small": small, "medium": f"{args.medium_files:,} files of 1 MiB", "incremental": f"{small}, 1 % changed",
              "big": f"1 file of {args.big_mib:,} MiB", "partial": f"{PARTIAL}/ of {small}"}

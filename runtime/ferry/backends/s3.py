@@ -23,7 +23,6 @@ Speed, measured in ``benchmarks/s3_transfer.py`` (figures in ``docs/benchmarks.m
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import contextlib
 import hashlib
 import io
@@ -33,10 +32,13 @@ import pathlib
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ferry import integrity, localfiles, settings as settings_, uris
 from ferry.backends import base, s3native
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 IO_QUEUE = 16
 MAX_PARTS = 10_000
@@ -195,6 +197,8 @@ class S3Backend(base.Backend):
                 size += len(piece)
                 on_bytes(len(piece))
             return size, digest.hexdigest()
+        import concurrent.futures  # not at import: only large files use it (with logging, ~10 ms)
+
         size, etag = self._native.head(uri)
         starts = collections.deque(range(0, size, chunk))
         pending: collections.deque[concurrent.futures.Future] = collections.deque()
@@ -298,6 +302,8 @@ class S3Backend(base.Backend):
                 self._parts_in_flight.release()
 
     def _parts(self) -> concurrent.futures.ThreadPoolExecutor:
+        import concurrent.futures
+
         with self._lock:
             if self._part_pool is None:
                 self._part_pool = concurrent.futures.ThreadPoolExecutor(
