@@ -39,7 +39,9 @@ RESERVED = ".ferry-"
 CLAIM, COPIES = ".ferry-claim", ".ferry-copies"
 
 
-class _Copy(pydantic.BaseModel):
+class Copy(pydantic.BaseModel):
+    """One writer's copy of a path: its record under ``.ferry-copies/``, as ``Drive.copies`` lists them."""
+
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
     path: str
@@ -103,7 +105,7 @@ class Drive:
                 raise FileExistsError(self._taken(path, others, writer))
             token = secrets.token_hex(16)
             ref = store.upload_file(source, self._uri(store, "objects", token))
-            copy = _Copy(path=path, writer=writer, object=token, size=ref.size, sha256=ref.sha256)
+            copy = Copy(path=path, writer=writer, object=token, size=ref.size, sha256=ref.sha256)
             backend.write_bytes(self._copy_uri(store, path, writer), copy.model_dump_json().encode())
         except BaseException:
             if claimed:
@@ -122,6 +124,12 @@ class Drive:
         paths = {_join(folder, info.path.rpartition(f"/{COPIES}/")[0]) for info in listed
                  if f"/{COPIES}/" in info.path}
         return sorted(path for path in paths if path.startswith(prefix))
+
+    def copies(self, path_prefix: str = "") -> list[Copy]:
+        """Every writer's copy of the paths that start with ``path_prefix``: who put each file, and its size."""
+        store = store_.current()
+        return [copy for path in self.list(path_prefix) for writer in self._writers(store, path)
+                if (copy := self._copy(store, path, writer)) is not None]
 
     def get(self, path: str, local_path: str | os.PathLike | None = None, timeout: float | None = None,
             component_name: str | None = None) -> pathlib.Path:
@@ -184,10 +192,10 @@ class Drive:
     def _copy_uri(self, store: store_.Store, path: str, writer: str) -> str:
         return self._uri(store, "files", path, COPIES, urllib.parse.quote(writer, safe=""))
 
-    def _copy(self, store: store_.Store, path: str, writer: str) -> _Copy | None:
+    def _copy(self, store: store_.Store, path: str, writer: str) -> Copy | None:
         uri = self._copy_uri(store, path, writer)
         try:
-            return _Copy.model_validate_json(store.backend(uri).read_bytes(uri))
+            return Copy.model_validate_json(store.backend(uri).read_bytes(uri))
         except FileNotFoundError:
             return None
 
@@ -218,6 +226,13 @@ class Drive:
         return (f"{path!r} is already in {self.id}, put by {', '.join(map(repr, holders))}; a second writer of a "
                 f"path is refused unless the drive allows it: Drive({self.id!r}, allow_duplicates=True) "
                 f"(this writer is {writer!r})")
+
+
+def names(store: store_.Store | None = None) -> list[str]:
+    """The drives under the store's raw data prefix (every one a file was ever put in)."""
+    store = store or store_.current()
+    uri = uris.join(store.raw_data_prefix, "drives")
+    return sorted({info.path.partition("/")[0] for info in store.backend(uri).list(uri)})
 
 
 def _check(path: str) -> str:

@@ -277,3 +277,20 @@ def test_drive_paths_cannot_escape(store, tmp_path, monkeypatch):
     with pytest.raises(ferry.PathEscapeError, match="resolves outside"):
         drive.get("sub/a.txt")
     assert list(outside.iterdir()) == []
+
+
+def test_copies_say_who_put_each_file_and_its_size_and_names_list_the_drives(store, tmp_path, monkeypatch):
+    root = task(tmp_path, monkeypatch, "first")
+    (root / "a.txt").write_text("12345")
+    ferry.Drive("ferry://shared", allow_duplicates=True).put("a.txt", "reports/a.txt")
+    ferry.Drive("ferry://other").put("a.txt")
+    root = task(tmp_path, monkeypatch, "second")
+    (root / "b.txt").write_text("1234567")
+    ferry.Drive("ferry://shared", allow_duplicates=True).put("b.txt", "reports/a.txt")
+    ferry.Drive("ferry://shared").put("b.txt", "top.txt")
+
+    copies = ferry.Drive("ferry://shared").copies()
+    assert [(c.path, c.writer, c.size) for c in copies] == [
+        ("reports/a.txt", "app/first", 5), ("reports/a.txt", "app/second", 7), ("top.txt", "app/second", 7)]
+    assert [c.path for c in ferry.Drive("ferry://shared").copies("reports/")] == ["reports/a.txt"] * 2
+    assert drives.names(store) == ["other", "shared"]

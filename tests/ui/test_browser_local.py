@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import urllib.error
@@ -12,7 +13,9 @@ import urllib.parse
 
 import pytest
 
+import ferry
 from tests.cluster.fixtures import REPO, eventually
+from tests.ui.conftest import snap
 
 SAMPLES = pathlib.Path(__file__).with_name("samples.py")
 
@@ -82,6 +85,9 @@ def test_a_workflow_page_draws_the_dag_and_opens_a_directory_output(page, start_
     labels = page.evaluate("window.ferryGraph.edges().map(e => e.data('label'))")
     assert any(label.startswith("o0 · directory") and "3 files" in label for label in labels), labels
 
+    tap(page, "render")
+    page.locator("#task h2", has_text="render").wait_for()
+    snap(page, "local-dag")
     tap(page, "collect")
     page.locator("#task h2", has_text="collect").wait_for()
     page.locator("#task a.data", has_text="o0").click()
@@ -127,3 +133,20 @@ def test_only_outputs_and_the_raw_data_prefix_can_be_read(start_ui, tmp_path):
     inside.parent.mkdir()
     inside.write_text("published")
     assert ui.get(f"/raw?uri={urllib.parse.quote(inside.as_uri())}") == "published"
+
+
+def test_a_drive_lists_its_files_with_who_put_them(start_ui, tmp_path, monkeypatch):
+    env = local_env(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FERRY_WORKFLOW", "nightly")
+    monkeypatch.setenv("FERRY_TASK", "collect")
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
+    with ferry.use_store(ferry.Store()):
+        ferry.Drive("ferry://team-notes").put(tmp_path / "notes.csv", "2026/notes.csv")
+    ui = start_ui("--local-only", **env)
+    assert 'href="/drives/team-notes"' in ui.get("/drives")
+    page = ui.get("/drives/team-notes")
+    assert "2026/notes.csv" in page and "nightly/collect" in page and "8 B" in page
+    download = re.search(r'href="(/raw\?[^"]+)"', page).group(1).replace("&amp;", "&")
+    assert ui.get(download) == "a,b\n1,2\n"

@@ -8,6 +8,7 @@ workflow or the store.
 from __future__ import annotations
 
 import asyncio
+import json
 import pathlib
 import urllib.parse
 
@@ -20,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ferry import resource, store as store_
+from ferry import drives, resource, store as store_, uris
 from ferry_ui import graph, localruns, stored, summaries
 
 HERE = pathlib.Path(__file__).parent
@@ -91,10 +92,11 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         namespaces = sources.namespaces()
         if query.namespace and query.namespace not in namespaces:  # none there yet: the filter stays
             namespaces.append(query.namespace)
-        return templates.TemplateResponse(request, template, {"rows": rows, "total": total, "query": query,
-                                                              "namespaces": namespaces,
-                                                              "errors": [(s.name, s.error) for s in sources.all()
-                                                                         if s.error]})
+        response = templates.TemplateResponse(request, template, {
+            "rows": rows, "total": total, "query": query, "namespaces": namespaces,
+            "errors": [(s.name, s.error) for s in sources.all() if s.error]})
+        response.headers["X-Ferry-Namespaces"] = json.dumps(namespaces)  # a live list learns new ones
+        return response
 
     async def workflow(request: Request) -> Response:
         namespace, name = request.path_params["namespace"], request.path_params["name"]
@@ -203,7 +205,7 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         size = params.get("size")
         ref = stored.file_ref(store, uri, params.get("digest") or None, path, params.get("sha256") or None,
                               int(size) if size else None)
-        return ref, (path or uri).rstrip("/").rpartition("/")[2]
+        return ref, params.get("name") or (path or uri).rstrip("/").rpartition("/")[2]
 
     async def preview(request: Request) -> Response:
         try:
@@ -227,6 +229,24 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         return StreamingResponse(iterate_in_threadpool(stored.read(store, ref)),
                                  media_type=stored.media_type(name), headers=headers)
 
+    async def drive_list(request: Request) -> Response:
+        found = await run_in_threadpool(drives.names, store)
+        return templates.TemplateResponse(request, "drives.html", {"drives": found})
+
+    async def drive(request: Request) -> Response:
+        name, prefix = request.path_params["name"], request.query_params.get("prefix") or ""
+
+        def read():
+            with store_.using(store):
+                return drives.Drive(f"{drives.PROTOCOL}{name}").copies(prefix)
+        try:
+            copies = await run_in_threadpool(read)
+        except ValueError as error:  # not a drive's name
+            raise HTTPException(404, str(error)) from None
+        objects = uris.join(store.raw_data_prefix, "drives", name, "objects")
+        return templates.TemplateResponse(request, "drive.html", {"name": name, "prefix": prefix, "copies": copies,
+                                                                  "objects": objects})
+
     routes = [
         Route("/", lambda request: RedirectResponse("/workflows")),
         Route("/healthz", lambda request: PlainTextResponse("ok")),
@@ -239,6 +259,8 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         Route("/output", output),
         Route("/preview", preview),
         Route("/raw", raw),
+        Route("/drives", drive_list),
+        Route("/drives/{name}", drive),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes)

@@ -24,7 +24,12 @@ const ferry = {
     const refresh = async () => {
       const params = query();
       const response = await fetch("/workflows?fragment=1&" + params);
-      if (response.ok) rows.innerHTML = await response.text();
+      if (!response.ok) return;
+      rows.innerHTML = await response.text();
+      const select = form.elements.namespace;
+      for (const name of JSON.parse(response.headers.get("X-Ferry-Namespaces") || "[]")) {
+        if (![...select.options].some((o) => o.value === name)) select.add(new Option(name, name));
+      }
       history.replaceState(null, "", "/workflows" + (params.toString() ? "?" + params : ""));
     };
     let typing = null;
