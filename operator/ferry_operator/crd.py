@@ -405,7 +405,7 @@ def build_crd() -> Schema:
                 "additionalPrinterColumns": [
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                     {"name": "Progress", "type": "string", "jsonPath": ".status.progress",
-                     "description": "Finished tasks out of all."},
+                     "description": "Succeeded tasks out of all."},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     {"name": "Message", "type": "string", "jsonPath": ".status.message"},
                 ],

@@ -368,14 +368,30 @@ class TaskStatus(StatusModel):
         return None
 
 
+class Condition(StatusModel):
+    """A Kubernetes condition (``Running``, ``Succeeded``, ``Failed``): what ``kubectl wait
+    --for=condition=Succeeded`` and other tools that follow the API's conventions read."""
+
+    type: str = pydantic.Field(max_length=32)
+    status: str = pydantic.Field(pattern=r"^(True|False|Unknown)$")
+    reason: str | None = pydantic.Field(None, max_length=64)
+    """One word a program can match: ``TasksRunning``, ``Succeeded``, or why it failed (``TaskFailed``...)."""
+    message: str | None = None
+    last_transition_time: str | None = None
+    """When ``status`` last changed."""
+
+
 class WorkflowStatus(StatusModel):
     """How the workflow went, written by the operator."""
 
     phase: Phase = Phase.PENDING
     progress: str | None = None
-    """Finished tasks out of all, like ``3/5``."""
+    """Succeeded tasks out of all, like ``3/5``."""
     message: str | None = None
-    """Why the workflow is where it is: the first failure, or a problem with the spec."""
+    """Which tasks are running; once finished, why it failed: the first failure, or a problem with the spec."""
+    conditions: list[Condition] = pydantic.Field([], max_length=8, json_schema_extra={
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+    """``Running``, ``Succeeded`` and ``Failed``, each ``True`` or ``False``."""
     started_at: str | None = None
     """When the workflow started running."""
     finished_at: str | None = None

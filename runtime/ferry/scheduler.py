@@ -130,6 +130,7 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
     if found:
         st.phase, st.message, st.finished_at = Phase.FAILED, "invalid workflow: " + "; ".join(found), timestamp(now)
         st.started_at = st.started_at or st.finished_at
+        _set_conditions(st, "InvalidWorkflow", now)
         out.event("Warning", "InvalidWorkflow", st.message)
         return out
     if st.started_at is None:
@@ -231,16 +232,48 @@ def _summarize(out: Step, spec: resource.WorkflowSpec, now: datetime.datetime) -
     st.progress = f"{sum(s.phase == Phase.SUCCEEDED for s in st.tasks.values())}/{len(spec.tasks)}"
     if len(finished) < len(spec.tasks):
         st.phase = Phase.RUNNING
-        st.message = None
+        st.message = _running(st)
+        _set_conditions(st, "TasksRunning", now)
         return
     st.finished_at = timestamp(now)
     failed = sorted(name for name, s in st.tasks.items() if s.phase == Phase.FAILED)
     if failed:
         st.phase = Phase.FAILED
         st.message = f"task {failed[0]} failed: {st.tasks[failed[0]].message}"
+        reason = st.tasks[failed[0]].reason
+        _set_conditions(st, reason.value if reason else resource.FailureReason.TASK_FAILED.value, now)
         out.event("Warning", "Failed", st.message)
         return
     st.phase, st.message = Phase.SUCCEEDED, None
+    _set_conditions(st, "Succeeded", now)
     st.outputs = {o.name: st.tasks[o.from_task.task].output(
         o.from_task.output, spec.output_kind(o.from_task.task, o.from_task.output)) for o in spec.outputs}
     out.event("Normal", "Succeeded", f"all {len(spec.tasks)} tasks succeeded")
+
+
+RUNNING_SHOWN = 3
+"""Running tasks named in the workflow's message; the rest are counted."""
+
+
+def _running(st: resource.WorkflowStatus) -> str | None:
+    """``running: a, b, c (+2 more)``: what a workflow in progress is doing, for its MESSAGE column."""
+    running = sorted(name for name, s in st.tasks.items() if s.phase == Phase.RUNNING)
+    if not running:
+        return None
+    more = len(running) - RUNNING_SHOWN
+    return "running: " + ", ".join(running[:RUNNING_SHOWN]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _set_conditions(st: resource.WorkflowStatus, reason: str, now: datetime.datetime) -> None:
+    """``Running``, ``Succeeded`` and ``Failed`` from the phase; a condition's time moves only when
+    its status does, as the Kubernetes API's conventions ask."""
+    previous = {c.type: c for c in st.conditions}
+    conditions = []
+    for kind, phase in (("Running", Phase.RUNNING), ("Succeeded", Phase.SUCCEEDED), ("Failed", Phase.FAILED)):
+        status = "True" if st.phase == phase else "False"
+        before = previous.get(kind)
+        moved = before is None or before.status != status
+        conditions.append(resource.Condition(
+            type=kind, status=status, reason=reason, message=st.message if phase == Phase.FAILED == st.phase else None,
+            last_transition_time=timestamp(now) if moved else before.last_transition_time))
+    st.conditions = conditions

@@ -52,6 +52,14 @@ def test_two_tasks_pass_a_directory(cluster: Cluster, workflow_namespace: str, s
     assert summary["uri"].startswith(f"s3://{s3.bucket}/runs/{workflow_namespace}/")
     assert read_object(s3, summary["uri"]) == b"hello mon\nhello tue\nhello wed\n"
 
+    # Conditions as the API's conventions have them: kubectl wait works on a Workflow.
+    cluster.kubectl("wait", "--for=condition=Succeeded", "--timeout=20s", "-n", workflow_namespace,
+                    "fwf/directory-between-tasks")
+    assert cluster.kubectl("wait", "--for=condition=Failed", "--timeout=1s", "-n", workflow_namespace,
+                           "fwf/directory-between-tasks", check=False).returncode != 0
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Running": "False", "Succeeded": "True",
+                                                                     "Failed": "False"}
+
     table = cluster.kubectl("get", "fwf", "-n", workflow_namespace).stdout
     header, row = table.splitlines()[:2]
     assert header.split()[:4] == ["NAME", "PHASE", "PROGRESS", "AGE"] and "MESSAGE" in header

@@ -185,3 +185,42 @@ def test_the_next_deadline_is_the_earliest_back_off_or_timeout():
     assert scheduler.next_deadline(wf, status) == scheduler.parse_time("2026-01-01T00:01:00Z")
     status.tasks["a"].phase = Phase.SUCCEEDED
     assert scheduler.next_deadline(wf, status) is None, "nothing to wait for but events"
+
+
+def conditions(status: resource.WorkflowStatus) -> dict[str, tuple[str, str | None, str | None]]:
+    return {c.type: (c.status, c.reason, c.last_transition_time) for c in status.conditions}
+
+
+def test_conditions_say_running_then_succeeded_for_kubectl_wait():
+    wf = spec(task("a"), task("b", ("a",)))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    start = scheduler.timestamp(T0)
+    assert conditions(first.status) == {"Running": ("True", "TasksRunning", start),
+                                        "Succeeded": ("False", "TasksRunning", start),
+                                        "Failed": ("False", "TasksRunning", start)}
+    second = scheduler.step("wf", wf, first.status, observing({"wf-a-1": finished_pod(0, OUT)}), later(1))
+    assert conditions(second.status) == conditions(first.status)  # no transition, no new time
+    done = scheduler.step("wf", wf, second.status,
+                          observing({"wf-a-1": finished_pod(0, OUT), "wf-b-1": finished_pod(0, OUT)}), later(2))
+    end = scheduler.timestamp(later(2))
+    # Reasons follow the workflow; a time moves only when its condition's status does.
+    assert conditions(done.status) == {"Running": ("False", "Succeeded", end), "Succeeded": ("True", "Succeeded", end),
+                                       "Failed": ("False", "Succeeded", start)}
+
+
+def test_a_failed_workflow_has_the_failed_condition_with_its_message():
+    wf = spec(task("a"))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    done = scheduler.step("wf", wf, first.status, observing({"wf-a-1": finished_pod(3, message="boom")}), later(1))
+    failed = next(c for c in done.status.conditions if c.type == "Failed")
+    assert (failed.status, failed.reason) == ("True", "TaskFailed") and "boom" in failed.message
+    assert conditions(done.status)["Succeeded"][:2] == conditions(done.status)["Running"][:2] == ("False", "TaskFailed")
+
+
+def test_while_running_the_message_names_the_running_tasks():
+    wf = spec(task("a"), task("b"), task("c"), task("d"), task("e", ("a",)))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    assert first.status.message == "running: a, b, c (+1 more)"
+    pods = {"wf-a-1": finished_pod(0, OUT), "wf-b-1": RUNNING, "wf-c-1": RUNNING, "wf-d-1": RUNNING}
+    assert scheduler.step("wf", wf, first.status, observing(pods), later(1)).status.message == \
+        "running: b, c, d (+1 more)"
