@@ -12,6 +12,7 @@ import json
 import pathlib
 import urllib.parse
 
+import pydantic
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -82,8 +83,15 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
     def query_of(request: Request) -> summaries.Query:
         params = request.query_params
         return summaries.Query(namespace=params.get("namespace") or None, phase=params.get("phase") or None,
-                               name=params.get("name") or None, offset=max(0, int(params.get("offset") or 0)),
-                               limit=min(500, max(1, int(params.get("limit") or summaries.PAGE_SIZE))))
+                               name=params.get("name") or None, offset=max(0, _number(params, "offset", 0)),
+                               limit=min(500, max(1, _number(params, "limit", summaries.PAGE_SIZE))))
+
+    async def read_workflow(request: Request) -> tuple[str, str, dict]:
+        namespace, name = request.path_params["namespace"], request.path_params["name"]
+        found = await run_in_threadpool(sources.of(namespace).workflow, namespace, name)
+        if found is None:
+            raise HTTPException(404, f"no workflow {namespace}/{name}")
+        return namespace, name, found
 
     async def workflows(request: Request) -> Response:
         query = query_of(request)
@@ -99,30 +107,24 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         return response
 
     async def workflow(request: Request) -> Response:
-        namespace, name = request.path_params["namespace"], request.path_params["name"]
-        found = await run_in_threadpool(sources.of(namespace).workflow, namespace, name)
-        if found is None:
-            raise HTTPException(404, f"no workflow {namespace}/{name}")
+        namespace, name, found = await read_workflow(request)
         return templates.TemplateResponse(request, "workflow.html", {
-            "workflow": found, "line": summaries.summarize(found), "namespace": namespace, "name": name})
+            "line": summaries.summarize(found), "namespace": namespace, "name": name})
 
     async def dag(request: Request) -> Response:
-        namespace, name = request.path_params["namespace"], request.path_params["name"]
-        found = await run_in_threadpool(sources.of(namespace).workflow, namespace, name)
-        if found is None:
-            raise HTTPException(404, f"no workflow {namespace}/{name}")
+        _, _, found = await read_workflow(request)
         expand = frozenset(request.query_params.getlist("expand"))
         return JSONResponse({**graph.build(found, expand), "summary": _line_json(summaries.summarize(found))})
 
     async def task(request: Request) -> Response:
-        namespace, name, task_name = (request.path_params[k] for k in ("namespace", "name", "task"))
-        source = sources.of(namespace)
-        found = await run_in_threadpool(source.workflow, namespace, name)
-        spec = next((t for t in (found or {}).get("spec", {}).get("tasks", []) if t["name"] == task_name), None)
+        namespace, name, found = await read_workflow(request)
+        task_name = request.path_params["task"]
+        spec = next((t for t in found.get("spec", {}).get("tasks", []) if t["name"] == task_name), None)
         if spec is None:
             raise HTTPException(404, f"no task {task_name} in {namespace}/{name}")
         state = found.get("status", {}).get("tasks", {}).get(task_name, {})
-        attempts = [a for a in await run_in_threadpool(source.attempts, namespace, name) if a["task"] == task_name]
+        attempts = [a for a in await run_in_threadpool(sources.of(namespace).attempts, namespace, name)
+                    if a["task"] == task_name]
         return templates.TemplateResponse(request, "task.html", {
             "namespace": namespace, "name": name, "task": spec, "state": state, "attempts": attempts})
 
@@ -202,9 +204,11 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         params = request.query_params
         uri, path = params.get("uri"), params.get("path") or None
         readable(uri)
-        size = params.get("size")
-        ref = stored.file_ref(store, uri, params.get("digest") or None, path, params.get("sha256") or None,
-                              int(size) if size else None)
+        size = _number(params, "size", 0) if params.get("size") else None
+        try:
+            ref = stored.file_ref(store, uri, params.get("digest") or None, path, params.get("sha256") or None, size)
+        except pydantic.ValidationError as error:  # a hand-edited link
+            raise HTTPException(400, f"not a stored file: {error.errors()[0]['msg']}") from None
         return ref, params.get("name") or (path or uri).rstrip("/").rpartition("/")[2]
 
     async def preview(request: Request) -> Response:
@@ -264,6 +268,13 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes)
+
+
+def _number(params, field: str, default: int) -> int:
+    try:
+        return int(params.get(field) or default)
+    except ValueError:
+        raise HTTPException(400, f"{field}: expected a whole number, got {params.get(field)!r}") from None
 
 
 def _query_string(query: summaries.Query, offset: int) -> str:
