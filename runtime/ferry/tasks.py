@@ -42,9 +42,22 @@ def module_reference(module: str) -> str:
     return module
 
 
-def _reference(fn: Callable) -> str:
-    """``module:qualname`` by which a task process imports the function."""
-    return f"{module_reference(fn.__module__)}:{fn.__qualname__}"
+def _reference(fn: Callable, what: str) -> str:
+    """``module:qualname`` by which a task process imports the function; a ``DefinitionError`` where
+    no process could import it, said now rather than as a failed task (or a pattern error) later."""
+    where = f"{what} {fn.__name__}"
+    source = getattr(sys.modules.get(fn.__module__), "__file__", None)
+    if fn.__module__ == "__main__" and (not source or source.startswith("<")):
+        raise DefinitionError(f"{where} is defined in an interactive session (stdin, python -c, a notebook), which "
+                              "task processes cannot import; put it in a module file (pipeline.py) and run it with "
+                              "`ferry run file.py:workflow`")
+    module = module_reference(fn.__module__)
+    if not all(part.isidentifier() for part in module.split(".")) or (source and not source.endswith(".py")
+                                                                       and fn.__module__ == "__main__"):
+        file = source.replace("\\", "/").rsplit("/", 1)[-1] if source else module
+        raise DefinitionError(f"{where} is in {file}, which task processes cannot import: {file} is not a Python "
+                              f"module name; rename it (e.g. {re.sub(r'[^0-9A-Za-z_]', '_', module)}.py)")
+    return f"{module}:{fn.__qualname__}"
 
 
 def interface(fn: Callable, what: str) -> tuple[dict[str, Any], dict[str, Any], inspect.Signature]:
@@ -90,7 +103,7 @@ class Task:
         self.options = options
         self.name = param_name(fn.__name__)
         self.inputs, self.outputs, self.signature = interface(fn, "task")
-        self.reference = _reference(fn)
+        self.reference = _reference(fn, "task")
         if "<locals>" in self.reference:
             raise DefinitionError(f"task {fn.__name__} is defined inside a function; define tasks at module level "
                                   "so that task processes can import them")

@@ -87,3 +87,26 @@ def test_nested_workflow_calls_are_refused():
     with pytest.raises(ferry.DefinitionError, match="cannot be called inside another workflow"):
         outer.compile()
     assert isinstance(samples.directory_stats, workflows.Workflow)
+
+
+DEFINES_A_TASK = "import ferry\n@ferry.task\ndef shout(word: str) -> str:\n    return word.upper()\n"
+
+
+@pytest.mark.parametrize("how", ["stdin", "-c", "script with a dash.py"])
+def test_a_task_no_process_can_import_says_where_to_put_it(how, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "my-tasks.py"
+    script.write_text(DEFINES_A_TASK)
+    command = {"stdin": [sys.executable, "-"], "-c": [sys.executable, "-c", DEFINES_A_TASK],
+               "script with a dash.py": [sys.executable, str(script)]}[how]
+    result = subprocess.run(command, input=DEFINES_A_TASK if how == "stdin" else None, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert "pattern" not in result.stderr and last.startswith("ferry.tasks.DefinitionError: task shout ")
+    if how == "script with a dash.py":
+        assert "my-tasks.py is not a Python module name" in last and "rename it (e.g. my_tasks.py)" in last
+    else:
+        assert "put it in a module file" in last and "ferry run file.py:workflow" in last
