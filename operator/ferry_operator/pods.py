@@ -161,7 +161,8 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
                 {"name": "FERRY_INPUTS_DIR", "value": taskpod.INPUTS_DIR},
                 {"name": "FERRY_OUTPUTS_DIR", "value": taskpod.OUTPUTS_DIR}],
         "volumeMounts": [*ferry_mounts, *({"name": f"secret-{i}", "mountPath": f"{taskpod.SECRETS_DIR}/{s}",
-                                           "readOnly": True} for i, s in enumerate(task.secrets))],
+                                           "readOnly": True} for i, s in enumerate(task.secrets)),
+                         *(m.dump() for m in task.volume_mounts)],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if runs_ferry:
@@ -181,6 +182,7 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
         main["resources"] = task.resources.dump()
     if task.security_context and not runs_ferry:
         main["securityContext"] = _task_security(task)
+    scratch = {"sizeLimit": task.scratch_size_limit} if task.scratch_size_limit else {}
     labels = {LABEL_WORKFLOW: resource.label_value(meta["name"]), LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt),
               "app.kubernetes.io/managed-by": "ferry"}
     return {
@@ -202,10 +204,19 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
             "initContainers": init,
             "containers": [main],
-            "volumes": [*({"name": v, "emptyDir": {}} for v in ("ferry-inputs", "ferry-outputs", "ferry-runtime",
-                                                                 "ferry-tmp")),
+            "volumes": [*({"name": v, "emptyDir": scratch if v != "ferry-runtime" else {}}
+                          for v in ("ferry-inputs", "ferry-outputs", "ferry-runtime", "ferry-tmp")),
                         *([{"name": "ferry-credentials", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]
                           if scoped else []),
-                        *({"name": f"secret-{i}", "secret": {"secretName": s}} for i, s in enumerate(task.secrets))],
+                        *({"name": f"secret-{i}", "secret": {"secretName": s}} for i, s in enumerate(task.secrets)),
+                        *task.volumes],
+            **placement(task),
         },
     }
+
+
+def placement(task: resource.Task) -> dict:
+    """Where the task's pods may run and how their image is pulled: only what the task sets."""
+    found = {"nodeSelector": task.node_selector, "tolerations": [t.dump() for t in task.tolerations],
+             "affinity": task.affinity, "imagePullSecrets": [{"name": s} for s in task.image_pull_secrets]}
+    return {key: value for key, value in found.items() if value}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic.alias_generators import to_camel
@@ -106,6 +107,44 @@ class EnvVar(Model):
 
 Quantity = Annotated[str, pydantic.Field(max_length=64)]
 """A Kubernetes quantity such as ``500m``, ``2`` or ``1Gi``."""
+
+
+QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+"""What the API server accepts as a quantity (its own regular expression): ``500m``, ``2``, ``1Gi``."""
+RESERVED_VOLUMES = ("ferry-", "secret-")
+"""Volume names Ferry gives its own volumes (the task's folders, credentials and Secrets)."""
+
+
+class Toleration(Model):
+    """A taint the task's pod tolerates, as in a pod spec."""
+
+    key: str | None = pydantic.Field(None, max_length=253)
+    """The taint's key; empty with ``Exists`` tolerates every taint."""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = pydantic.Field(None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Which taints' effect it tolerates; all when empty."""
+    toleration_seconds: int | None = None
+    """With ``NoExecute``: how long the pod stays on a node after the taint appears."""
+
+
+class VolumeMount(Model):
+    """Where one of the task's ``volumes`` appears in its container."""
+
+    name: str = pydantic.Field(max_length=63)
+    """The volume's name, from the task's ``volumes``."""
+    mount_path: str = pydantic.Field(min_length=2, max_length=1024, pattern=r"^/")
+    read_only: bool | None = None
+    sub_path: str | None = pydantic.Field(None, max_length=1024)
+    """A folder inside the volume to mount instead of its root."""
+
+    @pydantic.field_validator("mount_path")
+    @classmethod
+    def _not_ferry_s(cls, path: str) -> str:
+        if path.rstrip("/") == "/ferry" or path.startswith("/ferry/"):
+            raise ValueError(f"{path} is under /ferry, where Ferry mounts the task's inputs, outputs and "
+                             "secrets; mount it elsewhere, e.g. /data")
+        return path
 
 
 class Resources(Model):
@@ -207,6 +246,51 @@ class Task(Model):
     """A task plugin run by the Ferry runtime image instead of ``function`` or ``command``."""
     cache: Cache | None = None
     """Reuse the outputs of an earlier run of the same function with the same inputs (Python tasks)."""
+    node_selector: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = pydantic.Field(None, max_length=32)
+    """Labels a node must have to run the task's pods, as in a pod spec."""
+    tolerations: list[Toleration] = pydantic.Field([], max_length=32)
+    """Taints the task's pods tolerate."""
+    affinity: dict[str, Any] | None = None
+    """Node and pod (anti-)affinity, as in a pod spec; the API server checks it when the pod is made."""
+    image_pull_secrets: list[Annotated[str, pydantic.Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]] = \
+        pydantic.Field([], max_length=16)
+    """Secrets (in the workflow's namespace) the kubelet pulls the task's image with."""
+    volumes: list[dict[str, Any]] = pydantic.Field([], max_length=32)
+    """More volumes for the task's pod, as in a pod spec (a PersistentVolumeClaim, a ConfigMap...);
+    names starting with ``ferry-`` or ``secret-`` are Ferry's own."""
+    volume_mounts: list[VolumeMount] = pydantic.Field([], max_length=32)
+    """Where the task's container mounts its ``volumes`` (never under ``/ferry``)."""
+    scratch_size_limit: str | None = pydantic.Field(None, max_length=64, pattern=QUANTITY_PATTERN)
+    """The most each of the pod's scratch folders (``/ferry/inputs``, ``/ferry/outputs`` and the
+    runtime's ``/tmp``) may hold, e.g. ``10Gi``; the kubelet evicts a pod that writes more."""
+
+    @pydantic.field_validator("volumes")
+    @classmethod
+    def _named_and_not_ferry_s(cls, volumes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for volume in volumes:
+            name = volume.get("name")
+            if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+                raise ValueError(f"each volume needs a name (a DNS label, e.g. 'models'), got {name!r}")
+            if name.startswith(RESERVED_VOLUMES):
+                raise ValueError(f"{name!r} is reserved: Ferry names its own volumes ferry-* and secret-*")
+        return volumes
+
+    @pydantic.field_validator("scratch_size_limit", mode="wrap")
+    @classmethod
+    def _a_quantity(cls, value: Any, handler) -> str | None:
+        try:
+            return handler(value)
+        except pydantic.ValidationError:
+            raise ValueError(f"{value!r} is not a quantity: write it as Kubernetes does, e.g. 500Mi or 10Gi") from None
+
+    @pydantic.model_validator(mode="after")
+    def _mounts_name_volumes(self) -> Task:
+        named = {v["name"] for v in self.volumes}
+        for mount in self.volume_mounts:
+            if mount.name not in named:
+                raise ValueError(f"volumeMounts: no volume named {mount.name!r} in volumes "
+                                 f"(there: {', '.join(sorted(named)) or 'none'})")
+        return self
 
 
 class WorkflowInput(InputSource):

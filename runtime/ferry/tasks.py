@@ -18,6 +18,9 @@ import sys
 import typing
 from typing import Any, Callable
 
+import pydantic
+from pydantic.alias_generators import to_camel
+
 from ferry import resource, values
 
 RETURN_NAMES = "o{}"
@@ -95,6 +98,33 @@ class Options:
     secrets: tuple[str, ...] = ()
     cache: bool = False
     cache_version: str = ""
+    pod: dict[str, Any] | None = None
+    """Pod settings of the resource's task (``POD_SETTINGS``), by their Python or YAML names."""
+
+
+POD_SETTINGS = ("node_selector", "tolerations", "affinity", "image_pull_secrets", "volumes", "volume_mounts",
+                "scratch_size_limit", "security_context", "service_account_name")
+"""What ``@ferry.task(pod={...})`` may set: where the pod runs, its volumes, user and account."""
+
+
+def _pod_settings(fn: Callable, pod: dict[str, Any] | None) -> dict[str, Any]:
+    """``pod`` by the resource's field names, checked as the Workflow will check it (so a mistake
+    shows where the task is defined, not when it runs)."""
+    if not pod:
+        return {}
+    names = {to_camel(name): name for name in POD_SETTINGS} | {name: name for name in POD_SETTINGS}
+    unknown = [key for key in pod if key not in names]
+    if unknown:
+        raise DefinitionError(f"pod: {unknown[0]!r} is not a pod setting; use one of "
+                              f"{', '.join(to_camel(n) for n in POD_SETTINGS)}")
+    settings = {names[key]: value for key, value in pod.items()}
+    try:
+        resource.Task.model_validate({"name": "check", "function": "module:function",
+                                      **{to_camel(name): value for name, value in settings.items()}})
+    except pydantic.ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise DefinitionError(f"pod of task {fn.__name__}: {problems}") from None
+    return settings
 
 
 class Task:
@@ -104,6 +134,7 @@ class Task:
         self.name = param_name(fn.__name__)
         self.inputs, self.outputs, self.signature = interface(fn, "task")
         self.reference = _reference(fn, "task")
+        self.pod = _pod_settings(fn, options.pod)
         if "<locals>" in self.reference:
             raise DefinitionError(f"task {fn.__name__} is defined inside a function; define tasks at module level "
                                   "so that task processes can import them")
@@ -133,7 +164,7 @@ class Task:
             outputs=[resource.TaskOutput(name=name, kind=values.kind_of(t)) for name, t in self.outputs.items()],
             retries=resource.RetryPolicy(limit=self.options.retries, backoff_seconds=self.options.retry_backoff_seconds),
             timeout_seconds=timeout, resources=resources, secrets=list(self.options.secrets),
-            cache=resource.Cache(version=self.cache_version()) if self.options.cache else None)
+            cache=resource.Cache(version=self.cache_version()) if self.options.cache else None, **self.pod)
 
     def target(self) -> dict:
         """What the node runs: this function (plugins run themselves instead)."""
@@ -149,10 +180,13 @@ class Task:
 def task(fn: Callable | None = None, *, retries: int = 0, retry_backoff_seconds: int = 5,
          timeout: datetime.timedelta | int | None = None, image: str | None = None,
          requests: dict[str, str] | None = None, limits: dict[str, str] | None = None,
-         secrets: typing.Sequence[str] = (), cache: bool = False, cache_version: str = ""):
-    """Make ``fn`` a task: ``@ferry.task`` or ``@ferry.task(retries=2, timeout=60, cache=True)``."""
+         secrets: typing.Sequence[str] = (), cache: bool = False, cache_version: str = "",
+         pod: dict[str, Any] | None = None):
+    """Make ``fn`` a task: ``@ferry.task`` or ``@ferry.task(retries=2, timeout=60, cache=True)``;
+    ``pod={"nodeSelector": {...}, "volumes": [...], "volumeMounts": [...], "scratchSizeLimit": "10Gi"}``
+    sets where and with what its pods run on a cluster (``POD_SETTINGS``)."""
     options = Options(retries, retry_backoff_seconds, timeout, image, requests, limits, tuple(secrets), cache,
-                      cache_version)
+                      cache_version, pod)
     if fn is None:
         return lambda f: Task(f, options)
     return Task(fn, options)

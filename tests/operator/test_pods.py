@@ -202,3 +202,48 @@ def test_a_namespace_can_have_its_own_folder_and_keys():
                            spec({"name": "a", "image": "x", "outputs": [{"name": "o"}]}), resource.WorkflowStatus(),
                            "a", 1, config)
     assert env(containers(other)["ferry-publish"])["FERRY_RAW_DATA_PREFIX"] == "s3://bucket/ferry/other"
+
+
+PLACEMENT = {
+    "nodeSelector": {"pool": "gpu"},
+    "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+    "imagePullSecrets": ["registry-keys"],
+    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}}],
+    "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+    "scratchSizeLimit": "2Gi",
+}
+
+
+def test_placement_volumes_and_pull_secrets_reach_the_pod():
+    pod = build(spec({"name": "a", "image": "registry.example/x:1", "outputs": [{"name": "out"}], **PLACEMENT}))
+    assert pod["spec"]["nodeSelector"] == {"pool": "gpu"}
+    assert pod["spec"]["tolerations"] == PLACEMENT["tolerations"] and pod["spec"]["affinity"] == PLACEMENT["affinity"]
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry-keys"}]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["models"] == PLACEMENT["volumes"][0]
+    by_name = containers(pod)
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in by_name["main"]["volumeMounts"]
+    assert all(m["name"] != "models" for m in by_name["ferry-publish"]["volumeMounts"])  # the task's alone
+    for scratch in ("ferry-inputs", "ferry-outputs", "ferry-tmp"):
+        assert volumes[scratch] == {"name": scratch, "emptyDir": {"sizeLimit": "2Gi"}}
+
+
+def test_a_pod_without_placement_has_none_of_it():
+    pod = build(spec({"name": "a", "image": "x", "outputs": [{"name": "out"}]}))
+    assert not {"nodeSelector", "tolerations", "affinity", "imagePullSecrets"} & set(pod["spec"])
+    assert {v["name"]: v for v in pod["spec"]["volumes"]}["ferry-tmp"] == {"name": "ferry-tmp", "emptyDir": {}}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"volumes": [{"name": "ferry-inputs", "emptyDir": {}}]}, r"volumes.*'ferry-inputs' is reserved"),
+    ({"volumes": [{"emptyDir": {}}]}, r"volumes.*needs a name"),
+    ({"volumeMounts": [{"name": "models", "mountPath": "/ferry/inputs/x"}]}, r"volumeMounts.*under /ferry"),
+    ({"volumeMounts": [{"name": "nowhere", "mountPath": "/data"}]}, r"volumeMounts.*no volume named 'nowhere'"),
+    ({"tolerations": [{"key": "gpu", "operator": "Sometimes"}]}, r"tolerations.*'Exists' or 'Equal'"),
+    ({"scratchSizeLimit": "lots"}, r"scratchSizeLimit.*quantity"),
+])
+def test_unsafe_or_broken_pod_settings_are_refused_naming_the_field(change, message):
+    with pytest.raises(ValueError, match="(?s)" + message):
+        spec({"name": "a", "image": "x", **{**PLACEMENT, **change}})

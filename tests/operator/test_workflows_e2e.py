@@ -321,6 +321,35 @@ def test_a_restricted_namespace_with_a_quota_runs_task_pods(cluster: Cluster, wo
     assert workflow["status"]["tasks"]["consume"]["outputs"]["uid"]["value"] == 1000
 
 
+def test_placement_a_volume_and_a_scratch_limit_reach_a_running_task(cluster: Cluster, workflow_namespace: str):
+    """nodeSelector, tolerations, affinity, imagePullSecrets, a ConfigMap volume and the scratch limit,
+    as a user sets them, admitted by the API server and honoured by the node."""
+    ns = workflow_namespace
+    node = cluster.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}").stdout
+    cluster.kubectl("create", "configmap", "settings", "-n", ns, "--from-literal=threshold=7")
+    cluster.kubectl("create", "secret", "docker-registry", "registry-keys", "-n", ns, "--docker-server=registry.test",
+                    "--docker-username=u", "--docker-password=p")
+    apply_manifest(cluster, ns, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "placed"},
+        "spec": {"tasks": [{
+            "name": "read", "image": "busybox:1.36", "command": ["sh", "-c", "cat /config/threshold > /ferry/outputs/t"],
+            "outputs": [{"name": "t", "kind": "value"}],
+            "nodeSelector": {"kubernetes.io/hostname": node},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ferry", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {
+                "matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}}]}},
+            "imagePullSecrets": ["registry-keys"],
+            "volumes": [{"name": "settings", "configMap": {"name": "settings"}}],
+            "volumeMounts": [{"name": "settings", "mountPath": "/config", "readOnly": True}],
+            "scratchSizeLimit": "64Mi"}]}})
+    workflow = wait_for_phase(cluster, ns, "placed", timeout=120)
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert workflow["status"]["tasks"]["read"]["outputs"]["t"]["value"] == 7
+    pod = workflow_pods(cluster, ns, "placed")[0]
+    assert pod.spec.node_name == node and pod.spec.image_pull_secrets[0].name == "registry-keys"
+    assert {v.name: v.empty_dir.size_limit for v in pod.spec.volumes if v.empty_dir}["ferry-outputs"] == "64Mi"
+
+
 def test_a_workflow_with_a_long_name_runs(cluster: Cluster, workflow_namespace: str):
     name = "nightly-reports." + "a" * 70 + ".example"
     apply_manifest(cluster, workflow_namespace, {

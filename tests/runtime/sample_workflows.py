@@ -320,3 +320,14 @@ def noisy_maker(n: int) -> ferry.Directory:
 @ferry.workflow
 def noisy_lineage(n: int = 2) -> Stats:
     return stats(d=noisy_maker(n=n))
+
+
+@ferry.task(pod={"nodeSelector": {"pool": "gpu"}, "volumes": [{"name": "models", "persistentVolumeClaim": {
+    "claimName": "models"}}], "volume_mounts": [{"name": "models", "mountPath": "/models"}], "scratchSizeLimit": "8Gi"})
+def on_gpu(x: int) -> int:
+    return x
+
+
+@ferry.workflow
+def placed(x: int = 1) -> int:
+    return on_gpu(x=x)

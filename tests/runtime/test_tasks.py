@@ -89,6 +89,20 @@ def test_nested_workflow_calls_are_refused():
     assert isinstance(samples.directory_stats, workflows.Workflow)
 
 
+def test_pod_settings_of_a_python_task_reach_its_resource():
+    task, = samples.placed.compile().tasks
+    assert task.node_selector == {"pool": "gpu"} and task.scratch_size_limit == "8Gi"
+    assert task.volumes[0]["name"] == "models" and task.volume_mounts[0].mount_path == "/models"
+
+
+def test_unknown_or_bad_pod_settings_are_refused_when_the_task_is_defined():
+    with pytest.raises(ferry.DefinitionError, match="pod: 'nodeSelektor' is not a pod setting; use one of .*nodeSelector"):
+        ferry.task(pod={"nodeSelektor": {"a": "b"}})(samples.add.fn)
+    with pytest.raises(ferry.DefinitionError, match="(?s)pod of task add.*volumeMounts.*under /ferry"):
+        ferry.task(pod={"volumes": [{"name": "v", "emptyDir": {}}],
+                        "volumeMounts": [{"name": "v", "mountPath": "/ferry/x"}]})(samples.add.fn)
+
+
 DEFINES_A_TASK = "import ferry\n@ferry.task\ndef shout(word: str) -> str:\n    return word.upper()\n"
 
 
