@@ -2,7 +2,7 @@
 
 Run it here, with no cluster:    ferry run examples/quickstart.py:pipeline --days 3
 Run it on a cluster:             ferry run --remote examples/quickstart.py:pipeline --store s3://bucket/ferry
-Write it for kubectl apply:      ferry compile examples/quickstart.py:pipeline > pipeline.yaml
+Write it for kubectl create:     ferry compile examples/quickstart.py:pipeline > pipeline.yaml
 """
 
 import os

@@ -72,9 +72,10 @@ def upload_code(root: pathlib.Path, store: store_.Store) -> str:
 
 
 def create(manifest: dict, namespace: str | None, context: str | None = None) -> str:
-    """Create the Workflow (a fresh name per run); returns its name."""
+    """Create the Workflow (a fresh name per run, from its ``name`` or ``generateName``); returns its name."""
     manifest = {**manifest, "metadata": {**manifest["metadata"]}}
-    base = manifest["metadata"].pop("name")
+    base = manifest["metadata"].pop("name", None) or manifest["metadata"].pop("generateName").rstrip("-")
+    manifest["metadata"].pop("generateName", None)
     manifest["metadata"]["name"] = f"{base}-{secrets.token_hex(3)}"
     args = ["create", "-o", "name", "-f", "-", *(["-n", namespace] if namespace else [])]
     kubectl(*args, input=json.dumps(manifest), context=context)

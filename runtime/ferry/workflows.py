@@ -2,7 +2,7 @@
 
 The function runs once, at compile time, with placeholders for its inputs; each task call adds
 a node and returns placeholders for that task's outputs. The result is a ``Workflow`` resource
-that ``kubectl apply`` accepts (``ferry compile``) and that the local executor runs
+that ``kubectl create`` accepts (``ferry compile``) and that the local executor runs
 (``ferry run`` or calling the workflow like a function).
 """
 
@@ -68,8 +68,11 @@ class Workflow:
             raise tasks.DefinitionError(f"workflow {self.__name__}: input {name!r}: {error}") from None
 
     def manifest(self, name: str | None = None, **inputs: Any) -> dict:
-        """A ``Workflow`` object for ``kubectl apply``."""
-        return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": name or self.name},
+        """A ``Workflow`` object named ``name``, or else ``generateName: <workflow>-``: the API server
+        adds five random characters on each ``kubectl create``, so creating it twice makes two runs
+        (``kubectl apply`` needs a ``name``)."""
+        metadata = {"name": name} if name else {"generateName": f"{self.name}-"}
+        return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": metadata,
                 "spec": self.compile(**inputs).model_dump(by_alias=True, exclude_defaults=True, mode="json")}
 
     def __call__(self, **inputs: Any):

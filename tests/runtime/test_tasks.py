@@ -56,7 +56,8 @@ def test_compiled_workflow_is_a_valid_resource_with_edges_and_unique_names():
     assert spec.tasks[0].inputs[0].from_input == "x" and spec.inputs[0].value == 5
     assert spec.tasks[0].function == "tests.runtime.sample_workflows:add"
     manifest = yaml.safe_load(yaml.safe_dump(chain.manifest()))
-    assert manifest["kind"] == "Workflow" and manifest["metadata"]["name"] == "chain"
+    assert manifest["kind"] == "Workflow" and manifest["metadata"] == {"generateName": "chain-"}
+    assert chain.manifest("nightly")["metadata"] == {"name": "nightly"}
     resource.WorkflowSpec.model_validate(manifest["spec"])
 
 
