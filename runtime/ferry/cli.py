@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import difflib
 import importlib
+import inspect
 import json
 import os
 import pathlib
 import sqlite3
 import sys
 import time
-from typing import Any
+import typing
+from typing import Any, NoReturn
 
 import ferry
 from ferry import history, malloc, podruntime, resource, scheduler, values
@@ -35,24 +38,107 @@ def load_workflow(target: str):
     return workflow
 
 
-def parse_inputs(workflow, arguments: list[str]) -> dict[str, Any]:
-    """``--name value`` for each workflow input; values are JSON when they parse as JSON."""
-    parser = argparse.ArgumentParser(prog=f"ferry run ... {workflow.__name__}", add_help=False, allow_abbrev=False)
-    for name, annotation in workflow.inputs.items():
-        parser.add_argument(f"--{ferry.tasks.param_name(name)}", dest=name, metavar=getattr(annotation, "__name__", "VALUE"))
-    given = {k: v for k, v in vars(parser.parse_args(arguments)).items() if v is not None}
-    inputs = {}
-    for name, text in given.items():
-        annotation = workflow.inputs[name]
-        kind = values.kind_of(annotation)
-        if kind != resource.Kind.VALUE:
-            inputs[name] = annotation(text)
-            continue
+def usage_error(command: str, message: str) -> NoReturn:
+    """One line on stderr and exit 2, as argparse ends a bad command line, but with no usage block."""
+    print(f"ferry {command}: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_inputs(workflow, arguments: list[str], command: str = "run") -> dict[str, Any]:
+    """``--name value`` (or ``--name=value``) for each workflow input, converted by its annotation
+    (``convert``); anything wrong is ``usage_error``, naming the input, its type and what was given."""
+    options = {f"--{ferry.tasks.param_name(name)}": name for name in workflow.inputs}
+    given: dict[str, Any] = {}
+    position = 0
+    while position < len(arguments):
+        option, equals, text = arguments[position].partition("=")
+        position += 1
+        if option not in options:
+            near = difflib.get_close_matches(option, [*options, *_OPTIONS[command]], n=1)
+            usage_error(command, f"workflow {workflow.__name__} has no input {option}"
+                                 f"{f' (did you mean {near[0]}?)' if near else ''}; "
+                                 f"its inputs are {', '.join(options) or 'none'}")
+        name = options[option]
+        if not equals:
+            if position == len(arguments):
+                usage_error(command, f"input {option} of {workflow.__name__} expects {_expected(workflow.inputs[name])}"
+                                     ", got nothing")
+            text, position = arguments[position], position + 1
         try:
-            inputs[name] = json.loads(text) if annotation is not str else text
-        except ValueError:
-            inputs[name] = text
-    return inputs
+            given[name] = convert(workflow.inputs[name], text)
+        except ValueError as error:
+            reason = f": {error}" if str(error) else ""
+            usage_error(command, f"input {option} of {workflow.__name__} expects {_expected(workflow.inputs[name])}, "
+                                 f"got {text!r}{reason}")
+    missing = [f"--{ferry.tasks.param_name(name)} of {workflow.__name__} ({_type_name(annotation)})"
+               for name, annotation in workflow.inputs.items()
+               if name not in given and workflow.signature.parameters[name].default is inspect.Parameter.empty]
+    if missing:
+        usage_error(command, f"input {missing[0]} is required" if len(missing) == 1 else
+                    f"inputs {', '.join(missing)} are required")
+    return given
+
+
+def convert(annotation: Any, text: str) -> Any:
+    """A command-line value as ``annotation`` wants it: JSON where it parses as the type wants (``3``,
+    ``true``, ``["a"]``), else the text itself (a ``str``; pydantic reads ``yes``, dates... from text);
+    a File or Directory from a path or URI, an Asset from a directory (published now) or a stored asset."""
+    kind = values.kind_of(annotation)
+    if kind != resource.Kind.VALUE:
+        return _reference(annotation, kind, text)
+    candidates = [text] if annotation is str else []
+    with contextlib.suppress(ValueError):
+        candidates.append(json.loads(text))
+    for candidate in [*candidates, text]:
+        with contextlib.suppress(ValueError):
+            return values.check(annotation, candidate)
+    raise ValueError()
+
+
+def _reference(annotation: Any, kind: resource.Kind, text: str) -> Any:
+    """A File, Directory or Asset input from a URI, or from a local path that exists (checked now,
+    not when the run has started)."""
+    from ferry import blobs, uris
+
+    if uris.is_uri(text):
+        return annotation(blobs.BlobRef(uri=text, kind=blobs.Kind.ASSET)) if kind == resource.Kind.ASSET \
+            else annotation(text)
+    path = pathlib.Path(text)
+    if kind == resource.Kind.FILE and not path.is_file():
+        raise ValueError("a directory, not a file" if path.is_dir() else "no such file")
+    if kind != resource.Kind.FILE and not path.is_dir():
+        raise ValueError("a file, not a directory" if path.is_file() else "no such directory")
+    return ferry.asset(at=path) if kind == resource.Kind.ASSET else annotation(text)
+
+
+def _type_name(annotation: Any) -> str:
+    """``int``, ``list[str]``, ``File``: a type as the user wrote it."""
+    if typing.get_origin(annotation) is not None or not inspect.isclass(annotation):
+        return str(annotation).replace("typing.", "").replace("ferry.files.", "").replace("ferry.directories.", "")
+    return annotation.__name__
+
+
+def _hint(annotation: Any) -> str:
+    """How to write a value of ``annotation`` on the command line, where its name does not say."""
+    if values.kind_of(annotation) != resource.Kind.VALUE:
+        return "a local path or a URI"
+    if annotation is bool:
+        return "true or false"
+    return "" if annotation in (int, float, str, Any) else "JSON"
+
+
+def _expected(annotation: Any) -> str:
+    hint = _hint(annotation)
+    return f"{_type_name(annotation)} ({hint})" if hint else _type_name(annotation)
+
+
+def _default(annotation: Any, default: Any) -> str:
+    if isinstance(default, str):
+        return default
+    try:
+        return json.dumps(values.to_json(annotation, default))
+    except (TypeError, ValueError):
+        return describe(default)
 
 
 def show(kind: str, reason: str, message: str) -> None:
@@ -67,19 +153,35 @@ def describe(value: Any) -> str:
 
 
 def _store(uri: str | None) -> ferry.Store:
+    """The store of ``--store``, read as ``FERRY_RAW_DATA_PREFIX`` is: a path becomes a ``file://`` URI,
+    trailing slashes go (``s3://bucket/`` is ``s3://bucket``)."""
     from ferry import settings
 
-    return ferry.Store(settings.Settings.from_env().model_copy(update={"raw_data_prefix": uri}) if uri else None)
+    return ferry.Store(settings.Settings.from_env({**os.environ, "FERRY_RAW_DATA_PREFIX": uri}) if uri else None)
+
+
+def _check_remote_store(store: ferry.Store) -> None:
+    """Pods read the code and inputs from the store: one on this machine's disk would be uploaded where
+    no pod can read it, so refuse it before uploading anything."""
+    from ferry import uris
+
+    if uris.scheme(store.raw_data_prefix) in ("", "file"):
+        usage_error("run --remote", f"the code and inputs go through the raw data store ({store.raw_data_prefix}), "
+                                    "and task pods cannot read this machine's disk; give the store the operator "
+                                    "uses, e.g. --store s3://my-bucket/ferry (or set FERRY_RAW_DATA_PREFIX)")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ferry import local
 
-    workflow = load_workflow(args.workflow)
     store = _store(args.store)
     if args.remote:
-        return run_remote(args, workflow, parse_inputs(workflow, extra), store)
-    inputs = parse_inputs(workflow, extra)
+        _check_remote_store(store)
+    workflow = load_workflow(args.workflow)
+    with ferry.use_store(store):  # an Asset input given as a directory is published while parsing
+        inputs = parse_inputs(workflow, extra, "run")
+    if args.remote:
+        return run_remote(args, workflow, inputs, store)
     run_id = local.new_run_id(workflow.name)
     print(f"run {run_id}" + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""),
           file=sys.stderr, flush=True)
@@ -295,9 +397,65 @@ def compile_(args: argparse.Namespace, extra: list[str]) -> int:
 
     Dumper.add_representer(str, string)
     workflow = load_workflow(args.workflow)
-    manifest = workflow.manifest(args.name, **parse_inputs(workflow, extra))
+    with ferry.use_store(_store(None)):
+        manifest = workflow.manifest(args.name, **parse_inputs(workflow, extra, "compile"))
     sys.stdout.write(yaml.dump(manifest, Dumper=Dumper, sort_keys=False))
     return 0
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--namespace", default=os.environ.get("FERRY_NAMESPACE"))
+    parser.add_argument("--context", help="kubeconfig context")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", help="raw data store (default: file://~/.cache/ferry/raw; with --remote, the "
+                                        "operator's, e.g. s3://my-bucket/ferry)")
+    parser.add_argument("--overwrite-cache", action="store_true",
+                        help="run cached tasks again and replace their cached outputs")
+    parser.add_argument("--remote", action="store_true",
+                        help="run on the cluster of the current kubeconfig context (code goes through --store)")
+    parser.add_argument("--no-wait", action="store_true", help="with --remote: print the name and return")
+    _cluster_options(parser)
+
+
+def _compile_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", help="metadata.name of the Workflow (default: metadata.generateName "
+                                       "'<workflow>-', which kubectl create completes and kubectl apply refuses)")
+
+
+_OPTIONS = {"run": ["--store", "--overwrite-cache", "--remote", "--no-wait", "--namespace", "--context"],
+            "compile": ["--name"]}
+_DESCRIPTIONS = {
+    "run": "Run a workflow here (each task a local process), or on a cluster with --remote. The workflow's inputs "
+           "are options too (--INPUT VALUE): ferry run MODULE:WORKFLOW --help lists them.",
+    "compile": "Write a workflow as a Workflow manifest for kubectl create -f. Without --name it has "
+               "metadata.generateName, so each create starts a new run; kubectl apply needs --name. The workflow's "
+               "inputs are options too (--INPUT VALUE): ferry compile MODULE:WORKFLOW --help lists them."}
+
+
+def command_parser(command: str, target: str | None = None, workflow=None) -> argparse.ArgumentParser:
+    """``ferry run`` or ``ferry compile``: its options, and with a workflow its inputs (its --help)."""
+    parser = argparse.ArgumentParser(
+        prog=f"ferry {command}" + (f" {target}" if workflow else ""), add_help=False, allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter if workflow and workflow.__doc__ else
+        argparse.HelpFormatter,  # a docstring is shown as written
+        description=inspect.cleandoc(workflow.__doc__) if workflow and workflow.__doc__ else _DESCRIPTIONS[command])
+    if workflow is None:
+        parser.add_argument("workflow", metavar="MODULE:WORKFLOW", nargs="?",
+                            help="the workflow: path/to/file.py:name or package.module:name")
+    else:
+        inputs = parser.add_argument_group(f"inputs of {workflow.__name__}")
+        for name, annotation in workflow.inputs.items():
+            default = workflow.signature.parameters[name].default
+            shown = "required" if default is inspect.Parameter.empty else f"default: {_default(annotation, default)}"
+            hint = _hint(annotation)
+            inputs.add_argument(f"--{ferry.tasks.param_name(name)}", dest=f"input_{name}",
+                                metavar=_type_name(annotation), help=f"{hint}; {shown}" if hint else shown)
+    options = parser.add_argument_group("options")
+    options.add_argument("-h", "--help", action="store_true", help="show this help (with a workflow: its inputs)")
+    {"run": _run_options, "compile": _compile_options}[command](options)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,18 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ferry {ferry.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     cluster_options = argparse.ArgumentParser(add_help=False)
-    cluster_options.add_argument("-n", "--namespace", default=os.environ.get("FERRY_NAMESPACE"))
-    cluster_options.add_argument("--context", help="kubeconfig context")
-    run_parser = commands.add_parser("run", help="run a workflow here (tasks as local processes)", allow_abbrev=False,
-                                     parents=[cluster_options],
-                                     description="Run WORKFLOW; its inputs are --name value options.")
-    run_parser.add_argument("workflow", metavar="MODULE:WORKFLOW")
-    run_parser.add_argument("--store", help="raw data store for outputs (default: file://~/.cache/ferry/raw)")
-    run_parser.add_argument("--overwrite-cache", action="store_true",
-                            help="run cached tasks again and replace their cached outputs")
-    run_parser.add_argument("--remote", action="store_true",
-                            help="run on the cluster of the current kubeconfig context (code goes through --store)")
-    run_parser.add_argument("--no-wait", action="store_true", help="with --remote: print the name and return")
+    _cluster_options(cluster_options)
+    commands.add_parser("run", help="run a workflow here (tasks as local processes), or on a cluster with --remote",
+                        parents=[command_parser("run")], add_help=False, allow_abbrev=False)
     get_parser = commands.add_parser("get", parents=[cluster_options], help="workflows on the cluster, or one in detail")
     get_parser.add_argument("name", nargs="?")
     get_parser.add_argument("--local", action="store_true", help="runs on this machine (ferry run), not the cluster's")
@@ -334,10 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls_parser = commands.add_parser("ls", help="list a drive (ferry://name) or a stored directory or asset")
     ls_parser.add_argument("uri")
     ls_parser.add_argument("prefix", nargs="?")
-    compile_parser = commands.add_parser("compile", help="write a Workflow manifest for kubectl apply",
-                                         allow_abbrev=False)
-    compile_parser.add_argument("workflow", metavar="MODULE:WORKFLOW")
-    compile_parser.add_argument("--name", help="metadata.name of the Workflow (default: the function's name)")
+    commands.add_parser("compile", help="write a Workflow manifest for kubectl create", add_help=False,
+                        parents=[command_parser("compile")], allow_abbrev=False)
     # Its options are ferry_ui's own (``ferry ui --help``): the SDK and the pods never import the UI.
     commands.add_parser("ui", help="serve the web UI on localhost: local runs and the current cluster",
                         add_help=False)
@@ -353,10 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "run":
-        return run(args, extra)
-    if args.command == "compile":
-        return compile_(args, extra)
+    if args.command in ("run", "compile"):
+        if args.help:
+            workflow = load_workflow(args.workflow) if args.workflow else None
+            command_parser(args.command, args.workflow, workflow).print_help()
+            raise SystemExit(0)
+        if not args.workflow:
+            usage_error(args.command, "which workflow? give MODULE:WORKFLOW, e.g. examples/quickstart.py:pipeline "
+                                      f"(ferry {args.command} --help says more)")
+        return run(args, extra) if args.command == "run" else compile_(args, extra)
     if args.command == "ui":
         from ferry_ui import __main__ as ui
 

@@ -4,10 +4,32 @@ no cluster."""
 from __future__ import annotations
 
 import datetime
+import json
+import os
+import subprocess
+import sys
 
 import pytest
+import yaml
 
+import ferry
 from ferry import cli, history, remote, resource
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TYPED = "tests.runtime.test_cli:typed"
+
+
+@ferry.task
+def summarize(data: ferry.File, days: int, ratio: float, verbose: bool, label: str, tags: list[str],
+              limits: dict[str, int]) -> str:
+    return label
+
+
+@ferry.workflow
+def typed(data: ferry.File, days: int = 7, ratio: float = 0.5, verbose: bool = False, label: str = "weekly",
+          tags: list[str] = ["a", "b"], limits: dict[str, int] = {}) -> str:
+    """Summarize a week of data."""
+    return summarize(data=data, days=days, ratio=ratio, verbose=verbose, label=label, tags=tags, limits=limits)
 
 
 @pytest.fixture
@@ -109,3 +131,105 @@ def test_logs_attempt_on_a_cluster_reads_that_attempts_pod(monkeypatch, capsys):
 def test_ages_are_written_as_kubectl_writes_them(seconds, shown):
     now = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
     assert cli.age(now - datetime.timedelta(seconds=seconds), now) == shown
+
+
+@pytest.mark.parametrize("command, own_option", [("run", "--store STORE"), ("compile", "--name NAME")])
+def test_help_of_a_workflow_lists_its_inputs_with_types_and_defaults(command, own_option, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, TYPED, "--help"])
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # as argparse wraps it or not
+    assert out.startswith(f"usage: ferry {command} {TYPED} ") and "Summarize a week of data." in out
+    for described in ("--data File a local path or a URI; required", "--days int default: 7",
+                      "--ratio float default: 0.5", "--verbose bool true or false; default: false",
+                      "--label str default: weekly", '--tags list[str] JSON; default: ["a", "b"]',
+                      "--limits dict[str, int] JSON; default: {}", own_option):
+        assert described in out
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+    assert exited.value.code == 0 and "MODULE:WORKFLOW" in capsys.readouterr().out, "no workflow: the command's help"
+
+
+def test_inputs_are_converted_by_their_annotations(tmp_path):
+    (tmp_path / "data.csv").write_text("x\n")
+    given = cli.parse_inputs(typed, ["--data", str(tmp_path / "data.csv"), "--days", "3", "--ratio", "2",
+                                     "--verbose", "true", "--label", "3", "--tags", '["x"]', "--limits", '{"a": 1}'])
+    data = given.pop("data")
+    assert isinstance(data, ferry.File) and os.fspath(data) == str(tmp_path / "data.csv")
+    assert given == {"days": 3, "ratio": 2.0, "verbose": True, "label": "3", "tags": ["x"], "limits": {"a": 1}}
+    assert type(given["ratio"]) is float
+    assert cli.parse_inputs(typed, ["--data", "s3://bucket/data.csv", "--verbose", "no"])["verbose"] is False
+    assert cli.parse_inputs(typed, ["--data", "s3://bucket/data.csv"])["data"].remote_source == "s3://bucket/data.csv"
+
+
+@pytest.mark.parametrize("given, line", [
+    (["--days", "abc"], "ferry run: input --days of typed expects int, got 'abc'"),
+    (["--days", "1.5"], "ferry run: input --days of typed expects int, got '1.5'"),
+    (["--verbose", "maybe"], "ferry run: input --verbose of typed expects bool (true or false), got 'maybe'"),
+    (["--tags", "[1,"], "ferry run: input --tags of typed expects list[str] (JSON), got '[1,'"),
+    (["--dayz", "3"], "ferry run: workflow typed has no input --dayz (did you mean --days?); "
+                      "its inputs are --data, --days, --ratio, --verbose, --label, --tags, --limits"),
+    (["--days"], "ferry run: input --days of typed expects int, got nothing"),
+    (["--data", "missing.csv"], "ferry run: input --data of typed expects File (a local path or a URI), "
+                                "got 'missing.csv': no such file"),
+])
+def test_a_bad_input_is_one_line_and_exit_2(given, line, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("x\n")
+    arguments = ["--data", "data.csv", *given] if given[0] != "--data" else given
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", TYPED, *arguments])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_a_missing_input_and_the_quickstart_typo_say_so_without_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["compile", TYPED])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == ["ferry compile: input --data of typed (File) is required"]
+    result = subprocess.run([sys.executable, "-m", "ferry", "run", "examples/quickstart.py:pipeline", "--days", "abc"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == ["ferry run: input --days of pipeline expects int, got 'abc'"]
+
+
+@pytest.fixture
+def cluster_calls(monkeypatch):
+    """What ``ferry run --remote`` sends: uploads of the code and kubectl calls (none really made)."""
+    calls = []
+    monkeypatch.delenv("FERRY_RAW_DATA_PREFIX", raising=False)
+    monkeypatch.setattr(remote, "upload_code", lambda root, store: calls.append(("upload", store.raw_data_prefix))
+                        or f"{store.raw_data_prefix}/code/0.tar.gz")
+    monkeypatch.setattr(remote, "kubectl", lambda *args, input=None, context=None:
+                        calls.append(("kubectl", args, json.loads(input) if input else None)) or "")
+    return calls
+
+
+@pytest.mark.parametrize("store", [None, "/tmp/raw", "file:///tmp/raw", "raw"])
+def test_run_remote_refuses_a_store_pods_cannot_read_before_uploading(store, cluster_calls, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "--remote", "examples/quickstart.py:pipeline", *(["--store", store] if store else [])])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("ferry run --remote: ") and "--store s3://" in err[0]
+    assert "task pods cannot read this machine's disk" in err[0]
+    assert cluster_calls == []
+
+
+@pytest.mark.parametrize("store", ["s3://bucket", "s3://bucket/", "s3://bucket/ferry//"])
+def test_run_remote_normalizes_the_store_and_names_the_run(store, cluster_calls, capsys):
+    assert cli.main(["run", "--remote", "--no-wait", "examples/quickstart.py:pipeline", "--store", store]) == 0
+    prefix = store.rstrip("/")
+    (upload, (_, args, manifest)) = cluster_calls
+    assert upload == ("upload", prefix) and args[:2] == ("create", "-o")
+    assert manifest["spec"]["code"] == f"{prefix}/code/0.tar.gz"
+    assert manifest["metadata"]["name"].startswith("pipeline-") and "generateName" not in manifest["metadata"]
+    assert capsys.readouterr().out == manifest["metadata"]["name"] + "\n"
+
+
+def test_compile_generates_a_name_unless_given_one(capsys):
+    assert cli.main(["compile", "examples/quickstart.py:pipeline"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["metadata"] == {"generateName": "pipeline-"}
+    assert cli.main(["compile", "examples/quickstart.py:pipeline", "--name", "weekly"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["metadata"] == {"name": "weekly"}
