@@ -83,6 +83,8 @@ class LocalRun:
     """Types of the workflow's outputs, to rebuild them as Python values."""
     run_id: str = ""
     """The execution id, the run's name in the history (``ferry get --local RUN_ID``)."""
+    returns: type | None = None
+    """The workflow's ``NamedTuple`` return type, which ``result`` gives back filled in."""
 
     def outputs(self) -> dict[str, Any]:
         return {name: values.load(self.annotations[name], output, self.store)
@@ -94,6 +96,8 @@ class LocalRun:
             raise RuntimeError(f"workflow {self.name} failed: {self.status.message}")
         outputs = self.outputs()
         ordered = [outputs[name] for name in self.annotations]
+        if self.returns:
+            return self.returns(*ordered)
         return None if not ordered else ordered[0] if len(ordered) == 1 else tuple(ordered)
 
 
@@ -302,7 +306,8 @@ def run_workflow(workflow, inputs: dict[str, Any], store: store_.Store | None = 
     """Run a ``@ferry.workflow`` here, with ``inputs`` over its defaults; ``run_id`` names the run
     (``new_run_id`` by default)."""
     spec = workflow.compile(**inputs).model_copy(update={"overwrite_cache": overwrite_cache})
-    return LocalExecutor(store, report).run(workflow.name, spec, workflow.outputs, run_id)
+    run = LocalExecutor(store, report).run(workflow.name, spec, workflow.outputs, run_id)
+    return dataclasses.replace(run, returns=workflow.returns)
 
 
 def run_task(task, arguments: dict[str, Any]):
@@ -320,6 +325,8 @@ def run_task(task, arguments: dict[str, Any]):
 
 
 def _return_annotation(task) -> Any:
+    if task.returns:
+        return task.returns
     outputs = list(task.outputs.values())
     if not outputs:
         return None

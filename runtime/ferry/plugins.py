@@ -64,6 +64,7 @@ class TaskPlugin(tasks.Task):
         self.name = tasks.param_name(name)
         self.inputs, self.outputs, self.signature = tasks.interface(self.execute, f"plugin {self.task_type}")
         self.reference = f"plugin:{self.task_type}"
+        self.pod, self.returns = {}, None  # a plugin's pod is Ferry's own; its outputs are positional
         self.__name__ = name
 
     def execute(self, **inputs: Any) -> Any:

@@ -110,7 +110,7 @@ def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> 
             elif key in plan.inputs:
                 arguments[name] = values.load(annotation, podruntime.dereference(plan.inputs[key], store), store)
         returned = task.fn(**arguments)
-        returned = returned if len(task.outputs) > 1 else (returned,)
+        returned = tuple(returned) if task.returns or len(task.outputs) > 1 else (returned,)
         return taskpod.PublishResult(outputs={
             name: values.dump(annotation, value, store, f"{plan.output_prefix}/{name}.json")
             for (name, annotation), value in zip(task.outputs.items(), returned)})

@@ -63,6 +63,13 @@ def _reference(fn: Callable, what: str) -> str:
     return f"{module}:{fn.__qualname__}"
 
 
+def named_tuple(annotation: Any) -> type | None:
+    """``annotation`` if it is a ``typing.NamedTuple``, whose fields name a task's outputs (``row_count``
+    → output ``row-count``); a call in a workflow then gives one of its kind, holding the outputs."""
+    is_named = isinstance(annotation, type) and issubclass(annotation, tuple) and hasattr(annotation, "_fields")
+    return annotation if is_named else None
+
+
 def interface(fn: Callable, what: str) -> tuple[dict[str, Any], dict[str, Any], inspect.Signature]:
     """Typed inputs and outputs of ``fn``; a missing annotation is a ``DefinitionError``."""
     signature = inspect.signature(fn)
@@ -80,6 +87,9 @@ def interface(fn: Callable, what: str) -> tuple[dict[str, Any], dict[str, Any], 
     returned = hints["return"]
     if returned is None or returned is type(None):
         outputs = {}
+    elif named_tuple(returned):
+        fields = typing.get_type_hints(returned)
+        outputs = {param_name(field): fields.get(field, Any) for field in returned._fields}
     elif typing.get_origin(returned) is tuple and ... not in typing.get_args(returned):
         outputs = {RETURN_NAMES.format(i): t for i, t in enumerate(typing.get_args(returned))}
     else:
@@ -135,6 +145,7 @@ class Task:
         self.inputs, self.outputs, self.signature = interface(fn, "task")
         self.reference = _reference(fn, "task")
         self.pod = _pod_settings(fn, options.pod)
+        self.returns = named_tuple(typing.get_type_hints(fn).get("return"))
         if "<locals>" in self.reference:
             raise DefinitionError(f"task {fn.__name__} is defined inside a function; define tasks at module level "
                                   "so that task processes can import them")
@@ -226,6 +237,8 @@ class Graph:
         inputs = [self._input(task, name, value) for name, value in bound.arguments.items()]
         self.tasks.append(task.resource(node, inputs))
         promises = [Promise(node, name, t) for name, t in task.outputs.items()]
+        if task.returns:
+            return task.returns(*promises)
         if not promises:
             return None
         return promises[0] if len(promises) == 1 else tuple(promises)

@@ -8,6 +8,7 @@ that ``kubectl create`` accepts (``ferry compile``) and that the local executor 
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Callable
 
 from ferry import resource, tasks, values
@@ -18,6 +19,7 @@ class Workflow:
         self.fn = fn
         self.name = tasks.param_name(fn.__name__)
         self.inputs, self.outputs, self.signature = tasks.interface(fn, "workflow")
+        self.returns = tasks.named_tuple(typing.get_type_hints(fn).get("return"))
         self.__doc__, self.__name__, self.__wrapped__ = fn.__doc__, fn.__name__, fn
 
     def __repr__(self) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import pathlib
 import time
+import typing
 
 import ferry
 
@@ -331,3 +332,24 @@ def on_gpu(x: int) -> int:
 @ferry.workflow
 def placed(x: int = 1) -> int:
     return on_gpu(x=x)
+
+
+class Counted(typing.NamedTuple):
+    row_count: int
+    summary: str
+
+
+@ferry.task
+def count(n: int) -> Counted:
+    return Counted(row_count=n, summary=f"{n} rows")
+
+
+@ferry.task
+def upper(text: str) -> str:
+    return text.upper()
+
+
+@ferry.workflow
+def named(n: int = 3) -> Counted:
+    counted = count(n=n)
+    return Counted(row_count=counted.row_count, summary=upper(text=counted.summary))

@@ -231,4 +231,4 @@ def test_what_the_history_stores_is_plain_json(tmp_path):
         records.open_run("plain-00000001", "plain", spec_of("first-task"), "file:///raw")
     spec, status = sqlite3.connect(path).execute("SELECT spec, status FROM runs").fetchone()
     assert json.loads(spec)["tasks"][0]["name"] == "first-task"
-    assert json.loads(status) == {"phase": "Pending", "tasks": {}, "outputs": {}}
+    assert json.loads(status) == {"phase": "Pending", "tasks": {}, "outputs": {}, "conditions": []}

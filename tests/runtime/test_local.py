@@ -212,3 +212,9 @@ def test_a_dead_fork_server_refuses_new_tasks_clearly(tmp_path):
     server._process.wait()
     with pytest.raises(RuntimeError, match="FERRY_LOCAL_FORK=false"):
         server.spawn(dict(os.environ), str(tmp_path), str(tmp_path / "log"))
+
+
+def test_named_outputs_come_back_by_name():
+    result = samples.named(n=4)
+    assert isinstance(result, samples.Counted) and result == samples.Counted(row_count=4, summary="4 ROWS")
+    assert samples.count(n=2).summary == "2 rows"  # a task called on its own returns its named tuple too

@@ -125,3 +125,12 @@ def test_a_task_no_process_can_import_says_where_to_put_it(how, tmp_path):
         assert "my-tasks.py is not a Python module name" in last and "rename it (e.g. my_tasks.py)" in last
     else:
         assert "put it in a module file" in last and "ferry run file.py:workflow" in last
+
+
+def test_a_named_tuple_names_the_outputs_everywhere():
+    spec = samples.named.compile()
+    count, upper = spec.tasks
+    assert [o.name for o in count.outputs] == ["row-count", "summary"]
+    assert upper.inputs[0].from_task == resource.TaskOutputRef(task="count", output="summary")
+    assert [(o.name, o.from_task.task, o.from_task.output) for o in spec.outputs] == [
+        ("row-count", "count", "row-count"), ("summary", "upper", "o0")]
