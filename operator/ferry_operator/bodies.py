@@ -2,19 +2,38 @@
 answers to its own status writes, so a reconciliation starts without a GET.
 
 Only ever a hint: every status write is guarded by the body's resourceVersion, and a conflict
-(someone wrote since) reads the Workflow afresh. Of finished workflows only the uid and the pods
-of tasks still running are kept: their pods' last events (their release) ask nothing of the API
-server, and pods still held can be let go from the index alone.
+(someone wrote since) reads the Workflow afresh. Of finished workflows only a few fields are kept
+(``Finished``): their pods' last events (their release) ask nothing of the API server, pods still
+held can be let go (or deleted, as ``podRetention`` says) from the index alone, and a workflow
+whose TTL has passed is deleted without reading it.
 """
 
 from __future__ import annotations
 
-from ferry import scheduler
+from typing import NamedTuple
+
+from ferry import resource, scheduler
 
 Key = tuple[str, str]
+
+
+class Finished(NamedTuple):
+    """What is kept of a finished workflow."""
+
+    uid: str
+    running: frozenset[str]
+    """The pods of tasks its status still has running (a failed one's, being stopped)."""
+    finished_at: str | None
+    ttl: int | None
+    """Its own ``ttlSecondsAfterFinished``."""
+    pod_retention: str
+    """Its ``podRetention``, as the spec spells it."""
+    succeeded: frozenset[str]
+    """The pods of its succeeded attempts, with ``KeepFailed`` only (the only policy that asks)."""
+
+
 _bodies: dict[Key, dict] = {}
-_finished: dict[Key, tuple[str, frozenset[str]]] = {}
-"""Finished workflows: uid, and the pods of tasks its status still has running (a failed one's, being stopped)."""
+_finished: dict[Key, Finished] = {}
 
 
 def key(body: dict) -> Key:
@@ -45,12 +64,21 @@ def offer(body: dict) -> bool:
         return False
     if (body.get("status") or {}).get("phase") in scheduler.DONE:
         _bodies.pop(key(body), None)
-        tasks = (body.get("status") or {}).get("tasks") or {}
-        _finished[key(body)] = (body["metadata"].get("uid", ""), frozenset(
-            task.get("podName") for task in tasks.values() if task.get("phase") == "Running" and task.get("podName")))
+        _finished[key(body)] = _finished_of(body)
     else:
         _bodies[key(body)] = body
     return True
+
+
+def _finished_of(body: dict) -> Finished:
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    tasks = status.get("tasks") or {}
+    pods_of = lambda phase: frozenset(task["podName"] for task in tasks.values()  # noqa: E731
+                                      if task.get("phase") == phase and task.get("podName"))
+    retention = spec.get("podRetention") or resource.PodRetention.KEEP_ALL.value
+    return Finished(body["metadata"].get("uid", ""), pods_of("Running"), status.get("finishedAt"),
+                    spec.get("ttlSecondsAfterFinished"), retention,
+                    pods_of("Succeeded") if retention == resource.PodRetention.KEEP_FAILED else frozenset())
 
 
 def get(namespace: str, name: str) -> dict | None:
@@ -62,9 +90,8 @@ def known() -> list[Key]:
     return list(_bodies)
 
 
-def finished(namespace: str, name: str) -> tuple[str, frozenset[str]] | None:
-    """The uid of the workflow and the pods its status still has running, when it was last seen
-    finished (until it is deleted)."""
+def finished(namespace: str, name: str) -> Finished | None:
+    """What is kept of the workflow, when it was last seen finished (until it is deleted)."""
     return _finished.get((namespace, name))
 
 

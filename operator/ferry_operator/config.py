@@ -76,6 +76,11 @@ class Config(pydantic.BaseModel):
     workflow's own start and end are always posted; these two cost two API writes per task and tell
     what the status already holds, so they are off unless asked for."""
 
+    ttl_seconds_after_finished: int | None = pydantic.Field(None, ge=0)
+    """Seconds after a workflow finished when it is deleted (and its pods with it), for workflows
+    that set no ``ttlSecondsAfterFinished`` of their own. Unset: finished workflows stay until
+    deleted."""
+
     def posts(self, kind: str, reason: str) -> bool:
         """Whether an event of ``kind`` and ``reason`` (``scheduler.Step.events``) is posted."""
         return self.task_events or kind != "Normal" or not reason.startswith("Task")

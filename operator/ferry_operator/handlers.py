@@ -1,15 +1,17 @@
 """Kopf handlers: thin triggers around ``scheduler.step``.
 
 Any change that matters (a workflow created or seen at start, one of its pods changing, a
-deadline: a back-off ending, a timeout) asks for the workflow to be reconciled. Requests for
-the same workflow are serialized and coalesced: while one reconciliation runs, any number of new
-requests result in exactly one more. Deadlines are armed from each reconciliation's result
-(``scheduler.next_deadline``, ``results.deadline``); a slow resync is only the safety net.
+deadline: a back-off ending, a timeout, a finished workflow's TTL) asks for the workflow to be
+reconciled. Requests for the same workflow are serialized and coalesced: while one reconciliation
+runs, any number of new requests result in exactly one more. Deadlines are armed from each
+reconciliation's result (``scheduler.next_deadline``, ``results.deadline``, ``retention.due``); a
+slow resync is only the safety net.
 
 A reconciliation reads nothing from the API server in the common case: the workflow's pods come
 from an index fed by the operator's label-selected pod watch (Kopf fills it before any handler
 runs), its body from the watch or from the answer to the last status write (``bodies``). It
-writes what changed: pods to create or stop, a JSON patch of the status, held pods to release.
+writes what changed: pods to create or stop, a JSON patch of the status, held pods to release (and
+delete, as ``podRetention`` says), a finished workflow past its TTL to delete.
 
 Only event handlers: Kopf's change handlers (``on.create``, ``on.delete``, timers) record their
 progress in each Workflow's annotations and add Kopf's finalizer, writes that also conflict with
@@ -24,12 +26,13 @@ import concurrent.futures
 import datetime
 import logging
 import time
+from collections.abc import Callable
 
 import kopf
 import pydantic
 
 from ferry import resource, scheduler
-from ferry_operator import bodies, kopfstate, kube, metrics, patches, pods, results, tenancy
+from ferry_operator import bodies, kopfstate, kube, metrics, patches, pods, results, retention, tenancy
 from ferry_operator.config import Config
 
 WORKFLOWS = dict(group=resource.GROUP, version=resource.VERSION, plural=resource.PLURAL)
@@ -111,10 +114,12 @@ async def configure(settings: kopf.OperatorSettings, logger: logging.Logger, mem
 
 
 async def _resync() -> None:
-    """Reconcile every running workflow, and every finished one with pods still held, once per
-    ``RESYNC_SECONDS``, spread over the period."""
+    """Reconcile every running workflow, and every finished one with pods still held or past its
+    TTL (its deletion refused, say), once per ``RESYNC_SECONDS``, spread over the period."""
     while True:
-        running = bodies.known() + [key for key in bodies.finished_keys() if key in _task_pods]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        running = bodies.known() + [key for key in bodies.finished_keys()
+                                    if key in _task_pods or (_due(*key) or now) < now]
         for namespace, name in running:
             _spawn(request(namespace, name))
             await asyncio.sleep(RESYNC_SECONDS / len(running))
@@ -134,9 +139,11 @@ async def workflow_changed(type: str | None, body: kopf.Body, namespace: str, na
         if WORKFLOW_FINALIZER in (body["metadata"].get("finalizers") or []):
             await _let_go(namespace, name, uid, dict(body["metadata"]))
     elif status.get("phase") in scheduler.DONE:
-        bodies.offer({**body})
-        if (namespace, name) in _task_pods:  # pods still held: the operator stopped, or the API was
-            _spawn(request(namespace, name))  # busy, between the last status write and their release
+        offered = bodies.offer({**body})
+        # Pods still held (the operator stopped, or the API was busy, between the last status write
+        # and their release), or a TTL to arm (seen at the operator's start) or to act on.
+        if (namespace, name) in _task_pods or (offered and _due(namespace, name) is not None):
+            _spawn(request(namespace, name))
     elif bodies.offer({**body}):  # Kopf gives each event a body of its own: a shallow copy is enough
         _spawn(request(namespace, name))
 
@@ -208,6 +215,8 @@ async def _report_refusal(namespace: str, name: str, refused: kube.Refused) -> N
     body = {"apiVersion": resource.API_VERSION, "kind": resource.KIND,
             "metadata": {"name": name, "namespace": namespace}}
     kopf.event(body, type="Warning", reason="APIRefused", message=message)
+    if bodies.finished(namespace, name):
+        return  # its message says why it failed: the event and the log tell this
     try:
         await asyncio.to_thread(kube.merge_status, namespace, name, {"message": message})
     except (kube.Refused, kube.Busy):
@@ -217,10 +226,16 @@ async def _report_refusal(namespace: str, name: str, refused: kube.Refused) -> N
 async def reconcile_workflow(namespace: str, name: str) -> None:
     for retry in range(5):  # retried only when the status was written by someone else meanwhile
         if not retry and (finished := bodies.finished(namespace, name)):
+            due = _due(namespace, name)
+            if due is not None and due <= datetime.datetime.now(datetime.timezone.utc):
+                # Ferry's finalizer still runs (``_let_go``); the pods go by their owner references.
+                await asyncio.to_thread(kube.delete_workflow, namespace, name, finished.uid)
+                return
+            _wake_at(namespace, name, due)
             # Its held pods, if releasing them failed after its last status write.
-            uid, running = finished
-            await _release(namespace, [pod for pod_name, pod in pods.owned(_pods_of(namespace, name), uid).items()
-                                       if pod_name not in running])
+            owned = pods.owned(_pods_of(namespace, name), finished.uid)
+            await _release(namespace, [pod for pod_name, pod in owned.items() if pod_name not in finished.running],
+                           lambda pod: retention.deletes(finished.pod_retention, pod, finished.succeeded))
             return
         body = bodies.get(namespace, name) if not retry else None
         if body is None:
@@ -240,6 +255,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
         status = resource.WorkflowStatus.model_validate(body.get("status") or {})
         if status.phase in scheduler.DONE:
             metrics.observe((namespace, name), None, status, status)
+            _expire_when_due(namespace, name)
             return
         try:
             spec = resource.WorkflowSpec.model_validate(body.get("spec") or {})
@@ -297,14 +313,35 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             for kind, reason, message in step.events:
                 if _config.posts(kind, reason):
                     kopf.event(written, type=kind, reason=reason, message=message)
+            if step.status.phase in scheduler.DONE:
+                _expire_when_due(namespace, name)
         if spec is not None:  # only once the status holds what they told, and in the background:
-            _spawn(_release_later(namespace, pods.releasable(owned, step.status)))  # the next one need not wait
+            succeeded = retention.succeeded_pods(step.status)  # the next one need not wait
+            _spawn(_release_later(namespace, pods.releasable(owned, step.status),
+                                  lambda pod: retention.deletes(spec.pod_retention, pod, succeeded)))
             running = {ts.pod_name for ts in step.status.tasks.values() if ts.phase == resource.Phase.RUNNING}
             _wake_at(namespace, name, min(filter(None, [
                 scheduler.next_deadline(spec, step.status),
                 *(results.deadline(pod, _config.start_timeout_seconds) for pod_name, pod in owned.items()
                   if pod_name in running)]), default=None))
         return
+
+
+def _due(namespace: str, name: str) -> datetime.datetime | None:
+    """When the workflow, known finished, is deleted (None: never, or not known finished)."""
+    finished = bodies.finished(namespace, name)
+    return finished and retention.due(finished.finished_at,
+                                      retention.ttl(finished.ttl, _config.ttl_seconds_after_finished))
+
+
+def _expire_when_due(namespace: str, name: str) -> None:
+    """Have a finished workflow reconciled when its TTL has passed (at once if it has already: a
+    TTL of 0): that reconciliation deletes it."""
+    due = _due(namespace, name)
+    if due is not None and due <= datetime.datetime.now(datetime.timezone.utc):
+        _spawn(request(namespace, name))
+    else:
+        _wake_at(namespace, name, due)
 
 
 async def _mount_failures(namespace: str, uid: str) -> list[str]:
@@ -347,22 +384,30 @@ def _wake_at(namespace: str, name: str, moment: datetime.datetime | None) -> Non
     _wakeups[key] = loop.call_later(delay, wake)
 
 
-async def _release(namespace: str, held: list[dict]) -> None:
-    """Let pods go whose attempts the status has recorded (``pods.RESULT_FINALIZER``)."""
+async def _release(namespace: str, held: list[dict], deleting: Callable[[dict], bool] | None = None) -> None:
+    """Let pods go whose attempts the status has recorded (``pods.RESULT_FINALIZER``); those
+    ``deleting`` names (``retention.deletes``) are deleted first: released first, a pod leaves the
+    index, and one the operator stopped before deleting would stay until its workflow goes."""
     # The index's state now, not the reconciliation's snapshot: a release's event may have come meanwhile.
     owners = {pods.owner_name(pod) or "" for pod in held}
     current = {p["metadata"].get("uid"): p for owner in owners for p in _pods_of(namespace, owner)}
     for pod in held:
         name, now = pod["metadata"]["name"], current.get(pod["metadata"].get("uid"))
         if now and (namespace, name) not in _unseen and (patch := pods.release_patch(now)):
-            await _unseen_until_done(namespace, name, kube.patch_pod, namespace, name, patch)
+            call = _delete_and_release if deleting and deleting(now) else kube.patch_pod
+            await _unseen_until_done(namespace, name, call, namespace, name, patch)
 
 
-async def _release_later(namespace: str, held: list[dict]) -> None:
+def _delete_and_release(namespace: str, name: str, patch: list[dict]) -> None:
+    kube.delete_pod(namespace, name)
+    kube.patch_pod(namespace, name, patch)
+
+
+async def _release_later(namespace: str, held: list[dict], deleting: Callable[[dict], bool] | None = None) -> None:
     """``_release`` outside a reconciliation: a pod that could not be let go is held until the next
     one (a pod event, or the resync of workflows with pods held)."""
     try:
-        await _release(namespace, held)
+        await _release(namespace, held, deleting)
     except (kube.Refused, kube.Busy) as refused:
         logging.getLogger("ferry.operator").info("releasing pods in %s: %s; trying again later", namespace, refused)
 

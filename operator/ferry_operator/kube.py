@@ -110,6 +110,19 @@ def patch_workflow(namespace: str, name: str, ops: list[dict], resource_version:
     return _patch(_custom().patch_namespaced_custom_object, namespace, name, ops, resource_version, (404, 409, 422))
 
 
+@_refusals("delete workflow {0}/{1}")
+def delete_workflow(namespace: str, name: str, uid: str) -> None:
+    """Delete the Workflow with ``uid`` (its finalizer still runs); one that is gone, or a newer
+    one that took its name (the uid precondition fails), is left alone."""
+    options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+    try:
+        _unread(_custom().delete_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace, resource.PLURAL,
+                                                          name, body=options, _preload_content=False))
+    except ApiException as error:
+        if error.status not in (404, 409):
+            raise
+
+
 def _patch(call, namespace: str, name: str, ops: list[dict], resource_version: str | None,
            tolerated: tuple[int, ...]) -> dict | None:
     if resource_version:  # a changed resourceVersion makes the update conditional, as in a PUT

@@ -318,6 +318,20 @@ class FailurePolicy(str, enum.Enum):
     """Let running and independent tasks finish; the workflow still fails."""
 
 
+class PodRetention(str, enum.Enum):
+    """Which finished task pods the operator deletes before their workflow goes (all go with it).
+    A pod is deleted only once its attempt's end is recorded in status, so no result is lost; its
+    logs go with it."""
+
+    KEEP_ALL = "KeepAll"
+    """Delete none: every pod stays until the workflow is deleted."""
+    KEEP_FAILED = "KeepFailed"
+    """Delete the pod of each attempt that succeeded; keep those of failed attempts (a retried
+    task's earlier ones too) for their logs."""
+    KEEP_NONE = "KeepNone"
+    """Delete every pod once its attempt's end is recorded, succeeded or failed."""
+
+
 class WorkflowSpec(Model):
     inputs: list[WorkflowInput] = pydantic.Field([], max_length=256)
     """The workflow's inputs, which tasks take with ``from_input``."""
@@ -333,6 +347,12 @@ class WorkflowSpec(Model):
     failure_policy: FailurePolicy = FailurePolicy.STOP
     """What happens when a task fails for good: ``Stop`` stops running tasks and starts no new ones;
     ``Continue`` lets running and independent tasks finish. The workflow fails either way."""
+    ttl_seconds_after_finished: int | None = pydantic.Field(None, ge=0)
+    """Seconds after the workflow finished (``status.finishedAt``) when the operator deletes it, and
+    its pods with it; default: the operator's (none unless set: it stays until deleted)."""
+    pod_retention: PodRetention = PodRetention.KEEP_ALL
+    """Which finished task pods (and their logs) are deleted before the workflow goes:
+    ``KeepAll`` none, ``KeepFailed`` those of succeeded attempts, ``KeepNone`` every one."""
 
     def output_kind(self, task: str, output: str) -> Kind:
         """The kind ``task`` declares for ``output`` (a value if it declares none)."""

@@ -20,7 +20,7 @@ from tests.helm.conftest import CHART, RELEASE_NAMESPACE, template
 BUCKET = {"storage": {"bucket": "ferry-data"}}
 # The only API access the operator has, whatever the install mode (templates/rbac.yaml says why).
 OPERATOR_RULES = [
-    {"apiGroups": ["ferry.dev"], "resources": ["workflows"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["ferry.dev"], "resources": ["workflows"], "verbs": ["get", "list", "watch", "patch", "delete"]},
     {"apiGroups": ["ferry.dev"], "resources": ["workflows/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "create", "delete", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "list"]},
@@ -262,6 +262,13 @@ def test_storage_configuration_is_what_the_operator_and_runtime_accept(render):
                                                           "UPLOAD_GRACE_SECONDS", "START_TIMEOUT_SECONDS",
                                                           "TASK_EVENTS", "RUNTIME_RESOURCES", "SCOPED_CREDENTIALS", "NAMESPACES")}
     assert config.scoped_credentials is True and config.namespaces == {} and config.task_events is False
+    assert config.ttl_seconds_after_finished is None  # finished workflows stay unless asked
+
+
+@pytest.mark.parametrize("ttl", [0, 86400])
+def test_a_default_ttl_reaches_the_operator(render, ttl: int):
+    config = Config.from_env(operator_config(render({**BUCKET, "operator": {"ttlSecondsAfterFinished": ttl}})))
+    assert config.ttl_seconds_after_finished == ttl
 
 
 def test_namespaces_can_have_their_own_bucket_prefix_and_keys(render):
@@ -325,6 +332,8 @@ def test_names_follow_the_release(render):
     ({}, "storage.bucket is required"),
     ({"storage": {"bucket": "Bad_Bucket"}}, "at '/storage/bucket'"),
     ({**BUCKET, "operator": {"replicas": 6}}, "at '/operator/replicas'"),
+    ({**BUCKET, "operator": {"ttlSecondsAfterFinished": -1}}, "at '/operator/ttlSecondsAfterFinished'"),
+    ({**BUCKET, "operator": {"ttlSecondsAfterFinished": "1d"}}, "at '/operator/ttlSecondsAfterFinished'"),
     ({"storage": {"bucket": "ferry-data", "bukcet": "typo"}}, "additional properties 'bukcet' not allowed"),
     ({"storage": {"bucket": "ferry-data", "addressingStyle": "subdomain"}}, "at '/storage/addressingStyle'"),
     ({"storage": {"bucket": "ferry-data", "endpoint": "minio:9000"}}, "at '/storage/endpoint'"),

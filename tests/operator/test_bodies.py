@@ -40,9 +40,28 @@ def test_finished_workflows_are_remembered_by_name_only_until_deleted():
                                  "b": {"phase": "Running", "podName": "wf-b-1"}}  # being stopped
     bodies.offer(failed)
     assert bodies.get("ns", "wf") is None and bodies.known() == []
-    assert bodies.finished("ns", "wf") == ("u1", {"wf-b-1"}) and bodies.finished_keys() == [("ns", "wf")]
+    finished = bodies.finished("ns", "wf")
+    assert (finished.uid, finished.running) == ("u1", {"wf-b-1"}) and bodies.finished_keys() == [("ns", "wf")]
     bodies.forget("ns", "wf")  # deleted: a new workflow may take the name
     assert not bodies.finished("ns", "wf")
     bodies.offer(workflow("7", name="b"))
     bodies.forget("ns", "b")
     assert bodies.known() == []
+
+
+def test_a_finished_workflow_keeps_what_its_retention_needs():
+    """Its TTL and finish time (when it is deleted), its pod retention and, only where that keeps
+    failed attempts' pods, the pods of the succeeded ones: what is left of it decides."""
+    done = workflow("8", phase="Succeeded")
+    done["metadata"]["uid"] = "u2"
+    done["spec"] = {"ttlSecondsAfterFinished": 60, "podRetention": "KeepFailed"}
+    done["status"].update(finishedAt="2030-01-01T12:00:00Z", tasks={
+        "a": {"phase": "Succeeded", "podName": "wf-a-2"}, "b": {"phase": "Failed", "podName": "wf-b-1"}})
+    bodies.offer(done)
+    finished = bodies.finished("ns", "wf")
+    assert (finished.ttl, finished.finished_at, finished.pod_retention) == (60, "2030-01-01T12:00:00Z", "KeepFailed")
+    assert finished.succeeded == {"wf-a-2"}
+    done["metadata"]["resourceVersion"], done["spec"] = "9", {}
+    bodies.offer(done)
+    finished = bodies.finished("ns", "wf")
+    assert (finished.ttl, finished.pod_retention, finished.succeeded) == (None, "KeepAll", frozenset())

@@ -1,3 +1,5 @@
+import pytest
+
 from ferry_operator.config import Config
 
 
@@ -11,3 +13,11 @@ def test_task_start_and_success_events_are_posted_only_when_asked_for():
     assert not quiet.posts("Normal", "TaskStarted") and not quiet.posts("Normal", "TaskSucceeded")
     assert loud.posts("Normal", "TaskStarted") and loud.posts("Normal", "TaskSucceeded")
     assert Config.from_env({"FERRY_OPERATOR_RAW_DATA_PREFIX": "s3://b/f", "FERRY_OPERATOR_TASK_EVENTS": "true"}).task_events
+
+
+def test_finished_workflows_stay_unless_a_default_ttl_is_set():
+    assert Config(raw_data_prefix="s3://bucket/ferry").ttl_seconds_after_finished is None
+    environ = {"FERRY_OPERATOR_RAW_DATA_PREFIX": "s3://b/f", "FERRY_OPERATOR_TTL_SECONDS_AFTER_FINISHED": "0"}
+    assert Config.from_env(environ).ttl_seconds_after_finished == 0
+    with pytest.raises(ValueError, match="FERRY_OPERATOR_TTL_SECONDS_AFTER_FINISHED"):
+        Config.from_env({**environ, "FERRY_OPERATOR_TTL_SECONDS_AFTER_FINISHED": "-5"})

@@ -5,13 +5,15 @@ running in the background reports its failures."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 
 import kopf
 import pytest
 
-from ferry import resource
-from ferry_operator import handlers
+from ferry import resource, scheduler
+from ferry_operator import bodies, handlers, pods
+from ferry_operator.config import Config
 
 
 def pod_event(name: str, workflow: str) -> kopf.Body:
@@ -111,3 +113,91 @@ def test_pods_stuck_starting_share_one_reading_of_their_namespaces_events(monkey
 
     run(scenario())
     assert reads == ["team-a", "team-b"]
+
+
+# -- retention: finished workflows past their TTL, and pods their podRetention lets go -------------
+
+def finished_workflow(name: str, finished_ago: float, spec: dict | None = None, tasks: dict | None = None) -> dict:
+    finished_at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=finished_ago)
+    return {"metadata": {"namespace": "team-a", "name": name, "uid": f"uid-{name}", "resourceVersion": "7"},
+            "spec": spec or {}, "status": {"phase": "Succeeded", "finishedAt": scheduler.timestamp(finished_at),
+                                           "tasks": tasks or {}}}
+
+
+def held_pod(name: str, workflow: str) -> dict:
+    return {"metadata": {"name": name, "uid": f"uid-{name}", "finalizers": [pods.RESULT_FINALIZER],
+                         "ownerReferences": [{"kind": resource.KIND, "name": workflow, "uid": f"uid-{workflow}"}]},
+            "status": {"phase": "Succeeded"}}
+
+
+@pytest.fixture
+def api(monkeypatch):
+    """The operator's state emptied, a configuration with no default TTL, and the API calls it makes
+    recorded instead of made."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(handlers, "_config", Config(raw_data_prefix="s3://bucket/ferry"))
+    monkeypatch.setattr(handlers, "_task_pods", {})
+    monkeypatch.setattr(handlers, "_unseen", set())
+    monkeypatch.setattr(handlers, "_wakeups", {})
+    monkeypatch.setattr(handlers.kube, "delete_workflow", lambda *args: calls.append(("delete workflow", *args)))
+    monkeypatch.setattr(handlers.kube, "delete_pod", lambda namespace, name: calls.append(("delete pod", name)))
+    monkeypatch.setattr(handlers.kube, "patch_pod", lambda namespace, name, patch: calls.append(("release pod", name)))
+    yield calls
+    for handle in handlers._wakeups.values():
+        handle.cancel()
+    bodies._bodies.clear()
+    bodies._finished.clear()
+
+
+def test_a_finished_workflow_past_its_ttl_is_deleted_and_one_before_it_wakes_then(api, monkeypatch):
+    bodies.offer(finished_workflow("old", finished_ago=10, spec={"ttlSecondsAfterFinished": 5}))
+    bodies.offer(finished_workflow("young", finished_ago=0, spec={"ttlSecondsAfterFinished": 3600}))
+    bodies.offer(finished_workflow("kept", finished_ago=10**6))  # no TTL, and none by default
+
+    async def scenario() -> None:
+        for name in ("old", "young", "kept"):
+            await handlers.reconcile_workflow("team-a", name)
+        armed = handlers._wakeups[("team-a", "young")]
+        assert 3590 < armed.when() - asyncio.get_running_loop().time() <= 3600 + handlers.DEADLINE_MARGIN_SECONDS
+
+    run(scenario())
+    assert api == [("delete workflow", "team-a", "old", "uid-old")]  # by uid: never a same-named successor
+    assert set(handlers._wakeups) == {("team-a", "young")}
+
+    monkeypatch.setattr(handlers, "_config", Config(raw_data_prefix="s3://bucket/ferry", ttl_seconds_after_finished=60))
+    run(handlers.reconcile_workflow("team-a", "kept"))  # the operator's default applies to it
+    assert api[-1] == ("delete workflow", "team-a", "kept", "uid-kept")
+
+
+def test_a_finished_workflow_with_a_ttl_seen_at_the_operator_s_start_is_reconciled(reconciliations, api):
+    calls, done = reconciliations
+
+    async def scenario() -> None:
+        done.set()
+        for name, spec in (("timed", {"ttlSecondsAfterFinished": 60}), ("kept", {})):
+            body = finished_workflow(name, finished_ago=1, spec=spec)
+            await handlers.workflow_changed(type=None, body=kopf.Body(body), namespace="team-a", name=name,
+                                            uid=body["metadata"]["uid"], status=body["status"])
+        await _settle()
+
+    run(scenario())
+    assert calls == [("team-a", "timed")]  # which arms its wake-up (or deletes it); "kept" needs nothing
+
+
+def test_pods_the_retention_deletes_are_deleted_before_they_are_let_go(api):
+    """Deleted first: released first, a pod would leave the operator's index and never be deleted
+    if the operator stopped in between. Held, it is deleted and let go by the next reconciliation."""
+    held = [held_pod("wf-ok-1", "wf"), held_pod("wf-bad-1", "wf")]
+    handlers._task_pods[("team-a", "wf")] = held
+    run(handlers._release("team-a", held, lambda pod: pod["metadata"]["name"] == "wf-ok-1"))
+    assert api == [("delete pod", "wf-ok-1"), ("release pod", "wf-ok-1"), ("release pod", "wf-bad-1")]
+
+
+def test_a_finished_workflow_s_held_pods_are_let_go_as_its_pod_retention_says(api):
+    """A release that failed after the last status write (or an operator restarted then) is done
+    from what is remembered of the finished workflow: its succeeded attempts' pods are deleted."""
+    tasks = {"ok": {"phase": "Succeeded", "podName": "wf-ok-1"}, "bad": {"phase": "Failed", "podName": "wf-bad-1"}}
+    bodies.offer(finished_workflow("wf", finished_ago=1, spec={"podRetention": "KeepFailed"}, tasks=tasks))
+    handlers._task_pods[("team-a", "wf")] = [held_pod("wf-ok-1", "wf"), held_pod("wf-bad-1", "wf")]
+    run(handlers.reconcile_workflow("team-a", "wf"))
+    assert sorted(api) == [("delete pod", "wf-ok-1"), ("release pod", "wf-bad-1"), ("release pod", "wf-ok-1")]

@@ -39,6 +39,7 @@ class _FakeAPIServer(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     connections = 0
     requests: list[str] = []
+    bodies: list[bytes] = []
 
     def setup(self):
         super().setup()
@@ -47,6 +48,7 @@ class _FakeAPIServer(http.server.BaseHTTPRequestHandler):
     def _answer(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         type(self).requests.append(f"{self.command} {self.path}")
+        type(self).bodies.append(body)
         status = 409 if b'"taken"' in body else 200
         data = json.dumps({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"}, "spec": {"containers": []}}).encode()
         self.send_response(status)
@@ -65,7 +67,7 @@ class _FakeAPIServer(http.server.BaseHTTPRequestHandler):
 def fake_api(monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeAPIServer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    _FakeAPIServer.connections, _FakeAPIServer.requests = 0, []
+    _FakeAPIServer.connections, _FakeAPIServer.requests, _FakeAPIServer.bodies = 0, [], []
     configuration = client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}")
     monkeypatch.setattr(kube, "_api", client.ApiClient(configuration))
     yield _FakeAPIServer
@@ -84,3 +86,10 @@ def test_pod_writes_skip_the_clients_models_and_reuse_one_connection(fake_api, m
     assert fake_api.requests == ["POST /api/v1/namespaces/team-a/pods"] * 3 + [
         "PATCH /api/v1/namespaces/team-a/pods/first", f"DELETE /api/v1/namespaces/team-a/pods/first?gracePeriodSeconds={pods.STOP_GRACE_SECONDS}"]
     assert fake_api.connections == 1, "each answer was read to its end, so its connection went back to the pool"
+
+
+def test_a_workflow_is_deleted_only_if_it_is_still_the_one_with_that_uid(fake_api):
+    """A workflow past its TTL may have been deleted and created again under its name meanwhile."""
+    kube.delete_workflow("team-a", "wf", "uid-1")
+    assert fake_api.requests == ["DELETE /apis/ferry.dev/v1alpha1/namespaces/team-a/workflows/wf"]
+    assert json.loads(fake_api.bodies[0])["preconditions"] == {"uid": "uid-1"}
