@@ -314,6 +314,10 @@ INVALID = {
                                           ["spec.tasks[1].inputs[0].kind", "Unsupported value: \"blob\""]),
     "a failure policy that does not exist": (lambda s: s.update(failurePolicy="Sometimes"),
                                              ["spec.failurePolicy", "Unsupported value: \"Sometimes\""]),
+    "a negative TTL": (lambda s: s.update(ttlSecondsAfterFinished=-1),
+                       ["spec.ttlSecondsAfterFinished", "greater than or equal to 0"]),
+    "a pod retention that does not exist": (lambda s: s.update(podRetention="OnSuccess"),
+                                            ["spec.podRetention", "Unsupported value: \"OnSuccess\""]),
     "duplicate workflow inputs": (lambda s: s["inputs"].append({"name": "greeting", "value": "again"}),
                                   ['spec.inputs[1]: Duplicate value: {"name":"greeting"}']),
 }

@@ -430,3 +430,43 @@ def test_a_task_with_sixty_four_outputs_and_a_large_value_passes_them_on(cluster
     assert status["tasks"]["use"]["outputs"]["got"]["value"] == 62
     assert status["tasks"]["use"]["outputs"]["words"]["value"] == 20000
     assert status["outputs"]["first"]["result"]["output"] == names[0]
+
+
+def test_a_finished_workflow_goes_with_its_pods_once_its_ttl_has_passed(cluster: Cluster, workflow_namespace: str):
+    """``ttlSecondsAfterFinished``: deleted by the operator, its pods by their owner references; a
+    workflow without one stays (the operator's default keeps them)."""
+    say = {"name": "say", "image": "busybox:1.36", "command": ["sh", "-c"], "args": ["echo hi > /ferry/outputs/word"],
+           "outputs": [{"name": "word", "kind": "value"}]}
+    for name, ttl in (("short-lived", {"ttlSecondsAfterFinished": 3}), ("kept", {})):
+        apply_manifest(cluster, workflow_namespace, {"apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow",
+                                                     "metadata": {"name": name}, "spec": {"tasks": [say], **ttl}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "short-lived", timeout=120)
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    gone = lambda: cluster.kubectl("get", "fwf", "short-lived", "-n", workflow_namespace,  # noqa: E731
+                                   check=False).returncode != 0
+    eventually(gone, 60, what="the workflow to be deleted after its TTL")
+    eventually(lambda: not workflow_pods(cluster, workflow_namespace, "short-lived"), 60, what="its pods to go")
+    kept = wait_for_phase(cluster, workflow_namespace, "kept", timeout=120)
+    assert kept["status"]["phase"] == "Succeeded"
+    time.sleep(5)
+    assert get_workflow(cluster, workflow_namespace, "kept")["metadata"]["uid"] == kept["metadata"]["uid"]
+    assert [p.metadata.name for p in workflow_pods(cluster, workflow_namespace, "kept")] == ["kept-say-1"]
+
+
+def test_pod_retention_keep_failed_deletes_succeeded_pods_and_keeps_the_failed_one_s_logs(
+        cluster: Cluster, workflow_namespace: str):
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "tidy"},
+        "spec": {"podRetention": "KeepFailed", "failurePolicy": "Continue", "tasks": [
+            {"name": "ok", "image": "busybox:1.36", "command": ["sh", "-c"], "args": ["echo 7 > /ferry/outputs/n"],
+             "outputs": [{"name": "n", "kind": "value"}]},
+            {"name": "bad", "image": "busybox:1.36", "command": ["sh", "-c"],
+             "args": ["echo the disk was full; exit 3"]}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "tidy", timeout=120)
+    assert workflow["status"]["phase"] == "Failed", workflow["status"]
+    assert workflow["status"]["tasks"]["ok"]["outputs"]["n"]["value"] == 7  # recorded before its pod went
+    eventually(lambda: [p.metadata.name for p in workflow_pods(cluster, workflow_namespace, "tidy")] == ["tidy-bad-1"],
+               60, what="only the failed task's pod to remain")
+    logs = cluster.kubectl("logs", "tidy-bad-1", "-c", "main", "-n", workflow_namespace).stdout
+    assert "the disk was full" in logs
+    assert get_workflow(cluster, workflow_namespace, "tidy")["status"]["phase"] == "Failed"  # no TTL: it stays
