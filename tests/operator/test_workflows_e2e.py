@@ -458,13 +458,13 @@ def test_pod_retention_keep_failed_deletes_succeeded_pods_and_keeps_the_failed_o
     apply_manifest(cluster, workflow_namespace, {
         "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "tidy"},
         "spec": {"podRetention": "KeepFailed", "failurePolicy": "Continue", "tasks": [
-            {"name": "ok", "image": "busybox:1.36", "command": ["sh", "-c"], "args": ["echo 7 > /ferry/outputs/n"],
-             "outputs": [{"name": "n", "kind": "value"}]},
+            {"name": "ok", "image": "busybox:1.36", "command": ["sh", "-c"], "args": ["echo 7 > /ferry/outputs/count"],
+             "outputs": [{"name": "count", "kind": "value"}]},
             {"name": "bad", "image": "busybox:1.36", "command": ["sh", "-c"],
              "args": ["echo the disk was full; exit 3"]}]}})
     workflow = wait_for_phase(cluster, workflow_namespace, "tidy", timeout=120)
     assert workflow["status"]["phase"] == "Failed", workflow["status"]
-    assert workflow["status"]["tasks"]["ok"]["outputs"]["n"]["value"] == 7  # recorded before its pod went
+    assert workflow["status"]["tasks"]["ok"]["outputs"]["count"]["value"] == 7  # recorded before its pod went
     eventually(lambda: [p.metadata.name for p in workflow_pods(cluster, workflow_namespace, "tidy")] == ["tidy-bad-1"],
                60, what="only the failed task's pod to remain")
     logs = cluster.kubectl("logs", "tidy-bad-1", "-c", "main", "-n", workflow_namespace).stdout
