@@ -9,13 +9,14 @@
     container: box, minZoom: 0.05, maxZoom: 3,
     style: [
       {selector: "node", style: {"label": "data(label)", "shape": "round-rectangle", "width": (n) => 24 + 7.5 * n.data("label").length, "height": 28,
-        "padding": "8px", "text-valign": "center", "color": "#fff", "font-size": 12, "background-color": "data(color)"}},
+        "padding": "8px", "text-valign": "center", "color": "#fff", "font-size": 12, "min-zoomed-font-size": 6, "background-color": "data(color)"}},
       {selector: "node[kind = 'group']", style: {"shape": "barrel", "border-width": 3, "border-color": "#555"}},
       {selector: "node.match", style: {"border-width": 4, "border-color": "#f2c94c"}},
       {selector: "node:selected", style: {"border-width": 4, "border-color": "#222"}},
       {selector: "edge", style: {"curve-style": "bezier", "target-arrow-shape": "triangle", "width": 1.5,
         "line-color": "#9aa3ad", "target-arrow-color": "#9aa3ad", "label": "data(label)", "font-size": 10,
-        "text-wrap": "wrap", "text-background-color": "#fff", "text-background-opacity": 0.85, "color": "#333"}},
+        "text-wrap": "wrap", "text-background-color": "#fff", "text-background-opacity": 0.85, "color": "#333",
+        "min-zoomed-font-size": 6}},
     ],
   });
   window.ferryGraph = cy;
@@ -24,6 +25,21 @@
     // A small graph is not blown up to fill the pane.
     cy.fit(undefined, 30);
     if (cy.zoom() > 1.2) { cy.zoom(1.2); cy.center(); }
+  }
+  // dagre's default ranking (network simplex) recurses along the graph: past a few thousand nodes
+  // it overflows the stack ("Maximum call stack size exceeded") and the graph is never drawn. A
+  // large graph is ranked by longest path instead; should dagre still fail, a plain layered
+  // layout draws it rather than nothing.
+  const LARGE = 1000;
+  function layout() {
+    const options = {name: "dagre", rankDir: "TB", nodeSep: 40, rankSep: 80, edgeSep: 10, animate: false};
+    if (cy.nodes().length > LARGE) options.ranker = "longest-path";
+    try {
+      cy.layout(options).run();
+    } catch (error) {
+      console.warn("dagre could not lay this graph out:", error);
+      cy.layout({name: "breadthfirst", directed: true, animate: false}).run();
+    }
   }
   const element = (node) => ({group: "nodes", data: {...node, color: colors[node.phase] || "#888"}});
   async function load(relayout) {
@@ -44,7 +60,7 @@
         cy.elements().remove();
         cy.add([...graph.nodes.map(element), ...graph.edges.map((e) => ({group: "edges", data: e}))]);
       });
-      cy.layout({name: "dagre", rankDir: "TB", nodeSep: 40, rankSep: 80, edgeSep: 10, animate: false}).run();
+      layout();
       fit();
     }
     box.dataset.ready = "1";
