@@ -49,7 +49,7 @@ from ferry import resource  # noqa: E402
 from tests.cluster import apirequests, binaries, controlplane, kwoknode, s3 as s3_server, virtualnode  # noqa: E402
 from tests.cluster.fixtures import Cluster, eventually  # noqa: E402
 from tests.cluster.processes import Server, peak_rss_mib  # noqa: E402
-from tests.operator.conftest import Operator, namespace_with_storage  # noqa: E402
+from tests.operator.fixtures import Operator, namespace_with_storage  # noqa: E402
 
 
 def chain(n: int, tasks: int) -> dict:
