@@ -14,6 +14,7 @@ import urllib.parse
 import pytest
 
 import ferry
+from ferry import manifest
 from tests.cluster.fixtures import REPO, eventually
 from tests.ui.conftest import snap
 
@@ -150,3 +151,25 @@ def test_a_drive_lists_its_files_with_who_put_them(start_ui, tmp_path, monkeypat
     assert "2026/notes.csv" in page and "nightly/collect" in page and "8 B" in page
     download = re.search(r'href="(/raw\?[^"]+)"', page).group(1).replace("&amp;", "&")
     assert ui.get(download) == "a,b\n1,2\n"
+
+
+def test_a_manifest_or_a_dotted_uri_cannot_lead_outside_what_the_ui_may_read(start_ui, tmp_path):
+    """A task writes its own manifests: an entry naming an object elsewhere (in a pod, the UI's
+    own ``/proc/self/environ`` holds the store's keys) is refused, as is a ``..`` out of the prefix."""
+    env = local_env(tmp_path)
+    secret = tmp_path / "keys.txt"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=hunter2")
+    directory = (tmp_path / "raw" / "out").as_uri()
+    store = ferry.Store(ferry.Settings(raw_data_prefix=env["FERRY_RAW_DATA_PREFIX"], cache_dir=tmp_path / "c"))
+    published = store.publish_manifest(manifest.Manifest(files=[manifest.Entry(
+        path="keys.txt", size=secret.stat().st_size, sha256="0" * 64, object=secret.as_uri())]), directory)
+    ui = start_ui("--local-only", **env)
+    query = {"uri": directory, "digest": published.manifest_digest, "path": "keys.txt"}
+    for route in ("/raw", "/preview"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            ui.get(f"{route}?{urllib.parse.urlencode(query)}")
+        assert refused.value.code == 403
+    dotted = env["FERRY_RAW_DATA_PREFIX"] + "/../keys.txt"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        ui.get(f"/raw?uri={urllib.parse.quote(dotted)}")
+    assert refused.value.code == 403

@@ -179,6 +179,8 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         workflow it shows. Never any other object the store's keys (or the UI's own files) reach."""
         if not uri:
             raise HTTPException(400, "uri: missing; open an output from a workflow's page")
+        if {".", ".."} & set(uri.partition("://")[2].split("/")):
+            raise HTTPException(403, f"{uri} has '.' or '..' in its path: name the object itself")
         producer, readers = sources.lineage(uri)
         if not (producer or readers or uri.startswith(store.raw_data_prefix.rstrip("/") + "/")):
             raise HTTPException(403, f"{uri} is neither under the raw data prefix {store.raw_data_prefix} "
@@ -209,6 +211,8 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
             ref = stored.file_ref(store, uri, params.get("digest") or None, path, params.get("sha256") or None, size)
         except pydantic.ValidationError as error:  # a hand-edited link
             raise HTTPException(400, f"not a stored file: {error.errors()[0]['msg']}") from None
+        if ref.uri != uri and not ref.uri.startswith(uri.rstrip("/") + "/"):
+            readable(ref.uri)  # a manifest (a task wrote it) may name an object elsewhere
         return ref, params.get("name") or (path or uri).rstrip("/").rpartition("/")[2]
 
     async def preview(request: Request) -> Response:
