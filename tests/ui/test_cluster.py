@@ -106,7 +106,7 @@ def test_a_pod_is_an_attempt_with_how_each_container_ended(api):
 
 def test_a_refused_cluster_wide_list_falls_back_to_the_contexts_namespace(api, monkeypatch):
     FakeAPI.forbid_cluster_wide = True
-    monkeypatch.setattr(cluster, "_current_namespace", lambda: "team")
+    monkeypatch.setattr(cluster, "_current_namespace", lambda context: "team")
     source = cluster.ClusterSource(api=api).start()
     assert source.synced.wait(10)
     assert any(p.startswith("/apis/ferry.dev/v1alpha1/namespaces/team/workflows") for p in FakeAPI.paths)

@@ -38,6 +38,7 @@ class ClusterSource:
             except config.ConfigException:
                 config.load_incluster_config()
             api = client.ApiClient()
+        self.context = context
         self.name = context or _current_context() or "in-cluster"
         self.custom, self.core = client.CustomObjectsApi(api), client.CoreV1Api(api)
         self.scope = namespaces
@@ -122,7 +123,7 @@ class ClusterSource:
                 self._watch(namespace, self._relist(namespace))
             except client.ApiException as error:
                 if error.status == 403 and namespace is None:
-                    namespace = _current_namespace()
+                    namespace = _current_namespace(self.context)
                     log.info("listing workflows in all namespaces is not allowed; showing namespace %s", namespace)
                     continue
                 if error.status != 410:  # 410: the watch's version expired, list again
@@ -223,9 +224,12 @@ def _current_context() -> str | None:
         return None
 
 
-def _current_namespace() -> str:
+def _current_namespace(context: str | None) -> str:
+    """The namespace of ``context`` (the current one by default) in the kubeconfig, else the pod's own."""
     try:
-        return config.list_kube_config_contexts()[1]["context"].get("namespace") or "default"
+        contexts, current = config.list_kube_config_contexts()
+        chosen = next((c for c in contexts if c["name"] == context), current) if context else current
+        return chosen["context"].get("namespace") or "default"
     except Exception:  # noqa: BLE001
         try:
             with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as handle:
