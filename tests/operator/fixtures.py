@@ -4,6 +4,7 @@ plugin (``tests/conftest.py`` registers it), so the UI's tests share the session
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -131,11 +132,21 @@ def credential_leaks(cluster: Cluster, namespace: str, secret: str) -> list[str]
     pods (specs and every container's logs). Only the Secret that holds it may."""
     found = [kind for kind in ("workflows.ferry.dev", "events", "pods")
              if secret in cluster.kubectl("get", kind, "-n", namespace, "-o", "json").stdout]
-    for pod in client.CoreV1Api(cluster.api_client()).list_namespaced_pod(namespace).items:
-        for container in [*(pod.spec.init_containers or []), *pod.spec.containers]:
-            logs = cluster.kubectl("logs", pod.metadata.name, "-c", container.name, "-n", namespace, check=False)
-            if secret in logs.stdout:
-                found.append(f"logs of {pod.metadata.name}/{container.name}")
+    core = client.CoreV1Api(cluster.api_client())
+    containers = [(pod.metadata.name, container.name) for pod in core.list_namespaced_pod(namespace).items
+                  for container in [*(pod.spec.init_containers or []), *pod.spec.containers]]
+
+    def logs(pod_and_container: tuple[str, str]) -> str:
+        # Through the API, a few at once: a kubectl process per container took minutes after the
+        # fault test's 150 pods on a slow machine.
+        try:
+            return core.read_namespaced_pod_log(pod_and_container[0], namespace, container=pod_and_container[1])
+        except client.ApiException:  # a container that never started has no log
+            return ""
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        found += [f"logs of {pod}/{container}" for (pod, container), text in zip(containers, pool.map(logs, containers))
+                  if secret in text]
     return found
 
 

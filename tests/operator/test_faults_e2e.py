@@ -67,6 +67,7 @@ def check(cluster: Cluster, s3, namespace: str, name: str, attempts: dict, outpu
     assert pods == wanted, f"{name}: pods {pods}, one per attempt expected: {wanted}"
 
 
+@pytest.mark.timeout(1500)  # ~150 pods on one 2-core node: 545 s on CI's slowest run, then the leak check
 def test_fifty_workflows_survive_ten_operator_kills(cluster: Cluster, workflow_namespace: str, s3, operator):
     seed = random.randrange(1 << 30)
     print(f"random seed {seed}")
