@@ -57,15 +57,23 @@ def newer(body: dict, than: dict | None) -> bool:
     return mine is None or theirs is None or mine > theirs
 
 
+def settled(body: dict) -> bool:
+    """Whether the workflow has finished and nothing asks it to run again (``spec.rerun``)."""
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    return status.get("phase") in scheduler.DONE and not scheduler.rerun_asked(
+        status.get("phase"), bool(spec.get("stop")), spec.get("rerun") or 0, status.get("rerun"))
+
+
 def offer(body: dict) -> bool:
     """Keep ``body`` if it is newer than what is known (forget the workflow if it is finished);
     whether it was."""
     if not newer(body, _bodies.get(key(body))):
         return False
-    if (body.get("status") or {}).get("phase") in scheduler.DONE:
+    if settled(body):
         _bodies.pop(key(body), None)
         _finished[key(body)] = _finished_of(body)
     else:
+        _finished.pop(key(body), None)
         _bodies[key(body)] = body
     return True
 

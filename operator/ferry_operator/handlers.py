@@ -138,7 +138,7 @@ async def workflow_changed(type: str | None, body: kopf.Body, namespace: str, na
         bodies.forget(namespace, name)
         if WORKFLOW_FINALIZER in (body["metadata"].get("finalizers") or []):
             await _let_go(namespace, name, uid, dict(body["metadata"]))
-    elif status.get("phase") in scheduler.DONE:
+    elif bodies.settled(body):
         offered = bodies.offer({**body})
         # Pods still held (the operator stopped, or the API was busy, between the last status write
         # and their release), or a TTL to arm (seen at the operator's start) or to act on.
@@ -253,7 +253,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
                 continue
             bodies.offer(body)
         status = resource.WorkflowStatus.model_validate(body.get("status") or {})
-        if status.phase in scheduler.DONE:
+        if bodies.settled(body):
             metrics.observe((namespace, name), None, status, status)
             _expire_when_due(namespace, name)
             return

@@ -217,13 +217,72 @@ def run_remote(args: argparse.Namespace, workflow, inputs: dict[str, Any], store
         if args.no_wait:
             print(name)
             return 0
-        status = remote.follow(name, args.namespace, show, args.context)
+        try:
+            status = remote.follow(name, args.namespace, show, args.context)
+        except KeyboardInterrupt:
+            return interrupted(name, args)
         print(f"{name}: {status.phase.value}", file=sys.stderr)
         if status.phase != resource.Phase.SUCCEEDED:
             print(status.message, file=sys.stderr)
             return 1
         for output_name, output in status.outputs.items():
             print(f"{output_name} = {_shown(output, store)}")
+    return 0
+
+
+def interrupted(name: str, args: argparse.Namespace) -> int:
+    """Ctrl-C while following a run on the cluster: the run goes on there unless the user, asked,
+    says to stop it (no question without a terminal to answer it)."""
+    from ferry import remote
+
+    again = f"ferry stop {name}" + (f" -n {args.namespace}" if args.namespace else "")
+    answer = ""
+    if sys.stdin.isatty():
+        try:
+            answer = input(f"\nstop workflow {name} on the cluster? [y/N] ").strip().lower()
+        except (EOFError, KeyboardInterrupt):
+            pass
+    if answer in ("y", "yes"):
+        remote.stop(name, args.namespace, args.context)
+        print(f"workflow {name}: stopping", file=sys.stderr)
+    else:
+        print(f"\nworkflow {name} goes on running on the cluster; {again} stops it", file=sys.stderr)
+    return 130
+
+
+def stop(args: argparse.Namespace) -> int:
+    from ferry import remote
+
+    for name in args.names:
+        remote.stop(name, args.namespace, args.context)
+        print(f"workflow {name}: stopping (its running tasks' pods are stopped; phase Stopped)")
+    return 0
+
+
+def retry(args: argparse.Namespace) -> int:
+    """Run a failed or stopped workflow's unfinished tasks again; ``--follow`` as ``ferry run --remote``."""
+    from ferry import remote
+
+    tasks = remote.rerun(args.name, args.namespace, args.context)
+    print(f"workflow {args.name}: running {len(tasks)} tasks again ({', '.join(tasks)}); succeeded ones are kept")
+    if not args.follow:
+        return 0
+    status = remote.follow(args.name, args.namespace, show, args.context)
+    print(f"{args.name}: {status.phase.value}", file=sys.stderr)
+    return 0 if status.phase == resource.Phase.SUCCEEDED else 1
+
+
+def delete(args: argparse.Namespace) -> int:
+    from ferry import remote
+
+    if args.local:
+        with _history("delete") as records:
+            for name in args.names:
+                if not records.delete(name):
+                    return _no_run("delete", name, records)
+                print(f"run {name} deleted from {records.path}")
+        return 0
+    sys.stdout.write(remote.delete(args.names, args.namespace, args.context))
     return 0
 
 
@@ -324,8 +383,13 @@ def logs(args: argparse.Namespace) -> int:
     from ferry import remote
 
     if not args.local:
-        sys.stdout.write(remote.logs(args.name, args.namespace, args.task, args.context, args.attempt))
+        sys.stdout.write(remote.logs(args.name, args.namespace, args.task, args.context, args.attempt,
+                                     args.container, args.follow))
         return 0
+    if args.container != "main" or args.follow:
+        print("ferry logs: a local run keeps its tasks' own logs only, once they end: "
+              "--container and --follow are for runs on a cluster", file=sys.stderr)
+        return 2
     with _history("logs") as records:
         workflow = records.workflow(args.name)
         if workflow is None:
@@ -475,6 +539,21 @@ def build_parser() -> argparse.ArgumentParser:
     logs_parser.add_argument("task")
     logs_parser.add_argument("--local", action="store_true", help="a run on this machine (ferry run)")
     logs_parser.add_argument("--attempt", type=int, help="attempt N of the task (default: the latest)")
+    logs_parser.add_argument("-c", "--container", choices=["fetch", "main", "publish"], default="main",
+                             help="the task's own container (main), or Ferry's: fetch (inputs), publish (outputs)")
+    logs_parser.add_argument("-f", "--follow", action="store_true", help="stream the log while the task runs")
+    stop_parser = commands.add_parser("stop", parents=[cluster_options],
+                                      help="stop workflows on the cluster: running tasks end, none starts")
+    stop_parser.add_argument("names", nargs="+", metavar="name")
+    retry_parser = commands.add_parser("retry", parents=[cluster_options],
+                                       help="run a failed or stopped workflow's unfinished tasks again, "
+                                            "keeping what succeeded")
+    retry_parser.add_argument("name")
+    retry_parser.add_argument("-f", "--follow", action="store_true", help="follow it until it finishes")
+    delete_parser = commands.add_parser("delete", parents=[cluster_options],
+                                        help="delete workflows (and their pods) from the cluster, or local runs")
+    delete_parser.add_argument("names", nargs="+", metavar="name")
+    delete_parser.add_argument("--local", action="store_true", help="runs recorded on this machine (ferry run)")
     outputs_parser = commands.add_parser("outputs", parents=[cluster_options],
                                          help="download a workflow's (or a task's) outputs")
     outputs_parser.add_argument("name")
@@ -515,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         return ui.main(extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    commands = {"get": get, "logs": logs, "outputs": outputs, "ls": ls}
+    commands = {"get": get, "logs": logs, "outputs": outputs, "ls": ls, "stop": stop, "retry": retry, "delete": delete}
     if args.command in commands:
         from ferry import remote
 

@@ -264,6 +264,14 @@ class History:
         log, log_path = row
         return log if log is not None or log_path is None else tail(pathlib.Path(log_path))
 
+    def delete(self, run_id: str) -> bool:
+        """Forget a run (its attempts, logs and lineage go with it); whether there was one. The data
+        it stored stays: other runs and the cache may use it."""
+        with self._write() as db:
+            deleted = db.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
+        self._specs.pop(run_id, None)
+        return bool(deleted)
+
     def producer(self, uri: str) -> dict | None:
         """The task that produced ``uri``: the first run that recorded it (later ones reused it from the cache)."""
         with self._read() as db:

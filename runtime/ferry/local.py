@@ -12,6 +12,7 @@ processes run in are removed when the run ends.
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import datetime
 import logging
 import os
@@ -177,7 +178,9 @@ class LocalExecutor:
             record(history.History.attempt_finished, run_id, process.task, process.attempt, Phase.FAILED, ended,
                    "the run stopped", None, history.tail(process.log))
         stopped = status.model_copy(deep=True)
-        stopped.phase, stopped.finished_at = Phase.FAILED, ended
+        # Ctrl-C is the user stopping the run, as ``ferry stop`` on a cluster; anything else, a failure.
+        stopped.phase = Phase.STOPPED if isinstance(error, KeyboardInterrupt) else Phase.FAILED
+        stopped.finished_at = ended
         stopped.message = f"the run stopped: {type(error).__name__}{f': {error}' if str(error) else ''}"
         for state in stopped.tasks.values():
             if state.phase == Phase.RUNNING:
@@ -243,12 +246,22 @@ class LocalExecutor:
     def stop(self, attempt_name: str) -> None:
         process = self.processes.pop(attempt_name, None)
         if process and process.popen.poll() is None:
-            os.killpg(process.popen.pid, signal.SIGTERM)
+            _signal(process.popen.pid, signal.SIGTERM)
             try:
                 process.popen.wait(10)
             except subprocess.TimeoutExpired:
-                os.killpg(process.popen.pid, signal.SIGKILL)
+                _signal(process.popen.pid, signal.SIGKILL)
                 process.popen.wait()
+
+
+def _signal(pid: int, number: int) -> None:
+    """Signal a task process and everything it started (its process group); a process stopped just
+    after it started may not lead its group yet (Ctrl-C at that moment): then the process alone."""
+    try:
+        os.killpg(pid, number)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, number)
 
 
 class _Recorder:

@@ -30,15 +30,22 @@ class KubectlError(RuntimeError):
     pass
 
 
-def kubectl(*args: str, input: str | None = None, context: str | None = None) -> str:
+def _command(args: tuple[str, ...] | list[str], context: str | None) -> list[str]:
     binary = shutil.which("kubectl")
     if binary is None:
         raise KubectlError("kubectl is not on PATH; install it to run workflows on a cluster")
-    command = [binary, *(["--context", context] if context else []), *args]
-    result = subprocess.run(command, input=input, capture_output=True, text=True)
+    return [binary, *(["--context", context] if context else []), *args]
+
+
+def kubectl(*args: str, input: str | None = None, context: str | None = None) -> str:
+    result = subprocess.run(_command(args, context), input=input, capture_output=True, text=True)
     if result.returncode != 0:
         raise KubectlError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout
+
+
+def _namespaced(namespace: str | None) -> list[str]:
+    return ["-n", namespace] if namespace else []
 
 
 def package(root: pathlib.Path) -> bytes:
@@ -77,13 +84,13 @@ def create(manifest: dict, namespace: str | None, context: str | None = None) ->
     base = manifest["metadata"].pop("name", None) or manifest["metadata"].pop("generateName").rstrip("-")
     manifest["metadata"].pop("generateName", None)
     manifest["metadata"]["name"] = f"{base}-{secrets.token_hex(3)}"
-    args = ["create", "-o", "name", "-f", "-", *(["-n", namespace] if namespace else [])]
+    args = ["create", "-o", "name", "-f", "-", *_namespaced(namespace)]
     kubectl(*args, input=json.dumps(manifest), context=context)
     return manifest["metadata"]["name"]
 
 
 def get(name: str, namespace: str | None, context: str | None = None) -> dict:
-    args = ["get", f"{resource.PLURAL}.{resource.GROUP}", name, "-o", "json", *(["-n", namespace] if namespace else [])]
+    args = ["get", f"{resource.PLURAL}.{resource.GROUP}", name, "-o", "json", *_namespaced(namespace)]
     return json.loads(kubectl(*args, context=context))
 
 
@@ -98,7 +105,7 @@ def follow(name: str, namespace: str | None, report: Callable[[str, str, str], N
             if seen.get(task) != key:
                 seen[task] = key
                 report(*_event(task, state))
-        if status.phase in (resource.Phase.SUCCEEDED, resource.Phase.FAILED):
+        if status.phase in scheduler.DONE:
             return status
         time.sleep(poll_seconds)
 
@@ -116,8 +123,59 @@ def _event(task: str, state: resource.TaskStatus) -> tuple[str, str, str]:
     return "Normal", phase.value, f"task {task}: {phase.value.lower()}"
 
 
-def logs(name: str, namespace: str | None, task: str, context: str | None = None, attempt: int | None = None) -> str:
-    """The task's container's log, of its latest attempt or of ``attempt`` (while its pod exists)."""
+def stop(name: str, namespace: str | None, context: str | None = None) -> None:
+    """Ask the operator to stop the workflow (``spec.stop``): its running tasks' pods are stopped."""
+    kubectl("patch", f"{resource.PLURAL}.{resource.GROUP}", name, "--type", "merge", "-p",
+            json.dumps({"spec": {"stop": True}}), *_namespaced(namespace), context=context)
+
+
+def rerun(name: str, namespace: str | None, context: str | None = None) -> list[str]:
+    """Ask the operator to run a failed or stopped workflow's unfinished tasks again (``spec.rerun``
+    raised by one); returns those tasks. What succeeded is kept, its outputs reused."""
+    workflow = get(name, namespace, context)
+    status = resource.WorkflowStatus.model_validate(workflow.get("status") or {})
+    if status.phase == resource.Phase.SUCCEEDED:
+        raise KubectlError(f"workflow {name} succeeded: nothing to run again")
+    if status.phase not in scheduler.DONE:
+        raise KubectlError(f"workflow {name} is {status.phase.value}: retry it once it has failed or stopped "
+                           f"(ferry stop {name} stops it)")
+    spec = workflow.get("spec") or {}
+    # The resourceVersion makes the patch a compare-and-swap: two retries at once raise it once.
+    patch = {"metadata": {"resourceVersion": workflow["metadata"]["resourceVersion"]},
+             "spec": {"stop": False, "rerun": (spec.get("rerun") or 0) + 1}}
+    kubectl("patch", f"{resource.PLURAL}.{resource.GROUP}", name, "--type", "merge", "-p", json.dumps(patch),
+            *_namespaced(namespace), context=context)
+    return sorted(task for task, state in status.tasks.items() if state.phase != resource.Phase.SUCCEEDED)
+
+
+def delete(names: list[str], namespace: str | None, context: str | None = None) -> str:
+    """Delete workflows; their pods go with them (the operator stops running ones first)."""
+    return kubectl("delete", f"{resource.PLURAL}.{resource.GROUP}", *names, *_namespaced(namespace), context=context)
+
+
+CONTAINERS = {"main": "main", "fetch": "ferry-fetch", "publish": "ferry-publish"}
+"""``ferry logs -c``'s names for a task pod's containers: the task's own, and Ferry's two."""
+
+
+def logs(name: str, namespace: str | None, task: str, context: str | None = None, attempt: int | None = None,
+         container: str = "main", follow: bool = False) -> str:
+    """The log of one container (``CONTAINERS``) of the task's latest attempt or of ``attempt``
+    (while its pod exists). With ``follow``, streamed to stdout until the container ends (waiting
+    for it to start), and an empty string returned."""
+    pod = _attempt_pod(name, namespace, task, context, attempt)
+    args = ["logs", pod, "-c", CONTAINERS[container], *_namespaced(namespace)]
+    if not follow:
+        return kubectl(*args, context=context)
+    while True:  # stdout straight through: lines show as the task writes them
+        done = subprocess.run(_command([*args, "-f"], context), stderr=subprocess.PIPE, text=True)
+        if done.returncode == 0:
+            return ""
+        if "waiting to start" not in done.stderr and "PodInitializing" not in done.stderr:
+            raise KubectlError(f"kubectl {' '.join(args)} -f: {done.stderr.strip()}")
+        time.sleep(1)
+
+
+def _attempt_pod(name: str, namespace: str | None, task: str, context: str | None, attempt: int | None) -> str:
     state = resource.WorkflowStatus.model_validate(get(name, namespace, context).get("status") or {}).tasks.get(task)
     if state is None or not state.pod_name:
         raise KubectlError(f"task {task!r} of workflow {name} has not started")
@@ -127,5 +185,5 @@ def logs(name: str, namespace: str | None, task: str, context: str | None = None
             raise KubectlError(f"task {task!r} of workflow {name} has no attempt {attempt} "
                                f"(attempts so far: {state.attempts})")
         pod = scheduler.pod_name(name, task, attempt)
-    return kubectl("logs", pod, "-c", "main", *(["-n", namespace] if namespace else []), context=context)
+    return pod
 

@@ -353,6 +353,12 @@ class WorkflowSpec(Model):
     pod_retention: PodRetention = PodRetention.KEEP_ALL
     """Which finished task pods (and their logs) are deleted before the workflow goes:
     ``KeepAll`` none, ``KeepFailed`` those of succeeded attempts, ``KeepNone`` every one."""
+    stop: bool = False
+    """Stop the workflow (``ferry stop``): running tasks' pods are stopped, no task starts, and the
+    workflow ends ``Stopped``. Ignored once it has finished."""
+    rerun: int = pydantic.Field(0, ge=0)
+    """Raised by one (``ferry retry``) to run a ``Failed`` or ``Stopped`` workflow's unfinished
+    tasks again, with fresh retry budgets; what succeeded is kept and its outputs reused."""
 
     def output_kind(self, task: str, output: str) -> Kind:
         """The kind ``task`` declares for ``output`` (a value if it declares none)."""
@@ -361,13 +367,16 @@ class WorkflowSpec(Model):
 
 
 class Phase(str, enum.Enum):
-    """Where a workflow or task stands: ``Pending``, ``Running``, ``Succeeded``, ``Failed``, or
-    ``Skipped`` (tasks only: never ran because the workflow failed or was stopped first)."""
+    """Where a workflow or task stands: ``Pending``, ``Running``, ``Succeeded``, ``Failed``,
+    ``Stopped`` (workflows only: stopped on request), or ``Skipped`` (tasks only: never ran because
+    the workflow failed or was stopped first)."""
 
     PENDING = "Pending"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    STOPPED = "Stopped"
+    """The workflow was stopped on request (``spec.stop``)."""
     SKIPPED = "Skipped"
     """Never ran: the workflow failed or was stopped first."""
 
@@ -393,7 +402,7 @@ class FailureReason(str, enum.Enum):
     POD_LOST = "PodLost"
     """The pod went away (node lost, evicted) before the attempt ended."""
     STOPPED = "Stopped"
-    """Stopped because another task failed (failure policy ``Stop``)."""
+    """Stopped because another task failed (failure policy ``Stop``) or the workflow was stopped."""
 
 
 INFRASTRUCTURE_FAILURES = frozenset({FailureReason.STORE_UNAVAILABLE, FailureReason.POD_LOST})
@@ -462,6 +471,9 @@ class TaskStatus(StatusModel):
     """The task's published outputs, by name; empty when they are in ``result``."""
     result: StoredResult | None = None
     """The task's outputs, kept in the store when they did not fit in status."""
+    earlier_attempts: int | None = None
+    """Attempts made before the workflow's last rerun (``spec.rerun``): the retry budget counts
+    from there, and attempt numbers (and pod names) go on after them."""
 
     def output(self, name: str, kind: Kind) -> Output | None:
         """Output ``name``: its reference, or a pointer into the stored result."""
@@ -502,6 +514,8 @@ class WorkflowStatus(StatusModel):
     """When the workflow succeeded or failed."""
     observed_generation: int | None = None
     """The ``metadata.generation`` this status describes."""
+    rerun: int | None = None
+    """The last ``spec.rerun`` acted on."""
     tasks: dict[str, TaskStatus] = {}
     """Each task's status, by task name."""
     outputs: dict[str, Output] = {}

@@ -18,7 +18,13 @@ from collections.abc import Callable
 from ferry import dag, resource
 from ferry.resource import Phase
 
-DONE = (Phase.SUCCEEDED, Phase.FAILED)
+DONE = (Phase.SUCCEEDED, Phase.FAILED, Phase.STOPPED)
+
+
+def rerun_asked(phase: str | None, stop: bool, rerun: int, acted_on: int | None) -> bool:
+    """Whether a workflow in ``phase`` is asked to run its unfinished tasks again: it failed or was
+    stopped, and ``spec.rerun`` was raised since (``acted_on``: ``status.rerun``)."""
+    return phase in (Phase.FAILED, Phase.STOPPED) and not stop and rerun > (acted_on or 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +131,11 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
     out = Step(status.model_copy(deep=True))
     st = out.status
     if st.phase in DONE:
-        return out
+        if not rerun_asked(st.phase, spec.stop, spec.rerun, st.rerun):
+            return out
+        _rerun(out, spec)
+    elif spec.rerun:
+        st.rerun = spec.rerun  # asked while it runs: nothing to run again
     found = dag.problems(spec)
     if found:
         st.phase, st.message, st.finished_at = Phase.FAILED, "invalid workflow: " + "; ".join(found), timestamp(now)
@@ -142,9 +152,16 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
     for task in spec.tasks:
         if st.tasks[task.name].phase == Phase.RUNNING:
             _observe(out, task, observe, now, limit)
+    if spec.stop:
+        _stop_all(out, "the workflow was stopped", now)
+        st.phase, st.message, st.finished_at = Phase.STOPPED, "stopped on request", timestamp(now)
+        st.progress = _progress(spec, st)
+        _set_conditions(st, "Stopped", now)
+        out.event("Normal", "Stopped", f"workflow stopped on request ({st.progress} tasks had succeeded)")
+        return out
     failed = [t for t, s in st.tasks.items() if s.phase == Phase.FAILED]
     if failed and spec.failure_policy == resource.FailurePolicy.STOP:
-        _stop_all(out, failed[0], now)
+        _stop_all(out, f"task {failed[0]} failed", now)
     else:
         for skipped in dag.unreachable(spec, st.tasks):
             st.tasks[skipped].phase = Phase.SKIPPED
@@ -191,9 +208,9 @@ def _attempt_failed(out: Step, task: resource.Task, message: str, now: datetime.
         ts.infrastructure_failures = infrastructure = infrastructure + 1
         retry = infrastructure <= task.retries.infrastructure
     else:
-        retry = ts.attempts - infrastructure <= task.retries.limit
+        retry = ts.attempts - (ts.earlier_attempts or 0) - infrastructure <= task.retries.limit
     if retry:
-        wait = backoff(task.retries, ts.attempts)
+        wait = backoff(task.retries, ts.attempts - (ts.earlier_attempts or 0))
         ts.phase = Phase.PENDING
         ts.next_attempt_at = timestamp(now + datetime.timedelta(seconds=wait))
         ts.message = f"attempt {ts.attempts} failed: {message}; retrying in {wait}s"
@@ -215,21 +232,40 @@ def _start(out: Step, workflow: str, task: resource.Task, now: datetime.datetime
     out.event("Normal", "TaskStarted", f"task {task.name} attempt {ts.attempts}: pod {ts.pod_name}")
 
 
-def _stop_all(out: Step, culprit: str, now: datetime.datetime) -> None:
-    """Failure policy Stop: stop running attempts and skip everything not started."""
+def _stop_all(out: Step, why: str, now: datetime.datetime) -> None:
+    """Failure policy Stop, or the workflow stopped: stop running attempts and skip everything not
+    started."""
     for name, ts in out.status.tasks.items():
         if ts.phase == Phase.RUNNING:
             out.delete.append(ts.pod_name)
             ts.phase, ts.finished_at, ts.reason = Phase.FAILED, timestamp(now), resource.FailureReason.STOPPED
-            ts.message = f"stopped: task {culprit} failed"
+            ts.message = f"stopped: {why}"
         elif ts.phase == Phase.PENDING:
-            ts.phase, ts.message = Phase.SKIPPED, f"skipped: task {culprit} failed"
+            ts.phase, ts.message, ts.next_attempt_at = Phase.SKIPPED, f"skipped: {why}", None
+
+
+def _rerun(out: Step, spec: resource.WorkflowSpec) -> None:
+    """``spec.rerun`` raised on a failed or stopped workflow: every task that did not succeed is
+    pending again with a fresh retry budget; attempt numbers go on, so no pod name is reused."""
+    st = out.status
+    again = sorted(name for name, ts in st.tasks.items() if ts.phase != Phase.SUCCEEDED)
+    for name in again:
+        ts = st.tasks[name]
+        st.tasks[name] = resource.TaskStatus(attempts=ts.attempts, earlier_attempts=ts.attempts or None,
+                                             pod_name=ts.pod_name)
+    st.phase, st.message, st.finished_at, st.outputs, st.rerun = Phase.RUNNING, None, None, {}, spec.rerun
+    out.event("Normal", "Rerun", f"rerun {spec.rerun}: running {len(again)} tasks again ({_listed(again)}); "
+                                 f"{len(st.tasks) - len(again)} succeeded tasks kept")
+
+
+def _progress(spec: resource.WorkflowSpec, st: resource.WorkflowStatus) -> str:
+    return f"{sum(s.phase == Phase.SUCCEEDED for s in st.tasks.values())}/{len(spec.tasks)}"
 
 
 def _summarize(out: Step, spec: resource.WorkflowSpec, now: datetime.datetime) -> None:
     st = out.status
     finished = [s for s in st.tasks.values() if s.phase in (*DONE, Phase.SKIPPED)]
-    st.progress = f"{sum(s.phase == Phase.SUCCEEDED for s in st.tasks.values())}/{len(spec.tasks)}"
+    st.progress = _progress(spec, st)
     if len(finished) < len(spec.tasks):
         st.phase = Phase.RUNNING
         st.message = _running(st)
@@ -258,18 +294,22 @@ RUNNING_SHOWN = 3
 def _running(st: resource.WorkflowStatus) -> str | None:
     """``running: a, b, c (+2 more)``: what a workflow in progress is doing, for its MESSAGE column."""
     running = sorted(name for name, s in st.tasks.items() if s.phase == Phase.RUNNING)
-    if not running:
-        return None
-    more = len(running) - RUNNING_SHOWN
-    return "running: " + ", ".join(running[:RUNNING_SHOWN]) + (f" (+{more} more)" if more > 0 else "")
+    return "running: " + _listed(running) if running else None
+
+
+def _listed(names: list[str]) -> str:
+    """``a, b, c (+2 more)``: the first ``RUNNING_SHOWN`` names, the rest counted."""
+    more = len(names) - RUNNING_SHOWN
+    return ", ".join(names[:RUNNING_SHOWN]) + (f" (+{more} more)" if more > 0 else "")
 
 
 def _set_conditions(st: resource.WorkflowStatus, reason: str, now: datetime.datetime) -> None:
-    """``Running``, ``Succeeded`` and ``Failed`` from the phase; a condition's time moves only when
+    """``Running``, ``Succeeded``, ``Failed`` and ``Stopped`` from the phase; a condition's time moves only when
     its status does, as the Kubernetes API's conventions ask."""
     previous = {c.type: c for c in st.conditions}
     conditions = []
-    for kind, phase in (("Running", Phase.RUNNING), ("Succeeded", Phase.SUCCEEDED), ("Failed", Phase.FAILED)):
+    for kind, phase in (("Running", Phase.RUNNING), ("Succeeded", Phase.SUCCEEDED), ("Failed", Phase.FAILED),
+                        ("Stopped", Phase.STOPPED)):
         status = "True" if st.phase == phase else "False"
         before = previous.get(kind)
         moved = before is None or before.status != status

@@ -65,3 +65,20 @@ def test_a_finished_workflow_keeps_what_its_retention_needs():
     bodies.offer(done)
     finished = bodies.finished("ns", "wf")
     assert (finished.ttl, finished.pod_retention, finished.succeeded) == (None, "KeepAll", frozenset())
+
+
+def test_a_finished_workflow_asked_to_rerun_is_running_again():
+    failed = workflow("6", phase="Failed")
+    failed["metadata"]["uid"] = "u1"
+    bodies.offer(failed)
+    assert bodies.finished("ns", "wf") and bodies.known() == []
+    # ``ferry retry``: spec.rerun raised past status.rerun; the operator must reconcile it again.
+    asked = {**failed, "metadata": {**failed["metadata"], "resourceVersion": "7"}, "spec": {"rerun": 1}}
+    assert not bodies.settled(asked)
+    assert bodies.offer(asked)
+    assert bodies.finished("ns", "wf") is None and bodies.get("ns", "wf") is asked
+    # Acted on (status.rerun), or still asked to stop, or succeeded: settled.
+    assert bodies.settled({**asked, "status": {"phase": "Failed", "rerun": 1}})
+    assert bodies.settled({**asked, "spec": {"rerun": 1, "stop": True}})
+    assert bodies.settled({**asked, "status": {"phase": "Succeeded"}})
+    assert bodies.settled({**asked, "status": {"phase": "Stopped"}, "spec": {}})

@@ -233,3 +233,73 @@ def test_compile_generates_a_name_unless_given_one(capsys):
     assert yaml.safe_load(capsys.readouterr().out)["metadata"] == {"generateName": "pipeline-"}
     assert cli.main(["compile", "examples/quickstart.py:pipeline", "--name", "weekly"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["metadata"] == {"name": "weekly"}
+
+
+def cluster_workflow(monkeypatch, phase: resource.Phase, rerun: int = 0) -> list:
+    """A Workflow ``nightly`` the cluster holds in ``phase``; the kubectl calls made about it."""
+    status = resource.WorkflowStatus(phase=phase, tasks={
+        "load": resource.TaskStatus(phase=resource.Phase.SUCCEEDED, attempts=1),
+        "train": resource.TaskStatus(phase=resource.Phase.FAILED, attempts=3, pod_name="nightly-train-3"),
+        "report": resource.TaskStatus(phase=resource.Phase.SKIPPED)})
+    monkeypatch.setattr(remote, "get", lambda name, namespace, context=None: {
+        "metadata": {"name": name, "resourceVersion": "41"}, "spec": {"rerun": rerun} if rerun else {},
+        "status": status.dump()})
+    asked = []
+    monkeypatch.setattr(remote, "kubectl", lambda *args, input=None, context=None: asked.append(args) or "")
+    return asked
+
+
+def test_stop_and_retry_ask_the_operator_through_the_spec(monkeypatch, capsys):
+    asked = cluster_workflow(monkeypatch, resource.Phase.FAILED, rerun=1)
+    assert cli.main(["retry", "nightly", "-n", "team"]) == 0
+    (verb, kind, name, _, merge, _, patch, *namespace), = asked
+    assert (verb, kind, name, merge, namespace) == ("patch", "workflows.ferry.dev", "nightly", "merge", ["-n", "team"])
+    # Raised by one from the spec's, and only if nobody changed the Workflow since it was read.
+    assert json.loads(patch) == {"metadata": {"resourceVersion": "41"}, "spec": {"stop": False, "rerun": 2}}
+    assert "running 2 tasks again (report, train)" in capsys.readouterr().out
+    asked.clear()
+    assert cli.main(["stop", "nightly", "other"]) == 0
+    assert [(args[2], json.loads(args[6])) for args in asked] == [("nightly", {"spec": {"stop": True}}),
+                                                                  ("other", {"spec": {"stop": True}})]
+
+
+@pytest.mark.parametrize("phase, says", [(resource.Phase.RUNNING, "is Running: retry it once it has failed or stopped"),
+                                         (resource.Phase.SUCCEEDED, "succeeded: nothing to run again")])
+def test_retry_refuses_a_workflow_with_nothing_to_run_again(phase, says, monkeypatch, capsys):
+    asked = cluster_workflow(monkeypatch, phase)
+    assert cli.main(["retry", "nightly"]) == 1
+    assert capsys.readouterr().err == f"ferry retry: workflow nightly {says}" + (
+        " (ferry stop nightly stops it)\n" if phase == resource.Phase.RUNNING else "\n")
+    assert asked == []
+
+
+@pytest.mark.parametrize("tty, answer, stopped", [(True, "y", True), (True, "", False), (False, None, False)])
+def test_ctrl_c_on_run_remote_asks_whether_to_stop_the_run(tty, answer, stopped, cluster_calls, monkeypatch, capsys):
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(remote, "follow", interrupted)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: tty, raising=False)
+    monkeypatch.setattr("builtins.input", lambda prompt: answer if tty else pytest.fail("asked without a terminal"))
+    assert cli.main(["run", "--remote", "examples/quickstart.py:pipeline", "--store", "s3://b", "-n", "team"]) == 130
+    patches = [args for kind, args, _ in cluster_calls[1:] if args[0] == "patch"]
+    assert [json.loads(args[6]) for args in patches] == ([{"spec": {"stop": True}}] if stopped else [])
+    err = capsys.readouterr().err
+    assert ("stopping" in err) == stopped
+    assert ("goes on running on the cluster; ferry stop pipeline-" in err and " -n team stops it" in err) != stopped
+
+
+def test_logs_of_ferrys_own_containers_and_following_are_for_the_cluster(monkeypatch, capsys, records):
+    asked = cluster_workflow(monkeypatch, resource.Phase.RUNNING)
+    assert cli.main(["logs", "nightly", "train", "-c", "fetch"]) == 0
+    assert asked == [("logs", "nightly-train-3", "-c", "ferry-fetch")]
+    assert sorted(remote.CONTAINERS) == ["fetch", "main", "publish"]
+    assert cli.main(["logs", "--local", "etl-00000002", "load", "-f"]) == 2
+    assert "--container and --follow are for runs on a cluster" in capsys.readouterr().err
+
+
+def test_delete_local_forgets_a_run(records, capsys):
+    assert cli.main(["delete", "--local", "etl-00000001"]) == 0
+    assert records.workflow("etl-00000001") is None and records.workflow("etl-00000002") is not None
+    assert cli.main(["delete", "--local", "etl-00000001"]) == 1
+    assert "no local run etl-00000001" in capsys.readouterr().err

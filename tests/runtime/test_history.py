@@ -122,6 +122,23 @@ def test_a_run_that_cannot_go_on_is_recorded_as_failed(store, history_in_tmp):
     assert status["finishedAt"] and not executor.scratch.exists()
 
 
+def test_a_run_stopped_by_ctrl_c_is_recorded_as_stopped(store, history_in_tmp, monkeypatch):
+    spec = resource.WorkflowSpec(tasks=[resource.Task(name="slow", function="tests.runtime.sample_workflows:add")])
+    executor = local.LocalExecutor(store)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executor, "_wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        executor.run("slow", spec, {}, run_id="slow-00000001")
+    with history.History(history_in_tmp) as records:
+        status = records.workflow("slow-00000001")["status"]
+        attempts = records.attempts("slow-00000001")
+    assert status["phase"] == "Stopped" and status["tasks"]["slow"]["phase"] == "Failed"
+    assert [(a["task"], a["phase"], a["message"]) for a in attempts] == [("slow", "Failed", "the run stopped")]
+
+
 def test_runs_are_paged_newest_first_and_filtered(tmp_path):
     with history.History(tmp_path / "h.sqlite3") as records:
         for i in range(7):

@@ -197,7 +197,8 @@ def test_conditions_say_running_then_succeeded_for_kubectl_wait():
     start = scheduler.timestamp(T0)
     assert conditions(first.status) == {"Running": ("True", "TasksRunning", start),
                                         "Succeeded": ("False", "TasksRunning", start),
-                                        "Failed": ("False", "TasksRunning", start)}
+                                        "Failed": ("False", "TasksRunning", start),
+                                        "Stopped": ("False", "TasksRunning", start)}
     second = scheduler.step("wf", wf, first.status, observing({"wf-a-1": finished_pod(0, OUT)}), later(1))
     assert conditions(second.status) == conditions(first.status)  # no transition, no new time
     done = scheduler.step("wf", wf, second.status,
@@ -205,7 +206,7 @@ def test_conditions_say_running_then_succeeded_for_kubectl_wait():
     end = scheduler.timestamp(later(2))
     # Reasons follow the workflow; a time moves only when its condition's status does.
     assert conditions(done.status) == {"Running": ("False", "Succeeded", end), "Succeeded": ("True", "Succeeded", end),
-                                       "Failed": ("False", "Succeeded", start)}
+                                       "Failed": ("False", "Succeeded", start), "Stopped": ("False", "Succeeded", start)}
 
 
 def test_a_failed_workflow_has_the_failed_condition_with_its_message():
@@ -224,3 +225,71 @@ def test_while_running_the_message_names_the_running_tasks():
     pods = {"wf-a-1": finished_pod(0, OUT), "wf-b-1": RUNNING, "wf-c-1": RUNNING, "wf-d-1": RUNNING}
     assert scheduler.step("wf", wf, first.status, observing(pods), later(1)).status.message == \
         "running: b, c, d (+1 more)"
+
+
+def test_a_stopped_workflow_stops_its_running_tasks_and_starts_no_other():
+    wf = spec(task("a"), task("b"), task("c", ("a",)))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    # b finished as the stop came: its success is kept; a's pod is stopped; c never starts.
+    stopped = scheduler.step("wf", wf.model_copy(update={"stop": True}), first.status,
+                             observing({"wf-a-1": RUNNING, "wf-b-1": finished_pod(0, OUT)}), later(1))
+    st = stopped.status
+    assert (st.phase, st.message, st.progress) == (Phase.STOPPED, "stopped on request", "1/3")
+    assert stopped.delete == ["wf-a-1"] and stopped.create == []
+    assert {n: (t.phase, t.reason) for n, t in st.tasks.items()} == {
+        "a": (Phase.FAILED, resource.FailureReason.STOPPED), "b": (Phase.SUCCEEDED, None), "c": (Phase.SKIPPED, None)}
+    assert conditions(st)["Stopped"][:2] == ("True", "Stopped") and conditions(st)["Failed"][0] == "False"
+    assert ("Normal", "Stopped", "workflow stopped on request (1/3 tasks had succeeded)") in stopped.events
+    # Finished: later steps change nothing, not even a stop lifted without a rerun.
+    assert scheduler.step("wf", wf, st, observing({}), later(2)).status == st
+
+
+def test_a_rerun_runs_what_did_not_succeed_again_and_keeps_what_did():
+    wf = spec(task("a"), task("b", ("a",), retries={"limit": 1, "backoffSeconds": 10}), task("c", ("b",)),
+              outputs=[{"name": "final", "fromTask": {"task": "c", "output": "out"}}])
+    s1 = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    s2 = scheduler.step("wf", wf, s1.status, observing({"wf-a-1": finished_pod(0, OUT)}), later(1))
+    s3 = scheduler.step("wf", wf, s2.status, observing({"wf-b-1": finished_pod(1)}), later(2))
+    s4 = scheduler.step("wf", wf, s3.status, observing({}), later(20))
+    failed = scheduler.step("wf", wf, s4.status, observing({"wf-b-2": finished_pod(1)}), later(21)).status
+    assert failed.phase == Phase.FAILED and failed.tasks["b"].attempts == 2 and failed.tasks["c"].phase == Phase.SKIPPED
+    assert scheduler.step("wf", wf, failed, observing({}), later(22)).status == failed, "no rerun unless asked"
+
+    again = scheduler.step("wf", wf.model_copy(update={"rerun": 1}), failed, observing({}), later(30))
+    st = again.status
+    assert (st.phase, st.rerun, st.finished_at) == (Phase.RUNNING, 1, None)
+    assert again.create == [("b", 3)], "a succeeded and is kept; b goes on from attempt 3: no pod name reused"
+    assert st.tasks["a"] == failed.tasks["a"]
+    assert (st.tasks["b"].earlier_attempts, st.tasks["c"].phase, st.tasks["c"].attempts) == (2, Phase.PENDING, 0)
+    assert any(reason == "Rerun" for _, reason, _ in again.events)
+    # Its retry budget is fresh: one failure is retried again, as in the first run.
+    retried = scheduler.step("wf", wf.model_copy(update={"rerun": 1}), st, observing({"wf-b-3": finished_pod(1)}),
+                             later(31)).status
+    assert retried.tasks["b"].phase == Phase.PENDING and "retrying in 10s" in retried.tasks["b"].message
+    rerun = wf.model_copy(update={"rerun": 1})
+    s5 = scheduler.step("wf", rerun, retried, observing({}), later(45))
+    s6 = scheduler.step("wf", rerun, s5.status, observing({"wf-b-4": finished_pod(0, OUT)}), later(46))
+    done = scheduler.step("wf", rerun, s6.status, observing({"wf-c-1": finished_pod(0, OUT)}), later(47)).status
+    assert (done.phase, done.outputs["final"].uri, done.progress) == (Phase.SUCCEEDED, "s3://b/k/out", "3/3")
+    assert scheduler.step("wf", wf.model_copy(update={"rerun": 2}), done, observing({}), later(48)).status == done, \
+        "a succeeded workflow has nothing to run again"
+
+
+def test_a_rerun_asked_while_running_is_not_acted_on_later():
+    wf = spec(task("a"))
+    running = scheduler.step("wf", wf.model_copy(update={"rerun": 1}), resource.WorkflowStatus(), observing({}), T0)
+    failed = scheduler.step("wf", wf.model_copy(update={"rerun": 1}), running.status,
+                            observing({"wf-a-1": finished_pod(1)}), later(1)).status
+    assert failed.phase == Phase.FAILED and failed.rerun == 1
+    assert scheduler.step("wf", wf.model_copy(update={"rerun": 1}), failed, observing({}), later(2)).status == failed
+
+
+def test_a_stopped_workflow_can_be_rerun():
+    wf = spec(task("a"), task("b", ("a",)))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    stopped = scheduler.step("wf", wf.model_copy(update={"stop": True}), first.status, observing({"wf-a-1": RUNNING}),
+                             later(1)).status
+    assert scheduler.step("wf", wf.model_copy(update={"stop": True, "rerun": 1}), stopped, observing({}),
+                          later(2)).status == stopped, "still asked to stop: no rerun"
+    again = scheduler.step("wf", wf.model_copy(update={"rerun": 1}), stopped, observing({}), later(3))
+    assert again.create == [("a", 2)] and again.status.phase == Phase.RUNNING
