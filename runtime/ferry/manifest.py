@@ -3,8 +3,12 @@
 A manifest is stored next to the files as ``.ferry-manifest.json`` and written last, so its
 presence means the upload finished. Its digest (sha256 of the stored bytes) travels in the blob
 reference, which pins the exact contents. An entry may name its own ``object`` URI, so a manifest
-can list objects stored elsewhere (an asset made from other outputs without copying them).
-Paths are relative POSIX paths that can never leave the directory they are restored into.
+can list objects stored elsewhere (an asset made from other outputs without copying them), but
+only in the manifest's own store: a task writes the manifests of its outputs, so an entry naming
+``file:///proc/self/environ`` or another bucket would make the next reader fetch that in its own
+container and pass it on. Reading a manifest (``parse``, ``part`` with ``base``) refuses it then
+(``check_objects``). Paths are relative POSIX paths that can never leave the directory they are
+restored into.
 
 Reading a part of a large manifest (``parse`` with ``keep``: restoring ``match="d000/**"`` of an
 asset) checks every entry as strictly, but with msgspec and a few scans of all paths and digests at
@@ -22,6 +26,7 @@ import os
 import pathlib
 import re
 import stat as stat_
+import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -100,13 +105,19 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def parse(data: bytes, where: str, keep: Callable[[str], bool] | None = None) -> Manifest:
+def parse(data: bytes, where: str, keep: Callable[[str], bool] | None = None, *, base: str | None = None,
+          root: str | None = None) -> Manifest:
     """A stored manifest; a path in it that would escape raises PathEscapeError, anything else
     malformed IntegrityError. With ``keep``, only the files and empty directories whose path it
-    accepts, every entry still checked as strictly (see the module docstring)."""
+    accepts, every entry still checked as strictly (see the module docstring). With ``base`` (the
+    directory it is stored at), an entry naming an object outside its store raises PathEscapeError
+    (``check_objects``, with the store's raw data prefix ``root`` when known)."""
     if keep is None:
-        return _validate(data, where)
-    kept = part(data, where, keep)
+        whole = _validate(data, where)
+        if base is not None:
+            check_objects(whole.files, base, root, where)
+        return whole
+    kept = part(data, where, keep, base=base, root=root)
     models = _models()
     return models.Manifest.model_construct(
         version=kept.version, empty_directories=kept.empty_directories,
@@ -124,11 +135,14 @@ class Part:
     version: int = 1
 
 
-def part(data: bytes, where: str, keep: Callable[[str], bool]) -> Part:
+def part(data: bytes, where: str, keep: Callable[[str], bool], *, base: str | None = None,
+         root: str | None = None) -> Part:
     """The entries of a stored manifest whose paths ``keep`` accepts, every entry checked as
     ``parse`` checks it, and raising as it does."""
     # where _checked refuses, the models say what is wrong (or take what is only loosely typed):
     stored: StoredManifest | Manifest = _checked(data) or _validate(data, where)
+    if base is not None:
+        check_objects(stored.files, base, root, where)  # every entry, kept or not, as its path
     return Part(files=[entry for entry in stored.files if keep(entry.path)],
                 empty_directories=[path for path in stored.empty_directories if keep(path)], version=stored.version)
 
@@ -136,6 +150,75 @@ def part(data: bytes, where: str, keep: Callable[[str], bool]) -> Part:
 def object_uri(base: str, entry: Any) -> str:
     """Where ``entry``'s bytes live for a manifest stored at directory ``base``."""
     return entry.object or uris.join(base, entry.path)
+
+
+_Place = tuple[str, str, tuple[str, ...]]
+"""A URI as (scheme, bucket or host, path segments), decoded where the scheme encodes."""
+
+
+def _place(uri: str) -> _Place:
+    text = uris.to_uri(uri)
+    scheme = uris.scheme(text)
+    authority, _, path = text.split("://", 1)[1].partition("/")
+    if scheme in uris.ENCODED_SCHEMES:
+        path = urllib.parse.unquote(path)  # as uris.local_path reads it: '%2e%2e' is '..', '%2F' a '/'
+    if scheme == "file" and authority == "localhost":
+        authority = ""
+    return scheme, authority, tuple(segment for segment in path.split("/") if segment)
+
+
+def store_area(base: str, root: str | None) -> tuple[str, _Place]:
+    """Where the objects a manifest stored at ``base`` names must be (as text, and as a ``_Place``):
+    under the store's raw data prefix ``root`` when ``base`` is in it; else in ``base``'s bucket (or
+    host), or for ``file://``, which has no buckets, under ``base`` itself."""
+    here = _place(base)
+    if root is not None:
+        top = _place(root)
+        if here[:2] == top[:2] and here[2][:len(top[2])] == top[2]:
+            return root, top
+    if here[0] == "file":
+        return base, here
+    return f"{here[0]}://{here[1]}/", (here[0], here[1], ())
+
+
+def check_objects(files: list[Any], base: str, root: str | None, where: str) -> None:
+    """Refuse (PathEscapeError, naming the entry and why) a manifest stored at ``base`` whose entries
+    name objects outside its own store: another scheme, bucket or host, a place outside ``store_area``
+    (the raw data prefix ``root`` when known), or a path with '.' or '..' segments or a NUL."""
+    named = [entry for entry in files if entry.object is not None]
+    if not named:
+        return
+    area, top = store_area(base, root)
+    fast = area.rstrip("/") + "/" if uris.scheme(area) not in uris.ENCODED_SCHEMES else None
+    for entry in named:
+        uri = entry.object
+        if (fast is not None and uri.startswith(fast) and "\0" not in uri and "/./" not in uri
+                and "/../" not in uri and not uri.endswith(("/.", "/.."))):
+            continue  # what Ferry itself writes, decided without parsing
+        reason = _why_outside(uri, top)
+        if reason:
+            raise errors.PathEscapeError(
+                f"{where}: the entry {entry.path!r} names the object {uri!r}, outside this manifest's store "
+                f"({area}): {reason}. An entry may name only an object of its own store (a task wrote this "
+                f"manifest); publish the output again from the task that made it")
+
+
+def _why_outside(uri: str, top: _Place) -> str | None:
+    if not uris.is_uri(uri):
+        return "it is not a URI"
+    if "\0" in uri:
+        return "it holds a NUL"
+    scheme, authority, segments = place = _place(uri)
+    raw_segments = uri.split("://", 1)[1].partition("/")[2].split("/")
+    if {".", ".."} & ({*segments} | {*raw_segments}):
+        return "'.' and '..' are refused in an object's path"
+    if scheme != top[0]:
+        return f"{scheme}:// is another store"
+    if authority != top[1]:
+        return f"{authority or 'this machine'!r} is another {'machine' if scheme == 'file' else 'bucket or host'}"
+    if place[2][:len(top[2])] != top[2] or len(place[2]) == len(top[2]):
+        return "it is not under that folder"
+    return None
 
 
 def _models():

@@ -169,7 +169,10 @@ def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None =
     """The manifest of the directory ``uri``, or None if it has none. With ``expected_digest`` (from
     a blob reference) a missing manifest is an incomplete output and a different one is an error.
     With ``settings``, reading it is retried through an outage; with ``keep``, only the paths it
-    accepts (``manifest.parse``), and without ``models`` as a ``manifest.Part``."""
+    accepts (``manifest.parse``), and without ``models`` as a ``manifest.Part``. Every reader of a
+    stored manifest comes here, and here an entry naming an object outside the store (another
+    scheme or bucket, or outside the settings' raw data prefix when the manifest is in it) is
+    refused with PathEscapeError (``manifest.check_objects``)."""
     where = uris.join(uri, manifest.NAME)
     try:
         data = (_call(backend, settings, lambda: backend.read_bytes(where)) if settings
@@ -182,7 +185,10 @@ def read_manifest(backend: base.Backend, uri: str, expected_digest: str | None =
         return None
     if expected_digest and manifest.digest_of(data) != expected_digest:
         raise errors.IntegrityError(where, "manifest digest", expected_digest, manifest.digest_of(data))
-    return manifest.parse(data, where, keep) if models or keep is None else manifest.part(data, where, keep)
+    root = settings.raw_data_prefix if settings else None
+    if models or keep is None:
+        return manifest.parse(data, where, keep, base=uri, root=root)
+    return manifest.part(data, where, keep, base=uri, root=root)
 
 
 def listing(backend: base.Backend, uri: str, keep: Callable[[str], bool] | None = None) -> manifest.Manifest:
@@ -319,7 +325,7 @@ def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settin
     manifest_uri = uris.join(uri, manifest.NAME)
     try:
         previous = read_manifest(backend, uri, settings=settings)
-    except errors.IntegrityError:  # unreadable: nothing to skip, and it is overwritten below
+    except (errors.IntegrityError, errors.PathEscapeError):  # unreadable: nothing to skip, and it is overwritten below
         previous = None
     if previous is not None:
         _call(backend, settings, lambda: backend.delete([manifest_uri]))

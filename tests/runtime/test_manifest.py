@@ -166,3 +166,49 @@ def test_destination_refuses_escapes(tmp_path):
     (tmp_path / "link").symlink_to("/")
     with pytest.raises(errors.PathEscapeError, match="resolves outside"):
         manifest.destination(tmp_path, "link/etc/x")
+
+
+class _Named:
+    def __init__(self, obj: str, path: str = "x/keys.txt"):
+        self.path, self.object = path, obj
+
+
+@pytest.mark.parametrize("base, root, obj", [
+    ("s3://b/ferry/ns/abc", "s3://b/ferry/ns", "s3://b/ferry/ns/def/a b#%\\.txt"),
+    ("s3://b/ferry/ns/abc", None, "s3://b/anything/else"),  # no prefix known: the same bucket
+    ("s3://b/public/data", "s3://b/ferry/ns", "s3://b/other/x"),  # not under the prefix: the same bucket
+    ("file:///srv/raw/abc", "file:///srv/raw", "file:///srv/raw/def/a%20b%23.txt"),
+    ("file:///srv/raw/abc", "file:///srv/raw/", "file://localhost/srv/raw/def/x"),
+    ("file:///data/set", "file:///srv/raw", "file:///data/set/deep/x"),  # outside the prefix: only below itself
+    ("/srv/raw/abc", "/srv/raw", "file:///srv/raw/def/x"),
+    ("https://h:8080/d", None, "https://h:8080/e/f"),
+])
+def test_objects_in_the_manifests_own_store_pass(base, root, obj):
+    manifest.check_objects([_Named(obj), _Named(None, "plain")], base, root, "where")
+
+
+@pytest.mark.parametrize("base, root, obj, why", [
+    ("s3://b/ferry/ns/abc", "s3://b/ferry/ns", "file:///proc/self/environ", "file:// is another store"),
+    ("s3://b/ferry/ns/abc", "s3://b/ferry/ns", "s3://other/x", "'other' is another bucket"),
+    ("s3://b/ferry/ns/abc", "s3://b/ferry/ns", "s3://b/ferry/other-ns/x", "not under that folder"),
+    ("s3://b/ferry/ns/abc", "s3://b/ferry/ns", "s3://b/ferry/ns", "not under that folder"),
+    ("s3://b/ferry/ns/abc", "s3://b/ferry/ns", "s3://b/ferry/ns/../other-ns/x", "'.' and '..'"),
+    ("s3://b/ferry/ns/abc", "s3://b/ferry/ns", "s3://b/ferry/ns/./x", "'.' and '..'"),
+    ("s3://b/ferry/ns/abc", None, "s3://bb/x", "'bb' is another bucket"),
+    ("s3://b/ferry/ns/abc", None, "S3://other/x", "another bucket"),
+    ("s3://b/ferry/ns/abc", None, "/etc/passwd", "not a URI"),
+    ("s3://b/ferry/ns/abc", None, "s3://b/x\0", "NUL"),
+    ("file:///srv/raw/abc", "file:///srv/raw", "file:///srv/raw/abc/%2e%2e/%2E%2E/etc/passwd", "'.' and '..'"),
+    ("file:///srv/raw/abc", "file:///srv/raw", "file:///srv/raw/abc/..%2F..%2Fetc", "'.' and '..'"),
+    ("file:///srv/raw/abc", "file:///srv/raw", "file:///srv/rawx/y", "not under that folder"),
+    ("file:///srv/raw/abc", "file:///srv/raw", "file://evil/srv/raw/x", "'evil' is another machine"),
+    ("file:///data/set", "file:///srv/raw", "file:///srv/raw/x", "not under that folder"),
+    ("https://h:8080/d", None, "https://h:8081/d/x", "another bucket or host"),
+])
+def test_objects_outside_the_manifests_own_store_are_refused(base, root, obj, why):
+    with pytest.raises(errors.PathEscapeError, match=rf"where: the entry 'x/keys.txt' names the object .*{why}"):
+        manifest.check_objects([_Named(obj)], base, root, "where")
+    data = json.dumps({"files": [{"path": "x/keys.txt", "size": 1, "object": obj}]}).encode()
+    for keep in (None, lambda path: False):  # refused even where the entry is not kept
+        with pytest.raises(errors.PathEscapeError, match=why):
+            manifest.parse(data, "where", keep, base=base, root=root)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
 import threading
 
 import pytest
 
 import ferry
-from ferry import manifest, uris
+from ferry import manifest, podruntime, resource, taskpod, uris
 from tests.runtime.conftest import snapshot
 from tests.runtime.helpers import spy_on
 
@@ -226,3 +229,89 @@ def test_run_all_keeps_order_and_threads_bounded_and_stops_at_a_failure():
         transfer._run_all(tasks, 1)  # one thread: nothing after the failure starts
     assert started == list(range(10))
     assert transfer._run_all([], 8) == []
+
+
+def _foreign_manifest(store: ferry.Store, tmp_path, foreign: str) -> ferry.BlobRef:
+    """A manifest a hostile task wrote under the raw data prefix: one honest file, and one entry whose
+    ``object`` names ``foreign``, with that object's true size and sha256 so only its place is wrong."""
+    honest = store.upload_files({"ok.txt": _write(tmp_path / "ok.txt", b"fine")})
+    secret = b"AWS_SECRET_ACCESS_KEY=hunter2"
+    entries = [*(entry.model_copy(update={"object": manifest.object_uri(honest.uri, entry)})
+                 for entry in store.manifest(honest).files),
+               manifest.Entry(path="sub/keys.txt", size=len(secret), sha256=hashlib.sha256(secret).hexdigest(),
+                              object=foreign)]
+    return store.publish_manifest(manifest.Manifest(files=entries), kind=ferry.Kind.ASSET)
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def _foreign_objects(store: ferry.Store, tmp_path) -> list[str]:
+    secret = _write(tmp_path / "keys.txt", b"AWS_SECRET_ACCESS_KEY=hunter2")
+    prefix = store.raw_data_prefix
+    scheme, _, rest = prefix.partition("://")
+    bucket = rest.split("/", 1)[0]
+    found = [secret.as_uri(), "file:///proc/self/environ", f"{prefix}/x/../../outside/keys.txt",
+             f"{prefix}/./x/keys.txt"]
+    if scheme == "file":
+        outside = _write(tmp_path / "outside.txt", secret.read_bytes())
+        found += [outside.as_uri(), f"{prefix}/x/%2e%2e/%2E%2E/keys.txt", "file://otherhost" + outside.as_uri()[7:]]
+    else:
+        found += [f"{scheme}://other-bucket/keys.txt", f"{scheme}://{bucket}/not-ferry/keys.txt",
+                  f"{scheme}://{bucket}keys.txt"]
+    return found
+
+
+READERS = {
+    "Directory.listdir": lambda ref, target: ferry.Directory.from_blob(ref).listdir(),
+    "Directory.download": lambda ref, target: ferry.Directory.from_blob(ref).download(),
+    "Asset[path]": lambda ref, target: ferry.Asset(ref)["ok.txt"],
+    "Asset.restore": lambda ref, target: ferry.Asset(ref).restore(to=target),
+    "Asset.restore(match=)": lambda ref, target: ferry.Asset(ref).restore(match="ok.*", to=target),
+    "asset(other)": lambda ref, target: ferry.asset(ferry.Asset(ref), at=target.parent),
+    "Store.get (ferry outputs)": lambda ref, target: ferry.current_store().get(ref, target),
+    "Store.part": lambda ref, target: ferry.current_store().part(ref, lambda path: path == "ok.txt"),
+    "Store.list (ferry ls)": lambda ref, target: ferry.current_store().list(ref.uri),
+}
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_a_manifest_entry_cannot_name_an_object_outside_its_store(store, tmp_path, reader):
+    """A task writes the manifests of its outputs and assets: an entry naming ``file:///proc/self/environ``,
+    another bucket or a place outside the raw data prefix would make the next task (or ``ferry outputs``)
+    read that in its own container and publish it. Every reader refuses the whole manifest, naming the entry."""
+    pod_fetch = podruntime.fetch
+    for foreign in _foreign_objects(store, tmp_path):
+        ref = _foreign_manifest(store, tmp_path, foreign)
+        target = tmp_path / "out" / secrets.token_hex(4)
+        target.mkdir(parents=True)
+        with pytest.raises(ferry.PathEscapeError, match=r"'sub/keys.txt'.* names the object .*, outside"):
+            READERS[reader](ref, target)
+        assert not any(path.is_file() for path in target.rglob("*")), foreign
+    inputs = tmp_path / "inputs"
+    plan = taskpod.PodPlan(workflow="wf", namespace="ns", execution_id="x", task="t", attempt=1,
+                           output_prefix=store.random_remote_path(), inputs={"assets": resource.Output(
+                               **json.loads(ref.to_json()))})
+    with pytest.raises(ferry.PathEscapeError, match="names the object"):
+        pod_fetch(plan, store, inputs)
+    assert not (inputs / "assets" / "sub" / "keys.txt").exists()
+
+
+def test_entries_may_name_objects_anywhere_under_the_raw_data_prefix(store, tmp_path):
+    """What Ferry itself writes: assets made of other assets name objects in other outputs' folders."""
+    first = store.upload_files({"a b#%.txt": _write(tmp_path / "a.txt", b"alpha")})
+    entry = store.manifest(first).files[0]
+    combined = store.publish_manifest(manifest.Manifest(files=[entry.model_copy(update={
+        "path": "copy/a.txt", "object": manifest.object_uri(first.uri, entry)})]), kind=ferry.Kind.ASSET)
+    assert (ferry.Asset(combined).restore(to=tmp_path / "out")["copy/a.txt"]).read_bytes() == b"alpha"
+
+
+def test_publishing_over_a_manifest_with_a_foreign_object_replaces_it(store, tree, tmp_path):
+    destination = store.random_remote_path()
+    store.upload_directory(tree, destination)
+    hostile = manifest.Manifest(files=[manifest.Entry(path="a.txt", size=1, object="file:///proc/self/environ")])
+    store.backend(destination).write_bytes(uris.join(destination, manifest.NAME), hostile.to_bytes())
+    ref = store.upload_directory(tree, destination)
+    assert (store.download_directory(ref, tmp_path / "out") / "a.txt").read_text() == "alpha"
