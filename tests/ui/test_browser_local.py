@@ -3,9 +3,11 @@ directory output's tree and a CSV preview. No cluster: ``ferry ui --local-only``
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -14,7 +16,8 @@ import urllib.parse
 import pytest
 
 import ferry
-from ferry import manifest
+from ferry import history, manifest
+from ferry_ui import graph
 from tests.cluster.fixtures import REPO, eventually
 from tests.ui.conftest import snap
 
@@ -104,6 +107,52 @@ def test_a_workflow_page_draws_the_dag_and_opens_a_directory_output(page, start_
     assert table.locator("tbody tr td").all_inner_texts() == ["2", "200"]
     download = page.locator("#preview a.button").get_attribute("href")
     assert ui.get(download.replace("&download=1", "")) == "day,visits\n2,200\n"
+
+
+def large_run(path: pathlib.Path, chains: int = 50, length: int = 100) -> str:
+    """A 5,000-task run in a local history: 50 chains of distinct tasks, every tenth step also
+    waiting for the chain before, so no fan-out collapses. Written as a row, as a run's is: a
+    workflow spec holds 1,000 tasks at most, which the UI does not rely on."""
+    name = lambda c, s: f"c{c:02d}-s{s:03d}"  # noqa: E731
+    tasks = [{"name": name(c, s), "image": "busybox:1.36",
+              **({"dependsOn": [name(c, s - 1)] + ([name(c - 1, s)] if c and s % 10 == 5 else [])} if s else {})}
+             for c in range(chains) for s in range(length)]
+    status = {"phase": "Running", "progress": f"1/{len(tasks)}",
+              "tasks": {t["name"]: {"phase": "Succeeded" if i % 7 else "Running"} for i, t in enumerate(tasks)}}
+    history.History(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO runs (id, workflow, phase, progress, created, spec, status, store_prefix) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ("chains-0123abcd", "chains", "Running", status["progress"],
+                                                      "2026-12-03T00:00:00Z", json.dumps({"tasks": tasks}),
+                                                      json.dumps(status), "file:///tmp/ferry"))
+    return "chains-0123abcd"
+
+
+def test_a_5000_task_workflow_opens_folded_and_search_reveals_a_task_inside_a_group(page, start_ui, tmp_path):
+    env = local_env(tmp_path)
+    run = large_run(pathlib.Path(env["FERRY_HISTORY"]))
+    ui = start_ui("--local-only", **env)
+    page.goto(f"{ui.url}/workflows/local/{run}")
+    page.wait_for_selector("#dag[data-ready='1']")
+    folded = page.evaluate("ferryGraph.nodes().map(n => [n.id(), n.data('kind'), n.data('members') || []])")
+    assert len(folded) <= graph.FOLD_ABOVE and {kind for _, kind, _ in folded} == {"group"}
+    assert sum(len(members) for _, _, members in folded) == 5000
+    group = next(node for node, _, members in folded if "c25-s050" in members)
+    assert page.evaluate("ferryGraph.getElementById('c25-s050').empty()")
+
+    page.fill("#find", "c25-s050")  # a whole name: its group expands, the task is marked and opened
+    page.wait_for_function("ferryGraph.getElementById('c25-s050').hasClass('match')")
+    page.locator("#task h2", has_text="c25-s050").wait_for()
+    assert page.evaluate("id => ferryGraph.getElementById(id).empty()", group)
+    assert page.evaluate("ferryGraph.nodes().length") == len(folded) - 1 + 100
+    snap(page, "large-dag-search")
+
+    page.fill("#find", "c40-s09")  # a part of a name: Enter shows the first task that has it
+    page.press("#find", "Enter")
+    page.wait_for_function("ferryGraph.getElementById('c40-s090').hasClass('match')")
+    page.locator("#fold").click()
+    page.wait_for_function("n => ferryGraph.nodes().length === n", arg=len(folded))
+    assert page.locator("#fold").is_hidden()
 
 
 def test_a_failed_tasks_message_and_logs_are_one_click_away(page, start_ui, tmp_path):

@@ -44,3 +44,56 @@ def test_tasks_with_other_neighbours_stay_apart():
     assert sorted(len(g["members"]) for g in groups) == [10, 10]
     small = graph.build(workflow([{"name": "a"}, *({"name": f"x-{i}", "dependsOn": ["a"]} for i in range(3))]))
     assert all(n["kind"] == "task" for n in small["nodes"])
+
+
+def chains(count: int, length: int, name=lambda c, s: f"c{c:02d}-s{s:03d}") -> list[dict]:
+    """``count`` chains of ``length`` tasks; every tenth step also waits for the chain before."""
+    return [{"name": name(c, s), **({"dependsOn": [name(c, s - 1)] + ([name(c - 1, s)] if c and s % 10 == 5 else [])}
+                                    if s else {})}
+            for c in range(count) for s in range(length)]
+
+
+def drawn_tasks(found: dict) -> list[str]:
+    return [m for n in found["nodes"] for m in (n["members"] if n["kind"] == "group" else [n["id"]])]
+
+
+def test_a_large_graph_is_folded_into_families_and_every_task_stays_findable():
+    tasks = chains(50, 100)
+    found = graph.build(workflow(tasks, {"c07-s042": {"phase": "Failed"}}))
+    assert len(found["nodes"]) <= graph.FOLD_ABOVE
+    assert sorted(drawn_tasks(found)) == sorted(t["name"] for t in tasks)  # each task in one node
+    family = next(n for n in found["nodes"] if "c07-s042" in n.get("members", ()))
+    assert family["fold"] == "family" and family["label"] == "c07-s* ×100" and family["phase"] == "Failed"
+    assert all(e["source"] != e["target"] for e in found["edges"])  # a family's inner edges are not drawn
+    expanded = graph.build(workflow(tasks), frozenset({family["id"]}))
+    nodes = {n["id"]: n for n in expanded["nodes"]}
+    assert family["id"] not in nodes and nodes["c07-s042"]["group"] == family["id"]  # the page can fold it again
+    assert len(expanded["nodes"]) == len(found["nodes"]) - 1 + 100
+    small = graph.build(workflow(tasks[:graph.FOLD_ABOVE]))["nodes"]  # two chains: drawn task by task
+    assert all(n["kind"] == "task" for n in small) and len(small) == graph.FOLD_ABOVE
+
+
+def letters(number: int) -> str:
+    """A name part with no digits, so no two tasks share a stem: 0 → 'a', 27 → 'bb'."""
+    word = ""
+    while True:
+        number, digit = divmod(number, 26)
+        word = chr(97 + digit) + word
+        if not number:
+            return word
+
+
+def test_distinct_names_fold_into_chains_then_depths():
+    tasks = chains(120, 4, lambda c, s: f"task-{letters(c * 4 + s)}")
+    found = graph.build(workflow(tasks))
+    assert {n["fold"] for n in found["nodes"] if n["kind"] == "group"} == {"chain"}
+    first = next(n for n in found["nodes"] if n["id"] == "chain:task-a")
+    assert first["members"] == ["task-a", "task-b", "task-c", "task-d"] and first["label"] == "task-a → task-d (4)"
+    assert sorted(drawn_tasks(found)) == sorted(t["name"] for t in tasks) and len(found["nodes"]) <= graph.FOLD_ABOVE
+    # 20 layers of 30, each task after two of the layer before: no stems, no chains.
+    layered = [{"name": f"t-{letters(layer * 30 + i)}",
+                **({"dependsOn": [f"t-{letters((layer - 1) * 30 + i)}", f"t-{letters((layer - 1) * 30 + (i + 1) % 30)}"]}
+                   if layer else {})} for layer in range(20) for i in range(30)]
+    found = graph.build(workflow(layered))
+    assert len(found["nodes"]) == 20 and {n["fold"] for n in found["nodes"]} == {"depth"}
+    assert sorted(drawn_tasks(found)) == sorted(t["name"] for t in layered)
