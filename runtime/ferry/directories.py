@@ -24,7 +24,7 @@ class Directory(references.Reference):
 
     def __init__(self, path: str | os.PathLike, remote_directory: str | None = None):
         super().__init__(path)
-        self._remote_directory = remote_directory
+        self._remote_directory = remote_directory if remote_directory is None else uris.check_clean(remote_directory, "remote_directory")
         self._contents: manifest.Manifest | None = None
         self._is_part = False
 

@@ -14,7 +14,7 @@ import os
 import pathlib
 from typing import IO
 
-from ferry import blobs, references, store as store_
+from ferry import blobs, references, store as store_, uris
 
 
 class File(references.Reference):
@@ -22,7 +22,7 @@ class File(references.Reference):
 
     def __init__(self, path: str | os.PathLike, remote_path: str | None = None):
         super().__init__(path)
-        self._remote_path = remote_path
+        self._remote_path = remote_path if remote_path is None else uris.check_clean(remote_path, "remote_path")
 
     @classmethod
     def from_source(cls, uri: str) -> File:

@@ -24,7 +24,6 @@ import dataclasses
 import hashlib
 import os
 import pathlib
-import re
 import stat as stat_
 import urllib.parse
 from collections.abc import Callable
@@ -40,31 +39,46 @@ if TYPE_CHECKING:
 NAME = ".ferry-manifest.json"
 
 
-_DRIVE = re.compile(r"[A-Za-z]:")
-
-
 def check_relpath(path: str) -> str:
-    """Return ``path`` if it is a clean relative POSIX path inside its directory, else raise."""
+    """Return ``path`` if it is a clean relative POSIX path inside its directory, else raise.
+
+    Any name that POSIX filesystems and S3 keys both allow is clean (backslashes, ``:``, ``#``,
+    ``%``, spaces, unicode, a leading dash...); refused is only what could leave the directory or
+    cannot be stored: an absolute path, an empty, ``.`` or ``..`` segment, a NUL, and text that
+    is not UTF-8 (a POSIX name of other bytes, which no S3 key or manifest can hold)."""
     parts = path.split("/")
-    if (not path or path[0] == "/" or "\\" in path or "\0" in path or _DRIVE.match(path)
-            or "" in parts or "." in parts or ".." in parts):
+    if not path or path[0] == "/" or "\0" in path or "" in parts or "." in parts or ".." in parts:
         raise errors.PathEscapeError(
-            f"{path!r} is not a clean relative path: use 'dir/file' form, without '..', '.', '//', "
-            f"a leading '/', a drive or a backslash")
+            f"{path!r} is not a clean relative path: use 'dir/file' form, without '..' or '.' segments, "
+            f"'//', a leading '/' or a NUL")
+    if not _utf8(path):
+        raise errors.PathEscapeError(
+            f"{path!r} is not UTF-8: S3 keys and Ferry's manifests hold only UTF-8 names; rename the file")
     return path
 
 
-_JOINED_DRIVE = re.compile(r"\0[A-Za-z]:")
-_JOINED_UNCLEAN = ("\\", "\0/", "/\0", "//", "\0\0", "\0./", "/./", "/.\0", "\0.\0", "\0../", "/../", "/..\0", "\0..\0")
-"""What paths joined by NUL contain where one is not clean: a backslash, a leading or trailing
-'/', an empty part or path, a '.' or '..' part."""
+def _utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (a name read from a POSIX filesystem may hold other bytes,
+    which Python keeps as lone surrogates)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_JOINED_UNCLEAN = ("\0/", "/\0", "//", "\0\0", "\0./", "/./", "/.\0", "\0.\0", "\0../", "/../", "/..\0", "\0..\0")
+"""What paths joined by NUL contain where one is not clean: a leading or trailing '/', an empty
+part or path, a '.' or '..' part."""
 
 
 def all_clean(paths: list[str]) -> bool:
     """Whether ``check_relpath`` accepts each of ``paths``: the same rule, checked on them all at
     once, joined by NUL (which no clean path contains), in a few scans in C instead of a call each."""
     joined = "\0" + "\0".join(paths) + "\0"
-    return not paths or (joined.count("\0") == len(paths) + 1 and _JOINED_DRIVE.search(joined) is None
+    return not paths or (_utf8(joined) and joined.count("\0") == len(paths) + 1
                          and not any(unclean in joined for unclean in _JOINED_UNCLEAN))
 
 
@@ -311,6 +325,11 @@ def destinations(root: pathlib.Path, paths: list[str]) -> list[str]:
     write."""
     top = root.resolve()
     folders = {"": str(top)}
+    if os.name == "nt":  # there a backslash separates and a colon names a drive or a stream: refuse both
+        for path in paths:
+            if "\\" in path or ":" in path:
+                raise errors.PathEscapeError(f"{path!r} cannot be written on Windows, where '\\' and ':' "
+                                             f"are not allowed in a file name; restore it on Linux or macOS")
 
     def folder(rel: str) -> str:
         if rel not in folders:

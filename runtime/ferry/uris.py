@@ -39,6 +39,18 @@ def join(base: str, *parts: str) -> str:
     return f"{base.rstrip('/')}/{tail}" if tail else base
 
 
+def check_clean(location: str | os.PathLike, what: str) -> str:
+    """``location`` if no segment of its path is ``.`` or ``..`` (decoded, where the scheme encodes)
+    and it holds no NUL; else ValueError naming ``what``. A destination is checked when it is named,
+    so a task is refused before its work rather than at publish, after it."""
+    text = os.fspath(location)
+    path = text.split("://", 1)[1].partition("/")[2] if is_uri(text) else text
+    segments = {*path.split("/"), *(urllib.parse.unquote(path).split("/") if scheme(text) in ENCODED_SCHEMES else ())}
+    if "\0" in text or {".", ".."} & segments:
+        raise ValueError(f"{what}={text!r}: '.', '..' and NUL are refused in a destination; name the place itself")
+    return text
+
+
 def as_directory(uri: str) -> str:
     """``uri`` with exactly one trailing slash, the form used as a listing prefix."""
     return uri.rstrip("/") + "/"

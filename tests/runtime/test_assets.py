@@ -285,11 +285,20 @@ def test_restoring_a_part_makes_no_models(local_store, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("entries", [{"../evil.txt": "a.txt"}, {"/etc/evil": "a.txt"}, {"x/../../evil": "a.txt"},
-                                     {"C:/evil": "a.txt"}, {"a\\..\\evil": "a.txt"}])
+                                     {"x/./evil": "a.txt"}, {"x//evil": "a.txt"}, {"nul\0": "a.txt"}])
 def test_entries_cannot_escape(entries, local_store, tmp_path, monkeypatch):
     workdir(tmp_path, monkeypatch, "task1", {"a.txt": "a"})
     with ferry.use_store(local_store), pytest.raises(ferry.PathEscapeError, match="not a clean relative path"):
         ferry.asset(entries)
+
+
+def test_names_that_only_look_like_escapes_on_windows_stay_inside(local_store, tmp_path, monkeypatch):
+    """On POSIX, ``C:/x`` is a folder named ``C:`` and ``a\\..\\x`` one file name: both legal, neither leaves."""
+    workdir(tmp_path, monkeypatch, "task1", {"a.txt": "a"})
+    with ferry.use_store(local_store):
+        restored = ferry.asset({"C:/evil": "a.txt", "a\\..\\evil": "a.txt"}).restore(to="out")
+    assert sorted(restored.values()) == [pathlib.Path.cwd() / "out" / "C:" / "evil", pathlib.Path.cwd() / "out" / "a\\..\\evil"]
+    assert sorted(p.name for p in (pathlib.Path.cwd() / "out").iterdir()) == ["C:", "a\\..\\evil"]
 
 
 def test_sources_outside_the_base_directory_or_linking_out_are_refused(local_store, tmp_path, monkeypatch):
@@ -381,3 +390,18 @@ def test_glob_translation(pattern, matches, misses):
 def test_an_unclosed_brace_is_a_clear_error():
     with pytest.raises(ValueError, match=r"'\{' at 2 is never closed"):
         assets.compile_glob("*.{jpg,png")
+
+
+def test_asset_names_legal_in_posix_and_s3_keys_round_trip(store, tmp_path, monkeypatch):
+    from tests.runtime.test_directories import POSIX_NAMES, posix_tree
+
+    posix_tree(workdir(tmp_path, monkeypatch, "task1"))
+    made = ferry.asset()
+    assert sorted(made) == sorted(POSIX_NAMES)
+    received, pod2 = next_task(made, store, tmp_path, monkeypatch)
+    with ferry.use_store(pod2):
+        restored = received.restore(to="back")
+        assert {path: local.read_text() for path, local in restored.items()} == {n: n for n in POSIX_NAMES}
+        assert received.restore(match="back\\\\slash", to="one") == {"back\\slash": pathlib.Path.cwd() / "one" / "back\\slash"}
+        again = ferry.asset({"renamed\\too #1.txt": received["100%"]})
+        assert ferry.from_blob(ferry.to_blob(again))["renamed\\too #1.txt"].restore(to="two").read_text() == "100%"

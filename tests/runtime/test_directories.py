@@ -9,7 +9,7 @@ import pathlib
 import pytest
 
 import ferry
-from ferry import manifest
+from ferry import manifest, uris
 from tests.runtime.helpers import spy_on
 from tests.runtime.test_files import other_pod
 
@@ -153,3 +153,54 @@ def test_local_directory_listdir_and_file(tree):
     assert names == sorted(os.listdir(tree)) and fd.download() == tree
     assert fd.open("nested/b.csv", "r").read() == "x,y\n1,2\n"
     assert manifest.NAME not in names
+
+
+POSIX_NAMES = ["back\\slash", "dir\\ish/inner\\file.txt", "with space.txt", " lead and trail ", "#hash", "100%",
+               "%2F..%2Fnot-a-path", "ü 😀 données", "-leading-dash", "--", "C:drive", "a:b", "q?x=1&y=2",
+               "+plus", "[x]{y}", "~tilde", "quote\"s'", "star*", "pipe|<>", "^caret`", "semi;colon,comma=",
+               "...", "..x", "x..", ".hidden", "sub dir #1/file %41.txt"]
+
+
+def posix_tree(root: pathlib.Path) -> pathlib.Path:
+    """Files named as POSIX and S3 allow: each holds its own name."""
+    for name in POSIX_NAMES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name)
+    return root
+
+
+def test_names_legal_in_posix_and_s3_keys_round_trip(store, tmp_path):
+    """Issue 13: a file named ``back\\slash`` (or with spaces, '#', '%', unicode, a leading dash...)
+    is a legal POSIX name and S3 key, so publishing it must not fail the task after its work."""
+    tree = posix_tree(tmp_path / "tree")
+    ref = ferry.to_blob(ferry.Directory(tree))
+    assert sorted(entry.path for entry in store.manifest(ref).files) == sorted(POSIX_NAMES)
+    received, pod2 = pass_between_tasks(ferry.from_blob(ref), store, tmp_path)
+    with ferry.use_store(pod2):
+        local = received.download()
+        assert {name: (local / name).read_text() for name in POSIX_NAMES} == {name: name for name in POSIX_NAMES}
+        assert received.open("back\\slash", "r").read() == "back\\slash"
+        assert ferry.from_blob(ref).file("sub dir #1/file %41.txt").download().read_text() == "sub dir #1/file %41.txt"
+    listed = {uris.relative(ref.uri, uris.join(ref.uri, info.path)) for info in store.backend(ref.uri).list(ref.uri)}
+    assert listed == {*POSIX_NAMES, manifest.NAME}  # stored under the very same keys, not re-encoded
+
+
+@pytest.mark.parametrize("name", ["..", "."])
+def test_unsafe_names_are_refused_with_the_name(name, tmp_path, local_store):
+    with pytest.raises(ValueError, match="'..'|'.'"):
+        ferry.Directory(tmp_path, remote_directory=f"{local_store.raw_data_prefix}/a/{name}/b")
+    with pytest.raises(ValueError, match="'..'|'.'"):
+        ferry.File(tmp_path / "x", remote_path=f"{local_store.raw_data_prefix}/a/{name}/b")
+
+
+def test_a_name_that_is_not_utf8_is_refused_clearly(tmp_path, local_store):
+    """POSIX allows any bytes but '/' and NUL; S3 keys and manifests are UTF-8, so such a name is
+    refused with its path, not with an encoding error from deep inside the upload."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    try:
+        (root / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1")
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this filesystem refuses names that are not UTF-8")
+    with ferry.use_store(local_store), pytest.raises(ferry.PathEscapeError, match=r"caf\\udce9.txt.*UTF-8"):
+        ferry.to_blob(ferry.Directory(root))

@@ -10,16 +10,23 @@ import ferry
 from ferry import errors, manifest
 
 
-@pytest.mark.parametrize("path", ["a.txt", "dir/sub/ü 😀.txt", "with space", ".hidden/x", "a..b"])
+@pytest.mark.parametrize("path", ["a.txt", "dir/sub/ü 😀.txt", "with space", ".hidden/x", "a..b", "back\\slash",
+                                  "C:/windows", "c:", "a:b", "#x", "100%", "-rf", "new\nline", "...", "a\\..\\b"])
 def test_clean_paths_pass(path):
     assert manifest.check_relpath(path) == path
 
 
 @pytest.mark.parametrize("path", ["", "/abs", "../up", "a/../../up", "a/./b", "a//b", "a/", ".", "..",
-                                  "back\\slash", "C:/windows", "nul\0"])
+                                  "nul\0", "a/../b", "./a", "a/."])
 def test_unclean_paths_are_refused(path):
     with pytest.raises(errors.PathEscapeError, match="not a clean relative path"):
         manifest.check_relpath(path)
+
+
+def test_a_name_that_is_not_utf8_is_refused():
+    with pytest.raises(errors.PathEscapeError, match="not UTF-8"):
+        manifest.check_relpath("caf\udce9.txt")
+    assert not manifest.all_clean(["a", "caf\udce9.txt"])
 
 
 def test_entry_model_refuses_escaping_paths():
@@ -104,7 +111,7 @@ def _outcome(data: bytes, keep=None):
 
 
 @pytest.mark.parametrize("path", ["a.txt", "dir/sub/ü 😀.txt", "with space", ".hidden/x", "a..b", "a\n", "..\n",
-                                  "x/...", "1:x", "a:b", "", "/abs", "../up", "a/../../up", "a/./b", "a//b", "a/",
+                                  "x/...", "1:x", "a:b", "", "/abs", "caf\udce9", "a\\b", "../up", "a/../../up", "a/./b", "a//b", "a/",
                                   ".", "..", "a/..", "back\\slash", "C:/windows", "c:", "nul\0", "x\n/.."])
 def test_all_clean_is_check_relpath_on_each(path):
     try:
@@ -118,7 +125,7 @@ def test_all_clean_is_check_relpath_on_each(path):
 
 @pytest.mark.parametrize("files", [
     [{**GOOD, "path": "../x"}], [{**GOOD, "path": "d001/../../x"}], [{**GOOD, "path": "/abs"}],
-    [{**GOOD, "path": "a//b"}], [{**GOOD, "path": "C:/w"}], [{**GOOD, "sha256": "A" * 64}],
+    [{**GOOD, "path": "a//b"}], [{**GOOD, "path": "a/./w"}], [{**GOOD, "sha256": "A" * 64}],
     [{**GOOD, "sha256": "a" * 63}], [{**GOOD, "sha256": "a" * 64 + "\n"}], [{**GOOD, "sha256": "a" * 63 + "é"}],
     [{**GOOD, "sha256": "a" * 63 + "g"}], [{**GOOD, "sha256": "\0" + "a" * 63}], [{**GOOD, "size": -1}],
     [{**GOOD, "mode": 0o1000}], [{**GOOD, "mode": -1}], [{**GOOD, "extra": 1}], [{**GOOD, "object": 3}],

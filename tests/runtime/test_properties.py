@@ -39,7 +39,7 @@ def _accepted(path: str) -> bool:
 @given(PATH)
 def test_an_accepted_path_never_leaves_its_folder(path):
     if _accepted(path):
-        assert "\0" not in path and not path.startswith("/") and "\\" not in path
+        assert "\0" not in path and not path.startswith("/")  # a backslash is a name's character on POSIX
         normal = posixpath.normpath(posixpath.join("/root", path))
         assert normal.startswith("/root/") and normal == posixpath.join("/root", path)
 
