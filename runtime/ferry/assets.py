@@ -177,7 +177,8 @@ def _add_source(found: _Found, source: Source, base: pathlib.Path, dest: str | N
 
 def _add_local(found: _Found, path: pathlib.Path, base: pathlib.Path, dest: str) -> None:
     if path.is_dir():
-        files, _ = manifest.walk(path)  # links are followed only while they stay inside ``path``
+        # links are followed only while they stay inside ``path``; the task's downloads are left out
+        files, _ = manifest.walk(path, store_.current().downloads)
         for file in files:
             _add(found, _join(dest, file.path), file.source)
     elif path.is_file():

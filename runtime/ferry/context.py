@@ -1,7 +1,8 @@
 """``ferry.current_context()``: what a running task knows about itself, as in flytekit.
 
 Inside a task (on a cluster or run locally) it gives the task's fresh working directory (also its
-current directory), the execution id, workflow and task names, the attempt number, a logger,
+current directory, and where its stored inputs are downloaded: ``downloads``, removed when the
+task ends), the execution id, workflow and task names, the attempt number, a logger,
 secrets, a checkpoint that survives retries, and the raw data store. Outside a task it gives a
 local default, so code that uses it can be tried in a plain Python session.
 """
@@ -15,6 +16,7 @@ import logging
 import os
 import pathlib
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -22,6 +24,8 @@ from ferry import store as store_, taskpod, uris
 
 SECRETS_ENV_PREFIX = "FERRY_SECRET_"
 SECRETS_DIR_ENV = "FERRY_SECRETS_DIR"
+DOWNLOADS = ".ferry-downloads"
+"""The folder of a task's working directory where its stored values are downloaded."""
 
 
 class Secrets:
@@ -91,6 +95,10 @@ class ExecutionContext:
     checkpoint: Checkpoint
     raw_data: store_.Store
     """The raw data store, as flytekit's ``file_access``."""
+    downloads: pathlib.Path | None = None
+    """Where ``File``/``Directory`` values are downloaded while the task runs (``<working directory>/
+    .ferry-downloads``; ``ferry.asset()`` and directories published from the working directory leave
+    it out); removed when the task ends. None outside tasks: the settings' ``local_dir``."""
 
     @property
     def file_access(self) -> store_.Store:
@@ -104,16 +112,25 @@ def for_plan(plan: taskpod.PodPlan, store: store_.Store, working_directory: path
     return ExecutionContext(
         working_directory=working_directory, execution_id=plan.execution_id, workflow=plan.workflow,
         task_name=plan.task, attempt=plan.attempt, logging=logging.getLogger(f"ferry.task.{plan.task}"),
-        secrets=Secrets(taskpod.SECRETS_DIR), checkpoint=Checkpoint(store, plan.checkpoint_prefix), raw_data=store)
+        secrets=Secrets(taskpod.SECRETS_DIR), checkpoint=Checkpoint(store, plan.checkpoint_prefix), raw_data=store,
+        downloads=working_directory / DOWNLOADS)
 
 
 @contextlib.contextmanager
 def using(context: ExecutionContext) -> Iterator[ExecutionContext]:
+    """Make ``context`` the running task's for the block; its store downloads into its ``downloads``,
+    which is removed at the end (after the task's outputs were published, inside the block)."""
     token = _current.set(context)
+    before = context.raw_data.downloads
+    if context.downloads is not None:
+        context.raw_data.downloads = context.downloads
     try:
         yield context
     finally:
         _current.reset(token)
+        if context.downloads is not None:
+            context.raw_data.downloads = before
+            shutil.rmtree(context.downloads, ignore_errors=True)
 
 
 def current_context() -> ExecutionContext:

@@ -5,7 +5,9 @@ Like ``File`` it is a thin value. A local directory is published when it leaves 
 overwrite, sending only the files that changed). A stored one passes by reference, and nothing
 is fetched until asked: ``listdir()`` reads only the manifest (or the listing) and returns
 Files that download on first use; ``open("sub/x.csv")`` streams one file; ``download()`` or
-``os.fspath`` (``os.listdir(d)``) fetch the whole tree, verified.
+``os.fspath`` (``os.listdir(d)``) fetch the whole tree, verified. Whatever is fetched lands at its
+own path under the directory's local path (``d.path / "sub/x.csv"``), so files listed together
+stay side by side, and inside a task that path is in its working directory (``context.downloads``).
 """
 
 from __future__ import annotations
@@ -43,11 +45,17 @@ class Directory(references.Reference):
         return directory
 
     @classmethod
-    def _part(cls, uri: str, contents: manifest.Manifest) -> Directory:
-        """A subdirectory of a stored directory, known by its manifest entries (objects stay where they are)."""
+    def _part(cls, uri: str, contents: manifest.Manifest, parent: Directory, name: str) -> Directory:
+        """A subdirectory ``name`` of the stored directory ``parent``, known by its manifest entries
+        (objects stay where they are), at ``name`` under the parent's local path."""
         directory = cls(uri)
         directory._contents, directory._is_part = contents, True
+        parent._place(directory, name)
         return directory
+
+    def _place(self, child: File | Directory, path: str) -> None:
+        """Put ``child`` at ``path`` under this directory's local path, fetched if this one is."""
+        child._local, child._downloaded = self.path / path, self._downloaded
 
     def manifest(self) -> manifest.Manifest:
         """Every file of a stored directory with its size and (if Ferry published it) sha256."""
@@ -71,7 +79,7 @@ class Directory(references.Reference):
         contents = self.manifest()
         files, directories = contents.children()
         return ([self._file(entry) for entry in files]
-                + [Directory._part(uris.join(self._source, name), contents.subtree(self._source, name))
+                + [Directory._part(uris.join(self._source, name), contents.subtree(self._source, name), self, name)
                    for name in directories])
 
     def file(self, path: str) -> File:
@@ -89,8 +97,10 @@ class Directory(references.Reference):
         return self.file(path).open(mode, encoding)
 
     def _file(self, entry: manifest.Entry) -> File:
-        return File.from_blob(blobs.BlobRef(uri=self.manifest().object_uri(self._source, entry), kind=blobs.Kind.FILE,
+        file = File.from_blob(blobs.BlobRef(uri=self.manifest().object_uri(self._source, entry), kind=blobs.Kind.FILE,
                                             size=entry.size, file_count=1, sha256=entry.sha256))
+        self._place(file, entry.path)
+        return file
 
     def to_blob(self, store: store_.Store | None = None) -> blobs.BlobRef:
         """The blob reference: a local directory is published first (once); a part of a stored one

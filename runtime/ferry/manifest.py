@@ -272,8 +272,9 @@ class LocalFile:
     """What ``stat`` said when it was listed: size, mtime_ns, ctime_ns, inode, device (``hashcache``)."""
 
 
-def walk(root: pathlib.Path) -> tuple[list[LocalFile], list[str]]:
-    """Every file and empty directory under ``root``, following links that stay inside it.
+def walk(root: pathlib.Path, skip: pathlib.Path | None = None) -> tuple[list[LocalFile], list[str]]:
+    """Every file and empty directory under ``root``, following links that stay inside it, but for
+    the folder ``skip`` when it is inside (where a task's stored inputs were downloaded).
 
     A link is stored as what it points to; a link that escapes ``root``, dangles, or loops raises
     PathEscapeError naming it, and so does anything but a regular file or directory. Each file's
@@ -281,6 +282,7 @@ def walk(root: pathlib.Path) -> tuple[list[LocalFile], list[str]]:
     per directory and one ``stat`` per entry: only links are resolved.
     """
     top = localfiles.check_tree_root(root)
+    skipped = os.path.realpath(skip) if skip is not None else None
     files: list[LocalFile] = []
     empty: list[str] = []
 
@@ -306,6 +308,8 @@ def walk(root: pathlib.Path) -> tuple[list[LocalFile], list[str]]:
             else:
                 real, info = os.path.join(real_directory, entry.name), entry.stat(follow_symlinks=False)
             if stat_.S_ISDIR(info.st_mode):
+                if real == skipped:
+                    continue
                 if real in ancestors:
                     raise errors.PathEscapeError(f"{entry.path} links to its own ancestor {real}: remove the loop")
                 visit(entry.path, real, child, ancestors | {real})

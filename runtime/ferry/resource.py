@@ -38,10 +38,52 @@ def label_value(text: str) -> str:
 
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-Name = Annotated[str, pydantic.Field(min_length=1, max_length=40, pattern=NAME_PATTERN)]
-"""Task, input and output names: DNS labels short enough to name pods and env vars after."""
+"""A DNS label: what Kubernetes accepts as a pod's, container's or volume's name (or part of one)."""
+MAX_NAME_LENGTH = 40
+TaskName = Annotated[str, pydantic.Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)]
+"""Task names: DNS labels short enough to name pods after (``<workflow>-<task>-<attempt>``), so
+no underscores or capitals."""
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 """Names of Kubernetes objects such as ServiceAccounts."""
+IO_NAME_PATTERN = r"^[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?$"
+IOName = Annotated[str, pydantic.Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=IO_NAME_PATTERN)]
+"""Input and output names: a Python name as written (``row_count``, ``maxRows``) or a DNS label
+(``row-count``): ASCII letters, digits, ``_`` and ``-`` (never first or last). Each is one segment of a
+path (``/ferry/inputs/<name>``, ``ferry outputs``' ``out/<name>``) and of an environment variable
+(``FERRY_INPUT_<NAME>``); ``io_name_clash`` keeps two in one list from sharing either."""
+
+
+def io_name_problem(name: str) -> str | None:
+    """What keeps ``name`` from naming an input or output, or None: the ``IOName`` rules in words,
+    for messages that come before any model does (a Python parameter or field name)."""
+    if len(name) > MAX_NAME_LENGTH:
+        return f"is longer than {MAX_NAME_LENGTH} characters"
+    if not re.fullmatch(IO_NAME_PATTERN, name):
+        return "cannot name an input or output: use ASCII letters, digits, _ and - (never - first or last)"
+    return None
+
+
+def env_name(name: str) -> str:
+    """An input or output name as environment variables spell it: ``row_count``, ``row-count`` and
+    ``Row_Count`` are all ``ROW_COUNT``. Two names spelled alike would share a variable, and a folder
+    on a disk that ignores case."""
+    return name.replace("-", "_").upper()
+
+
+def io_name_clash(names: list[str], what: str, variable: str = "") -> str | None:
+    """Why ``names`` (one list of inputs or outputs, ``what`` saying which) cannot all be used: the
+    first two that ``env_name`` spells alike (``row-count`` and ``row_count``), or None."""
+    seen: dict[str, str] = {}
+    for name in names:
+        spelled = env_name(name)
+        if spelled in seen:
+            alike = (f"would both be {variable}{spelled}" if variable else
+                     f"are both {spelled} where case and - against _ are lost (environment variables, disks that "
+                     "ignore case)")
+            return (f"{what} {seen[spelled]!r} and {name!r} {alike}; rename one (names in one list must differ in "
+                    "more than case or - against _)")
+        seen[spelled] = name
+    return None
 
 
 class Model(pydantic.BaseModel):
@@ -64,9 +106,9 @@ class Kind(str, enum.Enum):
 
 
 class TaskOutputRef(Model):
-    task: Name
+    task: TaskName
     """The task that produces the output."""
-    output: Name
+    output: IOName
     """The name of that task's output."""
 
 
@@ -79,21 +121,24 @@ class InputSource(Model):
     """A remote file or directory (``s3://``, ``gs://``, ``https://``...), passed by reference."""
     from_task: TaskOutputRef | None = None
     """Another task's output; this also orders the tasks."""
-    from_input: Name | None = None
+    from_input: IOName | None = None
     """One of the workflow's own inputs."""
 
 
 class TaskInput(InputSource):
-    name: Name
-    """The input's name: the task finds it at ``/ferry/inputs/<name>``, and its value or local path in
-    the environment variable ``FERRY_INPUT_<NAME>``."""
+    name: IOName
+    """The input's name, a Python name as written ('max_rows') or a DNS label ('max-rows'): the task
+    finds it at ``/ferry/inputs/<name>``, and its value or local path in the environment variable
+    ``FERRY_INPUT_<NAME>`` (``-`` as ``_``, upper case: 'FERRY_INPUT_MAX_ROWS'), so no two of a task's
+    inputs may differ only in case or ``-`` against ``_``."""
     kind: Kind | None = None
     """What the task expects; checked against the source when both are known."""
 
 
 class TaskOutput(Model):
-    name: Name
-    """The output's name: the task writes it to ``/ferry/outputs/<name>``."""
+    name: IOName
+    """The output's name, a Python name as written ('row_count') or a DNS label ('row-count'): the
+    task writes it to ``/ferry/outputs/<name>``."""
     kind: Kind = Kind.FILE
     """``file``/``directory``/``asset`` are uploaded from ``/ferry/outputs/<name>``; ``value`` is the
     file's content (at most 1 KiB) carried in status."""
@@ -212,8 +257,9 @@ class Cache(Model):
 class Task(Model):
     """One step of the workflow, run as one pod per attempt."""
 
-    name: Name
-    """The task's name, unique in the workflow; other tasks refer to it by this name."""
+    name: TaskName
+    """The task's name, unique in the workflow; other tasks refer to it by this name. A DNS label
+    (lower case, digits and ``-``), as it names the task's pods."""
     image: str | None = pydantic.Field(None, min_length=1, max_length=512)
     """The container image. Any image works: Ferry adds nothing to it."""
     command: list[str] | None = None
@@ -240,7 +286,7 @@ class Task(Model):
     """What the task reads: literals, remote URIs, other tasks' outputs or the workflow's inputs."""
     outputs: list[TaskOutput] = pydantic.Field([], max_length=64)
     """What the task writes and publishes for other tasks and the workflow's outputs."""
-    depends_on: list[Name] = pydantic.Field([], max_length=256)
+    depends_on: list[TaskName] = pydantic.Field([], max_length=256)
     """Tasks that must succeed first, in addition to those whose outputs are inputs here."""
     plugin: PluginRef | None = None
     """A task plugin run by the Ferry runtime image instead of ``function`` or ``command``."""
@@ -292,12 +338,20 @@ class Task(Model):
                                  f"(there: {', '.join(sorted(named)) or 'none'})")
         return self
 
+    @pydantic.model_validator(mode="after")
+    def _one_variable_per_input(self) -> Task:
+        clash = (io_name_clash([i.name for i in self.inputs], "inputs", "FERRY_INPUT_")
+                 or io_name_clash([o.name for o in self.outputs], "outputs"))
+        if clash:
+            raise ValueError(f"task {self.name}: {clash}")
+        return self
+
 
 class WorkflowInput(InputSource):
     """An input of the whole workflow, which tasks take with ``from_input``; change its ``value`` or
     ``uri`` to run the workflow on other data."""
 
-    name: Name
+    name: IOName
     """The input's name, unique among the workflow's inputs."""
     kind: Kind = Kind.VALUE
 
@@ -305,7 +359,7 @@ class WorkflowInput(InputSource):
 class WorkflowOutput(Model):
     """A result of the whole workflow: one task's output, reported in ``status.outputs``."""
 
-    name: Name
+    name: IOName
     """The output's name in ``status.outputs``."""
     from_task: TaskOutputRef
     """The task output it is."""
@@ -359,6 +413,14 @@ class WorkflowSpec(Model):
     rerun: int = pydantic.Field(0, ge=0)
     """Raised by one (``ferry retry``) to run a ``Failed`` or ``Stopped`` workflow's unfinished
     tasks again, with fresh retry budgets; what succeeded is kept and its outputs reused."""
+
+    @pydantic.field_validator("inputs", "outputs")
+    @classmethod
+    def _one_folder_per_name(cls, named: list, info: pydantic.ValidationInfo) -> list:
+        clash = io_name_clash([item.name for item in named], f"workflow {info.field_name}")
+        if clash:
+            raise ValueError(clash)
+        return named
 
     def output_kind(self, task: str, output: str) -> Kind:
         """The kind ``task`` declares for ``output`` (a value if it declares none)."""

@@ -88,7 +88,7 @@ def execute(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -
 
 
 def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> taskpod.PublishResult:
-    from ferry import context, tasks, values
+    from ferry import context, values
 
     if plan.code:
         fetch_code(plan.code, store)
@@ -101,9 +101,13 @@ def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> 
     workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(workdir)
     with store_.using(store), context.using(context.for_plan(plan, store, workdir)):
+        # Parameters and outputs meet the plan's names by their spelling in variables (resource.env_name,
+        # unique in a task), so a Workflow compiled when the SDK wrote max-rows still reaches max_rows.
+        given = {resource.env_name(key): key for key in [*plan.values, *plan.inputs]}
+        declared = {resource.env_name(o.name): o.name for o in plan.outputs}
         arguments = {}
         for name, annotation in task.inputs.items():
-            key = tasks.param_name(name)
+            key = given.get(resource.env_name(name))
             if key in plan.values:
                 arguments[name] = values.load(annotation, resource.Output(kind=resource.Kind.VALUE,
                                                                           value=plan.values[key]), store)
@@ -111,9 +115,10 @@ def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> 
                 arguments[name] = values.load(annotation, podruntime.dereference(plan.inputs[key], store), store)
         returned = task.fn(**arguments)
         returned = tuple(returned) if task.returns or len(task.outputs) > 1 else (returned,)
+        published = [declared.get(resource.env_name(name), name) for name in task.outputs]
         return taskpod.PublishResult(outputs={
             name: values.dump(annotation, value, store, f"{plan.output_prefix}/{name}.json")
-            for (name, annotation), value in zip(task.outputs.items(), returned)})
+            for name, annotation, value in zip(published, task.outputs.values(), returned)})
 
 
 def run_function() -> int:

@@ -50,6 +50,10 @@ class Store:
         self.output_prefix = output_prefix or self.settings.raw_data_prefix
         """Where new outputs go (``random_remote_path``); a task attempt sets its own, while drives,
         checkpoints and the cache stay under the shared raw data prefix."""
+        self.downloads: pathlib.Path | None = None
+        """Where stored values are downloaded when no place is given: inside a task, a folder of its
+        working directory (set by ``context.using``, removed when the task ends); else the settings'
+        ``local_dir``. Directories published from a tree that holds it leave it out."""
         self._backends: dict[str, base.Backend] = {}
         self._lock = threading.Lock()
 
@@ -73,8 +77,8 @@ class Store:
         return uris.join(self.output_prefix, secrets.token_hex(16), *([name] if name else []))
 
     def random_local_path(self, name: str | None = None) -> pathlib.Path:
-        """A fresh, not yet created, local path under the settings' ``local_dir``."""
-        return self.settings.local_dir.joinpath(secrets.token_hex(16), *([name] if name else []))
+        """A fresh, not yet created, local path under ``downloads`` (in a task) or the settings' ``local_dir``."""
+        return (self.downloads or self.settings.local_dir).joinpath(secrets.token_hex(16), *([name] if name else []))
 
     def exists(self, uri: str) -> bool:
         """Whether ``uri`` is an object or a directory with something in it."""
@@ -138,7 +142,8 @@ class Store:
         """Publish a local directory at ``uri`` (default: fresh under the raw data prefix);
         files already there unchanged, per the destination's manifest, are not sent again."""
         uri = uris.to_uri(uri) if uri else self.random_remote_path()
-        return transfer.upload_directory(self.backend(uri), pathlib.Path(local), uri, self.settings, progress)
+        return transfer.upload_directory(self.backend(uri), pathlib.Path(local), uri, self.settings, progress,
+                                         skip=self.downloads)
 
     def download_directory(self, source: Source, local: str | os.PathLike,
                            progress: transfer.ProgressCallback | None = None,

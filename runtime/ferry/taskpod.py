@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
 import pydantic
@@ -32,12 +31,13 @@ MAX_STORED_VALUE_BYTES = 64 * 1024 * 1024
 """Largest ``value`` output at all (a value is read into memory): beyond it, use a file."""
 RESULT_NAME = ".ferry-result.json"
 """``<output prefix>/.ferry-result.json``: a result too large for the termination message and
-status (output names start with a letter or digit, so none is called that)."""
+status (output names hold no ``.``, so none is called that)."""
 
 
 def input_env_name(name: str) -> str:
-    """``raw-data`` → ``FERRY_INPUT_RAW_DATA``: each input's value or local path, for the user's command."""
-    return "FERRY_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    """``raw_data`` or ``raw-data`` → ``FERRY_INPUT_RAW_DATA``: each input's value or local path, for
+    the user's command (the models refuse two inputs of one task spelled alike)."""
+    return "FERRY_INPUT_" + resource.env_name(name)
 
 
 class PodPlan(resource.Model):

@@ -32,7 +32,9 @@ class DefinitionError(TypeError):
 
 
 def param_name(name: str) -> str:
-    """``raw_data`` → ``raw-data``: Python names as resource names (DNS labels)."""
+    """``raw_data`` → ``raw-data``: a function's name as a task or workflow name (a DNS label, as it
+    names pods), and an input's as a command-line option (``--raw-data``). Inputs and outputs keep
+    their Python names in the Workflow."""
     return name.lower().replace("_", "-")
 
 
@@ -64,8 +66,8 @@ def _reference(fn: Callable, what: str) -> str:
 
 
 def named_tuple(annotation: Any) -> type | None:
-    """``annotation`` if it is a ``typing.NamedTuple``, whose fields name a task's outputs (``row_count``
-    → output ``row-count``); a call in a workflow then gives one of its kind, holding the outputs."""
+    """``annotation`` if it is a ``typing.NamedTuple``, whose fields name a task's outputs as they are
+    written (``row_count``); a call in a workflow then gives one of its kind, holding the outputs."""
     is_named = isinstance(annotation, type) and issubclass(annotation, tuple) and hasattr(annotation, "_fields")
     return annotation if is_named else None
 
@@ -89,12 +91,28 @@ def interface(fn: Callable, what: str) -> tuple[dict[str, Any], dict[str, Any], 
         outputs = {}
     elif named_tuple(returned):
         fields = typing.get_type_hints(returned)
-        outputs = {param_name(field): fields.get(field, Any) for field in returned._fields}
+        outputs = {field: fields.get(field, Any) for field in returned._fields}
     elif typing.get_origin(returned) is tuple and ... not in typing.get_args(returned):
         outputs = {RETURN_NAMES.format(i): t for i, t in enumerate(typing.get_args(returned))}
     else:
         outputs = {RETURN_NAMES.format(0): returned}
+    _check_names(fn, what, inputs, outputs)
     return inputs, outputs, signature
+
+
+def _check_names(fn: Callable, what: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+    """Refuse, where ``fn`` is defined, names that the Workflow would refuse (``resource.IOName``):
+    not ASCII, too long, or two spelled alike in ``FERRY_INPUT_<NAME>`` (``X`` and ``x``)."""
+    where = f"{what} {fn.__name__}"
+    for kind, names in (("input", inputs), ("output", outputs)):
+        for name in names:
+            problem = resource.io_name_problem(name)
+            if problem:
+                raise DefinitionError(f"{where}: {kind} {name!r} {problem}")
+    clash = (resource.io_name_clash(list(inputs), "inputs", "FERRY_INPUT_")
+             or resource.io_name_clash(list(outputs), "outputs"))
+    if clash:
+        raise DefinitionError(f"{where}: {clash}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,15 +281,15 @@ class Graph:
                 raise DefinitionError(f"{where} expects {_type_name(expected)} but gets "
                                       f"{_type_name(value.annotation)} from "
                                       f"{'task ' + value.task if value.task else 'workflow input'} {value.name!r}")
-            return resource.TaskInput(name=param_name(name), **value.source())
+            return resource.TaskInput(name=name, **value.source())
         if values.kind_of(expected) != resource.Kind.VALUE:
             try:
                 ref = values.check(expected, value).to_blob()
             except ValueError as error:
                 raise DefinitionError(f"{where}: {error}") from None
-            return resource.TaskInput(name=param_name(name), uri=ref.uri, kind=values.kind_of(expected))
+            return resource.TaskInput(name=name, uri=ref.uri, kind=values.kind_of(expected))
         try:
-            return resource.TaskInput(name=param_name(name), value=values.to_json(expected, value))
+            return resource.TaskInput(name=name, value=values.to_json(expected, value))
         except ValueError as error:
             raise DefinitionError(f"{where}: {error}") from None
 

@@ -319,9 +319,10 @@ def download_file(backend: base.Backend, uri: str, target: pathlib.Path, setting
 
 
 def upload_directory(backend: base.Backend, root: pathlib.Path, uri: str, settings: settings_.Settings,
-                     progress: ProgressCallback | None = None) -> blobs.BlobRef:
-    """Publish the local directory ``root`` at ``uri`` (the protocol in this module's docstring)."""
-    files, empty = manifest.walk(root)
+                     progress: ProgressCallback | None = None, skip: pathlib.Path | None = None) -> blobs.BlobRef:
+    """Publish the local directory ``root`` at ``uri`` (the protocol in this module's docstring),
+    leaving out the folder ``skip`` (a task's downloads) if it is inside."""
+    files, empty = manifest.walk(root, skip)
     manifest_uri = uris.join(uri, manifest.NAME)
     try:
         previous = read_manifest(backend, uri, settings=settings)

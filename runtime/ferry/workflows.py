@@ -32,7 +32,7 @@ class Workflow:
             raise tasks.DefinitionError(f"workflow {self.__name__} has no input {sorted(unknown)[0]!r}; "
                                         f"its inputs are {sorted(self.inputs)}")
         graph = tasks.Graph()
-        placeholders = {name: tasks.Promise(None, tasks.param_name(name), t) for name, t in self.inputs.items()}
+        placeholders = {name: tasks.Promise(None, name, t) for name, t in self.inputs.items()}
         token = tasks.compiling.set(graph)
         try:
             result = self.fn(**placeholders)
@@ -63,9 +63,8 @@ class Workflow:
         kind = values.kind_of(annotation)
         try:
             if kind != resource.Kind.VALUE:
-                return resource.WorkflowInput(name=tasks.param_name(name), kind=kind,
-                                              uri=values.check(annotation, value).to_blob().uri)
-            return resource.WorkflowInput(name=tasks.param_name(name), value=values.to_json(annotation, value))
+                return resource.WorkflowInput(name=name, kind=kind, uri=values.check(annotation, value).to_blob().uri)
+            return resource.WorkflowInput(name=name, value=values.to_json(annotation, value))
         except ValueError as error:
             raise tasks.DefinitionError(f"workflow {self.__name__}: input {name!r}: {error}") from None
 

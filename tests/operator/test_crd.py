@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import enum
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -80,6 +81,33 @@ def test_descriptions_speak_the_manifest_s_language():
     assert retries["default"] == {"limit": 0, "infrastructure": 3, "backoffSeconds": 5, "maxBackoffSeconds": 300}
     assert crd.describe("Uses ``from_task``\nand ``/ferry/outputs/<name>``.") == (
         "Uses `fromTask` and `/ferry/outputs/<name>`.")
+
+
+def test_inputs_and_outputs_take_python_names_and_task_names_stay_dns_labels():
+    """What ``kubectl apply`` checks of names, offline: each pattern in the CRD, by field."""
+    spec = crd.schema()["properties"]["spec"]
+    task = spec["properties"]["tasks"]["items"]["properties"]
+    item = lambda node: node["items"]["properties"]  # noqa: E731
+    io_names = {
+        "spec.inputs[].name": item(spec["properties"]["inputs"])["name"],
+        "spec.outputs[].name": item(spec["properties"]["outputs"])["name"],
+        "spec.outputs[].fromTask.output": item(spec["properties"]["outputs"])["fromTask"]["properties"]["output"],
+        "tasks[].inputs[].name": item(task["inputs"])["name"],
+        "tasks[].inputs[].fromInput": item(task["inputs"])["fromInput"],
+        "tasks[].inputs[].fromTask.output": item(task["inputs"])["fromTask"]["properties"]["output"],
+        "tasks[].outputs[].name": item(task["outputs"])["name"],
+    }
+    for field, node in io_names.items():
+        for name in ("row_count", "max_rows", "row-count", "o0", "N", "_x"):
+            assert re.fullmatch(node["pattern"], name), f"{field} refuses {name!r}"
+        for name in ("../etc", "a/b", ".", "-x", "x-", "a b", "größe"):
+            assert not re.fullmatch(node["pattern"], name), f"{field} takes {name!r}"
+        assert node["maxLength"] == 40
+    task_names = {"tasks[].name": task["name"], "tasks[].dependsOn[]": task["dependsOn"]["items"],
+                  "tasks[].inputs[].fromTask.task": item(task["inputs"])["fromTask"]["properties"]["task"]}
+    for field, node in task_names.items():
+        assert re.fullmatch(node["pattern"], "count-rows") and not re.fullmatch(node["pattern"], "count_rows"), field
+    assert "DNS label" in task["name"]["description"] and "FERRY_INPUT_" in item(task["inputs"])["name"]["description"]
 
 
 # --- schema translation -----------------------------------------------------------------------
@@ -300,6 +328,10 @@ INVALID = {
                                     ["spec.tasks[1].inputs[0].name", "should match"]),
     "a task name with an underscore": (lambda s: tasks(s)[0].update(name="make_text"),
                                        ["spec.tasks[0].name", "should match"]),
+    "an output name that starts with a dash": (lambda s: tasks(s)[0]["outputs"][0].update(name="-text"),
+                                               ["spec.tasks[0].outputs[0].name", "should match"]),
+    "an input name with a space": (lambda s: tasks(s)[1]["inputs"][1].update(name="a greeting"),
+                                   ["spec.tasks[1].inputs[1].name", "should match"]),
     "a secret name that is no Kubernetes name": (lambda s: tasks(s)[0].update(secrets=["Bad_Secret"]),
                                                  ["spec.tasks[0].secrets[0]", "should match"]),
     "an environment variable name starting with a digit": (
@@ -373,6 +405,24 @@ def test_invalid_manifest_is_refused_naming_the_field(cluster: Cluster, crd_name
     assert result.returncode != 0, f"{case} was accepted"
     for text in expected:
         assert text in result.stderr, result.stderr
+
+
+@pytest.mark.cluster
+def test_python_style_input_and_output_names_are_accepted(cluster: Cluster, crd_namespace: str):
+    """``row_count`` and ``max_rows``, as the SDK writes them, next to the dashed names of before."""
+    spec = {
+        "inputs": [{"name": "max_rows", "value": 10}],
+        "tasks": [
+            {"name": "count", "image": "busybox:1.36", "outputs": [{"name": "row_count", "kind": "value"},
+                                                                   {"name": "row-total"}],
+             "inputs": [{"name": "max_rows", "fromInput": "max_rows"}, {"name": "Label", "value": "x"}]},
+            {"name": "show", "image": "busybox:1.36",
+             "inputs": [{"name": "rows", "fromTask": {"task": "count", "output": "row_count"}}]},
+        ],
+        "outputs": [{"name": "row_count", "fromTask": {"task": "count", "output": "row_count"}}],
+    }
+    result = apply(cluster, crd_namespace, make("python-names", spec), "--dry-run=server")
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.cluster

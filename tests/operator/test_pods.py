@@ -68,6 +68,24 @@ def test_values_become_env_and_upstream_references_become_fetches():
     assert plan.inputs["f"].uri == "s3://b/up/out" and plan.inputs["f"].sha256 == "0" * 64
 
 
+def test_python_style_names_reach_the_container_as_variables_and_paths():
+    wf = spec(task("count", outputs=("row_count",)),
+              {"name": "a", "image": "x", "inputs": [
+                  {"name": "max_rows", "value": 10},
+                  {"name": "rows-in", "fromTask": {"task": "count", "output": "row_count"}},
+                  {"name": "Label", "value": "weekly"}], "outputs": [{"name": "row_count"}]})
+    status = resource.WorkflowStatus(tasks={"count": resource.TaskStatus(phase=resource.Phase.SUCCEEDED, outputs={
+        "row_count": resource.Output(kind=resource.Kind.FILE, uri="s3://b/count/row_count", sha256="0" * 64)})})
+    by_name = containers(build(wf, status))
+    main_env = env(by_name["main"])
+    assert main_env["FERRY_INPUT_MAX_ROWS"] == "10" and main_env["FERRY_INPUT_LABEL"] == "weekly"
+    assert main_env["FERRY_INPUT_ROWS_IN"] == "/ferry/inputs/rows-in"
+    plan = taskpod.PodPlan.model_validate_json(env(by_name["ferry-fetch"])[taskpod.PLAN_ENV])
+    assert plan.inputs["rows-in"].uri == "s3://b/count/row_count" and plan.values["max_rows"] == 10
+    assert [o.name for o in plan.outputs] == ["row_count"], "published from /ferry/outputs/row_count"
+    assert by_name["main"]["name"] == "main" and build(wf, status)["metadata"]["name"] == "wf-a-1"
+
+
 def test_no_inputs_and_no_outputs_means_no_runtime_containers():
     pod = build(spec({"name": "a", "image": "x", "secrets": ["db", "tls.example.com"]}))
     assert pod["spec"]["initContainers"] == []

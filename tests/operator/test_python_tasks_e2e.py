@@ -55,6 +55,20 @@ def test_remote_run_passes_a_directory_and_downloads_outputs(cluster: Cluster, w
     assert sorted(os.listdir(tmp_path / "out" / "o0")) == ["f0.txt", "f1.txt"]
 
 
+def test_remote_run_keeps_python_names(cluster: Cluster, workflow_namespace: str, s3, tmp_path):
+    """A NamedTuple's ``row_count`` and the input ``max_rows`` keep their names in the Workflow, in
+    ``ferry run``'s lines and in ``ferry outputs``' folder."""
+    result = run_remote(cluster, s3, workflow_namespace, f"{SAMPLES}:named", "--n", "5", "--max-rows", "2")
+    assert result.stdout.splitlines() == ["row_count = 2", 'summary = "2 ROWS"']  # values as JSON
+    name = created_name(result)
+    workflow = json.loads(cluster.kubectl("get", "fwf", name, "-n", workflow_namespace, "-o", "json").stdout)
+    assert [i["name"] for i in workflow["spec"]["inputs"]] == ["n", "max_rows"]
+    assert set(workflow["status"]["outputs"]) == {"row_count", "summary"}
+    downloaded = ferry(cluster, s3, "outputs", name, "-n", workflow_namespace, "-o", str(tmp_path / "out"))
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert json.loads((tmp_path / "out" / "values.json").read_text()) == {"row_count": 2, "summary": "2 ROWS"}
+
+
 def test_remote_retry_resumes_from_checkpoint_and_reads_secrets(cluster: Cluster, workflow_namespace: str, s3):
     result = run_remote(cluster, s3, workflow_namespace, f"{SAMPLES}:resumes")
     assert json.loads(result.stdout.split(" = ", 1)[1]) == "attempt 2 resumed from halfway"

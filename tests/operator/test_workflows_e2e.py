@@ -100,6 +100,40 @@ def test_fan_out_fan_in_of_twenty_tasks(cluster: Cluster, workflow_namespace: st
     assert len(workflow_pods(cluster, workflow_namespace, "fan")) == 21
 
 
+def test_python_style_names_reach_variables_and_folders(cluster: Cluster, workflow_namespace: str, s3):
+    """``max_rows`` and ``row_count`` as a Python user writes them: the variable spells them in upper
+    case (``FERRY_INPUT_MAX_ROWS``), the folders keep them as they are."""
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "python-names"},
+        "spec": {"inputs": [{"name": "max_rows", "value": 3}], "tasks": [
+            {"name": "count", "image": "busybox:1.36", "command": ["sh", "-c"],
+             "args": ['echo $((FERRY_INPUT_MAX_ROWS + 1)) > /ferry/outputs/row_count'],
+             "inputs": [{"name": "max_rows", "fromInput": "max_rows"}], "outputs": [{"name": "row_count"}]},
+            {"name": "show", "image": "busybox:1.36", "command": ["sh", "-c"],
+             "args": ['echo "$(cat /ferry/inputs/rows_in) from $FERRY_INPUT_ROWS_IN" > /ferry/outputs/line'],
+             "inputs": [{"name": "rows_in", "fromTask": {"task": "count", "output": "row_count"}}],
+             "outputs": [{"name": "line", "kind": "value"}]}],
+            "outputs": [{"name": "line", "fromTask": {"task": "show", "output": "line"}}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "python-names", timeout=120)
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
+    assert workflow["status"]["outputs"]["line"]["value"] == "4 from /ferry/inputs/rows_in"
+    assert read_object(s3, workflow["status"]["tasks"]["count"]["outputs"]["row_count"]["uri"]) == b"4\n"
+
+
+def test_inputs_spelled_alike_fail_naming_the_task_and_both(cluster: Cluster, workflow_namespace: str):
+    """The API server takes them (no CEL rule can compare every pair within its budget); the operator
+    refuses the Workflow before any pod, as ``ferry compile`` and local runs do."""
+    apply_manifest(cluster, workflow_namespace, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "spelled-alike"},
+        "spec": {"tasks": [{"name": "count", "image": "busybox:1.36", "command": ["true"],
+                            "inputs": [{"name": "row-count", "value": 1}, {"name": "row_count", "value": 2}]}]}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "spelled-alike", timeout=60)
+    assert workflow["status"]["phase"] == "Failed"
+    assert ("task count: inputs 'row-count' and 'row_count' would both be FERRY_INPUT_ROW_COUNT; rename one"
+            in workflow["status"]["message"]), workflow["status"]["message"]
+    assert workflow_pods(cluster, workflow_namespace, "spelled-alike") == []
+
+
 def test_failed_attempt_is_retried_in_a_new_pod(cluster: Cluster, workflow_namespace: str):
     apply_example(cluster, workflow_namespace, "retry")
     workflow = wait_for_phase(cluster, workflow_namespace, "retry")

@@ -340,7 +340,8 @@ class Counted(typing.NamedTuple):
 
 
 @ferry.task
-def count(n: int) -> Counted:
+def count(n: int, max_rows: int = 100) -> Counted:
+    n = min(n, max_rows)
     return Counted(row_count=n, summary=f"{n} rows")
 
 
@@ -350,6 +351,6 @@ def upper(text: str) -> str:
 
 
 @ferry.workflow
-def named(n: int = 3) -> Counted:
-    counted = count(n=n)
+def named(n: int = 3, max_rows: int = 100) -> Counted:
+    counted = count(n=n, max_rows=max_rows)
     return Counted(row_count=counted.row_count, summary=upper(text=counted.summary))

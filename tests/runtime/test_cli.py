@@ -162,6 +162,23 @@ def test_inputs_are_converted_by_their_annotations(tmp_path):
     assert cli.parse_inputs(typed, ["--data", "s3://bucket/data.csv"])["data"].remote_source == "s3://bucket/data.csv"
 
 
+def test_run_prints_python_named_outputs_and_outputs_writes_their_folders(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FERRY_RAW_DATA_PREFIX", (tmp_path / "raw").as_uri())
+    assert cli.main(["run", "tests.runtime.sample_workflows:named", "--n", "5", "--max-rows", "2"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["row_count = 2", "summary = '2 ROWS'"]
+
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    (tmp_path / "rows.csv").write_text("a\nb\n")
+    stored = store.put(tmp_path / "rows.csv", f"{store.raw_data_prefix}/e/count/1/row_count")
+    status = resource.WorkflowStatus(phase=resource.Phase.SUCCEEDED, outputs={
+        "row_count": resource.Output(kind=resource.Kind.VALUE, value=2),
+        "rows_kept": resource.Output(kind=resource.Kind.FILE, uri=stored.uri, sha256=stored.sha256, size=stored.size)})
+    monkeypatch.setattr(remote, "get", lambda name, namespace, context=None: {"status": status.dump()})
+    assert cli.main(["outputs", "named-1", "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "rows_kept").read_text() == "a\nb\n"
+    assert json.loads((tmp_path / "out" / "values.json").read_text()) == {"row_count": 2}
+
+
 @pytest.mark.parametrize("given, line", [
     (["--days", "abc"], "ferry run: input --days of typed expects int, got 'abc'"),
     (["--days", "1.5"], "ferry run: input --days of typed expects int, got '1.5'"),

@@ -204,3 +204,56 @@ def test_a_name_that_is_not_utf8_is_refused_clearly(tmp_path, local_store):
         pytest.skip("this filesystem refuses names that are not UTF-8")
     with ferry.use_store(local_store), pytest.raises(ferry.PathEscapeError, match=r"caf\\udce9.txt.*UTF-8"):
         ferry.to_blob(ferry.Directory(root))
+
+
+def test_files_listed_from_a_stored_directory_land_side_by_side(store, tree, tmp_path):
+    """Issue 13: siblings stay siblings under the directory's local path, whether fetched one by
+    one, through a subdirectory, by relative path, or after the whole directory."""
+    received, pod2 = pass_between_tasks(ferry.Directory(tree), store, tmp_path)
+    with ferry.use_store(pod2):
+        top = {os.path.basename(e.path): e for e in received.listdir()}
+        assert {name: e.path for name, e in top.items()} == {name: received.path / name for name in top}
+        assert top["a.txt"].download().read_text() == "alpha"
+        assert top["with space.txt"].download().parent == top["a.txt"].path.parent == received.path
+        nested = top["nested"]
+        deeper = {os.path.basename(e.path): e for e in nested.listdir()}["deeper"]
+        assert deeper.path == received.path / "nested" / "deeper"
+        assert deeper.listdir()[0].download() == received.path / "nested" / "deeper" / "données ü 😀.txt"
+        assert received.file("nested/b.csv").download() == received.path / "nested" / "b.csv"
+        assert sorted(os.listdir(received.path / "nested")) == ["b.csv", "deeper"]
+        whole = received.download()
+        assert whole == received.path and (whole / "run.sh").read_text().startswith("#!")
+        again = received.listdir()  # after the whole download: the files are already in place
+        assert all(pathlib.Path(e).exists() for e in again)
+
+
+@ferry.task
+def reads_a_directory(data: ferry.Directory) -> dict[str, object]:
+    """Reads one file of a stored directory, downloads it whole, and publishes its working directory."""
+    first = data.listdir()[0]
+    text = first.open("r").read() if isinstance(first, ferry.File) else ""
+    pathlib.Path(first).read_text()
+    local = data.download()
+    pathlib.Path("mine.txt").write_text("mine")
+    made = ferry.asset()
+    return {"text": text, "local": str(local), "cwd": os.getcwd(), "asset": sorted(made)}
+
+
+@ferry.workflow
+def read_a_directory(data: ferry.Directory) -> dict[str, object]:
+    return reads_a_directory(data=data)
+
+
+def test_downloads_in_a_task_go_under_its_working_directory_and_go_with_it(tmp_path):
+    """Issue 13: a task's downloads are in its working directory (its scratch space on a cluster), not
+    in a random folder under /tmp/ferry; they are removed when the task ends, and ``ferry.asset()``
+    of the working directory does not collect them."""
+    settings = ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri(), cache_dir=tmp_path / "cache",
+                              local_dir=tmp_path / "local-dir")
+    with ferry.use_store(ferry.Store(settings)):
+        ref = ferry.to_blob(seed_task1(tmp_path))
+        seen = read_a_directory(data=ferry.Directory.from_blob(ref))
+    assert seen["text"] == "This is file 1." and seen["asset"] == ["mine.txt"]
+    assert pathlib.Path(seen["local"]).is_relative_to(seen["cwd"])
+    assert not pathlib.Path(seen["local"]).exists()
+    assert not (tmp_path / "local-dir").exists()

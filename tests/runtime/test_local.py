@@ -217,4 +217,8 @@ def test_a_dead_fork_server_refuses_new_tasks_clearly(tmp_path):
 def test_named_outputs_come_back_by_name():
     result = samples.named(n=4)
     assert isinstance(result, samples.Counted) and result == samples.Counted(row_count=4, summary="4 ROWS")
+    run = local.run_workflow(samples.named, {"n": 4, "max_rows": 3})
+    assert run.status.phase == resource.Phase.SUCCEEDED, run.status.message
+    assert set(run.status.outputs) == set(run.status.tasks["count"].outputs) == {"row_count", "summary"}
+    assert run.outputs() == {"row_count": 3, "summary": "3 ROWS"}, "max_rows reached the task as max_rows"
     assert samples.count(n=2).summary == "2 rows"  # a task called on its own returns its named tuple too

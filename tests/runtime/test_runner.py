@@ -88,3 +88,19 @@ def test_a_code_archive_named_by_its_digest_must_have_it(tmp_path, clean_sys_pat
     store.backend(uri).write_bytes(uri, remote.package(tmp_path / "src"))
     with pytest.raises(errors.IntegrityError, match="sha256 mismatch"):
         runner.fetch_code(uri, store)
+
+
+def test_a_manifest_compiled_with_dashed_names_still_runs(tmp_path, monkeypatch):
+    """Before inputs and outputs kept their Python names, the SDK wrote ``max-rows`` and ``row-count``:
+    such a Workflow still reaches ``max_rows`` and publishes under the names it declares."""
+    from ferry import resource, taskpod
+
+    monkeypatch.chdir(tmp_path)  # the task runs in its working directory; come back after
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    plan = taskpod.PodPlan(workflow="named", namespace="local", execution_id="e", task="count", attempt=1,
+                           function="tests.runtime.sample_workflows:count", values={"n": 5, "max-rows": 2},
+                           outputs=[resource.TaskOutput(name="row-count", kind=resource.Kind.VALUE),
+                                    resource.TaskOutput(name="summary", kind=resource.Kind.VALUE)],
+                           output_prefix=(tmp_path / "raw" / "e" / "count" / "1").as_uri())
+    result = runner.execute(plan, store, tmp_path / "work")
+    assert {name: output.value for name, output in result.outputs.items()} == {"row-count": 2, "summary": "2 rows"}

@@ -1,5 +1,7 @@
 """Authoring: interfaces are checked when tasks are defined and when workflows compile."""
 
+import typing
+
 import pytest
 import yaml
 
@@ -127,10 +129,38 @@ def test_a_task_no_process_can_import_says_where_to_put_it(how, tmp_path):
         assert "put it in a module file" in last and "ferry run file.py:workflow" in last
 
 
-def test_a_named_tuple_names_the_outputs_everywhere():
-    spec = samples.named.compile()
+def test_python_names_name_inputs_and_outputs_as_they_are_written():
+    """A NamedTuple's ``row_count`` and a parameter ``max_rows`` keep their names in the manifest
+    (``output: row_count``); only task and workflow names become DNS labels, as they name pods."""
+    spec = samples.named.compile(max_rows=2)
     count, upper = spec.tasks
-    assert [o.name for o in count.outputs] == ["row-count", "summary"]
+    assert [o.name for o in count.outputs] == ["row_count", "summary"]
+    assert [(i.name, i.from_input) for i in count.inputs] == [("n", "n"), ("max_rows", "max_rows")]
+    assert [(i.name, i.value) for i in spec.inputs] == [("n", 3), ("max_rows", 2)]
     assert upper.inputs[0].from_task == resource.TaskOutputRef(task="count", output="summary")
     assert [(o.name, o.from_task.task, o.from_task.output) for o in spec.outputs] == [
-        ("row-count", "count", "row-count"), ("summary", "upper", "o0")]
+        ("row_count", "count", "row_count"), ("summary", "upper", "o0")]
+    manifest = yaml.safe_load(yaml.safe_dump(samples.named.manifest()))
+    assert resource.WorkflowSpec.model_validate(manifest["spec"]) == samples.named.compile()
+
+
+def test_names_no_variable_can_hold_are_refused_where_the_task_is_defined():
+    with pytest.raises(ferry.DefinitionError, match=r"task clash: inputs 'X' and 'x' would both be FERRY_INPUT_X; "
+                                                    r"rename one"):
+        @ferry.task
+        def clash(X: int, x: int) -> int:
+            return x
+    with pytest.raises(ferry.DefinitionError, match=r"task wide: input 'größe' cannot name an input or output: "
+                                                    r"use ASCII letters, digits, _ and -"):
+        @ferry.task
+        def wide(größe: int) -> int:
+            return größe
+
+    class Long(typing.NamedTuple):
+        number_of_rows_left_after_filtering_them_all: int
+
+    with pytest.raises(ferry.DefinitionError, match="task long: output 'number_of_rows_left_after_filtering_them_all' "
+                                                    "is longer than 40 characters"):
+        @ferry.task
+        def long() -> Long:
+            return Long(1)
