@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ferry import drives, resource, store as store_, uris
+from ferry import drives, errors, resource, store as store_, uris
 from ferry_ui import graph, localruns, stored, summaries
 
 HERE = pathlib.Path(__file__).parent
@@ -211,6 +211,8 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
             ref = stored.file_ref(store, uri, params.get("digest") or None, path, params.get("sha256") or None, size)
         except pydantic.ValidationError as error:  # a hand-edited link
             raise HTTPException(400, f"not a stored file: {error.errors()[0]['msg']}") from None
+        except errors.PathEscapeError as error:  # the store refuses a manifest naming an object outside it
+            raise HTTPException(403, str(error)) from None
         if ref.uri != uri and not ref.uri.startswith(uri.rstrip("/") + "/"):
             readable(ref.uri)  # a manifest (a task wrote it) may name an object elsewhere
         return ref, params.get("name") or (path or uri).rstrip("/").rpartition("/")[2]
