@@ -297,7 +297,7 @@ def overlays() -> dict[str, Schema]:
     return {
         resource.WorkflowSpec.__name__: {
             "properties": {"tasks": _keyed_by_name(), "inputs": _keyed_by_name(), "outputs": _keyed_by_name()},
-            "x-kubernetes-validations": [*_spec_rules(), _rule("self == oldSelf", IMMUTABLE_SPEC)],
+            "x-kubernetes-validations": [*_spec_rules(), *_transition_rules()],
         },
         resource.Task.__name__: {
             "properties": {"inputs": _keyed_by_name(), "outputs": _keyed_by_name(), "env": _keyed_by_name(),
@@ -351,9 +351,21 @@ def overlays() -> dict[str, Schema]:
 
 
 IMMUTABLE_SPEC = (
-    "spec is immutable once created (a running workflow cannot change under its tasks): to run "
-    "something else, create a Workflow with another name (ferry compile --name), or delete this one and "
-    "apply it again")
+    "spec is immutable once created, but for stop and rerun (a running workflow cannot change under its "
+    "tasks): to run something else, create a Workflow with another name (ferry compile --name), or delete "
+    "this one and apply it again")
+MUTABLE_SPEC = ("stop", "rerun")
+"""What ``ferry stop`` and ``ferry retry`` change on a Workflow; the rest of its spec never changes."""
+
+
+def _transition_rules() -> list[Schema]:
+    """The spec stays as created, but for ``MUTABLE_SPEC``; ``rerun`` only goes up."""
+    fields = [to_camel(name) for name in resource.WorkflowSpec.model_fields if name not in MUTABLE_SPEC]
+    same = " && ".join(f"(has(self.{f}) ? has(oldSelf.{f}) && self.{f} == oldSelf.{f} : !has(oldSelf.{f}))"
+                       for f in fields)
+    return [_rule(same, IMMUTABLE_SPEC),
+            _rule("!has(oldSelf.rerun) || has(self.rerun) && self.rerun >= oldSelf.rerun",
+                  "spec.rerun only goes up: raise it by one to run the unfinished tasks again (ferry retry)")]
 
 WORKFLOW_DESCRIPTION = (
     "A Ferry workflow: tasks that run as pods, one per attempt, passing files, directories, assets "

@@ -24,6 +24,7 @@ import asyncio
 import collections
 import concurrent.futures
 import datetime
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from collections.abc import Callable
 import kopf
 import pydantic
 
-from ferry import resource, scheduler
+from ferry import cleanup, resource, scheduler
 from ferry_operator import bodies, kopfstate, kube, metrics, patches, pods, results, retention, tenancy
 from ferry_operator.config import Config
 
@@ -58,6 +59,8 @@ _queued: set[tuple[str, str]] = set()
 _refusals: dict[tuple[str, str], str] = {}
 _wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
 _background: set[asyncio.Task] = set()
+_gone: set[tuple[str, str]] = set()
+"""Workflows whose deletion is done: their lock goes once the reconciliation holding it ends."""
 _mount_checks: dict[str, tuple[float, asyncio.Future]] = {}
 """Namespace → when its ``FailedMount`` events were last read, and the reading (by pod uid)."""
 _config: Config | None = None
@@ -137,7 +140,7 @@ async def workflow_changed(type: str | None, body: kopf.Body, namespace: str, na
     elif body["metadata"].get("deletionTimestamp"):
         bodies.forget(namespace, name)
         if WORKFLOW_FINALIZER in (body["metadata"].get("finalizers") or []):
-            await _let_go(namespace, name, uid, dict(body["metadata"]))
+            _spawn(request(namespace, name))
     elif bodies.settled(body):
         offered = bodies.offer({**body})
         # Pods still held (the operator stopped, or the API was busy, between the last status write
@@ -148,13 +151,21 @@ async def workflow_changed(type: str | None, body: kopf.Body, namespace: str, na
         _spawn(request(namespace, name))
 
 
-async def _let_go(namespace: str, name: str, uid: str, meta: dict) -> None:
-    """Stop a deleted workflow's pods, release them, and remove ``WORKFLOW_FINALIZER``; tried
-    again after ``RETRY_SECONDS`` if the API refuses any of it."""
+async def _let_go(namespace: str, name: str, body: dict) -> None:
+    """Stop a deleted workflow's pods, release them, delete its objects (``artifactCleanup``), and
+    remove ``WORKFLOW_FINALIZER``; tried again after ``RETRY_SECONDS`` if the API refuses any of it.
+    Each step is recorded in the cluster (the pods, the cleanup pod), so a restarted operator
+    takes it up where it stood."""
+    meta = body["metadata"]
     try:
-        owned = pods.owned(_pods_of(namespace, name), uid)
-        await _stop(namespace, list(owned))
+        owned = pods.owned(_pods_of(namespace, name), meta["uid"])
+        cleaner = owned.pop(pods.cleanup_pod_name(name), None)
+        await _stop(namespace, [pod_name for pod_name, pod in owned.items() if not pod["metadata"].get("deletionTimestamp")])
         await _release(namespace, list(owned.values()))
+        if (body.get("spec") or {}).get("artifactCleanup") == resource.ArtifactCleanup.ON_DELETION.value:
+            if not await _cleaned(namespace, name, body, owned, cleaner):
+                return  # the pods' events bring it back
+            await _release(namespace, [cleaner] if cleaner else [])
         for _ in range(3):  # the finalizers changed meanwhile: read them again
             ops = patches.finalizer_removed(meta, WORKFLOW_FINALIZER)
             if not ops or await asyncio.to_thread(kube.patch_workflow, namespace, name, ops):
@@ -162,15 +173,45 @@ async def _let_go(namespace: str, name: str, uid: str, meta: dict) -> None:
             meta = ((await asyncio.to_thread(kube.get_workflow, namespace, name)) or {"metadata": {}})["metadata"]
     except (kube.Refused, kube.Busy) as refused:
         logging.getLogger("ferry.operator").error("deleting workflow %s/%s: %s", namespace, name, refused)
-        asyncio.get_running_loop().call_later(RETRY_SECONDS, lambda: _spawn(_let_go(namespace, name, uid, meta)))
+        asyncio.get_running_loop().call_later(RETRY_SECONDS, lambda: _spawn(request(namespace, name)))
         return
     key = (namespace, name)
     metrics.forget(key)
     _refusals.pop(key, None)
-    if not _locks[key].locked():
-        _locks.pop(key, None)
+    _gone.add(key)
     if (handle := _wakeups.pop(key, None)) is not None:
         handle.cancel()
+
+
+async def _cleaned(namespace: str, name: str, body: dict, task_pods: dict[str, dict], cleaner: dict | None) -> bool:
+    """Whether the deleted workflow's objects are dealt with: its cleanup pod ended (reported as
+    an Event), or cannot be given its plan. The pod starts once no task pod runs any more: a
+    stopping one could still be uploading into the folder it empties (past its grace, it cannot)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if cleaner is None:
+        ends = [results.deadline(pod, _config.start_timeout_seconds) for pod in task_pods.values()
+                if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        if any(end is None or end > now for end in ends):
+            _wake_at(namespace, name, max(filter(None, ends), default=None))
+            return False
+        others = await asyncio.to_thread(kube.list_workflows, namespace)
+        plan = cleanup.plan(_config.namespace_root(namespace), body["metadata"]["uid"], others)
+        if len(json.dumps(plan)) > cleanup.PLAN_LIMIT:
+            kopf.event(body, type="Warning", reason="ArtifactCleanupSkipped",
+                       message=f"too many references from other workflows for a cleanup pod; the objects under "
+                               f"{plan['folder']} stay: ferry gc removes what nothing references")
+            return True
+        pod = pods.build_cleanup_pod(body, plan, _config)
+        await _unseen_until_done(namespace, pod["metadata"]["name"], kube.create_pod, pod)
+        return False
+    outcome = results.cleanup_outcome(cleaner, now, _config.start_timeout_seconds)
+    if outcome is None:  # woken by its events, or at its start timeout if it is stuck
+        _wake_at(namespace, name, results.deadline(cleaner, _config.start_timeout_seconds))
+        return False
+    kind, reason, message = outcome
+    kopf.event(body, type=kind, reason=reason, message=message)
+    await _stop(namespace, [cleaner["metadata"]["name"]] if kind == "Warning" else [])  # one stuck starting
+    return True
 
 
 @kopf.on.event("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
@@ -202,6 +243,9 @@ async def request(namespace: str, name: str) -> None:
             await _report_refusal(namespace, name, refused)
         else:
             _refusals.pop(key, None)
+    if key in _gone and key not in _queued:  # deleted: nothing will wait on its lock again
+        _gone.discard(key)
+        _locks.pop(key, None)
 
 
 async def _report_refusal(namespace: str, name: str, refused: kube.Refused) -> None:
@@ -242,9 +286,12 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             body = await asyncio.to_thread(kube.get_workflow, namespace, name)
             if body is None:
                 return
-            bodies.offer(body)
+            if not body["metadata"].get("deletionTimestamp"):  # a deleted one is read afresh each time
+                bodies.offer(body)
         meta = body["metadata"]
         if meta.get("deletionTimestamp"):
+            if WORKFLOW_FINALIZER in (meta.get("finalizers") or []):
+                await _let_go(namespace, name, body)
             return
         if WORKFLOW_FINALIZER not in (meta.get("finalizers") or []):  # before its first pod
             body = await asyncio.to_thread(kube.patch_workflow, namespace, name,

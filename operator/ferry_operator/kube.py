@@ -88,6 +88,14 @@ def get_workflow(namespace: str, name: str) -> dict | None:
         raise
 
 
+@_refusals("list workflows in {0}")
+def list_workflows(namespace: str) -> list[dict]:
+    """Every Workflow of the namespace, whole (a deleted one's cleanup reads what the others name)."""
+    answer = _custom().list_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace, resource.PLURAL,
+                                                     _preload_content=False)
+    return json.loads(answer.data)["items"]
+
+
 @_refusals("update the status of workflow {0}/{1}")
 def patch_status(namespace: str, name: str, ops: list[dict], resource_version: str | None = None) -> dict | None:
     """JSON-patch the Workflow's status; with ``resource_version``, only if the Workflow is still at

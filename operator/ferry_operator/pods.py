@@ -18,9 +18,10 @@ The pod's ``terminationGracePeriodSeconds`` is the time the sidecar has for the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
-from ferry import credentials, resource, scheduler, taskpod
+from ferry import cleanup, credentials, resource, scheduler, taskpod
 from ferry_operator import patches, results
 from ferry_operator.config import Config
 
@@ -220,3 +221,48 @@ def placement(task: resource.Task) -> dict:
     found = {"nodeSelector": task.node_selector, "tolerations": [t.dump() for t in task.tolerations],
              "affinity": task.affinity, "imagePullSecrets": [{"name": s} for s in task.image_pull_secrets]}
     return {key: value for key, value in found.items() if value}
+
+
+def cleanup_pod_name(workflow: str) -> str:
+    """The pod that deletes a deleted workflow's objects: attempt 0, which no task ever has."""
+    return scheduler.pod_name(workflow, "cleanup", 0)
+
+
+def build_cleanup_pod(workflow: dict, plan: dict, config: Config) -> dict:
+    """The pod that runs ``ferry pod cleanup`` with ``plan`` (``cleanup.plan``) for the deleted
+    ``workflow``. It runs Ferry's code only, so it gets the namespace's storage Secret itself; held
+    by ``RESULT_FINALIZER`` like a task pod, until its end is reported."""
+    meta = workflow["metadata"]
+    secret = config.namespace_secret(meta["namespace"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": cleanup_pod_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": {LABEL_WORKFLOW: resource.label_value(meta["name"]), "app.kubernetes.io/managed-by": "ferry",
+                       "app.kubernetes.io/component": "artifact-cleanup"},
+            "finalizers": [RESULT_FINALIZER],
+            "ownerReferences": [{"apiVersion": resource.API_VERSION, "kind": resource.KIND, "name": meta["name"],
+                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": config.task_service_account or "default",
+            "automountServiceAccountToken": False,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "ferry-cleanup", "image": config.runtime_image, "args": ["pod", "cleanup"],
+                "env": [{"name": cleanup.PLAN_ENV, "value": json.dumps(plan)},
+                        {"name": "FERRY_RAW_DATA_PREFIX", "value": plan["root"]},
+                        *({"name": k, "value": v} for k, v in sorted(config.storage_env.items()))],
+                "envFrom": [{"secretRef": {"name": secret}}] if secret else [],
+                "volumeMounts": [{"name": "ferry-tmp", "mountPath": "/tmp"}],
+                "resources": config.runtime_resources.dump(),
+                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]}, "runAsUser": RUNTIME_USER,
+                                    "runAsNonRoot": True},
+                "terminationMessagePolicy": "FallbackToLogsOnError"}],
+            "volumes": [{"name": "ferry-tmp", "emptyDir": {}}],
+        },
+    }

@@ -224,3 +224,24 @@ def _waiting_message(statuses: dict) -> str | None:
         if waiting.get("reason") not in (None, "PodInitializing", "ContainerCreating"):
             return f"{name}: {waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
     return None
+
+
+CLEANUP = "ferry-cleanup"
+"""The container of a deleted workflow's cleanup pod (``pods.build_cleanup_pod``)."""
+
+
+def cleanup_outcome(pod: dict, now: datetime.datetime, start_timeout_seconds: float) -> tuple[str, str, str] | None:
+    """The Event (type, reason, message) that reports how a cleanup pod ended; None while it runs.
+    One that cannot start (its image, its Secret) has failed too: the Workflow must not wait for it."""
+    statuses = _statuses(pod)
+    terminated = _terminated(statuses, CLEANUP)
+    if terminated is None:
+        found = _start_error(pod, statuses)
+        if found is None and not stuck_starting(pod, now, start_timeout_seconds):
+            return None
+        why = f"{found[1]}: {found[2]}" if found else "it did not start in time"
+        return "Warning", "ArtifactCleanupFailed", f"the cleanup pod could not run ({why}); the objects stay: ferry gc"
+    message = (terminated.get("message") or "").strip()
+    if terminated.get("exitCode") == 0:
+        return "Normal", "ArtifactsDeleted", message or "the workflow's objects were deleted"
+    return "Warning", "ArtifactCleanupFailed", f"{_describe_failure(CLEANUP, terminated)}; the objects stay: ferry gc"

@@ -286,6 +286,39 @@ def delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def gc(args: argparse.Namespace) -> int:
+    """Empty the folders of workflows (or local runs) that are gone, written before ``--older-than``,
+    except what is still referenced (``ferry.cleanup`` says what is)."""
+    from ferry import cleanup, collect, remote
+
+    try:
+        before = time.time() - cleanup.older_than(args.older_than).total_seconds()
+    except ValueError as error:
+        usage_error("gc", str(error))
+    store = _store(args.store)
+    if args.local:
+        root = f"{store.raw_data_prefix}/local"
+        with _history("gc") as records:
+            live = {run["name"] for run in records.runs(limit=1 << 62)[0]}
+            documents = [records.workflow(name) for name in live]
+        names = cleanup.RUN_ID
+    else:
+        namespace = args.namespace or remote.kubectl("config", "view", "--minify", "-o", "jsonpath={..namespace}",
+                                                     context=args.context).strip() or "default"
+        root = args.folder or f"{store.raw_data_prefix}/{namespace}"
+        documents = json.loads(remote.kubectl("get", f"{resource.PLURAL}.{resource.GROUP}", "-o", "json", "-n",
+                                              namespace, context=args.context))["items"]
+        live, names = {w["metadata"]["uid"] for w in documents}, cleanup.UID
+    listing = ((info.path, info.modified) for info in store.backend(root).list(root))
+    folders = cleanup.abandoned(listing, live, before, names)
+    outcome = collect.collect(store, root, [cleanup.folder(root, name) for name in folders], documents, args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{len(folders)} folders of {'runs' if args.local else 'workflows'} gone and older than {args.older_than} "
+          f"under {root}/: {verb} {outcome.deleted} objects ({outcome.bytes} bytes), kept {outcome.kept} "
+          "still referenced")
+    return 0
+
+
 def get(args: argparse.Namespace) -> int:
     from ferry import remote
 
@@ -554,6 +587,14 @@ def build_parser() -> argparse.ArgumentParser:
                                         help="delete workflows (and their pods) from the cluster, or local runs")
     delete_parser.add_argument("names", nargs="+", metavar="name")
     delete_parser.add_argument("--local", action="store_true", help="runs recorded on this machine (ferry run)")
+    gc_parser = commands.add_parser("gc", parents=[cluster_options],
+                                    help="delete the stored objects of deleted workflows, but what is still referenced")
+    gc_parser.add_argument("--older-than", required=True, metavar="AGE",
+                           help="only folders whose every object is older: 30d, 12h, 90m")
+    gc_parser.add_argument("--store", help="the raw data store (the operator's; default FERRY_RAW_DATA_PREFIX)")
+    gc_parser.add_argument("--folder", help="the namespace's folder when it has its own (default: <store>/<namespace>)")
+    gc_parser.add_argument("--local", action="store_true", help="runs on this machine no longer in its history")
+    gc_parser.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
     outputs_parser = commands.add_parser("outputs", parents=[cluster_options],
                                          help="download a workflow's (or a task's) outputs")
     outputs_parser.add_argument("name")
@@ -573,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     pod_commands.add_parser("publish", help="after the task exits, publish its outputs (sidecar)")
     pod_commands.add_parser("run-function", help="run a Python task")
     pod_commands.add_parser("credentials", help="keep the pod's scoped store credentials fresh (sidecar)")
+    pod_commands.add_parser("cleanup", help="delete a deleted workflow's unreferenced objects (artifactCleanup)")
     return parser
 
 
@@ -594,7 +636,8 @@ def main(argv: list[str] | None = None) -> int:
         return ui.main(extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    commands = {"get": get, "logs": logs, "outputs": outputs, "ls": ls, "stop": stop, "retry": retry, "delete": delete}
+    commands = {"get": get, "logs": logs, "outputs": outputs, "ls": ls, "stop": stop, "retry": retry, "delete": delete,
+                "gc": gc}
     if args.command in commands:
         from ferry import remote
 
@@ -604,12 +647,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ferry {args.command}: {error}", file=sys.stderr)
             return 1
     if args.command == "pod":
-        from ferry import credentials, runner
+        from ferry import collect, credentials, runner
 
         if args.pod_command in ("fetch", "publish"):  # Ferry's own processes: no user code allocates here
             malloc.return_large_buffers()
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,
-                 "run-function": runner.run_function, "credentials": credentials.run_sidecar}
+                 "run-function": runner.run_function, "credentials": credentials.run_sidecar,
+                 "cleanup": collect.run_pod}
         return steps[args.pod_command]()
     parser.print_help()
     return 0

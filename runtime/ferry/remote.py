@@ -164,8 +164,22 @@ def logs(name: str, namespace: str | None, task: str, context: str | None = None
     for it to start), and an empty string returned."""
     pod = _attempt_pod(name, namespace, task, context, attempt)
     args = ["logs", pod, "-c", CONTAINERS[container], *_namespaced(namespace)]
-    if not follow:
-        return kubectl(*args, context=context)
+    try:
+        if not follow:
+            return kubectl(*args, context=context)
+        return _follow(args, context)
+    except KubectlError as error:
+        if "is not valid for pod" not in str(error):
+            raise
+        raise KubectlError(f"pod {pod} has no {CONTAINERS[container]} container: {ABSENT[container]}") from None
+
+
+ABSENT = {"main": "it is not a task pod",
+          "fetch": "only tasks with files, directories or assets to download have one (Python tasks fetch in main)",
+          "publish": "only tasks with outputs have one (Python tasks publish in main)"}
+
+
+def _follow(args: list[str], context: str | None) -> str:
     while True:  # stdout straight through: lines show as the task writes them
         done = subprocess.run(_command([*args, "-f"], context), stderr=subprocess.PIPE, text=True)
         if done.returncode == 0:

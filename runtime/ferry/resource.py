@@ -372,6 +372,17 @@ class FailurePolicy(str, enum.Enum):
     """Let running and independent tasks finish; the workflow still fails."""
 
 
+class ArtifactCleanup(str, enum.Enum):
+    """What happens to the workflow's objects in the store (its folder, ``<namespace folder>/<uid>/``)
+    when the Workflow is deleted."""
+
+    NEVER = "Never"
+    """Keep them (``ferry gc`` removes them later)."""
+    ON_DELETION = "OnDeletion"
+    """Delete them, but for what is still referenced: by another Workflow of the namespace, a cache
+    entry, or the manifest of a directory or asset one of those names."""
+
+
 class PodRetention(str, enum.Enum):
     """Which finished task pods the operator deletes before their workflow goes (all go with it).
     A pod is deleted only once its attempt's end is recorded in status, so no result is lost; its
@@ -407,6 +418,9 @@ class WorkflowSpec(Model):
     pod_retention: PodRetention = PodRetention.KEEP_ALL
     """Which finished task pods (and their logs) are deleted before the workflow goes:
     ``KeepAll`` none, ``KeepFailed`` those of succeeded attempts, ``KeepNone`` every one."""
+    artifact_cleanup: ArtifactCleanup = ArtifactCleanup.NEVER
+    """``OnDeletion``: deleting the Workflow deletes its objects in the store, except those still
+    referenced (the Workflow goes once that is done, an operator restart notwithstanding)."""
     stop: bool = False
     """Stop the workflow (``ferry stop``): running tasks' pods are stopped, no task starts, and the
     workflow ends ``Stopped``. Ignored once it has finished."""

@@ -11,12 +11,19 @@ from __future__ import annotations
 import typing
 from typing import Any, Callable
 
+import pydantic
+
 from ferry import resource, tasks, values
 
 
+OPTIONS = ("failure_policy", "ttl_seconds_after_finished", "pod_retention", "artifact_cleanup")
+"""What ``@ferry.workflow(...)`` may set of the Workflow's spec (``resource.WorkflowSpec`` says what each does)."""
+
+
 class Workflow:
-    def __init__(self, fn: Callable):
+    def __init__(self, fn: Callable, options: dict[str, Any] | None = None):
         self.fn = fn
+        self.options = _checked_options(fn, options or {})
         self.name = tasks.param_name(fn.__name__)
         self.inputs, self.outputs, self.signature = tasks.interface(fn, "workflow")
         self.returns = tasks.named_tuple(typing.get_type_hints(fn).get("return"))
@@ -49,7 +56,7 @@ class Workflow:
                                             f"called in the workflow, not {promise!r}")
             outputs.append(resource.WorkflowOutput(name=name, from_task=promise.source()["from_task"]))
         return resource.WorkflowSpec(inputs=[self._input(n, t, inputs) for n, t in self.inputs.items()],
-                                     tasks=graph.tasks, outputs=outputs)
+                                     tasks=graph.tasks, outputs=outputs, **self.options)
 
     def _input(self, name: str, annotation: Any, given: dict[str, Any]) -> resource.WorkflowInput:
         default = self.signature.parameters[name].default
@@ -85,6 +92,24 @@ class Workflow:
         return local.run_workflow(self, inputs).result()
 
 
-def workflow(fn: Callable) -> Workflow:
-    """Make ``fn`` a workflow: its body calls tasks and returns their outputs."""
-    return Workflow(fn)
+def workflow(fn: Callable | None = None, /, **options: Any) -> Workflow | Callable[[Callable], Workflow]:
+    """Make ``fn`` a workflow: its body calls tasks and returns their outputs. As
+    ``@ferry.workflow(ttl_seconds_after_finished=86400, pod_retention="KeepFailed",
+    artifact_cleanup="OnDeletion", failure_policy="Continue")`` it also sets those of its spec."""
+    if fn is None:
+        return lambda decorated: Workflow(decorated, options)
+    return Workflow(fn, options)
+
+
+def _checked_options(fn: Callable, options: dict[str, Any]) -> dict[str, Any]:
+    """The options as the spec takes them, refused where the workflow is defined when wrong."""
+    where = f"@ferry.workflow of {getattr(fn, '__name__', fn)!r}"
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise tasks.DefinitionError(f"{where}: no option {unknown[0]!r}; the options are {', '.join(OPTIONS)}")
+    try:
+        checked = resource.WorkflowSpec(tasks=[resource.Task(name="check", image="check")], **options)
+    except pydantic.ValidationError as error:
+        problem = error.errors()[0]
+        raise tasks.DefinitionError(f"{where}: {problem['loc'][0]}: {problem['msg']}") from None
+    return {name: getattr(checked, name) for name in options}

@@ -470,3 +470,14 @@ def test_the_spec_cannot_change_once_created(cluster: Cluster, crd_namespace: st
     assert "spec is immutable" in result.stderr and "ferry compile --name" in result.stderr, result.stderr
     labelled = cluster.kubectl("label", "fwf", "frozen", "-n", crd_namespace, "team=a", check=False)
     assert labelled.returncode == 0, "metadata stays editable"
+    # ``ferry stop`` and ``ferry retry`` change only these; rerun only goes up.
+    for patch in ({"spec": {"stop": True}}, {"spec": {"rerun": 2}}, {"spec": {"stop": False, "rerun": 3}}):
+        patched = cluster.kubectl("patch", "fwf", "frozen", "-n", crd_namespace, "--type", "merge", "-p",
+                                  json.dumps(patch), check=False)
+        assert patched.returncode == 0, patched.stderr
+    lowered = cluster.kubectl("patch", "fwf", "frozen", "-n", crd_namespace, "--type", "merge", "-p",
+                              json.dumps({"spec": {"rerun": 1}}), check=False)
+    assert lowered.returncode != 0 and "spec.rerun only goes up" in lowered.stderr, lowered.stderr
+    added = cluster.kubectl("patch", "fwf", "frozen", "-n", crd_namespace, "--type", "merge", "-p",
+                            json.dumps({"spec": {"code": "s3://b/code/x.tar.gz"}}), check=False)
+    assert added.returncode != 0 and "spec is immutable" in added.stderr, "a field absent before cannot be added"

@@ -201,3 +201,43 @@ def test_a_finished_workflow_s_held_pods_are_let_go_as_its_pod_retention_says(ap
     handlers._task_pods[("team-a", "wf")] = [held_pod("wf-ok-1", "wf"), held_pod("wf-bad-1", "wf")]
     run(handlers.reconcile_workflow("team-a", "wf"))
     assert sorted(api) == [("delete pod", "wf-ok-1"), ("release pod", "wf-bad-1"), ("release pod", "wf-ok-1")]
+
+
+# -- deletion: artifactCleanup runs a cleanup pod before the workflow may go ----------------------
+
+def test_a_deleted_workflow_with_artifact_cleanup_goes_once_its_cleanup_pod_ended(api, monkeypatch):
+    deleting = finished_workflow("wf", finished_ago=1, spec={"artifactCleanup": "OnDeletion"})
+    deleting["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z", finalizers=[handlers.WORKFLOW_FINALIZER])
+    events, created = [], []
+    monkeypatch.setattr(handlers.kube, "get_workflow", lambda namespace, name: deleting)
+    monkeypatch.setattr(handlers.kube, "list_workflows", lambda namespace: [deleting])
+    monkeypatch.setattr(handlers.kube, "create_pod", lambda pod: created.append(pod))
+    monkeypatch.setattr(handlers.kube, "patch_workflow", lambda namespace, name, ops, version=None:
+                        api.append(("patch workflow", name, ops[-1]["op"])) or {"metadata": {}})
+    monkeypatch.setattr(handlers.kopf, "event", lambda body, type, reason, message: events.append((reason, message)))
+    cleaner = {"metadata": {"name": "wf-cleanup-0", "uid": "uid-c", "finalizers": [pods.RESULT_FINALIZER],
+                            "creationTimestamp": scheduler.timestamp(datetime.datetime.now(datetime.timezone.utc)),
+                            "ownerReferences": [{"kind": resource.KIND, "name": "wf", "uid": "uid-wf"}]},
+               "status": {"phase": "Running", "containerStatuses": [{"name": "ferry-cleanup", "state": {"running": {}}}]}}
+
+    async def changed() -> None:  # as Kopf calls it: the workflow's event, then each of its pods'
+        await handlers.workflow_changed(type="MODIFIED", body=kopf.Body(deleting), namespace="team-a", name="wf",
+                                        uid="uid-wf", status=deleting["status"])
+        await _settle()
+
+    async def scenario() -> None:
+        await changed()
+        assert [pod["metadata"]["name"] for pod in created] == ["wf-cleanup-0"] and api == []
+        handlers._task_pods[("team-a", "wf")] = [cleaner]  # its events: running, then ended
+        handlers._unseen.clear()
+        await handlers.pod_changed(namespace="team-a", name="wf-cleanup-0", body=kopf.Body(cleaner))
+        await _settle()
+        assert api == [] and len(created) == 1, "held while it runs; not started twice"
+        cleaner["status"] = {"phase": "Succeeded", "containerStatuses": [{"name": "ferry-cleanup", "state": {
+            "terminated": {"exitCode": 0, "message": "deleted 3 objects (9 bytes); kept 0 still referenced"}}}]}
+        await handlers.pod_changed(namespace="team-a", name="wf-cleanup-0", body=kopf.Body(cleaner))
+        await _settle()
+
+    run(scenario())
+    assert events == [("ArtifactsDeleted", "deleted 3 objects (9 bytes); kept 0 still referenced")]
+    assert api == [("release pod", "wf-cleanup-0"), ("patch workflow", "wf", "remove")], api

@@ -265,3 +265,17 @@ def test_a_pod_without_placement_has_none_of_it():
 def test_unsafe_or_broken_pod_settings_are_refused_naming_the_field(change, message):
     with pytest.raises(ValueError, match="(?s)" + message):
         spec({"name": "a", "image": "x", **{**PLACEMENT, **change}})
+
+
+def test_a_cleanup_pod_runs_ferry_alone_with_the_namespace_s_keys_and_its_plan():
+    workflow = {"metadata": {"name": "etl", "namespace": "team", "uid": "u-1"}}
+    plan = {"root": "s3://bucket/ferry/team", "folder": "s3://bucket/ferry/team/u-1/", "kept": [], "blobs": []}
+    pod = pods.build_cleanup_pod(workflow, plan, CONFIG)
+    (container,) = pod["spec"]["containers"]
+    assert pod["metadata"]["name"] == pods.cleanup_pod_name("etl") == "etl-cleanup-0", "attempt 0: no task's pod"
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == "u-1" and pod["metadata"]["finalizers"] == [pods.RESULT_FINALIZER]
+    assert container["args"] == ["pod", "cleanup"] and container["image"] == "ferry:1"
+    assert json.loads(env(container)["FERRY_CLEANUP_PLAN"]) == plan
+    assert env(container)["FERRY_RAW_DATA_PREFIX"] == "s3://bucket/ferry/team"
+    assert container["envFrom"] == [{"secretRef": {"name": "creds"}}]
+    assert container["securityContext"]["runAsNonRoot"] and pod["spec"]["automountServiceAccountToken"] is False

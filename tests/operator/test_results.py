@@ -226,3 +226,20 @@ def test_a_pod_that_cannot_mount_a_missing_secret_fails_after_the_start_timeout(
     assert attempt.finished and attempt.stop and attempt.reason == resource.FailureReason.START_FAILED
     assert attempt.message == f"FailedMount for more than 60s: {failure}"
     assert not results.read_attempt(stuck, [], late, 60, []).finished, "a slow image pull is not an error"
+
+
+def test_a_cleanup_pod_is_reported_once_it_ends_or_cannot_start():
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    created = {"creationTimestamp": "2026-01-01T00:00:00Z"}
+    running = {"metadata": created, "status": {"phase": "Running", "containerStatuses": [
+        {"name": "ferry-cleanup", "state": {"running": {}}}]}}
+    assert results.cleanup_outcome(running, now, 60) is None
+    ended = {"metadata": created, **pod("Succeeded", **{"ferry-cleanup": done(0, "deleted 4 objects (8 bytes)")})}
+    assert results.cleanup_outcome(ended, now, 60) == ("Normal", "ArtifactsDeleted", "deleted 4 objects (8 bytes)")
+    failed = {"metadata": created, **pod("Failed", **{"ferry-cleanup": done(1, "cleaning s3://b/x/ failed: Denied")})}
+    kind, reason, message = results.cleanup_outcome(failed, now, 60)
+    assert (kind, reason) == ("Warning", "ArtifactCleanupFailed") and "Denied" in message and "ferry gc" in message
+    pulling = {"metadata": created, "status": {"phase": "Pending", "containerStatuses": [
+        {"name": "ferry-cleanup", "state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}}]}}
+    kind, reason, message = results.cleanup_outcome(pulling, now, 60)
+    assert (kind, reason) == ("Warning", "ArtifactCleanupFailed") and "ErrImagePull: no such image" in message

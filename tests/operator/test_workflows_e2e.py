@@ -58,7 +58,7 @@ def test_two_tasks_pass_a_directory(cluster: Cluster, workflow_namespace: str, s
     assert cluster.kubectl("wait", "--for=condition=Failed", "--timeout=1s", "-n", workflow_namespace,
                            "fwf/directory-between-tasks", check=False).returncode != 0
     assert {c["type"]: c["status"] for c in status["conditions"]} == {"Running": "False", "Succeeded": "True",
-                                                                     "Failed": "False"}
+                                                                     "Failed": "False", "Stopped": "False"}
 
     table = cluster.kubectl("get", "fwf", "-n", workflow_namespace).stdout
     header, row = table.splitlines()[:2]

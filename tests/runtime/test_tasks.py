@@ -164,3 +164,29 @@ def test_names_no_variable_can_hold_are_refused_where_the_task_is_defined():
         @ferry.task
         def long() -> Long:
             return Long(1)
+
+
+@ferry.workflow(ttl_seconds_after_finished=3600, pod_retention="KeepFailed", artifact_cleanup="OnDeletion",
+                failure_policy="Continue")
+def kept_for_an_hour(x: int = 1) -> int:
+    return samples.add(a=x, b=1)
+
+
+def test_workflow_options_set_retention_and_cleanup_in_its_spec():
+    spec = kept_for_an_hour.manifest()["spec"]
+    assert {k: spec[k] for k in ("ttlSecondsAfterFinished", "podRetention", "artifactCleanup", "failurePolicy")} == {
+        "ttlSecondsAfterFinished": 3600, "podRetention": "KeepFailed", "artifactCleanup": "OnDeletion",
+        "failurePolicy": "Continue"}
+    assert "podRetention" not in samples.directory_stats.manifest()["spec"], "defaults stay out of the manifest"
+    assert kept_for_an_hour(x=2) == 3, "the local executor runs it as any other"
+
+
+@pytest.mark.parametrize("options, says", [
+    ({"pod_retention": "Sometimes"}, "pod_retention: Input should be 'KeepAll', 'KeepFailed' or 'KeepNone'"),
+    ({"ttl_seconds_after_finished": -1}, "ttl_seconds_after_finished: Input should be greater than or equal to 0"),
+    ({"ttl": 60}, "no option 'ttl'; the options are failure_policy, ttl_seconds_after_finished")])
+def test_bad_workflow_options_are_refused_where_it_is_defined(options, says):
+    with pytest.raises(ferry.tasks.DefinitionError, match=f"@ferry.workflow of 'flow': {says}"):
+        @ferry.workflow(**options)
+        def flow() -> None:
+            return None

@@ -23,6 +23,8 @@ class ObjectInfo:
     """Path relative to the listed prefix (for ``stat``: the object's name)."""
     size: int | None
     """Bytes, when the store says."""
+    modified: float | None = None
+    """When it was last written (POSIX seconds), when the store says (listings: ``ferry gc``'s ages)."""
 
 
 class Backend(abc.ABC):

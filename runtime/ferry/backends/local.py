@@ -32,7 +32,8 @@ class LocalBackend(base.Backend):
             for name in sorted(names):
                 path = pathlib.Path(directory, name)
                 if TMP_MARK not in name and path.is_file():
-                    yield base.ObjectInfo(path.relative_to(root).as_posix(), path.stat().st_size)
+                    found = path.stat()
+                    yield base.ObjectInfo(path.relative_to(root).as_posix(), found.st_size, found.st_mtime)
 
     def open(self, uri: str) -> BinaryIO:
         return open(uris.local_path(uri), "rb")

@@ -164,7 +164,7 @@ class S3Backend(base.Backend):
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 if not item["Key"].endswith("/"):  # "folder" markers made by consoles
-                    yield base.ObjectInfo(item["Key"][len(prefix):], item["Size"])
+                    yield base.ObjectInfo(item["Key"][len(prefix):], item["Size"], item["LastModified"].timestamp())
 
     def open(self, uri: str) -> BinaryIO:
         try:

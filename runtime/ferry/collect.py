@@ -1,0 +1,97 @@
+"""Deleting what deleted workflows left in the store: the I/O around ``ferry.cleanup``'s decisions.
+
+Used by the operator's cleanup pod (``spec.artifactCleanup: OnDeletion``) and by ``ferry gc``.
+Both give the namespace folder, the workflow folders to empty, and the documents that may still
+name objects there (the namespace's other Workflows); the cache entries and the manifests of every
+directory and asset those name are read here.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from ferry import cleanup, store as store_
+
+BATCH = 1000
+"""Objects per delete request (S3's DeleteObjects takes up to 1,000)."""
+
+
+
+@dataclasses.dataclass
+class Outcome:
+    deleted: int = 0
+    bytes: int = 0
+    kept: int = 0
+    """Objects in the folders that something still names."""
+
+    def __str__(self) -> str:
+        return f"deleted {self.deleted} objects ({self.bytes} bytes); kept {self.kept} still referenced"
+
+
+def collect(store: store_.Store, root: str, folders: list[str], documents: Iterable[Any],
+            dry_run: bool = False) -> Outcome:
+    """Delete the objects under ``folders`` (in the namespace folder ``root``) that neither
+    ``documents``, nor a cache entry, nor the manifest of a directory or asset they name, names."""
+    root = root.rstrip("/") + "/"
+    documents = [*documents, *_cache_entries(store, root)]
+    kept = set(cleanup.named_uris(documents, root))
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        for manifest in pool.map(lambda uri: _manifest(store, uri), set(cleanup.blob_uris(documents))):
+            kept.update(cleanup.named_uris(manifest, root))
+    outcome, doomed = Outcome(), []
+    for folder in folders:
+        listed = {folder + info.path: info.size or 0 for info in store.backend(folder).list(folder)}
+        going = cleanup.doomed(listed, kept)
+        outcome.kept += len(listed) - len(going)
+        outcome.bytes += sum(listed[uri] for uri in going)
+        doomed += going
+    outcome.deleted = len(doomed)
+    if not dry_run:
+        for start in range(0, len(doomed), BATCH):
+            batch = doomed[start:start + BATCH]
+            store.backend(batch[0]).delete(batch)
+    return outcome
+
+
+def _cache_entries(store: store_.Store, root: str) -> list[Any]:
+    """Every cache entry of the namespace (``taskpod.cache_key``): the results later runs reuse."""
+    cache = root + "cache/"
+    backend = store.backend(cache)
+    entries = []
+    for info in backend.list(cache):
+        try:
+            entries.append(json.loads(backend.read_bytes(cache + info.path)))
+        except (FileNotFoundError, ValueError):  # replaced meanwhile, or not ours: it names nothing
+            continue
+    return entries
+
+
+def _manifest(store: store_.Store, uri: str) -> Any:
+    """A directory's or asset's manifest as plain JSON (None if there is none, or it is gone)."""
+    try:
+        return json.loads(store.backend(uri).read_bytes(f"{uri.rstrip('/')}/{cleanup.MANIFEST_NAME}"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def run_pod() -> int:
+    """``ferry pod cleanup``: the pod the operator runs for a deleted workflow with
+    ``artifactCleanup: OnDeletion`` (its plan from ``cleanup.plan``); says what it did in its
+    termination message, which the operator reports as an Event."""
+    from ferry import podruntime
+
+    plan = json.loads(os.environ[cleanup.PLAN_ENV])
+    documents = [plan["kept"], *({"kind": "directory", "uri": uri} for uri in plan["blobs"])]
+    try:
+        message, code = f"{collect(store_.Store(), plan['root'], [plan['folder']], documents)} under {plan['folder']}", 0
+    except Exception as error:  # noqa: BLE001 - the operator reports it; the objects stay for ferry gc
+        message, code = f"cleaning {plan['folder']} failed: {type(error).__name__}: {error}", 1
+    print(message)
+    with open(podruntime.termination_log(), "w") as out:
+        out.write(message[:podruntime.MAX_MESSAGE // 4])  # characters of up to 4 bytes
+    return code
