@@ -393,7 +393,7 @@ def test_an_unclosed_brace_is_a_clear_error():
 
 
 def test_asset_names_legal_in_posix_and_s3_keys_round_trip(store, tmp_path, monkeypatch):
-    from tests.runtime.test_directories import POSIX_NAMES, posix_tree
+    from tests.runtime.test_directories import POSIX_NAMES, posix_tree, read_names
 
     posix_tree(workdir(tmp_path, monkeypatch, "task1"))
     made = ferry.asset()
@@ -401,7 +401,9 @@ def test_asset_names_legal_in_posix_and_s3_keys_round_trip(store, tmp_path, monk
     received, pod2 = next_task(made, store, tmp_path, monkeypatch)
     with ferry.use_store(pod2):
         restored = received.restore(to="back")
-        assert {path: local.read_text() for path, local in restored.items()} == {n: n for n in POSIX_NAMES}
+        assert read_names(restored) == {n: n for n in POSIX_NAMES}
+        assert received.restore(match="new?line.txt", to="nl") == {
+            "new\nline.txt": pathlib.Path.cwd() / "nl" / "new\nline.txt"}
         assert received.restore(match="back\\\\slash", to="one") == {"back\\slash": pathlib.Path.cwd() / "one" / "back\\slash"}
         again = ferry.asset({"renamed\\too #1.txt": received["100%"]})
         assert ferry.from_blob(ferry.to_blob(again))["renamed\\too #1.txt"].restore(to="two").read_text() == "100%"

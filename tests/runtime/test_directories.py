@@ -158,28 +158,41 @@ def test_local_directory_listdir_and_file(tree):
 POSIX_NAMES = ["back\\slash", "dir\\ish/inner\\file.txt", "with space.txt", " lead and trail ", "#hash", "100%",
                "%2F..%2Fnot-a-path", "ü 😀 données", "-leading-dash", "--", "C:drive", "a:b", "q?x=1&y=2",
                "+plus", "[x]{y}", "~tilde", "quote\"s'", "star*", "pipe|<>", "^caret`", "semi;colon,comma=",
-               "...", "..x", "x..", ".hidden", "sub dir #1/file %41.txt"]
+               "...", "..x", "x..", ".hidden", "sub dir #1/file %41.txt",
+               # control characters: legal in POSIX names and S3 keys, refused by obstore's paths
+               "new\nline.txt", "tab\there", "carriage\rreturn\r\n", "bell\x07 esc\x1b \x01\x1f del\x7f",
+               "dir\nwith newline/inner\ttab.txt", "trailing newline\n"]
 
 
 def posix_tree(root: pathlib.Path) -> pathlib.Path:
-    """Files named as POSIX and S3 allow: each holds its own name."""
+    """Files named as POSIX and S3 allow: each holds its own name (as bytes: text mode would turn a
+    carriage return into a newline)."""
     for name in POSIX_NAMES:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(name)
+        (root / name).write_bytes(name.encode())
     return root
 
 
+def read_names(files: dict[str, pathlib.Path]) -> dict[str, str]:
+    """What each file holds, by its name."""
+    return {name: path.read_bytes().decode() for name, path in files.items()}
+
+
 def test_names_legal_in_posix_and_s3_keys_round_trip(store, tmp_path):
-    """Issue 13: a file named ``back\\slash`` (or with spaces, '#', '%', unicode, a leading dash...)
-    is a legal POSIX name and S3 key, so publishing it must not fail the task after its work."""
+    """Issue 13: a file named ``back\\slash`` (or with spaces, '#', '%', unicode, a leading dash, a
+    newline or another control character...) is a legal POSIX name and S3 key, so publishing it
+    must not fail the task after its work."""
     tree = posix_tree(tmp_path / "tree")
     ref = ferry.to_blob(ferry.Directory(tree))
     assert sorted(entry.path for entry in store.manifest(ref).files) == sorted(POSIX_NAMES)
     received, pod2 = pass_between_tasks(ferry.from_blob(ref), store, tmp_path)
     with ferry.use_store(pod2):
         local = received.download()
-        assert {name: (local / name).read_text() for name in POSIX_NAMES} == {name: name for name in POSIX_NAMES}
+        assert read_names({name: local / name for name in POSIX_NAMES}) == {name: name for name in POSIX_NAMES}
         assert received.open("back\\slash", "r").read() == "back\\slash"
+        assert received.open("new\nline.txt", "rb").read() == b"new\nline.txt"
+        assert ferry.from_blob(ref).file("dir\nwith newline/inner\ttab.txt").download().read_bytes() == (
+            b"dir\nwith newline/inner\ttab.txt")
         assert ferry.from_blob(ref).file("sub dir #1/file %41.txt").download().read_text() == "sub dir #1/file %41.txt"
     listed = {uris.relative(ref.uri, uris.join(ref.uri, info.path)) for info in store.backend(ref.uri).list(ref.uri)}
     assert listed == {*POSIX_NAMES, manifest.NAME}  # stored under the very same keys, not re-encoded

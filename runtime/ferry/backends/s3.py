@@ -6,7 +6,9 @@ downloads in ranged parts streamed straight to their place in the file, manifest
 deletes. So a process that only moves data does not need boto3 at all when the bucket is
 configured plainly (``s3native``). boto3 sends mid-sized files whose hash is already known, lists
 prefixes, and resolves the bucket's endpoint and credentials in every other configuration (AWS's
-endpoints, profiles, SSO, IRSA, instance roles).
+endpoints, profiles, SSO, IRSA, instance roles). It also makes every request for the rare keys that
+obstore cannot name (a control character such as a newline, an empty segment...: ``_requests``,
+``s3client``).
 
 Speed, measured in ``benchmarks/s3_transfer.py`` (figures in ``docs/benchmarks.md``):
 
@@ -35,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
 from ferry import integrity, localfiles, settings as settings_, uris
-from ferry.backends import base, s3native
+from ferry.backends import base, s3client, s3native
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -100,6 +102,7 @@ class S3Backend(base.Backend):
         self._lock = threading.Lock()
         self._client = self._credentials = self._manager = None
         self._native = s3native.NativeS3(settings, self._client_target)
+        self._by_client = s3client.ClientS3(lambda: self.client)
         self._part_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._parts_in_flight = threading.BoundedSemaphore(settings.multipart_concurrency)
         """Parts held in memory (read and not yet sent, or fetched and not yet hashed), over all
@@ -142,6 +145,11 @@ class S3Backend(base.Backend):
         client = self.client
         return s3native.client_target(client, self._credentials, bucket)
 
+    def _requests(self, uri: str) -> s3native.NativeS3 | s3client.ClientS3:
+        """Who makes the requests for ``uri``: obstore, unless it cannot name the key (the only
+        place this is decided)."""
+        return self._native if s3native.names(uris.split_bucket(uri)[1]) else self._by_client
+
     @property
     def manager(self):
         client = self.client
@@ -154,13 +162,15 @@ class S3Backend(base.Backend):
 
     def stat(self, uri: str) -> base.ObjectInfo | None:
         try:
-            size, _ = self._native.head(uri)
+            size, _ = self._requests(uri).head(uri)
         except FileNotFoundError:
             return None
         return base.ObjectInfo(uris.basename(uri), size)
 
     def list(self, uri: str) -> Iterator[base.ObjectInfo]:
         bucket, prefix = uris.split_bucket(uris.as_directory(uri))
+        # botocore asks for the keys URL-encoded and decodes them (EncodingType=url), so a key with
+        # a control character comes back intact (XML would turn a carriage return into a newline).
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 if not item["Key"].endswith("/"):  # "folder" markers made by consoles
@@ -168,13 +178,13 @@ class S3Backend(base.Backend):
 
     def open(self, uri: str) -> BinaryIO:
         try:
-            return _Pieces(self._native.stream(uri))
+            return _Pieces(self._requests(uri).stream(uri))
         except FileNotFoundError:
             raise FileNotFoundError(f"no object at {uri}") from None
 
     def read_bytes(self, uri: str) -> bytes:
         try:
-            return bytes(self._native.get(uri))
+            return bytes(self._requests(uri).get(uri))
         except FileNotFoundError:
             raise FileNotFoundError(f"no object at {uri}") from None
 
@@ -188,10 +198,10 @@ class S3Backend(base.Backend):
         in order as they arrive. A part stays in memory until it is hashed, and at most
         ``multipart_concurrency`` parts of the whole store do.
         """
-        chunk = self._settings.multipart_chunksize
+        chunk, requests = self._settings.multipart_chunksize, self._requests(uri)
         if expected is not None and expected <= chunk:  # one GET, no HEAD
             digest, size = hashlib.sha256(), 0
-            for piece in self._native.stream(uri):
+            for piece in requests.stream(uri):
                 os.write(fd, piece)
                 digest.update(piece)
                 size += len(piece)
@@ -199,14 +209,14 @@ class S3Backend(base.Backend):
             return size, digest.hexdigest()
         import concurrent.futures  # not at import: only large files use it (with logging, ~10 ms)
 
-        size, etag = self._native.head(uri)
+        size, etag = requests.head(uri)
         starts = collections.deque(range(0, size, chunk))
         pending: collections.deque[concurrent.futures.Future] = collections.deque()
         digest = hashlib.sha256()
 
         def fetch(start: int) -> list:
             pieces, at = [], start
-            for piece in self._native.stream(uri, (start, min(start + chunk, size)), etag):
+            for piece in requests.stream(uri, (start, min(start + chunk, size)), etag):
                 view, written = memoryview(piece), 0
                 while written < len(view):
                     written += os.pwrite(fd, view[written:], at + written)
@@ -253,12 +263,12 @@ class S3Backend(base.Backend):
 
     def put_small(self, uri: str, data: bytes, sha256: str) -> None:
         """Store ``data`` (hex sha256 ``sha256``, which the server checks on arrival) in one request."""
-        self._native.put(uri, data)
+        self._requests(uri).put(uri, data)
 
     def read_small(self, uri: str, limit: int) -> bytes | None:
         """The bytes of an object expected to hold at most ``limit`` bytes, or None if it holds
         more. FileNotFoundError when there is none."""
-        return self._native.get(uri, limit)
+        return self._requests(uri).get(uri, limit)
 
     def upload_hashing(self, source: pathlib.Path, uri: str, on_bytes: base.OnBytes) -> tuple[int, str]:
         """Upload a large file in parts, reading it once: the size and hex sha256 of the bytes sent.
@@ -282,7 +292,7 @@ class S3Backend(base.Backend):
 
         # obstore holds the parts in flight and the one it is filling
         with self._holding(min(in_flight + 1, s.multipart_concurrency)), localfiles.open_regular(source) as reader:
-            self._native.put_parts(uri, pieces(), chunk, in_flight)
+            self._requests(uri).put_parts(uri, pieces(), chunk, in_flight)
         return size, digest.hexdigest()
 
     @contextlib.contextmanager
@@ -314,5 +324,8 @@ class S3Backend(base.Backend):
         self.put_small(uri, data, hashlib.sha256(data).hexdigest())
 
     def delete(self, uris_: Sequence[str]) -> None:
-        if uris_:
-            self._native.delete(uris_)
+        by_requests: dict[object, list[str]] = {}
+        for uri in uris_:
+            by_requests.setdefault(self._requests(uri), []).append(uri)
+        for requests, some in by_requests.items():
+            requests.delete(some)

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import datetime
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -34,6 +35,18 @@ REFRESH = datetime.timedelta(minutes=5)
 
 Credential = dict
 """What obstore's credential provider returns: access_key_id, secret_access_key, token, expires_at."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def names(key: str) -> bool:
+    """Whether obstore can name ``key`` exactly: every key S3 allows but those with an ASCII
+    control character (a newline, a tab...) or an empty, '.' or '..' segment, which its paths
+    refuse, and those with a '/' at either end, which they drop. (Under a microsecond for an
+    ordinary key: a printable one has no control character, so the regex is left for the rest.)"""
+    wrapped = f"/{key}/"
+    return not ("//" in wrapped or "/./" in wrapped or "/../" in wrapped
+                or not key.isprintable() and _CONTROL.search(key))
 
 
 @dataclasses.dataclass(frozen=True)

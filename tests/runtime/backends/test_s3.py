@@ -139,6 +139,79 @@ def test_native_requests_refused_by_the_store_fail_clearly(s3, s3_store):
     assert "\n" not in str(raised.value) and "<?xml" not in str(raised.value)
 
 
+@pytest.mark.s3
+@pytest.mark.parametrize("name", ["new\nline.txt", "tab\tcr\r\x01\x7f", "dir\n/x"])
+def test_keys_obstore_cannot_name_take_every_request_through_boto3(s3, tmp_path, name):
+    """Issue 13: S3 keys with a control character are legal but obstore refuses them; every
+    request for them goes through the boto3 client instead, and ordinary keys beside them stay
+    with obstore. (Keys with an empty or '.' segment go the same way; MinIO refuses them.)"""
+    store = ferry.Store(make_settings(tmp_path, f"s3://{s3.bucket}/{secrets.token_hex(4)}", multipart_threshold=5 * MiB,
+                                      multipart_chunksize=5 * MiB, multipart_concurrency=2))
+    backend, base = store.backend("s3://"), store.random_remote_path()
+    uri, plain = f"{base}/{name}", f"{base}/plain.txt"
+    assert backend._requests(uri) is backend._by_client and backend._requests(plain) is backend._native
+    key = uri.split("/", 3)[3]
+
+    backend.put_small(uri, b"small", hashlib.sha256(b"small").hexdigest())
+    head = s3.client().head_object(Bucket=s3.bucket, Key=key, ChecksumMode="ENABLED")
+    assert base64.b64decode(head["ChecksumSHA256"]) == hashlib.sha256(b"small").digest()
+    assert bytes(backend.read_small(uri, 5)) == b"small" and backend.read_small(uri, 4) is None
+    assert backend.read_bytes(uri) == b"small" and backend.open(uri).read() == b"small"
+    assert backend.stat(uri).size == 5 and backend.stat(uri + "-missing") is None
+    with pytest.raises(FileNotFoundError):
+        backend.read_small(uri + "-missing", 8)
+    with pytest.raises(FileNotFoundError, match="no object at"):
+        backend.open(uri + "-missing")
+
+    data = os.urandom(12 * MiB + 1)
+    (tmp_path / "big.bin").write_bytes(data)
+    assert backend.upload_hashing(tmp_path / "big.bin", uri, lambda n: None) == (
+        len(data), hashlib.sha256(data).hexdigest())
+    head = s3.client().head_object(Bucket=s3.bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["ETag"].endswith('-3"') and head["ChecksumSHA256"].endswith("-3")  # parts, each checked
+    assert all(backend._parts_in_flight.acquire(blocking=False) for _ in range(2))
+    for _ in range(2):
+        backend._parts_in_flight.release()
+    for expected in (None, len(data)):  # ranged parts pinned to the version, or one GET
+        fd = os.open(tmp_path / "back.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            assert backend.download_hashing(uri, fd, lambda n: None, expected) == (
+                len(data), hashlib.sha256(data).hexdigest())
+        finally:
+            os.close(fd)
+        assert (tmp_path / "back.bin").read_bytes() == data
+    backend.upload(tmp_path / "big.bin", f"{uri}.2", lambda n: None)  # boto3's own uploads take any key
+    backend.write_bytes(plain, b"plain")
+
+    assert sorted(i.path for i in backend.list(base)) == sorted([name, f"{name}.2", "plain.txt"])
+    backend.delete([uri, plain, f"{uri}.2", f"{uri}.never"])
+    assert list(backend.list(base)) == []
+
+
+@pytest.mark.s3
+def test_a_failed_upload_of_a_key_obstore_cannot_name_is_aborted(s3, s3_store):
+    backend, uri = s3_store.backend("s3://"), s3_store.random_remote_path("new\nline.bin")
+
+    def pieces():
+        for _ in range(3):
+            yield os.urandom(4 * MiB)
+        raise OSError("disk on fire")
+
+    with pytest.raises(OSError, match="disk on fire"):
+        backend._requests(uri).put_parts(uri, pieces(), 5 * MiB, 2)
+    uploads = s3.client().list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+    assert not [u for u in uploads if u["Key"] == uri.split("/", 3)[3]] and backend.stat(uri) is None
+
+def test_obstore_names_every_key_but_those_with_control_characters_or_odd_segments():
+    from ferry.backends import s3native
+    from tests.runtime.test_directories import POSIX_NAMES
+
+    assert [name for name in POSIX_NAMES if s3native.names(f"run/{name}")] == [
+        name for name in POSIX_NAMES if not any(ord(c) < 32 or ord(c) == 127 for c in name)]
+    assert not any(s3native.names(key) for key in ["a//b", "/a", "a/", "a/./b", "a/../b", ".", "..", "", "a\x7f"])
+    assert all(s3native.names(key) for key in ["...", "a/.x/b", "a..", "a\x85b", "a\\b"])
+
+
 def _large_upload(s3, tmp_path, **settings):
     store = ferry.Store(make_settings(tmp_path, f"s3://{s3.bucket}/{secrets.token_hex(4)}", multipart_threshold=5 * MiB,
                                       multipart_chunksize=5 * MiB, multipart_concurrency=2, max_attempts=1, **settings))
