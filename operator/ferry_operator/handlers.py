@@ -131,8 +131,8 @@ async def _resync() -> None:
 
 
 @kopf.on.event(**WORKFLOWS)
-async def workflow_changed(type: str | None, body: kopf.Body, namespace: str, name: str, uid: str,
-                           status: dict, **_) -> None:
+async def workflow_changed(type: str | None, body: kopf.Body, namespace: str, name: str, status: dict,
+                           **_) -> None:
     """A workflow created, listed at the operator's start (``type`` None), changed or deleted. An
     event that only echoes the operator's own status write (``bodies.offer``) asks for nothing."""
     if type == "DELETED":
@@ -195,7 +195,8 @@ async def _cleaned(namespace: str, name: str, body: dict, task_pods: dict[str, d
             _wake_at(namespace, name, max(filter(None, ends), default=None))
             return False
         others = await asyncio.to_thread(kube.list_workflows, namespace)
-        plan = cleanup.plan(_config.namespace_root(namespace), body["metadata"]["uid"], others)
+        # Off the event loop: it walks every Workflow of the namespace.
+        plan = await asyncio.to_thread(cleanup.plan, _config.namespace_root(namespace), body["metadata"]["uid"], others)
         if len(json.dumps(plan)) > cleanup.PLAN_LIMIT:
             kopf.event(body, type="Warning", reason="ArtifactCleanupSkipped",
                        message=f"too many references from other workflows for a cleanup pod; the objects under "

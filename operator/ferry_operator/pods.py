@@ -38,6 +38,8 @@ outputs are not wanted, so it does not get the upload grace of ``terminationGrac
 
 RUNTIME_USER = 10001
 """The Ferry image's own user (``USER`` in the Dockerfile)."""
+HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+"""What every container of Ferry's own gives up."""
 
 
 def _task_security(task: resource.Task) -> dict:
@@ -54,16 +56,14 @@ def runtime_security(task: resource.Task, reads_outputs: bool) -> dict:
     makes 0600 files): the publisher then runs as root with ``DAC_OVERRIDE`` as its only
     capability (allowed by Pod Security ``baseline``), and the fetcher as the image's own user.
     """
-    hardened = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                "capabilities": {"drop": ["ALL"]}}
     context = task.security_context
     if context and context.run_as_user is not None:
         group = {"runAsGroup": context.run_as_group} if context.run_as_group is not None else {}
-        return {**hardened, "runAsUser": context.run_as_user, **group, "runAsNonRoot": context.run_as_user != 0}
+        return {**HARDENED, "runAsUser": context.run_as_user, **group, "runAsNonRoot": context.run_as_user != 0}
     if reads_outputs:
-        return {**hardened, "runAsUser": 0, "runAsNonRoot": False,
+        return {**HARDENED, "runAsUser": 0, "runAsNonRoot": False,
                 "capabilities": {"drop": ["ALL"], "add": ["DAC_OVERRIDE"]}}
-    return {**hardened, "runAsUser": RUNTIME_USER, "runAsNonRoot": True}
+    return {**HARDENED, "runAsUser": RUNTIME_USER, "runAsNonRoot": True}
 
 
 def release_patch(pod: dict) -> list[dict] | None:
@@ -259,9 +259,7 @@ def build_cleanup_pod(workflow: dict, plan: dict, config: Config) -> dict:
                 "envFrom": [{"secretRef": {"name": secret}}] if secret else [],
                 "volumeMounts": [{"name": "ferry-tmp", "mountPath": "/tmp"}],
                 "resources": config.runtime_resources.dump(),
-                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]}, "runAsUser": RUNTIME_USER,
-                                    "runAsNonRoot": True},
+                "securityContext": {**HARDENED, "runAsUser": RUNTIME_USER, "runAsNonRoot": True},
                 "terminationMessagePolicy": "FallbackToLogsOnError"}],
             "volumes": [{"name": "ferry-tmp", "emptyDir": {}}],
         },

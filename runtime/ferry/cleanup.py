@@ -20,12 +20,13 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ferry import manifest
+
 UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 """A Kubernetes uid: the name of a workflow's folder."""
 RUN_ID = re.compile(r"^.+-[0-9a-f]{8}$")
 """A local run's id (``local.new_run_id``): its folder's name under ``<raw data prefix>/local/``,
 beside ``cache/``."""
-MANIFEST_NAME = ".ferry-manifest.json"
 
 
 def folder(root: str, uid: str) -> str:
@@ -48,17 +49,20 @@ def named_uris(document: Any, under: str) -> Iterator[str]:
             yield from named_uris(value, under)
 
 
-def blob_uris(document: Any) -> Iterator[str]:
-    """The URIs of directories and assets a JSON document references (``{"kind": "directory",
-    "uri": ...}``): their manifests may name objects stored elsewhere."""
+def blob_uris(document: Any, under: str) -> Iterator[str]:
+    """The URIs under ``under`` of directories and assets a JSON document references (``{"kind":
+    "directory", "uri": ...}``): their manifests may name objects stored elsewhere. Only there: a
+    task writes cache entries and status, and a URI elsewhere (``http://`` an internal service)
+    would have the cleanup pod fetch it."""
     if isinstance(document, dict):
-        if document.get("kind") in ("directory", "asset") and isinstance(document.get("uri"), str):
-            yield document["uri"]
+        uri = document.get("uri")
+        if document.get("kind") in ("directory", "asset") and isinstance(uri, str) and uri.startswith(under):
+            yield uri
         for value in document.values():
-            yield from blob_uris(value)
+            yield from blob_uris(value, under)
     elif isinstance(document, list):
         for value in document:
-            yield from blob_uris(value)
+            yield from blob_uris(value, under)
 
 
 def covered(uri: str, kept: set[str]) -> bool:
@@ -76,7 +80,7 @@ def doomed(objects: Iterable[str], kept: set[str]) -> list[str]:
     """The objects to delete: those not kept, manifests first (a directory whose manifest is gone
     is gone for every reader; one whose files went first would fail their downloads)."""
     free = [uri for uri in objects if not covered(uri, kept)]
-    return sorted(free, key=lambda uri: (not uri.endswith("/" + MANIFEST_NAME), uri))
+    return sorted(free, key=lambda uri: (not uri.endswith("/" + manifest.NAME), uri))
 
 
 PLAN_ENV = "FERRY_CLEANUP_PLAN"
@@ -91,11 +95,11 @@ def plan(root: str, uid: str, others: Iterable[dict]) -> dict:
     the folder matter (a derived asset's manifest names objects only of assets its task read, so
     through a URI in that workflow): their URIs under the namespace folder, and their directories
     and assets, whose manifests the pod reads."""
-    mine = folder(root, uid)
+    mine, inside = folder(root, uid), root.rstrip("/") + "/"
     referencing = [other for other in others
                    if other.get("metadata", {}).get("uid") != uid and next(named_uris(other, mine), None)]
-    return {"root": root, "folder": mine, "kept": sorted(set(named_uris(referencing, root.rstrip("/") + "/"))),
-            "blobs": sorted(set(blob_uris(referencing)))}
+    return {"root": root, "folder": mine, "kept": sorted(set(named_uris(referencing, inside))),
+            "blobs": sorted(set(blob_uris(referencing, inside)))}
 
 
 def abandoned(objects: Iterable[tuple[str, float | None]], live: set[str], before: float,

@@ -15,11 +15,12 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from ferry import cleanup, store as store_
+from ferry import cleanup, store as store_, transfer
 
 BATCH = 1000
 """Objects per delete request (S3's DeleteObjects takes up to 1,000)."""
-
+READERS = 16
+"""Cache entries and manifests read at once."""
 
 
 @dataclasses.dataclass
@@ -38,11 +39,11 @@ def collect(store: store_.Store, root: str, folders: list[str], documents: Itera
     """Delete the objects under ``folders`` (in the namespace folder ``root``) that neither
     ``documents``, nor a cache entry, nor the manifest of a directory or asset they name, names."""
     root = root.rstrip("/") + "/"
-    documents = [*documents, *_cache_entries(store, root)]
-    kept = set(cleanup.named_uris(documents, root))
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        for manifest in pool.map(lambda uri: _manifest(store, uri), set(cleanup.blob_uris(documents))):
-            kept.update(cleanup.named_uris(manifest, root))
+    with concurrent.futures.ThreadPoolExecutor(READERS) as pool:
+        documents = [*documents, *pool.map(lambda uri: _json(store, uri), _cache_entries(store, root))]
+        kept = set(cleanup.named_uris(documents, root))
+        for named in pool.map(lambda uri: _objects(store, uri), set(cleanup.blob_uris(documents, root))):
+            kept.update(cleanup.named_uris(named, root))
     outcome, doomed = Outcome(), []
     for folder in folders:
         listed = {folder + info.path: info.size or 0 for info in store.backend(folder).list(folder)}
@@ -58,25 +59,27 @@ def collect(store: store_.Store, root: str, folders: list[str], documents: Itera
     return outcome
 
 
-def _cache_entries(store: store_.Store, root: str) -> list[Any]:
-    """Every cache entry of the namespace (``taskpod.cache_key``): the results later runs reuse."""
+def _cache_entries(store: store_.Store, root: str) -> list[str]:
+    """The URIs of the namespace's cache entries (``taskpod.cache_key``): results later runs reuse."""
     cache = root + "cache/"
-    backend = store.backend(cache)
-    entries = []
-    for info in backend.list(cache):
-        try:
-            entries.append(json.loads(backend.read_bytes(cache + info.path)))
-        except (FileNotFoundError, ValueError):  # replaced meanwhile, or not ours: it names nothing
-            continue
-    return entries
+    return [cache + info.path for info in store.backend(cache).list(cache)]
 
 
-def _manifest(store: store_.Store, uri: str) -> Any:
-    """A directory's or asset's manifest as plain JSON (None if there is none, or it is gone)."""
+def _json(store: store_.Store, uri: str) -> Any:
     try:
-        return json.loads(store.backend(uri).read_bytes(f"{uri.rstrip('/')}/{cleanup.MANIFEST_NAME}"))
-    except (FileNotFoundError, ValueError):
+        return json.loads(store.backend(uri).read_bytes(uri))
+    except (FileNotFoundError, ValueError):  # replaced meanwhile, or not JSON: it names nothing
         return None
+
+
+def _objects(store: store_.Store, uri: str) -> list[str]:
+    """The objects a directory's or asset's manifest names stored elsewhere (an asset made from
+    others); none if it has no manifest, or one every reader refuses."""
+    try:
+        found = transfer.read_manifest(store.backend(uri), uri, settings=store.settings)
+    except (FileNotFoundError, ValueError):  # gone meanwhile; IntegrityError, PathEscapeError
+        return []
+    return [entry.object for entry in found.files if entry.object] if found is not None else []
 
 
 def run_pod() -> int:
@@ -85,6 +88,8 @@ def run_pod() -> int:
     termination message, which the operator reports as an Event."""
     from ferry import podruntime
 
+    if cleanup.PLAN_ENV not in os.environ:
+        raise SystemExit(f"{cleanup.PLAN_ENV} is not set: this command runs in the cleanup pod the operator builds")
     plan = json.loads(os.environ[cleanup.PLAN_ENV])
     documents = [plan["kept"], *({"kind": "directory", "uri": uri} for uri in plan["blobs"])]
     try:

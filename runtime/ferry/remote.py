@@ -184,7 +184,8 @@ def _follow(args: list[str], context: str | None) -> str:
         done = subprocess.run(_command([*args, "-f"], context), stderr=subprocess.PIPE, text=True)
         if done.returncode == 0:
             return ""
-        if "waiting to start" not in done.stderr and "PodInitializing" not in done.stderr:
+        # Still starting: wait. Anything else, a failed image pull included, will not get better.
+        if "ContainerCreating" not in done.stderr and "PodInitializing" not in done.stderr:
             raise KubectlError(f"kubectl {' '.join(args)} -f: {done.stderr.strip()}")
         time.sleep(1)
 

@@ -30,9 +30,10 @@ def test_uris_are_found_wherever_a_document_names_them():
     workflow = {"spec": {"tasks": [{"name": "x", "inputs": [{"name": "d", "uri": f"{ROOT}/{A}/t/1/d"}]}]},
                 "status": {"tasks": {"x": {"outputs": {"o": {"kind": "asset", "uri": f"{ROOT}/{B}/x/1/o"}},
                                            "result": {"uri": f"{ROOT}/{B}/x/1/.ferry-result.json"}}}},
-                "other": ["s3://elsewhere/z", f"{ROOT}/{A}/loose", 3, None]}
+                "other": ["s3://elsewhere/z", f"{ROOT}/{A}/loose", 3, None,
+                          {"kind": "directory", "uri": "http://169.254.169.254/latest"}]}
     assert sorted(cleanup.named_uris(workflow, f"{ROOT}/{A}/")) == [f"{ROOT}/{A}/loose", f"{ROOT}/{A}/t/1/d"]
-    assert list(cleanup.blob_uris(workflow)) == [f"{ROOT}/{B}/x/1/o"]
+    assert list(cleanup.blob_uris(workflow, f"{ROOT}/")) == [f"{ROOT}/{B}/x/1/o"], "outside the folder: never read"
 
 
 def test_the_plan_of_a_deleted_workflow_carries_only_what_references_its_folder():

@@ -320,3 +320,18 @@ def test_delete_local_forgets_a_run(records, capsys):
     assert records.workflow("etl-00000001") is None and records.workflow("etl-00000002") is not None
     assert cli.main(["delete", "--local", "etl-00000001"]) == 1
     assert "no local run etl-00000001" in capsys.readouterr().err
+
+
+def test_logs_follow_waits_for_a_starting_container_but_not_for_a_failed_pull(monkeypatch, capsys):
+    cluster_workflow(monkeypatch, resource.Phase.RUNNING)
+    answers = iter([(1, 'container "main" in pod "nightly-train-3" is waiting to start: ContainerCreating'),
+                    (0, ""),
+                    (1, 'container "main" in pod "nightly-train-3" is waiting to start: trying and failing to pull '
+                        'image')])
+    monkeypatch.setattr(remote.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(remote.shutil, "which", lambda name: "/bin/kubectl")
+    monkeypatch.setattr(remote.subprocess, "run", lambda command, **_: subprocess.CompletedProcess(
+        command, *(lambda code, err: (code, None, err))(*next(answers))))
+    assert cli.main(["logs", "nightly", "train", "-f"]) == 0, "waited through ContainerCreating, then followed"
+    assert cli.main(["logs", "nightly", "train", "-f"]) == 1
+    assert "trying and failing to pull image" in capsys.readouterr().err

@@ -85,6 +85,19 @@ def test_ferry_gc_empties_old_folders_of_deleted_workflows(store, namespace, mon
     assert store.exists(derived.uri) and store.exists(f"{root}/cache/0123.json"), "live and cache untouched"
 
 
+def test_what_a_task_wrote_never_makes_the_cleanup_read_outside_the_namespace_folder(store, namespace, monkeypatch):
+    """Cache entries and status are a task's to write: a directory they name elsewhere (an internal
+    service, this machine's files) is not fetched for its manifest."""
+    root, outputs, derived, live_workflow = namespace
+    store.backend(root).write_bytes(f"{root}/cache/hostile.json", json.dumps({"outputs": {
+        "a": {"kind": "directory", "uri": "http://127.0.0.1:9/latest/meta-data"},
+        "b": {"kind": "asset", "uri": "file:///etc"}}}).encode())
+    asked, backend = [], store.backend
+    monkeypatch.setattr(store, "backend", lambda uri: asked.append(uri) or backend(uri))
+    collect.collect(store, root, [cleanup.folder(root, GONE)], [live_workflow], dry_run=True)
+    assert asked and all(uri.startswith(f"{root}/") for uri in asked), [u for u in asked if not u.startswith(root)]
+
+
 def test_gc_refuses_an_age_without_a_unit(capsys):
     with pytest.raises(SystemExit) as exited:
         cli.main(["gc", "--older-than", "30"])
