@@ -114,7 +114,7 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
     root = config.namespace_root(namespace)
     plan = taskpod.build_plan(spec, status, task_name, attempt, workflow=meta["name"], namespace=namespace,
                               execution_id=meta["uid"], root=root)
-    fetch, input_env = plan.inputs, plan.input_env()
+    fetch = plan.inputs
     scoped = config.scoped(namespace)
     secret = config.namespace_secret(namespace)
     ferry_mounts = [{"name": "ferry-inputs", "mountPath": taskpod.INPUTS_DIR},
@@ -154,13 +154,7 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
     main = {
         "name": results.MAIN,
         "image": task.image or config.runtime_image,
-        "env": [*({"name": e.name, "value": e.value} for e in task.env),
-                *({"name": k, "value": v} for k, v in sorted(input_env.items())),
-                {"name": "FERRY_WORKFLOW", "value": meta["name"]},
-                {"name": "FERRY_TASK", "value": task.name},
-                {"name": "FERRY_ATTEMPT", "value": str(attempt)},
-                {"name": "FERRY_INPUTS_DIR", "value": taskpod.INPUTS_DIR},
-                {"name": "FERRY_OUTPUTS_DIR", "value": taskpod.OUTPUTS_DIR}],
+        "env": [{"name": name, "value": value} for name, value in taskpod.container_env(plan, task.env)],
         "volumeMounts": [*ferry_mounts, *({"name": f"secret-{i}", "mountPath": f"{taskpod.SECRETS_DIR}/{s}",
                                            "readOnly": True} for i, s in enumerate(task.secrets)),
                          *(m.dump() for m in task.volume_mounts)],

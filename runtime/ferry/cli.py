@@ -613,6 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
     pod_commands.add_parser("fetch", help="download the task's inputs (init container)")
     pod_commands.add_parser("publish", help="after the task exits, publish its outputs (sidecar)")
     pod_commands.add_parser("run-function", help="run a Python task")
+    pod_commands.add_parser("run-container", help="fetch, run a container task under podman or docker, publish "
+                                                  "(the local executor's stand-in for a pod)")
     pod_commands.add_parser("credentials", help="keep the pod's scoped store credentials fresh (sidecar)")
     pod_commands.add_parser("cleanup", help="delete a deleted workflow's unreferenced objects (artifactCleanup)")
     return parser
@@ -647,12 +649,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ferry {args.command}: {error}", file=sys.stderr)
             return 1
     if args.command == "pod":
-        from ferry import collect, credentials, runner
+        from ferry import collect, credentials, localpod, runner
 
-        if args.pod_command in ("fetch", "publish"):  # Ferry's own processes: no user code allocates here
+        if args.pod_command in ("fetch", "publish", "run-container"):  # Ferry's own: no user code allocates here
             malloc.return_large_buffers()
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,
-                 "run-function": runner.run_function, "credentials": credentials.run_sidecar,
+                 "run-function": runner.run_function, "run-container": localpod.run_container,
+                 "credentials": credentials.run_sidecar,
                  "cleanup": collect.run_pod}
         return steps[args.pod_command]()
     parser.print_help()

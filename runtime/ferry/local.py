@@ -3,6 +3,8 @@
 Tasks go through the same path as in pods (``ferry pod run-function``: inputs loaded from the
 raw data store, the function run, outputs published), and the same scheduler decides what runs
 when (``ferry.scheduler``), so retries, timeouts and failure policies behave as on a cluster.
+Container tasks run their image under podman or docker (``ferry pod run-container``, see
+``ferry.localpod``); with neither working here, a workflow that has one fails before any task runs.
 Independent tasks run in parallel. The raw data store is ``file://~/.cache/ferry/raw`` unless
 ``FERRY_RAW_DATA_PREFIX`` (or ``--store``) says otherwise. Each run is recorded in the history
 (``ferry.history``) as it goes, with each attempt's log, so the scratch directories the task
@@ -27,8 +29,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ferry import forkserver, history, podruntime, resource, runner, scheduler, settings as settings_, \
-    store as store_, taskpod, values
+from ferry import containers, forkserver, history, localpod, podruntime, resource, runner, scheduler, \
+    settings as settings_, store as store_, taskpod, values
 from ferry.resource import Phase
 
 logger = logging.getLogger(__name__)
@@ -111,6 +113,8 @@ class LocalExecutor:
         self.forks: forkserver.ForkServer | None = None
         """Where task processes come from, started with the first task (none with ``local_fork``
         off: each task starts a fresh interpreter)."""
+        self.runtime: containers.Runtime | None = None
+        """What runs container tasks, found before the first task starts (None: the workflow has none)."""
 
     def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any],
             run_id: str | None = None) -> LocalRun:
@@ -120,6 +124,14 @@ class LocalExecutor:
         record = _Recorder(self.store.settings if history.enabled() else None)
         record(history.History.open_run, execution_id, name, spec, self.store.raw_data_prefix)
         try:
+            refusal = self._refusal(spec)
+            if refusal:
+                step = scheduler.refuse(spec, status, refusal, "NoContainerRuntime",
+                                        datetime.datetime.now(datetime.timezone.utc))
+                record(history.History.update, execution_id, step.status)
+                for event in step.events:
+                    self.report(*event)
+                status = step.status
             while status.phase not in scheduler.DONE:
                 now = datetime.datetime.now(datetime.timezone.utc)
                 step = scheduler.step(name, spec, status, self.observe, now)
@@ -128,7 +140,7 @@ class LocalExecutor:
                                               execution_id=execution_id, root=f"{self.store.raw_data_prefix}/local"
                                               ).model_copy(update={"inline_limit": None})  # no message to fit
                     state = step.status.tasks[task]
-                    self.start(state.pod_name, plan, roots)
+                    self.start(state.pod_name, plan, roots, next(t for t in spec.tasks if t.name == task))
                     record(history.History.attempt_started, execution_id, task, attempt, state.pod_name,
                            state.started_at, log_path=self.processes[state.pod_name].log)
                 for attempt_name in step.delete:
@@ -189,10 +201,20 @@ class LocalExecutor:
                 state.phase, state.message = Phase.SKIPPED, "skipped: the run stopped"
         record(history.History.update, run_id, stopped)
 
-    def start(self, attempt_name: str, plan: taskpod.PodPlan, roots: set[pathlib.Path]) -> None:
-        if not (plan.function or plan.plugin):
-            raise ValueError(f"task {plan.task} runs a container image; the local executor runs Python tasks and "
-                             "plugins only (use a cluster for container tasks)")
+    def _refusal(self, spec: resource.WorkflowSpec) -> str | None:
+        """Why the workflow cannot run here (its container tasks, no container runtime), or None;
+        finds the runtime that will run them."""
+        boxed = [t for t in spec.tasks if t.image and not (t.function or t.plugin)]  # none at all: the scheduler says
+        if not boxed:
+            return None
+        others = f" (and {len(boxed) - 1} more container tasks)" if len(boxed) > 1 else ""
+        try:
+            self.runtime = containers.detect()
+        except containers.Unavailable as error:
+            return f"task {boxed[0].name} runs image {boxed[0].image}{others}: {error}"
+        return None
+
+    def start(self, attempt_name: str, plan: taskpod.PodPlan, roots: set[pathlib.Path], task: resource.Task) -> None:
         directory = self.scratch / attempt_name
         directory.mkdir(parents=True)
         env = {
@@ -207,16 +229,32 @@ class LocalExecutor:
             "PYTHONPATH": os.pathsep.join(p for p in [*map(str, roots), os.environ.get("PYTHONPATH", "")] if p),
         }
         log = directory / "log"
-        if self.store.settings.local_fork and hasattr(os, "fork"):
+        step = "run-function" if plan.function or plan.plugin else "run-container"
+        if step == "run-container":
+            env[localpod.CONTAINER_ENV] = self._container(plan, task, directory, log).to_json()
+        if step == "run-function" and self.store.settings.local_fork and hasattr(os, "fork"):
             if self.forks is None:
                 self.forks = forkserver.ForkServer()
             popen = self.forks.spawn(env, str(directory), str(log))
         else:
             with open(log, "wb") as out:
-                popen = subprocess.Popen([sys.executable, "-P", "-m", "ferry", "pod", "run-function"], env=env,
+                popen = subprocess.Popen([sys.executable, "-P", "-m", "ferry", "pod", step], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, cwd=directory)
         self.processes[attempt_name] = _Process(popen, directory / "result.json", log, plan.task, plan.attempt)
+
+    def _container(self, plan: taskpod.PodPlan, task: resource.Task, directory: pathlib.Path,
+                   log: pathlib.Path) -> localpod.Container:
+        """How ``ferry pod run-container`` runs this attempt, in folders of its own."""
+        name = containers.container_name(plan)
+        inputs, outputs = directory / "inputs", directory / "outputs"
+        host_ids = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else None
+        return localpod.Container(
+            runtime=self.runtime.name, log=str(log), inputs=str(inputs), outputs=str(outputs),
+            run=containers.run_command(self.runtime, task, plan, name=name, inputs=str(inputs), outputs=str(outputs),
+                                       network=containers.network(), host_ids=host_ids),
+            stop=containers.stop_command(self.runtime, name, localpod.STOP_GRACE_SECONDS),
+            remove=containers.remove_command(self.runtime, name))
 
     def _wait(self) -> None:
         """Until a task process ends, or a short while (timeouts and retry delays are due on time)."""

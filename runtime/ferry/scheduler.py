@@ -172,6 +172,23 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
     return out
 
 
+def refuse(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, message: str, reason: str,
+           now: datetime.datetime) -> Step:
+    """Fail the workflow before any task starts, because the executor cannot run it (the local
+    executor finds no container runtime for its container tasks): better at once than after its
+    other tasks have run for an hour. Every task is skipped; ``message`` says why."""
+    out = Step(status.model_copy(deep=True))
+    st = out.status
+    st.phase, st.message, st.finished_at = Phase.FAILED, message, timestamp(now)
+    st.started_at = st.started_at or st.finished_at
+    for task in spec.tasks:
+        st.tasks[task.name] = resource.TaskStatus(phase=Phase.SKIPPED, message="skipped: the workflow cannot run here")
+    st.progress = _progress(spec, st)
+    _set_conditions(st, reason, now)
+    out.event("Warning", reason, message)
+    return out
+
+
 def _observe(out: Step, task: resource.Task, observe: Observe, now: datetime.datetime, limit: int) -> None:
     ts = out.status.tasks[task.name]
     attempt = observe(task, ts.pod_name)

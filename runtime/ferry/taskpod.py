@@ -83,6 +83,15 @@ class PodPlan(resource.Model):
         return env
 
 
+def container_env(plan: PodPlan, task_env: list[resource.EnvVar]) -> list[tuple[str, str]]:
+    """The environment of a container task's own container, in a pod and under the local executor
+    alike: the task's variables, each input's (``input_env``), then which attempt of what this is and
+    where its folders are."""
+    return [*((variable.name, variable.value) for variable in task_env), *sorted(plan.input_env().items()),
+            ("FERRY_WORKFLOW", plan.workflow), ("FERRY_TASK", plan.task), ("FERRY_ATTEMPT", str(plan.attempt)),
+            ("FERRY_INPUTS_DIR", INPUTS_DIR), ("FERRY_OUTPUTS_DIR", OUTPUTS_DIR)]
+
+
 class InputError(Exception):
     """An input cannot be resolved (its producer has not published it)."""
 

@@ -253,14 +253,20 @@ def _minio_context(scratch: pathlib.Path) -> list[str]:
     return [str(scratch)]
 
 
+def busybox_image() -> NodeImage:
+    """Busybox alone: what tests that run a container outside the cluster need (``build_one``),
+    without the keys of the others (MinIO's builds MinIO)."""
+    return NodeImage(BUSYBOX_IMAGE, "busybox",
+                     digest(file_digest(BUSYBOX_BINARY), json.dumps(BUSYBOX_ETC), BUSYBOX_CONTAINERFILE),
+                     _busybox_context)
+
+
 def node_images() -> list[NodeImage]:
     """Every image the node gets, parents before the images built on them."""
     gcc_version = _run(["gcc", "-dumpfullversion"], quiet=True).strip()
     pause = NodeImage(PAUSE_IMAGE, "pause", digest(PAUSE_C, gcc_version, *PAUSE_COMPILE_FLAGS, PAUSE_CONTAINERFILE),
                       _pause_context)
-    busybox = NodeImage(BUSYBOX_IMAGE, "busybox",
-                        digest(file_digest(BUSYBOX_BINARY), json.dumps(BUSYBOX_ETC), BUSYBOX_CONTAINERFILE),
-                        _busybox_context)
+    busybox = busybox_image()
     python_base = NodeImage(PYTHON_BASE_IMAGE, "python-base",
                             digest(*python_base_rootfs_command("-"), PYTHON_BASE_CONTAINERFILE,
                                    str(versions.PYTHON_BASE_REVISION)),
@@ -285,6 +291,16 @@ def build_all() -> list[pathlib.Path]:
                     _build(image)
             _buildah("rmi", "--prune")
         return [image.archive for image in images]
+
+
+def build_one(image: NodeImage) -> pathlib.Path:
+    """``image``'s archive, built if its inputs changed (an image with no parent of ours)."""
+    images_dir().mkdir(parents=True, exist_ok=True)
+    with _build_lock():
+        if not image.archive.exists():
+            _remove_leftovers()
+            _build(image)
+        return image.archive
 
 
 def archive_image_name(archive: pathlib.Path) -> str:

@@ -354,3 +354,19 @@ def upper(text: str) -> str:
 def named(n: int = 3, max_rows: int = 100) -> Counted:
     counted = count(n=n, max_rows=max_rows)
     return Counted(row_count=counted.row_count, summary=upper(text=counted.summary))
+
+
+@ferry.task
+def note(text: str) -> ferry.File:
+    """A file for a container task to read (``tests/runtime/test_localpod.py``)."""
+    path = pathlib.Path("note.txt")
+    path.write_text(text)
+    return ferry.File(path)
+
+
+@ferry.task
+def read_boxed(shout: ferry.File, pages: ferry.Directory, lines: int) -> dict:
+    """What a container task wrote, read back by a Python task."""
+    root = pathlib.Path(pages)
+    return {"shout": pathlib.Path(shout).read_text(), "lines": lines,
+            "pages": {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}}

@@ -111,10 +111,15 @@ def test_a_history_that_fails_mid_run_warns_once_and_the_run_goes_on(store, monk
     assert len(warnings) == 1 and "disk I/O error" in warnings[0]
 
 
-def test_a_run_that_cannot_go_on_is_recorded_as_failed(store, history_in_tmp):
-    spec = resource.WorkflowSpec(tasks=[resource.Task(name="boxed", image="busybox:1.36")])
+def test_a_run_that_cannot_go_on_is_recorded_as_failed(store, history_in_tmp, monkeypatch):
+    spec = resource.WorkflowSpec(tasks=[resource.Task(name="t", function="tests.runtime.sample_workflows:add")])
     executor = local.LocalExecutor(store)
-    with pytest.raises(ValueError, match="runs a container image"):
+
+    def cannot_start(*args):
+        raise ValueError("no way to start it")
+
+    monkeypatch.setattr(executor, "start", cannot_start)
+    with pytest.raises(ValueError, match="no way to start it"):
         executor.run("container", spec, {}, run_id="container-00000001")
     with history.History(history_in_tmp) as records:
         status = records.workflow("container-00000001")["status"]

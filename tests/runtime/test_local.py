@@ -222,3 +222,28 @@ def test_named_outputs_come_back_by_name():
     assert set(run.status.outputs) == set(run.status.tasks["count"].outputs) == {"row_count", "summary"}
     assert run.outputs() == {"row_count": 3, "summary": "3 ROWS"}, "max_rows reached the task as max_rows"
     assert samples.count(n=2).summary == "2 rows"  # a task called on its own returns its named tuple too
+
+
+CONTAINER_AND_PYTHON = resource.WorkflowSpec.model_validate({"tasks": [
+    {"name": "first", "function": "tests.runtime.sample_workflows:add",
+     "inputs": [{"name": "a", "value": 1}, {"name": "b", "value": 2}], "outputs": [{"name": "o0", "kind": "value"}]},
+    {"name": "boxed", "image": "busybox:1.36", "command": ["true"], "dependsOn": ["first"]}]})
+
+
+@pytest.mark.parametrize("setting", ["override", "path"])
+def test_no_container_runtime_fails_the_run_before_any_task_runs(store, monkeypatch, tmp_path, setting):
+    if setting == "override":
+        monkeypatch.setenv("FERRY_CONTAINER_RUNTIME", str(tmp_path / "no-such-podman"))
+    else:  # neither podman nor docker on PATH
+        monkeypatch.delenv("FERRY_CONTAINER_RUNTIME", raising=False)
+        monkeypatch.setenv("PATH", str(tmp_path))
+    run = local.LocalExecutor(store).run("boxed", CONTAINER_AND_PYTHON, {})
+    assert run.status.phase == resource.Phase.FAILED
+    expected = (f"(FERRY_CONTAINER_RUNTIME={tmp_path / 'no-such-podman'}: no such program)"
+                if setting == "override" else "(podman: not installed; docker: not installed)")
+    assert run.status.message.startswith(f"task boxed runs image busybox:1.36: no container runtime found {expected}")
+    assert "FERRY_CONTAINER_RUNTIME" in run.status.message.split(")")[-1]
+    assert [(ts.phase, ts.attempts) for ts in run.status.tasks.values()] == [(resource.Phase.SKIPPED, 0)] * 2
+    with pytest.raises(RuntimeError, match="no container runtime found"):
+        run.result()
+

@@ -28,13 +28,14 @@ def test_another_c_library_is_left_alone(monkeypatch):
 
 def test_only_ferrys_own_transfer_processes_change_how_memory_is_given_back(monkeypatch):
     """The setting is the whole process's: never in a process running user code."""
-    from ferry import cli, credentials, podruntime, runner
+    from ferry import cli, credentials, localpod, podruntime, runner
 
     calls: list[str] = []
     monkeypatch.setattr(malloc, "return_large_buffers", lambda: calls.append("set"))
     for step, module, name in [("fetch", podruntime, "run_fetch"), ("publish", podruntime, "run_publish"),
+                               ("run-container", localpod, "run_container"),
                                ("run-function", runner, "run_function"), ("credentials", credentials, "run_sidecar")]:
         monkeypatch.setattr(module, name, lambda: 0)
         calls.clear()
         assert cli.main(["pod", step]) == 0
-        assert calls == (["set"] if step in ("fetch", "publish") else []), step
+        assert calls == (["set"] if step in ("fetch", "publish", "run-container") else []), step

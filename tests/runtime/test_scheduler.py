@@ -293,3 +293,18 @@ def test_a_stopped_workflow_can_be_rerun():
                           later(2)).status == stopped, "still asked to stop: no rerun"
     again = scheduler.step("wf", wf.model_copy(update={"rerun": 1}), stopped, observing({}), later(3))
     assert again.create == [("a", 2)] and again.status.phase == Phase.RUNNING
+
+
+def test_a_workflow_the_executor_cannot_run_fails_before_any_task_starts():
+    wf = spec(task("a"), task("b", ("a",)))
+    out = scheduler.refuse(wf, resource.WorkflowStatus(), "task b runs image x: no container runtime found",
+                           "NoContainerRuntime", T0)
+    st = out.status
+    assert (st.phase, st.message, st.progress) == (Phase.FAILED, "task b runs image x: no container runtime found", "0/2")
+    assert st.started_at == st.finished_at == scheduler.timestamp(T0) and not out.create
+    assert {name: (ts.phase, ts.attempts) for name, ts in st.tasks.items()} == {
+        "a": (Phase.SKIPPED, 0), "b": (Phase.SKIPPED, 0)}
+    failed = next(c for c in st.conditions if c.type == "Failed")
+    assert (failed.status, failed.reason) == ("True", "NoContainerRuntime")
+    assert out.events == [("Warning", "NoContainerRuntime", st.message)]
+    assert scheduler.step("wf", wf, st, observing({}), later(1)).status == st, "nothing more happens"

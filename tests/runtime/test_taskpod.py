@@ -30,3 +30,14 @@ def test_the_cache_is_per_namespace():
     """A team's cached results are not another's: one namespace cannot read or plant another's entries."""
     a, b = key(spec(), "team-a"), key(spec(), "team-b")
     assert a != b and a.startswith(f"{PREFIX}/team-a/cache/") and b.startswith(f"{PREFIX}/team-b/cache/")
+
+
+def test_a_container_sees_its_own_variables_then_its_inputs_then_where_it_is():
+    """The same on a cluster (the pod's main container) and locally (podman or docker)."""
+    plan = taskpod.PodPlan(workflow="wf", namespace="ns", execution_id="uid", task="t", attempt=3,
+                           output_prefix=f"{PREFIX}/ns/uid/t/3", values={"b": [1], "a": "text"},
+                           inputs={"data": resource.Output(kind=resource.Kind.DIRECTORY, uri=f"{PREFIX}/d/")})
+    assert taskpod.container_env(plan, [resource.EnvVar(name="MODE", value="fast")]) == [
+        ("MODE", "fast"), ("FERRY_INPUT_A", "text"), ("FERRY_INPUT_B", "[1]"), ("FERRY_INPUT_DATA", "/ferry/inputs/data"),
+        ("FERRY_WORKFLOW", "wf"), ("FERRY_TASK", "t"), ("FERRY_ATTEMPT", "3"), ("FERRY_INPUTS_DIR", "/ferry/inputs"),
+        ("FERRY_OUTPUTS_DIR", "/ferry/outputs")]
