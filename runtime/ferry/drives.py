@@ -29,7 +29,7 @@ import urllib.parse
 
 import pydantic
 
-from ferry import blobs, manifest, store as store_, uris
+from ferry import blobs, errors, manifest, store as store_, uris
 from ferry.backends import base, local
 
 PROTOCOL = "ferry://"
@@ -37,6 +37,8 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 RESERVED = ".ferry-"
 """Path components starting with this hold the drive's own records."""
 CLAIM, COPIES = ".ferry-claim", ".ferry-copies"
+OBJECT = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""An object's name in a copy record: one plain name under ``objects/`` (puts write 32 hex digits)."""
 
 
 class Copy(pydantic.BaseModel):
@@ -195,9 +197,15 @@ class Drive:
     def _copy(self, store: store_.Store, path: str, writer: str) -> Copy | None:
         uri = self._copy_uri(store, path, writer)
         try:
-            return Copy.model_validate_json(store.backend(uri).read_bytes(uri))
+            copy = Copy.model_validate_json(store.backend(uri).read_bytes(uri))
         except FileNotFoundError:
             return None
+        if not OBJECT.fullmatch(copy.object):  # any task may write records: one must not reach other objects
+            raise errors.PathEscapeError(
+                f"{self.id}: the record of {path!r} by {writer!r} ({uri}) names the object {copy.object!r}, which is "
+                f"not an object of this drive (one name under objects/): nothing was read or deleted. Delete that "
+                f"record and put the file again")
+        return copy
 
     def _writers(self, store: store_.Store, path: str) -> list[str]:
         uri = self._uri(store, "files", path, COPIES)

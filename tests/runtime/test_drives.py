@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import pathlib
 import socket
@@ -294,3 +295,25 @@ def test_copies_say_who_put_each_file_and_its_size_and_names_list_the_drives(sto
         ("reports/a.txt", "app/first", 5), ("reports/a.txt", "app/second", 7), ("top.txt", "app/second", 7)]
     assert [c.path for c in ferry.Drive("ferry://shared").copies("reports/")] == ["reports/a.txt"] * 2
     assert drives.names(store) == ["other", "shared"]
+
+
+@pytest.mark.parametrize("named", ["../../secret", "x/../../../secret", "sub/object", "..", "s3://other/key", ""])
+def test_a_copy_record_naming_an_object_outside_the_drive_is_refused(store, tmp_path, monkeypatch, named):
+    """A copy record is a file in the store, which any task of the namespace can write: one naming
+    another object would make ``get`` read it and ``put``/``delete`` remove it."""
+    task(tmp_path, monkeypatch, "work")
+    pathlib.Path("a.txt").write_text("a")
+    drive = ferry.Drive("ferry://guarded")
+    drive.put("a.txt")
+    victim = uris.join(store.raw_data_prefix, "secret")
+    store.backend(victim).write_bytes(victim, b"keep me")
+    record = uris.join(store.raw_data_prefix, "drives", "guarded", "files", "a.txt", ".ferry-copies", "app%2Fwork")
+    forged = {**json.loads(store.backend(record).read_bytes(record)), "object": named}
+    store.backend(record).write_bytes(record, json.dumps(forged).encode())
+
+    for action in (lambda: drive.get("a.txt", tmp_path / "got"), lambda: drive.delete("a.txt"),
+                   lambda: drive.put("a.txt")):
+        with pytest.raises(ferry.PathEscapeError, match=r"guarded.*a\.txt.*object .*not an object of this drive"):
+            action()
+    assert store.backend(victim).read_bytes(victim) == b"keep me"
+    assert not (tmp_path / "got").exists()
