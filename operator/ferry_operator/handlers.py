@@ -61,6 +61,9 @@ _wakeups: dict[tuple[str, str], asyncio.TimerHandle] = {}
 _background: set[asyncio.Task] = set()
 _gone: set[tuple[str, str]] = set()
 """Workflows whose deletion is done: their lock goes once the reconciliation holding it ends."""
+_deleting: dict[tuple[str, str], dict] = {}
+"""Workflows being deleted, as their latest event showed them: every event of their pods reconciles
+them, and reading each afresh would be a GET per pod event (a thousand for a 1,000-pod workflow)."""
 _mount_checks: dict[str, tuple[float, asyncio.Future]] = {}
 """Namespace → when its ``FailedMount`` events were last read, and the reading (by pod uid)."""
 _config: Config | None = None
@@ -137,10 +140,14 @@ async def workflow_changed(type: str | None, body: kopf.Body, namespace: str, na
     event that only echoes the operator's own status write (``bodies.offer``) asks for nothing."""
     if type == "DELETED":
         bodies.forget(namespace, name)
+        _deleting.pop((namespace, name), None)
     elif body["metadata"].get("deletionTimestamp"):
         bodies.forget(namespace, name)
         if WORKFLOW_FINALIZER in (body["metadata"].get("finalizers") or []):
+            _deleting[(namespace, name)] = {**body}
             _spawn(request(namespace, name))
+        else:
+            _deleting.pop((namespace, name), None)
     elif bodies.settled(body):
         offered = bodies.offer({**body})
         # Pods still held (the operator stopped, or the API was busy, between the last status write
@@ -178,6 +185,7 @@ async def _let_go(namespace: str, name: str, body: dict) -> None:
     key = (namespace, name)
     metrics.forget(key)
     _refusals.pop(key, None)
+    _deleting.pop(key, None)
     _gone.add(key)
     if (handle := _wakeups.pop(key, None)) is not None:
         handle.cancel()
@@ -282,12 +290,12 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             await _release(namespace, [pod for pod_name, pod in owned.items() if pod_name not in finished.running],
                            lambda pod: retention.deletes(finished.pod_retention, pod, finished.succeeded))
             return
-        body = bodies.get(namespace, name) if not retry else None
+        body = (bodies.get(namespace, name) or _deleting.get((namespace, name))) if not retry else None
         if body is None:
             body = await asyncio.to_thread(kube.get_workflow, namespace, name)
             if body is None:
                 return
-            if not body["metadata"].get("deletionTimestamp"):  # a deleted one is read afresh each time
+            if not body["metadata"].get("deletionTimestamp"):  # a deleted one is in ``_deleting`` by its event
                 bodies.offer(body)
         meta = body["metadata"]
         if meta.get("deletionTimestamp"):

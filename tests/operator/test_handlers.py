@@ -138,6 +138,7 @@ def api(monkeypatch):
     monkeypatch.setattr(handlers, "_config", Config(raw_data_prefix="s3://bucket/ferry"))
     monkeypatch.setattr(handlers, "_task_pods", {})
     monkeypatch.setattr(handlers, "_unseen", set())
+    monkeypatch.setattr(handlers, "_deleting", {})
     monkeypatch.setattr(handlers, "_wakeups", {})
     monkeypatch.setattr(handlers.kube, "delete_workflow", lambda *args: calls.append(("delete workflow", *args)))
     monkeypatch.setattr(handlers.kube, "delete_pod", lambda namespace, name: calls.append(("delete pod", name)))
@@ -208,8 +209,8 @@ def test_a_finished_workflow_s_held_pods_are_let_go_as_its_pod_retention_says(ap
 def test_a_deleted_workflow_with_artifact_cleanup_goes_once_its_cleanup_pod_ended(api, monkeypatch):
     deleting = finished_workflow("wf", finished_ago=1, spec={"artifactCleanup": "OnDeletion"})
     deleting["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z", finalizers=[handlers.WORKFLOW_FINALIZER])
-    events, created = [], []
-    monkeypatch.setattr(handlers.kube, "get_workflow", lambda namespace, name: deleting)
+    events, created, reads = [], [], []
+    monkeypatch.setattr(handlers.kube, "get_workflow", lambda namespace, name: reads.append(name) or deleting)
     monkeypatch.setattr(handlers.kube, "list_workflows", lambda namespace: [deleting])
     monkeypatch.setattr(handlers.kube, "create_pod", lambda pod: created.append(pod))
     monkeypatch.setattr(handlers.kube, "patch_workflow", lambda namespace, name, ops, version=None:
@@ -241,3 +242,5 @@ def test_a_deleted_workflow_with_artifact_cleanup_goes_once_its_cleanup_pod_ende
     run(scenario())
     assert events == [("ArtifactsDeleted", "deleted 3 objects (9 bytes); kept 0 still referenced")]
     assert api == [("release pod", "wf-cleanup-0"), ("patch workflow", "wf", "remove")], api
+    # Its body came with its event: none of its pods' events reads it again (1,000 pods, 1,000 GETs).
+    assert reads == [] and ("team-a", "wf") not in handlers._deleting
