@@ -38,6 +38,28 @@ def load_workflow(target: str):
     return workflow
 
 
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+def load_manifest(path: str) -> tuple[str, resource.WorkflowSpec]:
+    """A Workflow manifest, as ``kubectl create -f`` takes it, → its name and spec, to run here."""
+    import pydantic
+    import yaml
+
+    try:
+        document = yaml.safe_load(pathlib.Path(path).read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: no such file") from None
+    if not isinstance(document, dict) or document.get("kind") != resource.KIND:
+        raise SystemExit(f"{path} is not a {resource.KIND} manifest (it has no 'kind: {resource.KIND}')")
+    meta = document.get("metadata") or {}
+    try:
+        spec = resource.WorkflowSpec.model_validate(document.get("spec") or {})
+    except pydantic.ValidationError as error:
+        raise SystemExit(f"{path}: {error}") from None
+    return meta.get("name") or (meta.get("generateName") or "workflow").rstrip("-"), spec
+
+
 def usage_error(command: str, message: str) -> NoReturn:
     """One line on stderr and exit 2, as argparse ends a bad command line, but with no usage block."""
     print(f"ferry {command}: {message}", file=sys.stderr)
@@ -175,6 +197,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ferry import local
 
     store = _store(args.store)
+    if args.workflow.endswith(MANIFEST_SUFFIXES):
+        return run_manifest(args, extra, store)
     if args.remote:
         _check_remote_store(store)
     workflow = load_workflow(args.workflow)
@@ -195,6 +219,31 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             return 1
         for name, value in outcome.outputs().items():
             print(f"{name} = {describe(value)}")
+    return 0
+
+
+def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store) -> int:
+    """Run a Workflow manifest here: its container tasks under podman or docker (``ferry.containers``)."""
+    from ferry import local
+
+    if args.remote:
+        usage_error("run", f"a manifest goes to the cluster as it is: kubectl create -f {args.workflow}")
+    if extra:
+        usage_error("run", f"a manifest's inputs are its spec.inputs: change them there (got {extra[0]})")
+    name, spec = load_manifest(args.workflow)
+    spec = spec.model_copy(update={"overwrite_cache": args.overwrite_cache or spec.overwrite_cache})
+    run_id = local.new_run_id(name)
+    print(f"run {run_id}" + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""),
+          file=sys.stderr, flush=True)
+    started = time.monotonic()
+    with ferry.use_store(store):
+        outcome = local.LocalExecutor(store, show).run(name, spec, {}, run_id)
+    print(f"{name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    if outcome.status.phase != resource.Phase.SUCCEEDED:
+        print(outcome.status.message, file=sys.stderr)
+        return 1
+    for output_name, output in outcome.status.outputs.items():
+        print(f"{output_name} = {_shown(output, store)}")
     return 0
 
 
@@ -525,7 +574,9 @@ _OPTIONS = {"run": ["--store", "--overwrite-cache", "--remote", "--no-wait", "--
             "compile": ["--name"]}
 _DESCRIPTIONS = {
     "run": "Run a workflow here (each task a local process), or on a cluster with --remote. The workflow's inputs "
-           "are options too (--INPUT VALUE): ferry run MODULE:WORKFLOW --help lists them.",
+           "are options too (--INPUT VALUE): ferry run MODULE:WORKFLOW --help lists them. A Workflow manifest "
+           "(ferry run FILE.yaml) runs here as it is, its container tasks under podman or docker "
+           "(FERRY_CONTAINER_RUNTIME chooses).",
     "compile": "Write a workflow as a Workflow manifest for kubectl create -f. Without --name it has "
                "metadata.generateName, so each create starts a new run; kubectl apply needs --name. The workflow's "
                "inputs are options too (--INPUT VALUE): ferry compile MODULE:WORKFLOW --help lists them."}
@@ -540,7 +591,8 @@ def command_parser(command: str, target: str | None = None, workflow=None) -> ar
         description=inspect.cleandoc(workflow.__doc__) if workflow and workflow.__doc__ else _DESCRIPTIONS[command])
     if workflow is None:
         parser.add_argument("workflow", metavar="MODULE:WORKFLOW", nargs="?",
-                            help="the workflow: path/to/file.py:name or package.module:name")
+                            help="the workflow: path/to/file.py:name or package.module:name"
+                                 + (", or a Workflow manifest (FILE.yaml) to run here" if command == "run" else ""))
     else:
         inputs = parser.add_argument_group(f"inputs of {workflow.__name__}")
         for name, annotation in workflow.inputs.items():
@@ -625,7 +677,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command in ("run", "compile"):
         if args.help:
-            workflow = load_workflow(args.workflow) if args.workflow else None
+            manifest = (args.workflow or "").endswith(MANIFEST_SUFFIXES)
+            workflow = load_workflow(args.workflow) if args.workflow and not manifest else None
             command_parser(args.command, args.workflow, workflow).print_help()
             raise SystemExit(0)
         if not args.workflow:

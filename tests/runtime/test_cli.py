@@ -335,3 +335,31 @@ def test_logs_follow_waits_for_a_starting_container_but_not_for_a_failed_pull(mo
     assert cli.main(["logs", "nightly", "train", "-f"]) == 0, "waited through ContainerCreating, then followed"
     assert cli.main(["logs", "nightly", "train", "-f"]) == 1
     assert "trying and failing to pull image" in capsys.readouterr().err
+
+
+EXAMPLE_MANIFEST = os.path.join(REPO, "examples", "workflows", "directory-between-tasks.yaml")
+
+
+def test_run_of_a_manifest_with_no_container_runtime_says_why_in_a_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FERRY_CONTAINER_RUNTIME", str(tmp_path / "no-such-docker"))
+    assert cli.main(["run", EXAMPLE_MANIFEST, "--store", str(tmp_path / "raw")]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith("task produce runs image busybox:1.36 (and 1 more container tasks): no container "
+                                f"runtime found (FERRY_CONTAINER_RUNTIME={tmp_path / 'no-such-docker'}: no such program)")
+    assert lines[-2].startswith("directory-between-tasks: Failed in ")
+
+
+@pytest.mark.parametrize(("arguments", "says"), [
+    (["--remote"], f"ferry run: a manifest goes to the cluster as it is: kubectl create -f {EXAMPLE_MANIFEST}"),
+    (["--greeting", "hi"], "ferry run: a manifest's inputs are its spec.inputs: change them there (got --greeting)"),
+])
+def test_a_manifest_runs_here_as_it_is(arguments, says, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", EXAMPLE_MANIFEST, *arguments])
+    assert exited.value.code == 2 and capsys.readouterr().err.strip() == says
+
+
+def test_a_file_that_is_no_workflow_manifest_is_refused(tmp_path):
+    (tmp_path / "pod.yaml").write_text("kind: Pod\n")
+    with pytest.raises(SystemExit, match="is not a Workflow manifest"):
+        cli.main(["run", str(tmp_path / "pod.yaml")])

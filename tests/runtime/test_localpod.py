@@ -7,6 +7,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ import ferry
 from ferry import history, local, resource
 
 from tests.cluster import node_images
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None,
                                 reason="podman is not installed (apt-get install podman): the local executor runs "
@@ -88,6 +91,7 @@ def containers_named(prefix: str) -> list[str]:
 SCRIPT = """\
 set -e
 test "$FERRY_INPUT_NOTES" = /ferry/inputs/notes
+test -z "$AWS_SECRET_ACCESS_KEY$FERRY_RAW_DATA_PREFIX"  # this machine's environment stays out
 { echo "$FERRY_INPUT_GREETING$SUFFIX"; cat "$FERRY_INPUT_NOTES"; } > /ferry/outputs/shout
 mkdir -p /ferry/outputs/pages/lines
 n=0
@@ -100,7 +104,8 @@ echo "wrote $n lines"
 """
 
 
-def test_a_container_task_between_python_tasks(podman, history_in_tmp):
+def test_a_container_task_between_python_tasks(podman, history_in_tmp, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-the-container")
     spec = resource.WorkflowSpec.model_validate({
         "inputs": [{"name": "greeting", "value": "hello"}],
         "tasks": [
@@ -160,3 +165,15 @@ def test_a_container_past_its_timeout_is_stopped_and_removed(podman, history_in_
         assert records.log("sleepy-00000001", "boxed") == (
             "sleeping\nferry: stopped while running the container (the attempt timed out, or its run stopped)\n")
     assert not containers_named("ferry-sleepy-00000001-")
+
+
+
+def test_ferry_run_runs_the_example_manifest_here(podman, tmp_path):
+    store = (tmp_path / "out").as_uri()
+    result = subprocess.run([sys.executable, "-m", "ferry", "run", "examples/workflows/directory-between-tasks.yaml",
+                             "--store", store], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    outputs = dict(line.split(" = ", 1) for line in result.stdout.splitlines())
+    assert outputs["days"] == "3" and outputs["summary"].startswith(f"{store}/local/directory-between-tasks-")
+    with ferry.Store(ferry.Settings(raw_data_prefix=store, cache_dir=tmp_path / "cache")).open(outputs["summary"]) as f:
+        assert f.read() == b"hello mon\nhello tue\nhello wed\n"
