@@ -292,12 +292,35 @@ def _spec_rules() -> list[Schema]:
     ]
 
 
+def _spelled(name: str) -> str:
+    """CEL for ``resource.env_name``: the name as environment variables spell it."""
+    return f"{name}.replace('-', '_').upperAscii()"
+
+
+def _names_apart(field: str, message: str) -> Schema:
+    """No two items of the list ``field`` (named objects) spelled alike by ``resource.env_name``.
+    Comparing pairs would cost too much for the API server's budget (64 outputs of 1,000 tasks), and
+    Kubernetes 1.34's CEL has no ``distinct`` or ``sort``: the spellings become a map's keys, and a
+    key that comes twice stops the rule with an error that the API server reports after ``message``
+    (``...: insert failed: key 'FLAG' already exists``)."""
+    return _rule(f"!has(self.{field}) || "
+                 f"self.{field}.transformMapEntry(i, x, {{{_spelled('x.name')}: true}}).size() == self.{field}.size()",
+                 message)
+
+
+_ALIKE = ("must differ in more than case or - against _, which environment variables and disks that ignore case "
+          "cannot tell apart; rename one")
+
+
 def overlays() -> dict[str, Schema]:
     """Kubernetes-only additions to the models' schemas, by model."""
     return {
         resource.WorkflowSpec.__name__: {
             "properties": {"tasks": _keyed_by_name(), "inputs": _keyed_by_name(), "outputs": _keyed_by_name()},
-            "x-kubernetes-validations": [*_spec_rules(), *_transition_rules()],
+            "x-kubernetes-validations": [
+                *_spec_rules(), *_transition_rules(),
+                *(_names_apart(field, f"workflow {field} {_ALIKE}") for field in ("inputs", "outputs")),
+            ],
         },
         resource.Task.__name__: {
             "properties": {"inputs": _keyed_by_name(), "outputs": _keyed_by_name(), "env": _keyed_by_name(),
@@ -316,6 +339,9 @@ def overlays() -> dict[str, Schema]:
                       "a function or plugin task runs the Ferry runtime, not command: remove command",
                       message_expression="'task ' + self.name + ': a function or plugin task runs the Ferry "
                       "runtime, not command: remove command'"),
+                # A task's inputs are checked apart by the operator, which fails the workflow naming
+                # both: for 256 inputs of 1,000 tasks, even one upperAscii() per name is over budget.
+                _names_apart("outputs", f"outputs of a task {_ALIKE}"),
             ],
         },
         resource.TaskInput.__name__: {

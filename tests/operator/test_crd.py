@@ -352,6 +352,16 @@ INVALID = {
                                             ["spec.podRetention", "Unsupported value: \"OnSuccess\""]),
     "duplicate workflow inputs": (lambda s: s["inputs"].append({"name": "greeting", "value": "again"}),
                                   ['spec.inputs[1]: Duplicate value: {"name":"greeting"}']),
+    # Names that differ only as environment variables and case-blind disks cannot tell.
+    "task outputs spelled alike": (
+        lambda s: tasks(s)[0]["outputs"].append({"name": "TEXT"}),
+        ["spec.tasks[0]", "outputs of a task must differ in more than case or - against _", "TEXT"]),
+    "workflow inputs spelled alike": (
+        lambda s: s["inputs"].append({"name": "Greeting", "value": "again"}),
+        ["spec", "workflow inputs must differ in more than case or - against _", "GREETING"]),
+    "workflow outputs spelled alike": (
+        lambda s: s["outputs"].append({"name": "TEXT", "fromTask": {"task": "make", "output": "text"}}),
+        ["spec", "workflow outputs must differ in more than case or - against _", "TEXT"]),
 }
 
 
