@@ -101,13 +101,15 @@ def _stop(container: Container, popen: subprocess.Popen) -> None:
         subprocess.run(container.stop, timeout=STOP_GRACE_SECONDS + 5, **quiet)
     except subprocess.TimeoutExpired:
         pass
-    if popen.poll() is None:  # not started yet (pulling its image): the client ends on SIGTERM
+    try:  # the client ends with its container; signalled meanwhile, it would forward to a removed one
+        popen.wait(5)
+    except subprocess.TimeoutExpired:  # no container yet (pulling its image): the client ends on SIGTERM
         popen.terminate()
-    try:
-        popen.wait(2)
-    except subprocess.TimeoutExpired:
-        popen.kill()
-        popen.wait()
+        try:
+            popen.wait(2)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
     try:
         subprocess.run(container.remove, timeout=30, **quiet)
     except subprocess.TimeoutExpired:

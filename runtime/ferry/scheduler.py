@@ -138,11 +138,7 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
         st.rerun = spec.rerun  # asked while it runs: nothing to run again
     found = dag.problems(spec)
     if found:
-        st.phase, st.message, st.finished_at = Phase.FAILED, "invalid workflow: " + "; ".join(found), timestamp(now)
-        st.started_at = st.started_at or st.finished_at
-        _set_conditions(st, "InvalidWorkflow", now)
-        out.event("Warning", "InvalidWorkflow", st.message)
-        return out
+        return _fail_at_once(out, "invalid workflow: " + "; ".join(found), "InvalidWorkflow", now)
     if st.started_at is None:
         st.started_at = timestamp(now)
         out.event("Normal", "Started", f"workflow started with {len(spec.tasks)} tasks")
@@ -178,12 +174,19 @@ def refuse(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, message
     executor finds no container runtime for its container tasks): better at once than after its
     other tasks have run for an hour. Every task is skipped; ``message`` says why."""
     out = Step(status.model_copy(deep=True))
+    for task in spec.tasks:
+        out.status.tasks[task.name] = resource.TaskStatus(phase=Phase.SKIPPED,
+                                                          message="skipped: the workflow cannot run here")
+    out.status.progress = _progress(spec, out.status)
+    return _fail_at_once(out, message, reason, now)
+
+
+def _fail_at_once(out: Step, message: str, reason: str, now: datetime.datetime) -> Step:
+    """``out`` failed for ``reason`` without running (more of) its tasks: an invalid workflow, or one
+    its executor cannot run."""
     st = out.status
     st.phase, st.message, st.finished_at = Phase.FAILED, message, timestamp(now)
     st.started_at = st.started_at or st.finished_at
-    for task in spec.tasks:
-        st.tasks[task.name] = resource.TaskStatus(phase=Phase.SKIPPED, message="skipped: the workflow cannot run here")
-    st.progress = _progress(spec, st)
     _set_conditions(st, reason, now)
     out.event("Warning", reason, message)
     return out

@@ -281,9 +281,20 @@ def node_images() -> list[NodeImage]:
 
 def build_all() -> list[pathlib.Path]:
     """Build the archives whose inputs changed; return every image's archive (all complete)."""
+    return _build_missing(node_images)
+
+
+def build_one(image: NodeImage) -> pathlib.Path:
+    """``image``'s archive, built if its inputs changed (an image with no parent of ours)."""
+    return _build_missing(lambda: [image])[0]
+
+
+def _build_missing(images_of: Callable[[], list[NodeImage]]) -> list[pathlib.Path]:
+    """The archives of ``images_of()`` (parents first), those whose inputs changed built under the
+    build lock (``images_of`` is asked under it: working out a key may build, as MinIO's does)."""
     images_dir().mkdir(parents=True, exist_ok=True)
     with _build_lock():
-        images = node_images()
+        images = images_of()
         if not all(image.archive.exists() for image in images):
             _remove_leftovers()
             for image in images:
@@ -291,16 +302,6 @@ def build_all() -> list[pathlib.Path]:
                     _build(image)
             _buildah("rmi", "--prune")
         return [image.archive for image in images]
-
-
-def build_one(image: NodeImage) -> pathlib.Path:
-    """``image``'s archive, built if its inputs changed (an image with no parent of ours)."""
-    images_dir().mkdir(parents=True, exist_ok=True)
-    with _build_lock():
-        if not image.archive.exists():
-            _remove_leftovers()
-            _build(image)
-        return image.archive
 
 
 def archive_image_name(archive: pathlib.Path) -> str:
