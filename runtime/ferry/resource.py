@@ -87,8 +87,12 @@ def io_name_clash(names: list[str], what: str, variable: str = "") -> str | None
 
 
 class Model(pydantic.BaseModel):
+    """The resource's models. Each builds its validator on first use (``defer_build``): a task's pod
+    validates only its plan, and never pays for the Workflow's models. The field docstrings become
+    the CRD's descriptions when the CRD is generated (``ferry_operator.crd``), not at import."""
+
     model_config = pydantic.ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", use_attribute_docstrings=True)
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
     def dump(self) -> dict[str, Any]:
         """The resource's JSON shape: camelCase, without unset optional fields."""
@@ -278,7 +282,7 @@ class Task(Model):
     secrets: list[Annotated[str, pydantic.Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]] = \
         pydantic.Field([], max_length=32)
     """Kubernetes Secrets (in the workflow's namespace) mounted read-only at ``/ferry/secrets/<name>``."""
-    retries: RetryPolicy = RetryPolicy()
+    retries: RetryPolicy = pydantic.Field(default_factory=RetryPolicy)
     """How often and when to try again after a failed attempt."""
     timeout_seconds: int | None = pydantic.Field(None, ge=1)
     """Wall time of one attempt; an attempt that runs longer is stopped and fails."""
