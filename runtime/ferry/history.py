@@ -20,6 +20,7 @@ import os
 import pathlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -321,6 +322,21 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def _write_ahead_log(db: sqlite3.Connection) -> None:
+    """WAL mode, asked again while another process holds the lock: SQLite refuses a journal mode
+    change at once (``database is locked``) without waiting the busy timeout, so several ``ferry
+    run`` started together, or the UI reading, failed now and then as the file was first made."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _connect(path: pathlib.Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Logs may hold what a task printed: the file (and SQLite's -wal and -shm, which copy its mode)
@@ -328,7 +344,7 @@ def _connect(path: pathlib.Path) -> sqlite3.Connection:
     os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
     try:
-        db.execute("PRAGMA journal_mode = WAL")
+        _write_ahead_log(db)
         db.execute("PRAGMA synchronous = NORMAL")  # with WAL: safe from a crash of the process, no fsync per write
         db.execute("PRAGMA foreign_keys = ON")
         _migrate(db, path)
