@@ -66,12 +66,17 @@ class _FakeAPIServer(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_api(monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeAPIServer)
+    server.daemon_threads = False  # server_close() waits for the threads answering connections
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _FakeAPIServer.connections, _FakeAPIServer.requests, _FakeAPIServer.bodies = 0, [], []
     configuration = client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setattr(kube, "_api", client.ApiClient(configuration))
+    api = client.ApiClient(configuration)
+    monkeypatch.setattr(kube, "_api", api)
     yield _FakeAPIServer
+    # Its kept-alive connection closed now, not as Python exits: a server thread woken then aborts it.
+    api.close()
     server.shutdown()
+    server.server_close()
 
 
 def test_pod_writes_skip_the_clients_models_and_reuse_one_connection(fake_api, monkeypatch):

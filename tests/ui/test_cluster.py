@@ -78,15 +78,38 @@ class FakeAPI(http.server.BaseHTTPRequestHandler):
 def api():
     FakeAPI.paths, FakeAPI.forbid_cluster_wide = [], False
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeAPI)
+    server.daemon_threads = False  # server_close() waits for the threads answering connections
     threading.Thread(target=server.serve_forever, daemon=True).start()
     configuration = client.Configuration()
     configuration.host = f"http://127.0.0.1:{server.server_port}"
-    yield client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    yield api
+    # Its kept-alive connections closed now, not as Python exits: a server thread woken then aborts it.
+    api.close()
     server.shutdown()
+    server.server_close()
 
 
-def test_lines_follow_the_list_then_the_watch(api):
-    source = cluster.ClusterSource(api=api).start()
+@pytest.fixture
+def watching(api):
+    """Started sources, stopped at the end: no thread is left in a socket call when Python exits."""
+    sources = []
+
+    def start() -> cluster.ClusterSource:
+        sources.append(cluster.ClusterSource(api=api).start())
+        return sources[-1]
+
+    yield start
+    for source in sources:
+        source.stop()
+
+
+def watchers() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("ferry-ui-watch-")]
+
+
+def test_lines_follow_the_list_then_the_watch(watching):
+    source = watching()
     assert source.synced.wait(10)
     eventually(lambda: {(s.namespace, s.name, s.phase) for s in source.page(summaries.Query())[0]}
                == {("team", "wf-a", "Failed"), ("other", "wf-c", "Pending")}, 10, what="the watch's events")
@@ -104,9 +127,16 @@ def test_a_pod_is_an_attempt_with_how_each_container_ended(api):
     assert [c["name"] for c in attempt["containers"]] == ["main", "ferry-fetch"]
 
 
-def test_a_refused_cluster_wide_list_falls_back_to_the_contexts_namespace(api, monkeypatch):
+def test_a_refused_cluster_wide_list_falls_back_to_the_contexts_namespace(watching, monkeypatch):
     FakeAPI.forbid_cluster_wide = True
     monkeypatch.setattr(cluster, "_current_namespace", lambda context: "team")
-    source = cluster.ClusterSource(api=api).start()
+    source = watching()
     assert source.synced.wait(10)
     assert any(p.startswith("/apis/ferry.dev/v1alpha1/namespaces/team/workflows") for p in FakeAPI.paths)
+
+
+def test_stop_ends_the_watches(api):
+    source = cluster.ClusterSource(api=api).start()
+    assert source.synced.wait(10) and watchers()
+    source.stop()
+    assert not watchers()

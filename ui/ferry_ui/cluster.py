@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 
 from kubernetes import client, config, watch
@@ -51,12 +50,23 @@ class ClusterSource:
         self.error: str | None = None
         self.synced = threading.Event()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watchers: list[threading.Thread] = []
 
     def start(self) -> ClusterSource:
         for namespace in self.scope or [None]:
-            threading.Thread(target=self._keep_watching, args=(namespace,), name=f"ferry-ui-watch-{namespace}",
-                             daemon=True).start()
+            watcher = threading.Thread(target=self._keep_watching, args=(namespace,),
+                                       name=f"ferry-ui-watch-{namespace}", daemon=True)
+            watcher.start()
+            self._watchers.append(watcher)
         return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop watching: each watch ends at its next event, or its retry's wait (a daemon thread
+        still in a socket call when Python exits can abort the process)."""
+        self._stopping.set()
+        for watcher in self._watchers:
+            watcher.join(timeout)
 
     # Reading ------------------------------------------------------------------------------------
 
@@ -118,7 +128,7 @@ class ClusterSource:
     # Watching -----------------------------------------------------------------------------------
 
     def _keep_watching(self, namespace: str | None) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 self._watch(namespace, self._relist(namespace))
             except client.ApiException as error:
@@ -134,7 +144,7 @@ class ClusterSource:
     def _failed(self, message: str) -> None:
         self.error = message
         log.warning("watching workflows: %s; trying again in 2 s", message)
-        time.sleep(2)
+        self._stopping.wait(2)
 
     def _list(self, namespace: str | None, **options):
         if namespace:
@@ -173,6 +183,8 @@ class ClusterSource:
         stream = watch.Watch().stream(self._list, namespace, resource_version=version, allow_watch_bookmarks=True,
                                       timeout_seconds=300)
         for event in stream:
+            if self._stopping.is_set():
+                return
             kind, item = event["type"], event["object"]
             if kind == "BOOKMARK":
                 continue
