@@ -93,6 +93,20 @@ def test_pod_writes_skip_the_clients_models_and_reuse_one_connection(fake_api, m
     assert fake_api.connections == 1, "each answer was read to its end, so its connection went back to the pool"
 
 
+def test_a_pod_reaches_the_api_server_as_built_whatever_the_client_library_knows(fake_api):
+    """The API server judges a pod (a field newer than the client library, a user's affinity as
+    written), not the client's own models: they refused what they did not know, and cost a
+    model of every pod made and dropped (6 % of the operator's CPU at 1,000 pods)."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "new", "namespace": "team-a"},
+           "spec": {"containers": [{"name": "main", "image": "busybox"}], "fieldFromKubernetes2": {"on": True},
+                    "affinity": {"nodeAffinity": {"anyFutureTerm": [1]}}}}
+    kube.create_pod(pod)
+    kube.patch_status("team-a", "wf", [{"op": "add", "path": "/status/future", "value": {"x": 1}}], "7")
+    assert json.loads(fake_api.bodies[0]) == pod
+    assert json.loads(fake_api.bodies[1]) == [{"op": "replace", "path": "/metadata/resourceVersion", "value": "7"},
+                                              {"op": "add", "path": "/status/future", "value": {"x": 1}}]
+
+
 def test_a_workflow_is_deleted_only_if_it_is_still_the_one_with_that_uid(fake_api):
     """A workflow past its TTL may have been deleted and created again under its name meanwhile."""
     kube.delete_workflow("team-a", "wf", "uid-1")
