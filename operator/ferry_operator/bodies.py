@@ -34,6 +34,8 @@ class Finished(NamedTuple):
 
 _bodies: dict[Key, dict] = {}
 _finished: dict[Key, Finished] = {}
+_specs: dict[Key, tuple[tuple[str, int], resource.WorkflowSpec]] = {}
+"""Each running workflow's spec as read, with the uid and generation it was read at."""
 
 
 def key(body: dict) -> Key:
@@ -71,6 +73,7 @@ def offer(body: dict) -> bool:
         return False
     if settled(body):
         _bodies.pop(key(body), None)
+        _specs.pop(key(body), None)
         _finished[key(body)] = _finished_of(body)
     else:
         _finished.pop(key(body), None)
@@ -87,6 +90,20 @@ def _finished_of(body: dict) -> Finished:
     return Finished(body["metadata"].get("uid", ""), pods_of("Running"), status.get("finishedAt"),
                     spec.get("ttlSecondsAfterFinished"), retention,
                     pods_of("Succeeded") if retention == resource.PodRetention.KEEP_FAILED else frozenset())
+
+
+def spec(body: dict) -> resource.WorkflowSpec:
+    """The body's spec, read once per generation of the workflow (only ``stop`` and ``rerun`` change,
+    and each change is a new generation): a reconciliation of a 1,000-task workflow, once per event
+    of its pods, spent ~19 ms reading it again. Raises pydantic's ``ValidationError``."""
+    meta = body["metadata"]
+    if meta.get("generation") is None:
+        return resource.WorkflowSpec.model_validate(body.get("spec") or {})
+    at = (meta.get("uid", ""), meta["generation"])
+    known = _specs.get(key(body))
+    if known is None or known[0] != at:
+        known = _specs[key(body)] = (at, resource.WorkflowSpec.model_validate(body.get("spec") or {}))
+    return known[1]
 
 
 def get(namespace: str, name: str) -> dict | None:
@@ -111,3 +128,4 @@ def forget(namespace: str, name: str) -> None:
     """A deleted workflow: a new one may take its name."""
     _bodies.pop((namespace, name), None)
     _finished.pop((namespace, name), None)
+    _specs.pop((namespace, name), None)

@@ -314,7 +314,7 @@ async def reconcile_workflow(namespace: str, name: str) -> None:
             _expire_when_due(namespace, name)
             return
         try:
-            spec = resource.WorkflowSpec.model_validate(body.get("spec") or {})
+            spec = bodies.spec(body)
         except pydantic.ValidationError as error:
             problems = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
             spec, step = None, _invalid(status, problems)

@@ -1,5 +1,6 @@
 import pytest
 
+from ferry import resource
 from ferry_operator import bodies
 
 
@@ -12,6 +13,7 @@ def empty():
     yield
     bodies._bodies.clear()
     bodies._finished.clear()
+    bodies._specs.clear()
 
 
 def test_the_newest_body_wins_whatever_order_they_arrive_in():
@@ -82,3 +84,27 @@ def test_a_finished_workflow_asked_to_rerun_is_running_again():
     assert bodies.settled({**asked, "spec": {"rerun": 1, "stop": True}})
     assert bodies.settled({**asked, "status": {"phase": "Succeeded"}})
     assert bodies.settled({**asked, "status": {"phase": "Stopped"}, "spec": {}})
+
+
+def test_a_spec_is_read_once_per_generation_of_the_workflow(monkeypatch):
+    reads = []
+    real = resource.WorkflowSpec.model_validate
+    monkeypatch.setattr(resource.WorkflowSpec, "model_validate", lambda data: reads.append(data) or real(data))
+
+    def running(version, generation, uid="u1", stop=False):
+        body = workflow(version)
+        body["metadata"].update(uid=uid, generation=generation)
+        body["spec"] = {"tasks": [{"name": "a", "image": "busybox"}], "stop": stop}
+        return body
+
+    first = bodies.spec(running("5", 1))
+    assert bodies.spec(running("6", 1)) is first and len(reads) == 1  # a status write: the same spec
+    assert bodies.spec(running("7", 2, stop=True)).stop and len(reads) == 2  # ferry stop: a new generation
+    assert not bodies.spec(running("8", 1, uid="u2")).stop and len(reads) == 3  # deleted, made again
+    bodies.forget("ns", "wf")
+    bodies.spec(running("9", 1, uid="u2"))
+    assert len(reads) == 4
+    unversioned = running("10", 1)
+    del unversioned["metadata"]["generation"]
+    bodies.spec(unversioned), bodies.spec(unversioned)
+    assert len(reads) == 6, "without a generation, nothing tells a changed spec: read each time"

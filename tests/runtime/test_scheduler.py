@@ -46,6 +46,24 @@ def test_chain_runs_in_order_and_collects_outputs():
     assert scheduler.step("wf", wf, third.status, observing({}), later(3)).status == third.status
 
 
+def test_a_step_leaves_the_status_it_is_given_as_it_was():
+    """Steps change a copy (the operator diffs the two into its status patch), and a step that
+    changes nothing gives back an equal status: no write."""
+    value = {"kind": "value", "value": {"rows": [1, 2.5, None, "x"], "nested": {"ok": True}}}
+    wf = spec(task("a", retries={"limit": 1}), task("b", ("a",)))
+    first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
+    given = first.status.model_copy(deep=True)
+    failed = scheduler.step("wf", wf, first.status, observing({"wf-a-1": finished_pod(1)}), later(1))
+    assert first.status == given and failed.status != given
+    retried = scheduler.step("wf", wf, failed.status, observing({}), later(60))
+    done = scheduler.step("wf", wf, retried.status, observing({"wf-a-2": finished_pod(0, {"out": value})}), later(61))
+    kept = done.status.model_copy(deep=True)
+    again = scheduler.step("wf", wf, done.status, observing({"wf-a-2": finished_pod(0, {"out": value}),
+                                                           "wf-b-1": RUNNING}), later(62))
+    assert done.status == kept and again.status == done.status and again.status is not done.status
+    assert again.status.tasks["a"].outputs["out"].value == value["value"]
+
+
 def test_zero_exit_without_published_outputs_is_a_failure():
     wf = spec(task("a"))
     first = scheduler.step("wf", wf, resource.WorkflowStatus(), observing({}), T0)
