@@ -82,7 +82,7 @@ def _request(method: str, path: str, *, body: Any = None, query: dict[str, Any] 
     ``{names}`` in ``path`` quoted. Not through the client's API methods: those check their arguments
     with the client's own models (pydantic ``validate_call``), which refused any field newer than
     the library (a pod's, a user's affinity as written; the API server is the judge) and rebuilt
-    every pod body as a model, 6 % of the operator's CPU at scale. Non-2xx raises ``ApiException``."""
+    every pod body as a model: 13 % of the operator's CPU at 100 x 10. Non-2xx raises ``ApiException``."""
     method, url, headers, body, post = _api.param_serialize(
         method, path, path_params=names or None, query_params=list((query or {}).items()) or None,
         header_params={"Accept": "application/json", "Content-Type": content_type}, body=body,
