@@ -48,7 +48,7 @@ from kubernetes import client, config, watch  # noqa: E402
 from ferry import resource  # noqa: E402
 from tests.cluster import apirequests, binaries, controlplane, kwoknode, s3 as s3_server, virtualnode  # noqa: E402
 from tests.cluster.fixtures import Cluster, eventually  # noqa: E402
-from tests.cluster.processes import Server, peak_rss_mib  # noqa: E402
+from tests.cluster.processes import Server, cpu_seconds, peak_rss_mib  # noqa: E402
 from tests.operator.fixtures import Operator, namespace_with_storage  # noqa: E402
 
 
@@ -57,12 +57,6 @@ def chain(n: int, tasks: int) -> dict:
               **({"dependsOn": [f"t{i - 1}"]} if i else {})} for i in range(tasks)]
     return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": f"chain-{n:05d}"},
             "spec": {"tasks": steps}}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far."""
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_by_process(servers: list[Server]) -> dict[str, float]:

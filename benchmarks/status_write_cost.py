@@ -33,13 +33,9 @@ from kubernetes import client, config  # noqa: E402
 from ferry import resource  # noqa: E402
 from tests.cluster import binaries, controlplane  # noqa: E402
 from tests.cluster.fixtures import Cluster  # noqa: E402
+from tests.cluster.processes import cpu_seconds  # noqa: E402
 
 NAMESPACE = "default"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
 
 
 def without_rules(node: Any) -> Any:

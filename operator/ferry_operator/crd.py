@@ -422,7 +422,7 @@ def _own_attribute_docstrings(cls: type) -> Mapping[str, str]:
 def attribute_docstrings(model: type[pydantic.BaseModel]) -> dict[str, str]:
     """Each field's docstring, the nearest class that declares it first: a subclass may redocument."""
     docs: dict[str, str] = {}
-    for cls in model.__mro__:
+    for cls in model.__mro__[:model.__mro__.index(pydantic.BaseModel)]:  # the models', not pydantic's own
         for name, doc in _own_attribute_docstrings(cls).items():
             docs.setdefault(name, doc)
     return {name: doc for name, doc in docs.items() if name in model.model_fields}

@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import pathlib
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 def peak_rss_mib(pid: int) -> float:
     """A running process's peak resident memory (``VmHWM``), in MiB."""
     status = pathlib.Path(f"/proc/{pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """A running process's CPU time so far (user and system), in seconds."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def http_server(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[http.server.HTTPServer]:
+    """A threaded HTTP server on a free loopback port. At the end it stops and waits for the threads
+    answering its connections (close a client's kept-alive ones first): a thread still blocked in one
+    when Python exits is woken as the client's socket is finalized, and aborts the interpreter."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = False
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def free_port() -> int:

@@ -7,12 +7,12 @@ import functools
 import http.server
 import pathlib
 import secrets
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 import ferry
+from tests.cluster.processes import http_server
 
 
 @pytest.fixture(autouse=True)
@@ -83,11 +83,5 @@ def http_root(tmp_path: pathlib.Path) -> Iterator[tuple[pathlib.Path, str]]:
         def log_message(self, *args) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with http_server(functools.partial(Quiet, directory=str(root))) as server:
         yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -15,6 +15,7 @@ from kubernetes import client
 
 from ferry_ui import cluster, summaries
 from tests.cluster.fixtures import eventually
+from tests.cluster.processes import http_server
 
 
 def workflow(namespace: str, name: str, phase: str, version: str) -> dict:
@@ -77,17 +78,10 @@ class FakeAPI(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def api():
     FakeAPI.paths, FakeAPI.forbid_cluster_wide = [], False
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeAPI)
-    server.daemon_threads = False  # server_close() waits for the threads answering connections
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_port}"
-    api = client.ApiClient(configuration)
-    yield api
-    # Its kept-alive connections closed now, not as Python exits: a server thread woken then aborts it.
-    api.close()
-    server.shutdown()
-    server.server_close()
+    with http_server(FakeAPI) as server:
+        api = client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{server.server_port}"))
+        yield api
+        api.close()  # its kept-alive connections, which the server's threads answer
 
 
 @pytest.fixture
