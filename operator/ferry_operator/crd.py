@@ -248,6 +248,14 @@ _INPUT_NAMES = "(has(self.inputs) ? self.inputs.transformMapEntry(i, x, {x.name:
 """Workflow input name -> true."""
 
 
+def _on_create(rule: Schema) -> Schema:
+    """``rule`` checked when the Workflow is created, and not at its updates. For rules on what
+    ``_transition_rules`` keeps as created: the API server evaluates every rule of the object at
+    every write, its status writes too, and these cost it about 0.3 ms per task each time
+    (``benchmarks/status_write_cost.py``), for an answer that cannot change."""
+    return {**rule, "rule": f"!oldSelf.hasValue() ? ({rule['rule']}) : true", "optionalOldSelf": True}
+
+
 def _bind(name: str, value: str, expression: str) -> str:
     """``expression`` with ``name`` bound to ``value``, computed once (CRDs have no ``cel.bind``)."""
     return f"[{value}].all({name}, {expression})"
@@ -324,8 +332,8 @@ def overlays() -> dict[str, Schema]:
         resource.WorkflowSpec.__name__: {
             "properties": {"tasks": _keyed_by_name(), "inputs": _keyed_by_name(), "outputs": _keyed_by_name()},
             "x-kubernetes-validations": [
-                *_spec_rules(), *_transition_rules(),
-                *(_names_apart(field, f"workflow {field} {_ALIKE}") for field in ("inputs", "outputs")),
+                *map(_on_create, _spec_rules()), *_transition_rules(),
+                *(_on_create(_names_apart(field, f"workflow {field} {_ALIKE}")) for field in ("inputs", "outputs")),
             ],
         },
         resource.Task.__name__: {

@@ -74,6 +74,20 @@ def test_crd_names_columns_and_guards():
             assert rule["message"], f"{path}: {rule['rule']} has no message"
 
 
+def test_rules_on_the_whole_spec_run_once_or_compare_with_before():
+    """The API server evaluates every rule at every write, the operator's status writes too; a rule
+    over all tasks that does not need ``oldSelf`` has to stop at once on an update (the spec it checked
+    cannot have changed), or each status write of a big workflow pays for it again."""
+    rules = crd.schema()["properties"]["spec"]["x-kubernetes-validations"]
+    on_create = [rule for rule in rules if rule.get("optionalOldSelf")]
+    transitions = [rule for rule in rules if not rule.get("optionalOldSelf")]
+    assert len(on_create) == 7 and len(transitions) == 2
+    for rule in on_create:
+        assert rule["rule"].startswith("!oldSelf.hasValue() ? (") and rule["rule"].endswith(") : true"), rule["rule"]
+    for rule in transitions:
+        assert "oldSelf" in rule["rule"], f"{rule['rule']} runs at every status write"
+
+
 def test_descriptions_speak_the_manifest_s_language():
     retries = crd.schema()["properties"]["spec"]["properties"]["tasks"]["items"]["properties"]["retries"]
     assert retries["properties"]["backoffSeconds"]["description"] == (
