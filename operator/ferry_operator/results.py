@@ -26,6 +26,21 @@ once the pod has been stuck on one for the start timeout. A slow pull (``Contain
 not one of them."""
 
 
+_MOUNT_WAITS = re.compile(r"failed to sync \S+ cache|^Unable to attach or mount volumes: .*timed out waiting for the condition$")
+"""FailedMount messages of a kubelet still waiting for its caches of Secrets and ConfigMaps to sync
+with the API server; a missing Secret says ``secret "x" not found`` instead."""
+
+
+def _mount_failure(messages: list[str], start_timeout_seconds: float | None) -> Attempt:
+    if all(_MOUNT_WAITS.search(message) for message in messages):
+        return Attempt(True, stop=True, reason=Reason.MOUNT_STALLED, message=(
+            f"the node could not mount the pod's Secrets in {start_timeout_seconds:g}s: its kubelet could not "
+            f"read them from the API server: {messages[0]}"))
+    cause = next(message for message in reversed(messages) if not _MOUNT_WAITS.search(message))
+    return Attempt(True, message=f"FailedMount for more than {start_timeout_seconds:g}s: {cause}",
+                   stop=True, reason=Reason.START_FAILED)
+
+
 def _statuses(pod: dict) -> dict[str, dict]:
     status = pod.get("status") or {}
     return {s["name"]: s for s in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]}
@@ -55,14 +70,14 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
 
     A pod stuck on a start error (``START_ERRORS``, or unschedulable) for more than
     ``start_timeout_seconds`` since it was created fails the attempt, with the reason, and so does a
-    pod ``stuck_starting`` with ``mount_failures`` (its FailedMount events' messages). A pod deleted
+    pod ``stuck_starting`` with ``mount_failures`` (its FailedMount events' messages): the
+    infrastructure's failure when they only say that the kubelet waited for the API server. A pod deleted
     by someone else (evicted, its node drained, ``kubectl delete``) that did not succeed lost its
     attempt to the infrastructure: the operator's own stops are recorded before it deletes.
     """
     attempt = _read_attempt(pod, declared_outputs, now, start_timeout_seconds)
     if mount_failures and not attempt.finished:  # given only for a pod ``stuck_starting``
-        return Attempt(True, message=f"FailedMount for more than {start_timeout_seconds:g}s: {mount_failures[-1]}",
-                       stop=True, reason=Reason.START_FAILED)
+        return _mount_failure(list(mount_failures), start_timeout_seconds)
     deleted = (pod.get("metadata") or {}).get("deletionTimestamp")
     if deleted and attempt.finished and not attempt.succeeded and attempt.reason not in INFRASTRUCTURE_FAILURES:
         return dataclasses.replace(attempt, reason=Reason.POD_LOST, message=(

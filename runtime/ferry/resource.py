@@ -463,7 +463,8 @@ class Phase(str, enum.Enum):
 
 class FailureReason(str, enum.Enum):
     """Why a task's last attempt failed, in one word a program can match (``message`` says it in
-    words). ``StoreUnavailable`` and ``PodLost`` are the infrastructure's failures, not the task's."""
+    words). ``StoreUnavailable``, ``PodLost`` and ``MountStalled`` are the infrastructure's failures,
+    not the task's."""
 
     TASK_FAILED = "TaskFailed"
     """The task's container exited with another code than 0."""
@@ -481,11 +482,15 @@ class FailureReason(str, enum.Enum):
     """The object store did not answer within the retry budget."""
     POD_LOST = "PodLost"
     """The pod went away (node lost, evicted) before the attempt ended."""
+    MOUNT_STALLED = "MountStalled"
+    """The pod's node could not mount its Secrets within the start timeout: its kubelet could not
+    read them from the API server (after an outage of the API server, or cut off from it)."""
     STOPPED = "Stopped"
     """Stopped because another task failed (failure policy ``Stop``) or the workflow was stopped."""
 
 
-INFRASTRUCTURE_FAILURES = frozenset({FailureReason.STORE_UNAVAILABLE, FailureReason.POD_LOST})
+INFRASTRUCTURE_FAILURES = frozenset({FailureReason.STORE_UNAVAILABLE, FailureReason.POD_LOST,
+                                     FailureReason.MOUNT_STALLED})
 
 
 class StatusModel(Model):

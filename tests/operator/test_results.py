@@ -228,6 +228,26 @@ def test_a_pod_that_cannot_mount_a_missing_secret_fails_after_the_start_timeout(
     assert not results.read_attempt(stuck, [], late, 60, []).finished, "a slow image pull is not an error"
 
 
+def test_a_pod_whose_node_could_not_read_its_secrets_from_the_api_server_failed_for_the_infrastructure():
+    """After an outage of the API server, the kubelet's mounts wait for its caches of Secrets to
+    sync again, backing off: a pod may pass its start timeout with nothing wrong in its spec. That
+    is the cluster's failure (retried from ``retries.infrastructure``), not the task's."""
+    stuck = created(pod("Pending", main={"waiting": {"reason": "ContainerCreating"}}))
+    stuck["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+    late = CREATED + datetime.timedelta(seconds=61)
+    waits = ['MountVolume.SetUp failed for volume "ferry-credentials" : failed to sync secret cache: timed out '
+             'waiting for the condition',
+             "Unable to attach or mount volumes: unmounted volumes=[ferry-credentials], unattached volumes=[]: "
+             "timed out waiting for the condition"]
+    attempt = results.read_attempt(stuck, [], late, 60, waits)
+    assert attempt.finished and attempt.stop and attempt.reason == resource.FailureReason.MOUNT_STALLED
+    assert attempt.reason in resource.INFRASTRUCTURE_FAILURES
+    assert "could not read them from the API server" in attempt.message and waits[0] in attempt.message
+    missing = ['MountVolume.SetUp failed for volume "secret-0" : secret "nope" not found', *waits]
+    assert results.read_attempt(stuck, [], late, 60, missing).reason == resource.FailureReason.START_FAILED, (
+        "a Secret that is not there is the workflow's to fix, whatever else the kubelet said")
+
+
 def test_a_cleanup_pod_is_reported_once_it_ends_or_cannot_start():
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
     created = {"creationTimestamp": "2026-01-01T00:00:00Z"}
