@@ -70,11 +70,12 @@ def __getattr__(name: str):
 
 
 def _installed_version() -> str:
-    """What ``importlib.metadata.version("ferry")`` gives, read where it is plain: from the name of
-    the ``ferry-<version>.dist-info`` folder (as pip, wheels and editable installs write it) in the
-    first folder of ``sys.path`` holding Ferry's metadata. Importing importlib.metadata costs about
-    50 ms of CPU, as much as restoring 100 small files, and the S3 client's user agent names the
-    version. Anything less plain (an egg-info, two candidates) is left to importlib.metadata."""
+    """What ``importlib.metadata.version("ferry")`` gives, read where it is plain: in the first folder
+    of ``sys.path`` holding Ferry's metadata, from the name of its ``ferry-<version>.dist-info``
+    (as pip, wheels and editable installs write it) or the ``Version`` header of its egg-info's
+    ``PKG-INFO`` (what ``pip install -e .`` leaves in a checkout). Importing importlib.metadata
+    costs about 50 ms of CPU, as much as restoring 100 small files, and the S3 client's user agent
+    names the version. Anything less plain (two candidates) is left to importlib.metadata."""
     for folder in sys.path:
         try:
             names = [name for name in os.listdir(folder or ".") if name.lower()[:6] in ("ferry-", "ferry_", "ferry.")
@@ -83,6 +84,10 @@ def _installed_version() -> str:
             continue
         if len(names) == 1 and names[0].startswith("ferry-") and names[0].endswith(".dist-info"):
             return names[0][len("ferry-"):-len(".dist-info")]
+        if len(names) == 1 and names[0].endswith(".egg-info"):
+            version = _egg_info_version(os.path.join(folder or ".", names[0]))
+            if version:
+                return version
         if names:
             break
     from importlib import metadata
@@ -91,6 +96,20 @@ def _installed_version() -> str:
         return metadata.version("ferry")
     except metadata.PackageNotFoundError:  # running from a source tree that was never installed
         return "0.0.0"
+
+
+def _egg_info_version(path: str) -> str | None:
+    """The ``Version`` header of an egg-info (a folder holding ``PKG-INFO``, or that file itself)."""
+    try:
+        with open(os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path, encoding="utf-8") as headers:
+            for line in headers:
+                if not line.strip():  # the headers end at the first empty line
+                    break
+                if line.startswith("Version:"):
+                    return line[len("Version:"):].strip()
+    except OSError:
+        pass
+    return None
 
 
 def __dir__() -> list[str]:
