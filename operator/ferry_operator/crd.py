@@ -249,10 +249,12 @@ _INPUT_NAMES = "(has(self.inputs) ? self.inputs.transformMapEntry(i, x, {x.name:
 
 
 def _on_create(rule: Schema) -> Schema:
-    """``rule`` checked when the Workflow is created, and not at its updates. For rules on what
-    ``_transition_rules`` keeps as created: the API server evaluates every rule of the object at
-    every write, its status writes too, and these cost it about 0.3 ms per task each time
-    (``benchmarks/status_write_cost.py``), for an answer that cannot change."""
+    """``rule`` checked when the Workflow is created, and not at its updates: for rules on what
+    ``_transition_rules`` keeps as created. The API server evaluates every rule of the object at
+    every write, the operator's status writes too, and each field a rule reads costs it a copy of
+    that object's schema: a status write of a 250-task workflow spent ~100 ms of CPU on these
+    (``benchmarks/status_write_cost.py``), for answers that cannot change. (An item of a list
+    keyed by name has an ``oldSelf`` when the old list held its name.)"""
     return {**rule, "rule": f"!oldSelf.hasValue() ? ({rule['rule']}) : true", "optionalOldSelf": True}
 
 
@@ -339,7 +341,7 @@ def overlays() -> dict[str, Schema]:
         resource.Task.__name__: {
             "properties": {"inputs": _keyed_by_name(), "outputs": _keyed_by_name(), "env": _keyed_by_name(),
                            "dependsOn": _SET, "secrets": _SET},
-            "x-kubernetes-validations": [
+            "x-kubernetes-validations": [*map(_on_create, [
                 _rule("has(self.image) || has(self.function) || has(self.plugin)",
                       "set image (the container image to run), function (module:function of a Python task) "
                       "or plugin (a task plugin type and config)",
@@ -356,20 +358,19 @@ def overlays() -> dict[str, Schema]:
                 # A task's inputs are checked apart by the operator, which fails the workflow naming
                 # both: for 256 inputs of 1,000 tasks, even one upperAscii() per name is over budget.
                 _names_apart("outputs", f"outputs of a task {_ALIKE}"),
-            ],
+            ])],
         },
         resource.TaskInput.__name__: {
-            "x-kubernetes-validations": [
+            "x-kubernetes-validations": [_on_create(
                 _rule(f"{_HAS_VALUE} ? !(has(self.uri) || has(self.fromTask) || has(self.fromInput)) : "
                       "has(self.uri) ? !(has(self.fromTask) || has(self.fromInput)) : "
                       "has(self.fromTask) != has(self.fromInput)",
                       "set exactly one of value, uri, fromTask or fromInput",
                       message_expression="'input ' + self.name + ': set exactly one of value, uri, fromTask "
-                      "or fromInput'"),
-            ],
+                      "or fromInput'"))],
         },
         resource.WorkflowInput.__name__: {
-            "x-kubernetes-validations": [
+            "x-kubernetes-validations": [*map(_on_create, [
                 _rule("!has(self.fromTask) && !has(self.fromInput)",
                       "a workflow input takes value or uri; fromTask and fromInput are for task inputs",
                       message_expression="'input ' + self.name + ': a workflow input takes value or uri; "
@@ -377,12 +378,12 @@ def overlays() -> dict[str, Schema]:
                 _rule(f"{_HAS_VALUE} != has(self.uri)",
                       "set exactly one of value or uri",
                       message_expression="'input ' + self.name + ': set exactly one of value or uri'"),
-            ],
+            ])],
         },
         resource.Resources.__name__: {
             "properties": {
                 field: {"additionalProperties": {"x-kubernetes-validations": [
-                    _rule("isQuantity(self)", f"{field} values are quantities like 500m, 2 or 1Gi"),
+                    _on_create(_rule("isQuantity(self)", f"{field} values are quantities like 500m, 2 or 1Gi")),
                 ]}}
                 for field in ("requests", "limits")
             },
