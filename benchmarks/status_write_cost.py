@@ -6,9 +6,13 @@ counts 1.0-1.1 writes per task). This starts the suite's control plane (etcd, ku
 kube-controller-manager; no node, no operator), installs the CRD, makes a chain of ``--tasks``
 tasks for each size with a status of that many finished tasks (an output each), and then times
 ``--writes`` JSON patches of one field of its status: kube-apiserver's CPU time (from ``/proc``)
-and the wall time per write. Then again with a copy of the CRD without ``x-kubernetes-validations``.
+and the wall time per write. Then again with a copy of the CRD without ``x-kubernetes-validations``,
+and with each CRD file given with ``--crd`` (another revision's, to compare), all of them in turn
+``--rounds`` times, so that a busy machine weighs on each alike.
 
     .venv/bin/python benchmarks/status_write_cost.py --tasks 10 250 --writes 100
+    git show fc65440:crds/ferry.dev_workflows.yaml > /tmp/before.yaml
+    .venv/bin/python benchmarks/status_write_cost.py --tasks 250 --writes 60 --rounds 3 --crd /tmp/before.yaml
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, nargs="+", default=[10, 250])
     parser.add_argument("--writes", type=int, default=100)
+    parser.add_argument("--crd", type=pathlib.Path, action="append", default=[], help="another CRD file to measure")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="ferry-status-cost-"))
     plane = controlplane.start(work / "plane")
@@ -72,14 +78,16 @@ def main() -> None:
         custom = client.CustomObjectsApi(config.new_client_from_config(str(plane.kubeconfig)))
         api_server = next(server.process.pid for server in plane.servers if "apiserver" in server.name)
         generated = yaml.safe_load((ROOT / "crds" / "ferry.dev_workflows.yaml").read_text())
+        variants = [("as generated", generated), ("without CEL rules", without_rules(copy.deepcopy(generated))),
+                    *((str(path), yaml.safe_load(path.read_text())) for path in args.crd)]
         print(f"{args.writes} status patches each; kube-apiserver CPU and wall time per patch:")
-        for variant, crd in (("as generated", generated), ("without CEL rules", without_rules(copy.deepcopy(generated)))):
+        for number, (variant, crd) in enumerate(variants * args.rounds):
             (work / "crd.json").write_text(json.dumps(crd))
             cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(work / "crd.json"))
             cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{resource.PLURAL}.{resource.GROUP}")
             time.sleep(3)  # the API server takes the new schema in the background
             for tasks in args.tasks:
-                name = f"chain-{tasks}-{'plain' if 'without' in variant else 'rules'}"
+                name = f"chain-{tasks}-{number}"
                 body, status = chain(name, tasks)
                 custom.create_namespaced_custom_object(resource.GROUP, resource.VERSION, NAMESPACE, resource.PLURAL, body)
                 custom.patch_namespaced_custom_object_status(
