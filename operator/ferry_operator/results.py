@@ -26,7 +26,8 @@ once the pod has been stuck on one for the start timeout. A slow pull (``Contain
 not one of them."""
 
 
-_MOUNT_WAITS = re.compile(r"failed to sync \S+ cache|^Unable to attach or mount volumes: .*timed out waiting for the condition$")
+_MOUNT_WAITS = re.compile(r"failed to sync \S+ cache"
+                          r"|^Unable to attach or mount volumes: .*timed out waiting for the condition$")
 """FailedMount messages of a kubelet still waiting for its caches of Secrets and ConfigMaps to sync
 with the API server; a missing Secret says ``secret "x" not found`` instead."""
 

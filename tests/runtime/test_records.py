@@ -183,11 +183,13 @@ def test_the_version_is_read_as_importlib_metadata_reads_it_without_importing_it
     when Python runs there (the benchmarks do): it is read too, not left to importlib.metadata."""
     built = tmp_path / "built"
     (built / "ferry.egg-info").mkdir(parents=True)
-    (built / "ferry.egg-info" / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: ferry\nVersion: 9.8.7rc1\n\nVersion: 0\n")
+    (built / "ferry.egg-info" / "PKG-INFO").write_text(
+        "Metadata-Version: 2.1\nName: ferry\nVersion: 9.8.7rc1\n\nVersion: 0\n")  # the body may say anything
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(ferry.__file__).parents[1])}
     for cwd in (tmp_path, pathlib.Path(__file__).parents[2], built):
-        expected = subprocess.run([sys.executable, "-c", "from importlib import metadata; print(metadata.version('ferry'))"],
-                                  capture_output=True, text=True, cwd=cwd, env=env).stdout.strip() or "0.0.0"
+        reference = "from importlib import metadata; print(metadata.version('ferry'))"
+        expected = subprocess.run([sys.executable, "-c", reference], capture_output=True, text=True, cwd=cwd,
+                                  env=env).stdout.strip() or "0.0.0"
         code = "import sys, ferry; print(ferry.__version__, 'importlib.metadata' in sys.modules)"
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd, env=env)
         assert run.stdout.split() == [expected, "False"], cwd
