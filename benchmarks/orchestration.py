@@ -48,7 +48,7 @@ from kubernetes import client, config, watch  # noqa: E402
 from ferry import resource  # noqa: E402
 from tests.cluster import apirequests, binaries, controlplane, kwoknode, s3 as s3_server, virtualnode  # noqa: E402
 from tests.cluster.fixtures import Cluster, eventually  # noqa: E402
-from tests.cluster.processes import Server, cpu_seconds, peak_rss_mib  # noqa: E402
+from tests.cluster.processes import Server, cpu_seconds, interrupt_on_sigterm, peak_rss_mib  # noqa: E402
 from tests.operator.fixtures import Operator, namespace_with_storage  # noqa: E402
 
 
@@ -103,6 +103,7 @@ def main() -> None:
                         help="what plays the kubelet: KWOK, or the suite's virtual node in this process")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
+    interrupt_on_sigterm()  # stopped by timeout or kill, it still stops what it started
     work = pathlib.Path(tempfile.mkdtemp(prefix="ferry-orchestration-"))
     plane = store = operator = node = pods = None
     try:

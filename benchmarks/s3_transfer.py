@@ -471,6 +471,9 @@ def main() -> None:
         parser.error(f"unknown tools or cases: {', '.join(sorted(unknown))}")
     sys.path.insert(0, str(ROOT))
     from tests.cluster import s3 as s3_server
+    from tests.cluster.processes import interrupt_on_sigterm
+
+    interrupt_on_sigterm()  # stopped by timeout or kill, it still stops MinIO
 
     s5cmd = s5cmd_binary() if {"s5cmd", "s5cmd-64"} & set(tools) else None
     if "ferry" in tools:  # run from bytecode, as installed (pip compiles it), not compiled anew each run

@@ -37,7 +37,7 @@ from kubernetes import client, config  # noqa: E402
 from ferry import resource  # noqa: E402
 from tests.cluster import binaries, controlplane  # noqa: E402
 from tests.cluster.fixtures import Cluster  # noqa: E402
-from tests.cluster.processes import cpu_seconds  # noqa: E402
+from tests.cluster.processes import cpu_seconds, interrupt_on_sigterm  # noqa: E402
 
 NAMESPACE = "default"
 
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--crd", type=pathlib.Path, action="append", default=[], help="another CRD file to measure")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
+    interrupt_on_sigterm()  # stopped by timeout or kill, it still stops what it started
     work = pathlib.Path(tempfile.mkdtemp(prefix="ferry-status-cost-"))
     plane = controlplane.start(work / "plane")
     try:

@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 from ferry import history, resource  # noqa: E402
 from tests.cluster import binaries, controlplane  # noqa: E402
 from tests.cluster.fixtures import Cluster  # noqa: E402
-from tests.cluster.processes import Server, free_port, peak_rss_mib  # noqa: E402
+from tests.cluster.processes import Server, free_port, interrupt_on_sigterm, peak_rss_mib  # noqa: E402
 
 NAMESPACES = ["analytics", "ml-training", "etl-prod", "reports", "research"]
 VERBS = ["ingest", "train", "score", "backfill", "report", "export", "clean", "sync"]
@@ -481,6 +481,7 @@ def main() -> None:
     parser.add_argument("--dags-only", action="store_true", help="no control plane and no list: the DAGs alone")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
+    interrupt_on_sigterm()  # stopped by timeout or kill, it still stops what it started
     work = pathlib.Path(tempfile.mkdtemp(prefix="ferry-ui-scale-"))
     rng = random.Random(12)
     results: dict = {"machine": f"{os.cpu_count()} CPUs", "server_ms": {}}

@@ -31,7 +31,7 @@ import yaml
 from kubernetes import client, config
 
 from tests.cluster import binaries, controlplane, netns, node_images, realnode, s3 as s3_server
-from tests.cluster.processes import Server, free_port
+from tests.cluster.processes import Server, free_port, interrupt_on_sigterm
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -119,6 +119,10 @@ def real_node() -> bool:
     if choice not in ("auto", "real", "emulated"):
         raise pytest.UsageError(f"FERRY_TEST_NODE={choice!r}: use real, emulated, or leave it unset (auto)")
     return choice == "real" or (choice == "auto" and not realnode.missing_requirements())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    interrupt_on_sigterm()  # a killed run still stops the cluster it started
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -14,6 +14,16 @@ import time
 from collections.abc import Callable, Iterator
 
 
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (``timeout``, ``kill``) raise KeyboardInterrupt, as Ctrl-C does, so that the
+    ``finally`` blocks and fixtures that stop the control plane, the node and MinIO still run: by
+    default Python dies at once and leaves all of them running. Call from the main thread."""
+    def interrupt(signum: int, frame) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def peak_rss_mib(pid: int) -> float:
     """A running process's peak resident memory (``VmHWM``), in MiB."""
     status = pathlib.Path(f"/proc/{pid}/status").read_text()
