@@ -78,13 +78,18 @@ class PodTimes:
     def _watch(self) -> None:
         while not self._stop.is_set():
             # Plain dicts: building the client's models of thousands of pods would load this process.
-            for event in watch.Watch(return_type="object").stream(self._core.list_namespaced_pod, self._namespace,
-                                                                   timeout_seconds=10):
-                pod, now = event["raw_object"], time.monotonic()
-                key = (pod["metadata"]["labels"]["ferry.dev/workflow"], pod["metadata"]["labels"]["ferry.dev/task"])
-                self.created.setdefault(key, now)
-                if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                    self.finished.setdefault(key, now)
+            try:
+                for event in watch.Watch(return_type="object").stream(self._core.list_namespaced_pod,
+                                                                       self._namespace, timeout_seconds=10):
+                    pod, now = event["raw_object"], time.monotonic()
+                    key = (pod["metadata"]["labels"]["ferry.dev/workflow"], pod["metadata"]["labels"]["ferry.dev/task"])
+                    self.created.setdefault(key, now)
+                    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                        self.finished.setdefault(key, now)
+            except client.ApiException as error:  # a backlogged watch cache answers 504 (too large resource version)
+                if error.status not in (410, 500, 503, 504):
+                    raise
+                time.sleep(0.5)
 
     def stop(self) -> None:
         self._stop.set()
