@@ -15,6 +15,7 @@ import io
 import os
 import pathlib
 import re
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -43,7 +44,6 @@ def fetch_code(uri: str, store: store_.Store) -> pathlib.Path:
 
     An archive named by its digest (``<sha256>.tar.gz``, as ``ferry run --remote`` stores them, in a
     folder every namespace reads) must have that digest: no one can swap the code another runs."""
-    target = pathlib.Path(tempfile.mkdtemp(prefix="ferry-code-"))
     with store.open(uri) as stream:
         data = stream.read(remote.MAX_ARCHIVE + 1)
     if len(data) > remote.MAX_ARCHIVE:
@@ -53,8 +53,13 @@ def fetch_code(uri: str, store: store_.Store) -> pathlib.Path:
         raise errors.IntegrityError(uri, "sha256", named, actual)
     # Python before 3.11.4 (Debian bookworm has 3.11.2) has no extraction filters: check each member.
     filters = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        archive.extractall(target, members=_code_members(archive, uri), **filters)
+    target = pathlib.Path(tempfile.mkdtemp(prefix="ferry-code-"))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+            archive.extractall(target, members=_code_members(archive, uri), **filters)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # nothing half-unpacked stays behind
+        raise
     sys.path.insert(0, str(target))
     return target
 

@@ -3,6 +3,7 @@
 import io
 import sys
 import tarfile
+import tempfile
 
 import pytest
 
@@ -33,6 +34,15 @@ def tar_filters(request, monkeypatch):
         monkeypatch.delattr(tarfile, "data_filter", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def temporary_folders(tmp_path, monkeypatch):
+    """Where ``fetch_code`` unpacks: this test's folder, not the machine's /tmp."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 @pytest.fixture
 def clean_sys_path():
     saved = list(sys.path)
@@ -53,7 +63,8 @@ def test_code_archive_made_by_remote_is_unpacked(tmp_path, tar_filters, clean_sy
 
 
 @pytest.mark.parametrize("member", ["../escape.py", "/abs.py", "link", "dev"])
-def test_code_archive_members_that_escape_or_are_not_files_are_refused(tmp_path, tar_filters, clean_sys_path, member):
+def test_code_archive_members_that_escape_or_are_not_files_are_refused(tmp_path, tar_filters, clean_sys_path, member,
+                                                                       temporary_folders):
     def add(archive):
         if member == "link":
             _file(archive, "link", b"", type=tarfile.SYMTYPE, linkname="/etc/passwd")
@@ -66,6 +77,7 @@ def test_code_archive_members_that_escape_or_are_not_files_are_refused(tmp_path,
     with pytest.raises(errors.PathEscapeError):
         runner.fetch_code(uri, store)
     assert not (tmp_path / "escape.py").exists()
+    assert not list(temporary_folders.iterdir()), "a refused archive leaves nothing unpacked behind"
 
 
 def test_the_same_sources_pack_to_the_same_bytes_at_any_time(tmp_path, monkeypatch):
@@ -77,17 +89,19 @@ def test_the_same_sources_pack_to_the_same_bytes_at_any_time(tmp_path, monkeypat
     assert remote.package(tmp_path) == first
 
 
-def test_a_code_archive_named_by_its_digest_must_have_it(tmp_path, clean_sys_path):
+def test_a_code_archive_named_by_its_digest_must_have_it(tmp_path, clean_sys_path, temporary_folders):
     """Code archives sit in a folder every namespace reads: one swapped for another is refused."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "mod.py").write_text("VALUE = 1\n")
     store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
     uri = remote.upload_code(tmp_path / "src", store)
-    assert runner.fetch_code(uri, store).joinpath("mod.py").read_text() == "VALUE = 1\n"
+    unpacked = runner.fetch_code(uri, store)
+    assert unpacked.joinpath("mod.py").read_text() == "VALUE = 1\n"
     (tmp_path / "src" / "mod.py").write_text("VALUE = 'swapped'\n")
     store.backend(uri).write_bytes(uri, remote.package(tmp_path / "src"))
     with pytest.raises(errors.IntegrityError, match="sha256 mismatch"):
         runner.fetch_code(uri, store)
+    assert list(temporary_folders.iterdir()) == [unpacked], "nothing unpacked from the swapped archive"
 
 
 def test_a_manifest_compiled_with_dashed_names_still_runs(tmp_path, monkeypatch):
