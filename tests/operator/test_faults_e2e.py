@@ -56,8 +56,9 @@ def shape(kind: str, n: int) -> tuple[dict, dict, dict]:
 
 def check(cluster: Cluster, s3, namespace: str, name: str, attempts: dict, outputs: dict,
           stalled_mounts_retried: bool = False) -> None:
-    """``stalled_mounts_retried``: attempts whose node could not mount their Secrets in the start
-    timeout (``MountStalled``, the infrastructure's failure) were retried, each one more attempt."""
+    """``stalled_mounts_retried``: each infrastructure failure of a task (there, ``MountStalled``: its
+    node could not mount its Secrets within the start timeout) counts one more attempt and pod. A
+    task's reason is cleared once it succeeds, so the kind of failure is not checked here."""
     workflow = get_workflow(cluster, namespace, name)
     status = workflow["status"]
     assert status["phase"] == "Succeeded", (name, status)
