@@ -31,6 +31,15 @@ _EXPORTS = {
 }
 _RENAMED = {"current_store": "current", "use_store": "using"}
 
+DISTRIBUTION = "ferry-workflows"
+"""The name Ferry is installed by (``pip install ferry-workflows``); the import package and the
+command are ``ferry``. The distribution ``ferry`` on PyPI is an unrelated project."""
+
+
+def install_hint(extra: str | None = None) -> str:
+    """The command that installs Ferry, with an extra (``ui``, ``gcs``...): for error messages."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'" if extra else f"pip install {DISTRIBUTION}"
+
 if TYPE_CHECKING:
     from ferry.assets import Asset, AssetEntry, asset
     from ferry.blobs import BlobRef, Kind
@@ -70,20 +79,19 @@ def __getattr__(name: str):
 
 
 def _installed_version() -> str:
-    """What ``importlib.metadata.version("ferry")`` gives, read where it is plain: in the first folder
-    of ``sys.path`` holding Ferry's metadata, from the name of its ``ferry-<version>.dist-info``
+    """What ``importlib.metadata.version(DISTRIBUTION)`` gives, read where it is plain: in the first folder
+    of ``sys.path`` holding Ferry's metadata, from the name of its ``ferry_workflows-<version>.dist-info``
     (as pip, wheels and editable installs write it) or the ``Version`` header of its egg-info's
     ``PKG-INFO`` (what ``pip install -e .`` leaves in a checkout). Importing importlib.metadata
     costs about 50 ms of CPU, as much as restoring 100 small files, and the S3 client's user agent
     names the version. Anything less plain (two candidates) is left to importlib.metadata."""
     for folder in sys.path:
         try:
-            names = [name for name in os.listdir(folder or ".") if name.lower()[:6] in ("ferry-", "ferry_", "ferry.")
-                     and name.lower().endswith((".dist-info", ".egg-info"))]
+            names = [name for name in os.listdir(folder or ".") if _names_ferry(name)]
         except OSError:
             continue
-        if len(names) == 1 and names[0].startswith("ferry-") and names[0].endswith(".dist-info"):
-            return names[0][len("ferry-"):-len(".dist-info")]
+        if len(names) == 1 and names[0].endswith(".dist-info"):
+            return names[0][:-len(".dist-info")].split("-")[1]
         if len(names) == 1 and names[0].endswith(".egg-info"):
             version = _egg_info_version(os.path.join(folder or ".", names[0]))
             if version:
@@ -93,9 +101,19 @@ def _installed_version() -> str:
     from importlib import metadata
 
     try:
-        return metadata.version("ferry")
+        return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:  # running from a source tree that was never installed
         return "0.0.0"
+
+
+def _names_ferry(name: str) -> bool:
+    """Whether a folder of ``sys.path`` is Ferry's metadata: ``ferry_workflows-<version>.dist-info``,
+    ``ferry_workflows.egg-info`` (installers spell the name with ``_``, older ones with ``-`` or ``.``)."""
+    for suffix in (".dist-info", ".egg-info"):
+        if name.endswith(suffix):
+            project = name[:-len(suffix)].split("-")[0]
+            return project.lower().replace(".", "_") == DISTRIBUTION.replace("-", "_")
+    return False
 
 
 def _egg_info_version(path: str) -> str | None:

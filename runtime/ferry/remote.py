@@ -1,7 +1,7 @@
 """Running on a cluster from the SDK: package the code, create the Workflow, follow it.
 
 The SDK talks to the cluster through ``kubectl`` (it honours ``KUBECONFIG`` and contexts as users
-expect), so ``pip install ferry`` needs no Kubernetes client. The source code travels through the
+expect), so ``pip install ferry-workflows`` needs no Kubernetes client. The source code travels through the
 raw data store as a content-addressed archive, so a code change needs no new image.
 """
 

@@ -179,15 +179,18 @@ def test_records_are_frozen_values():
 
 
 def test_the_version_is_read_as_importlib_metadata_reads_it_without_importing_it(tmp_path):
-    """A checkout installed with ``pip install -e .`` holds a ``ferry.egg-info``, first on ``sys.path``
-    when Python runs there (the benchmarks do): it is read too, not left to importlib.metadata."""
+    """A checkout installed with ``pip install -e .`` holds a ``ferry_workflows.egg-info``, first on
+    ``sys.path`` when Python runs there (the benchmarks do): it is read too, not left to
+    importlib.metadata. The unrelated ``ferry`` distribution beside it is not Ferry's."""
     built = tmp_path / "built"
-    (built / "ferry.egg-info").mkdir(parents=True)
-    (built / "ferry.egg-info" / "PKG-INFO").write_text(
-        "Metadata-Version: 2.1\nName: ferry\nVersion: 9.8.7rc1\n\nVersion: 0\n")  # the body may say anything
+    (built / "ferry_workflows.egg-info").mkdir(parents=True)
+    (built / "ferry_workflows.egg-info" / "PKG-INFO").write_text(
+        "Metadata-Version: 2.1\nName: ferry-workflows\nVersion: 9.8.7rc1\n\nVersion: 0\n")  # the body may say anything
+    (built / "ferry-0.3.3.4.dist-info").mkdir()
+    (built / "ferry-0.3.3.4.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: ferry\nVersion: 0.3.3.4\n")
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(ferry.__file__).parents[1])}
     for cwd in (tmp_path, pathlib.Path(__file__).parents[2], built):
-        reference = "from importlib import metadata; print(metadata.version('ferry'))"
+        reference = f"from importlib import metadata; print(metadata.version({ferry.DISTRIBUTION!r}))"
         expected = subprocess.run([sys.executable, "-c", reference], capture_output=True, text=True, cwd=cwd,
                                   env=env).stdout.strip() or "0.0.0"
         code = "import sys, ferry; print(ferry.__version__, 'importlib.metadata' in sys.modules)"

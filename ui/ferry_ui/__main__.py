@@ -21,7 +21,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         from ferry_ui import app, localruns
     except ImportError as error:
-        print(f"ferry ui: {error.name} is not installed; install the UI with: pip install 'ferry[ui]'", file=sys.stderr)
+        import ferry
+
+        print(f"ferry ui: {error.name} is not installed; install the UI with: {ferry.install_hint('ui')}", file=sys.stderr)
         return 1
 
     import logging

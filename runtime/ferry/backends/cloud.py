@@ -1,6 +1,6 @@
 """``gs://`` and ``abfs(s)://`` stores through fsspec (gcsfs, adlfs), installed as optional extras:
-``pip install 'ferry[gcs]'`` or ``'ferry[azure]'``. Any other fsspec filesystem works the same way
-(tests use fsspec's in-memory one). Credentials come from each library's usual environment
+``pip install 'ferry-workflows[gcs]'`` or ``'ferry-workflows[azure]'``. Any other fsspec filesystem
+works the same way (tests use fsspec's in-memory one). Credentials come from each library's usual environment
 (``GOOGLE_APPLICATION_CREDENTIALS``, ``AZURE_STORAGE_ACCOUNT_NAME``...).
 """
 
@@ -10,6 +10,7 @@ import pathlib
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
+import ferry
 from ferry import integrity, localfiles
 from ferry.backends import base
 
@@ -24,7 +25,7 @@ class FsspecBackend(base.Backend):
             import fsspec
             self._fs = fsspec.filesystem(ALIASES.get(protocol, protocol), **storage_options)
         except (ImportError, ValueError) as error:
-            raise ImportError(f"{protocol}:// needs an fsspec driver: pip install 'ferry[{EXTRAS.get(protocol, protocol)}]' "
+            raise ImportError(f"{protocol}:// needs an fsspec driver: {ferry.install_hint(EXTRAS.get(protocol, protocol))} "
                               f"({error})") from None
 
     def _path(self, uri: str) -> str:

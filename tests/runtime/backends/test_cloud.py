@@ -57,5 +57,5 @@ def test_listing_stat_and_delete(memory_store, tmp_path):
 def test_missing_driver_names_the_extra_to_install(uri, driver, extra):
     if importlib.util.find_spec(driver):
         pytest.skip(f"{driver} is installed here")
-    with pytest.raises(ImportError, match=rf"pip install 'ferry\[{extra}\]'"):
+    with pytest.raises(ImportError, match=rf"pip install 'ferry-workflows\[{extra}\]'"):
         ferry.Store(ferry.Settings()).backend(uri)
