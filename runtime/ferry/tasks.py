@@ -8,11 +8,13 @@ a task runs it locally like a one-task workflow and returns its value.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import datetime
 import hashlib
 import inspect
+import os
 import re
 import sys
 import typing
@@ -221,8 +223,82 @@ def task(fn: Callable | None = None, *, retries: int = 0, retry_backoff_seconds:
     return Task(fn, options)
 
 
-@dataclasses.dataclass(frozen=True)
-class Promise:
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_site() -> str:
+    """``pipeline.py:12``: the line of the user's code that is running, the first frame outside Ferry."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE:
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    path = frame.f_code.co_filename
+    with contextlib.suppress(ValueError):  # another drive
+        relative = os.path.relpath(path)
+        path = path if relative.startswith("..") else relative
+    return f"{path}:{frame.f_lineno}"
+
+
+_BRANCH = ("so `if`, `while`, `and`/`or`/`not` and bool() cannot test it in the workflow body; pass it to a task "
+           "and decide there (branches on results come with ferry.when, not yet available)")
+_MAP = ("so the workflow body cannot iterate, index, measure or search it; pass it whole to a task that loops "
+        "over it (a map over results comes with ferry.map, not yet available)")
+
+
+class _Unknown:
+    """What the workflow body holds in place of a value that exists only when the workflow runs: using
+    it as if it were known (testing, iterating, formatting it) is a ``DefinitionError`` naming the
+    user's line, where the value would otherwise silently pick a branch."""
+
+    def _refuse(self, why: str) -> typing.NoReturn:
+        raise DefinitionError(f"{_user_site()}: {self.described()} is not known until the workflow runs, {why}")
+
+    def described(self) -> str:
+        raise NotImplementedError
+
+    def __bool__(self):
+        self._refuse(_BRANCH)
+
+    def __iter__(self):
+        self._refuse(_MAP)
+
+    def __len__(self):
+        self._refuse(_MAP)
+
+    def __getitem__(self, key):
+        self._refuse(_MAP)
+
+    def __contains__(self, item):
+        self._refuse(_MAP)
+
+    def __format__(self, spec):
+        self._refuse("so it cannot be formatted into a string in the workflow body; pass it to a task that does")
+
+    def __eq__(self, other):
+        return Condition(self, "==", other)
+
+    def __ne__(self, other):
+        return Condition(self, "!=", other)
+
+    def __lt__(self, other):
+        return Condition(self, "<", other)
+
+    def __le__(self, other):
+        return Condition(self, "<=", other)
+
+    def __gt__(self, other):
+        return Condition(self, ">", other)
+
+    def __ge__(self, other):
+        return Condition(self, ">=", other)
+
+    __hash__ = object.__hash__
+    """By identity: dicts and sets of Promises never compare them (which would give a Condition)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Promise(_Unknown):
     """A value that will exist when the workflow runs: an upstream output or a workflow input."""
 
     task: str | None
@@ -234,6 +310,24 @@ class Promise:
         if self.task is None:
             return {"from_input": self.name}
         return {"from_task": resource.TaskOutputRef(task=self.task, output=self.name)}
+
+    def described(self) -> str:
+        return f"workflow input {self.name!r}" if self.task is None else f"output {self.name!r} of task {self.task}"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Condition(_Unknown):
+    """``mode == "publish"`` on a Promise: kept for the branches to come (``ferry.when``), never a bool."""
+
+    left: Any
+    op: str
+    right: Any
+
+    def described(self) -> str:
+        def side(value):
+            return value.described() if isinstance(value, _Unknown) else repr(value)
+
+        return f"{side(self.left)} {self.op} {side(self.right)}"
 
 
 compiling: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("ferry_compiling", default=None)

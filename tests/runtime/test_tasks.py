@@ -1,5 +1,7 @@
 """Authoring: interfaces are checked when tasks are defined and when workflows compile."""
 
+import os
+import pathlib
 import typing
 
 import pytest
@@ -190,3 +192,144 @@ def test_bad_workflow_options_are_refused_where_it_is_defined(options, says):
         @ferry.workflow(**options)
         def flow() -> None:
             return None
+
+
+@ferry.task
+def is_good(n: int) -> bool:
+    return n > 0
+
+
+@ferry.task
+def publish(text: str) -> str:
+    return text
+
+
+@ferry.task
+def draft(text: str) -> str:
+    return text
+
+
+@ferry.task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+def _refused(body) -> ferry.DefinitionError:
+    """The DefinitionError compiling a one-task workflow whose ``body`` misuses what it is given."""
+    @ferry.workflow
+    def branching(mode: str = "draft") -> str:
+        return body(mode)
+
+    with pytest.raises(ferry.DefinitionError) as refused:
+        branching.compile(mode="publish")
+    return refused.value
+
+
+def _line_of(marker: str) -> str:
+    """``tests/runtime/test_tasks.py:N``: where in this file ``marker`` is written, as an error must name it
+    (relative to the current directory, as the user's code is shown)."""
+    lines = pathlib.Path(__file__).read_text().splitlines()
+    return f"{os.path.relpath(__file__)}:{next(i for i, line in enumerate(lines, 1) if marker in line and 'marker' not in line)}"
+
+
+def body_if(mode):
+    if is_good(n=1):  # body_if
+        return publish(text=mode)
+    return draft(text=mode)
+
+
+def body_compare(mode):
+    if mode == "publish":  # body_compare
+        return publish(text=mode)
+    return draft(text=mode)
+
+
+def body_not(mode):
+    return publish(text=mode) if not mode else draft(text=mode)  # body_not
+
+
+def body_and(mode):
+    return is_good(n=1) and publish(text=mode)  # body_and
+
+
+def body_while(mode):
+    while is_good(n=2):  # body_while
+        return publish(text=mode)
+    return draft(text=mode)
+
+
+def body_bool(mode):
+    return publish(text=str(bool(mode)))  # body_bool
+
+
+def body_less(mode):
+    return publish(text=mode) if numbers(n=3) < [1] else draft(text=mode)  # body_less
+
+
+def body_one_of(mode):
+    return publish(text=mode) if mode in ("publish", "release") else draft(text=mode)  # body_one_of
+
+
+@pytest.mark.parametrize("body", [body_if, body_compare, body_not, body_and, body_while, body_bool, body_less,
+                                  body_one_of], ids=lambda body: body.__name__)
+def test_a_branch_on_a_value_not_known_until_the_run_is_refused_where_it_is_written(body):
+    """A Promise was truthy and ``mode == "publish"`` False at compile time: the workflow silently
+    ran one branch whatever the run's values."""
+    error = _refused(body)
+    message = str(error)
+    assert "\n" not in message
+    assert message.startswith(_line_of(f"# {body.__name__}") + ": "), message
+    assert "not known until the workflow runs" in message and "ferry.when" in message
+    assert "if" in message and "a task" in message
+
+
+def body_for(mode):
+    for n in numbers(n=3):  # body_for
+        publish(text=str(n))
+    return draft(text=mode)
+
+
+def body_index(mode):
+    return publish(text=str(numbers(n=3)[0]))  # body_index
+
+
+def body_len(mode):
+    return publish(text=str(len(numbers(n=3))))  # body_len
+
+
+def body_contains(mode):
+    return publish(text=mode) if 2 in numbers(n=3) else draft(text=mode)  # body_contains
+
+
+def body_iterate_input(mode):
+    return publish(text="".join(c for c in mode))  # body_iterate_input
+
+
+@pytest.mark.parametrize("body", [body_for, body_index, body_len, body_contains, body_iterate_input],
+                         ids=lambda body: body.__name__)
+def test_iterating_or_indexing_a_value_not_known_until_the_run_is_refused_where_it_is_written(body):
+    message = str(_refused(body))
+    assert "\n" not in message
+    assert message.startswith(_line_of(f"# {body.__name__}") + ": "), message
+    assert "not known until the workflow runs" in message and "ferry.map" in message
+
+
+def test_what_a_refusal_names_the_value_it_tests():
+    assert "workflow input 'mode'" in str(_refused(body_compare))
+    assert "output 'o0' of task is-good" in str(_refused(body_if))
+
+
+def test_promises_stay_usable_as_dict_keys_and_in_sets_and_named_fields_still_work():
+    seen = {}
+
+    @ferry.workflow
+    def keyed(n: int = 2) -> int:
+        first, second = samples.add(a=n, b=1), samples.add(a=n, b=1)
+        seen.update({first: "first", second: "second"})
+        assert len({first, second, first}) == 2 and first in {first} and seen[first] == "first"
+        counted = samples.count(n=n, max_rows=1)
+        return samples.add(a=counted.row_count, b=second)
+
+    spec = keyed.compile()
+    assert [t.name for t in spec.tasks] == ["add", "add-2", "count", "add-3"]
+    assert list(seen.values()) == ["first", "second"]
