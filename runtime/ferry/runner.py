@@ -20,6 +20,7 @@ import sys
 import tarfile
 import tempfile
 import traceback
+import typing
 
 from ferry import errors, manifest, podruntime, remote, resource, store as store_, taskpod, uris
 
@@ -118,12 +119,29 @@ def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> 
                                                                           value=plan.values[key]), store)
             elif key in plan.inputs:
                 arguments[name] = values.load(annotation, podruntime.dereference(plan.inputs[key], store), store)
-        returned = task.fn(**arguments)
-        returned = tuple(returned) if task.returns or len(task.outputs) > 1 else (returned,)
+        returned = _as_outputs(task, task.fn(**arguments))
         published = [declared.get(resource.env_name(name), name) for name in task.outputs]
         return taskpod.PublishResult(outputs={
             name: values.dump(annotation, value, store, f"{plan.output_prefix}/{name}.json")
             for name, annotation, value in zip(published, task.outputs.values(), returned)})
+
+
+def _as_outputs(task, returned) -> tuple:
+    """What a task returned, one value per declared output: a count other than declared is the
+    task's failure (zipping them silently dropped the extra values)."""
+    count = len(task.outputs)
+    if not (task.returns or count > 1):
+        return (returned,)
+    from ferry import tasks
+
+    declared = tasks.type_name(typing.get_type_hints(task.fn)["return"])
+    if not isinstance(returned, (tuple, list)):
+        raise TypeError(f"task {task.__name__} returned {type(returned).__name__}, not the {count} values its return "
+                        f"type {declared} declares")
+    if len(returned) != count:
+        raise TypeError(f"task {task.__name__} returned {len(returned)} values but its return type {declared} "
+                        f"declares {count}")
+    return tuple(returned)
 
 
 def run_function() -> int:

@@ -17,6 +17,7 @@ import inspect
 import os
 import re
 import sys
+import types
 import typing
 from typing import Any, Callable
 
@@ -99,7 +100,18 @@ def interface(fn: Callable, what: str) -> tuple[dict[str, Any], dict[str, Any], 
     else:
         outputs = {RETURN_NAMES.format(0): returned}
     _check_names(fn, what, inputs, outputs)
+    _check_types(fn, what, inputs, outputs, named_tuple(returned) is None and len(outputs) == 1)
     return inputs, outputs, signature
+
+
+def _check_types(fn: Callable, what: str, inputs: dict[str, Any], outputs: dict[str, Any], single: bool) -> None:
+    """Refuse, where ``fn`` is defined, a type whose values could not travel between tasks."""
+    named = [(f"parameter {name!r}", t) for name, t in inputs.items()]
+    named += [("the return type" if single else f"output {name!r}", t) for name, t in outputs.items()]
+    for where, annotation in named:
+        problem = values.unsupported(annotation)
+        if problem:
+            raise DefinitionError(f"{what} {fn.__name__}: {where} is {type_name(annotation)}: {problem}")
 
 
 def _check_names(fn: Callable, what: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
@@ -178,7 +190,13 @@ class Task:
         graph = compiling.get()
         if graph is not None:
             return graph.call(self, args, kwargs)
-        from ferry import local
+        from ferry import context, local
+
+        running = context.running_task()
+        if running is not None:
+            raise DefinitionError(f"{_user_site()}: task {self.__name__} is called inside task {running}, where it "
+                                  f"would start a separate run of its own; tasks are called from workflows. To reuse "
+                                  f"its code here, call its plain function: {self.__name__}.fn(...)")
 
         return local.run_task(self, self.signature.bind(*args, **kwargs).arguments)
 
@@ -372,8 +390,8 @@ class Graph:
             compatible = produced == wanted and (produced != resource.Kind.VALUE or Any in (expected, value.annotation)
                                                  or _same_type(expected, value.annotation))
             if not compatible:
-                raise DefinitionError(f"{where} expects {_type_name(expected)} but gets "
-                                      f"{_type_name(value.annotation)} from "
+                raise DefinitionError(f"{where} expects {type_name(expected)} but gets "
+                                      f"{type_name(value.annotation)} from "
                                       f"{'task ' + value.task if value.task else 'workflow input'} {value.name!r}")
             return resource.TaskInput(name=name, **value.source())
         if values.kind_of(expected) != resource.Kind.VALUE:
@@ -389,8 +407,30 @@ class Graph:
 
 
 def _same_type(a: Any, b: Any) -> bool:
-    return a == b or (inspect.isclass(a) and inspect.isclass(b) and issubclass(b, a))
+    """Whether every value of ``b`` (what is given) is one of ``a`` (what is expected): a subclass,
+    or a ``Literal`` whose values all are (``Literal["fast", "slow"]`` passes to a ``str``)."""
+    if a == b or (inspect.isclass(a) and inspect.isclass(b) and issubclass(b, a)):
+        return True
+    if typing.get_origin(b) is not typing.Literal:
+        return False
+    given = typing.get_args(b)
+    if typing.get_origin(a) is typing.Literal:
+        return all(any(v == w and type(v) is type(w) for w in typing.get_args(a)) for v in given)
+    return inspect.isclass(a) and all(isinstance(v, a) and not (isinstance(v, bool) and a is not bool) for v in given)
 
 
-def _type_name(annotation: Any) -> str:
+def type_name(annotation: Any) -> str:
+    """``list[File]``, ``Literal['fast', 'slow']``, ``Optional[int]``: a type as a user writes it."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin in (typing.Union, types.UnionType):
+        if len(args) == 2 and type(None) in args:
+            return f"Optional[{type_name(next(a for a in args if a is not type(None)))}]"
+        return " | ".join(map(type_name, args))
+    if origin is not None and args:
+        name = getattr(origin, "__name__", None) or str(origin).replace("typing.", "")
+        return f"{name}[{', '.join('...' if a is ... else type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

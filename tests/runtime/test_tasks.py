@@ -333,3 +333,88 @@ def test_promises_stay_usable_as_dict_keys_and_in_sets_and_named_fields_still_wo
     spec = keyed.compile()
     assert [t.name for t in spec.tasks] == ["add", "add-2", "count", "add-3"]
     assert list(seen.values()) == ["first", "second"]
+
+
+@pytest.mark.parametrize("annotation, shown", [
+    (list[ferry.File], "list[File]"), (dict[str, ferry.Directory], "dict[str, Directory]"),
+    (typing.Optional[ferry.File], "Optional[File]"), (tuple[ferry.Asset, ...], "tuple[Asset, ...]"),
+])
+def test_files_inside_other_types_are_refused_where_the_task_is_defined(annotation, shown):
+    """``list[ferry.File]`` was accepted, then compiling failed with 87 lines of pydantic advice."""
+    def takes(files) -> int:
+        return 0
+
+    def gives() -> int:
+        return 0
+
+    takes.__annotations__ = {"files": annotation, "return": int}
+    gives.__annotations__ = {"return": annotation}
+    for fn, what in ((takes, "parameter 'files'"), (gives, "the return type")):
+        fn.__module__, fn.__qualname__ = samples.__name__, fn.__name__
+        with pytest.raises(ferry.DefinitionError) as refused:
+            ferry.task(fn)
+        message = str(refused.value)
+        assert "\n" not in message and f"task {fn.__name__}: {what} is {shown}" in message, message
+        assert "not supported yet" in message and "ferry.Directory" in message
+
+
+class Opaque:
+    """A class pydantic cannot serialize."""
+
+
+def test_a_type_no_value_can_travel_as_is_refused_in_one_line_where_the_task_is_defined():
+    def opaque(x: Opaque) -> int:
+        return 0
+
+    opaque.__module__, opaque.__qualname__ = samples.__name__, "opaque"
+    with pytest.raises(ferry.DefinitionError) as refused:
+        ferry.task(opaque)
+    message = str(refused.value)
+    assert "\n" not in message and "task opaque: parameter 'x' is Opaque" in message, message
+    assert "arbitrary_types_allowed" not in message
+
+
+@ferry.task
+def runs_at(speed: str, level: int) -> str:
+    return f"{speed}{level}"
+
+
+@ferry.task
+def runs_fast(speed: typing.Literal["fast", "faster"]) -> str:
+    return speed
+
+
+def test_a_literal_input_passes_to_a_parameter_of_its_values_type():
+    @ferry.workflow
+    def tuned(speed: typing.Literal["fast", "slow"] = "fast", level: typing.Literal[1, 2] = 1) -> str:
+        return runs_at(speed=speed, level=level)
+
+    task = tuned.compile().tasks[0]
+    assert [i.from_input for i in task.inputs] == ["speed", "level"]
+
+    @ferry.workflow
+    def crossed(speed: typing.Literal["fast", "slow"] = "fast", level: typing.Literal[1, 2] = 1) -> str:
+        return runs_at(speed=level, level=speed)
+
+    with pytest.raises(ferry.DefinitionError, match="input 'speed' expects str but gets Literal\\[1, 2\\]"):
+        crossed.compile()
+
+    @ferry.workflow
+    def narrowed(speed: typing.Literal["fast", "slow"] = "fast") -> str:
+        return runs_fast(speed=speed)
+
+    with pytest.raises(ferry.DefinitionError, match="expects Literal\\['fast', 'faster'\\] but gets"):
+        narrowed.compile()
+
+    @ferry.workflow
+    def widened(speed: str = "fast") -> str:
+        return runs_fast(speed=speed)
+
+    with pytest.raises(ferry.DefinitionError, match="expects Literal"):
+        widened.compile()
+
+    @ferry.workflow
+    def subset(speed: typing.Literal["fast"] = "fast") -> str:
+        return runs_fast(speed=speed)
+
+    assert subset.compile().tasks[0].inputs[0].from_input == "speed"
