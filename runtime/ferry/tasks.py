@@ -12,9 +12,9 @@ import contextlib
 import contextvars
 import dataclasses
 import datetime
-import hashlib
 import inspect
 import os
+import pathlib
 import re
 import sys
 import types
@@ -220,10 +220,15 @@ class Task:
         return {"function": self.reference}
 
     def cache_version(self) -> str:
-        """The given ``cache_version``, or a digest of the function's source: editing it invalidates the cache."""
+        """The given ``cache_version``, or a digest of the code the task runs (``ferry.sources``): its
+        module and the project modules it imports, so editing a helper it calls is another entry."""
         if self.options.cache_version:
             return self.options.cache_version
-        return "source-" + hashlib.sha256(inspect.getsource(self.fn).encode()).hexdigest()[:16]
+        from ferry import local, sources
+
+        path = pathlib.Path(sys.modules[self.fn.__module__].__file__)
+        module = module_reference(self.fn.__module__)
+        return "source-" + sources.digest(module, path, local.code_root(self.reference))[:16]
 
 
 def task(fn: Callable | None = None, *, retries: int = 0, retry_backoff_seconds: int = 5,

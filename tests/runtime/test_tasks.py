@@ -1,7 +1,9 @@
 """Authoring: interfaces are checked when tasks are defined and when workflows compile."""
 
+import importlib
 import os
 import pathlib
+import sys
 import typing
 
 import pytest
@@ -75,6 +77,73 @@ def test_workflow_inputs_without_defaults_must_be_given():
 def test_cache_version_defaults_to_the_source():
     assert samples.counted.resource("counted", []).cache.version == "1"
     assert ferry.task(cache=True)(samples.add.fn).resource("add", []).cache.version.startswith("source-")
+
+
+PROJECT = {
+    "cachedproject/__init__.py": "",
+    "cachedproject/pipeline.py": """
+import json
+import ferry
+from . import scaling
+from .maths import sigmoid
+
+
+def offset(x):
+    return x + 1
+
+
+@ferry.task(cache=True)
+def total(x: int) -> int:
+    from cachedproject import late  # imported when the task runs: its code is the task's too
+    return late.round_off(scaling.scale(sigmoid(offset(x))))
+""",
+    "cachedproject/maths.py": "def sigmoid(x):\n    return x / (1 + abs(x))\n",
+    "cachedproject/scaling.py": "from cachedproject.units import UNIT\n\ndef scale(x):\n    return x * UNIT\n",
+    "cachedproject/units.py": "UNIT = 10\n",
+    "cachedproject/late.py": "def round_off(x):\n    return round(x)\n",
+    "cachedproject/unrelated.py": "NOT_IMPORTED = 1\n",
+    "notes.txt": "data the task does not read\n",
+}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder whose cacheable task calls helpers in its module and in modules it imports."""
+    for name, text in PROJECT.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith("cachedproject")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("cachedproject")]:
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize("edited, replaced, replacement", [
+    ("cachedproject/pipeline.py", "return x + 1", "return x + 2"),
+    ("cachedproject/maths.py", "1 + abs(x)", "2 + abs(x)"),
+    ("cachedproject/units.py", "10", "100"),
+    ("cachedproject/late.py", "round(x)", "round(x, 1)"),
+    ("cachedproject/__init__.py", "", "PACKAGE_SETTING = 2"),
+])
+def test_the_cache_version_changes_with_any_project_code_the_task_runs(project, edited, replaced, replacement):
+    """Only the function's own source was keyed: editing the helper it calls served the old result."""
+    task = importlib.import_module("cachedproject.pipeline").total
+    before = task.cache_version()
+    path = project / edited
+    path.write_text(path.read_text().replace(replaced, replacement, 1) if replaced else replacement)
+    assert task.cache_version() != before
+
+
+def test_the_cache_version_stays_when_files_the_task_does_not_import_change(project):
+    task = importlib.import_module("cachedproject.pipeline").total
+    before = task.cache_version()
+    (project / "cachedproject" / "unrelated.py").write_text("NOT_IMPORTED = 2\n")
+    (project / "notes.txt").write_text("changed\n")
+    (project / "cachedproject" / "new.py").write_text("X = 1\n")
+    assert task.cache_version() == before
+    assert ferry.task(cache=True, cache_version="2")(task.fn).cache_version() == "2"
 
 
 def test_tasks_must_be_importable_by_task_processes():
