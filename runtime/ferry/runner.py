@@ -76,6 +76,8 @@ def _code_members(archive: tarfile.TarFile, uri: str):
 
 
 def cached_result(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult | None:
+    """The outputs stored under the plan's cache key, with the run that stored them (``cached_from``);
+    None if there are none or the run overwrites the cache."""
     if not plan.cache_key or plan.overwrite_cache or not store.exists(plan.cache_key):
         return None
     with store.open(plan.cache_key) as stream:
@@ -86,10 +88,11 @@ def execute(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -
     """Run a Python task: rebuild its inputs (stored ones lazily), call it, publish what it returns."""
     result = cached_result(plan, store)
     if result is not None:
-        return result
+        return result.model_copy(update={"cached_from": None})  # reported as operators before it read it
     result = _call(plan, store, workdir)
     if plan.cache_key:
-        store.backend(plan.cache_key).write_bytes(plan.cache_key, result.model_dump_json(by_alias=True).encode())
+        entry = result.model_copy(update={"cached_from": plan.execution_id})
+        store.backend(plan.cache_key).write_bytes(plan.cache_key, entry.model_dump_json(by_alias=True).encode())
     return result
 
 
