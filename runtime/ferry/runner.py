@@ -88,7 +88,7 @@ def execute(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -
     """Run a Python task: rebuild its inputs (stored ones lazily), call it, publish what it returns."""
     result = cached_result(plan, store)
     if result is not None:
-        return result.model_copy(update={"cached_from": None})  # reported as operators before it read it
+        return result.model_copy(update={"cached_from": None})  # reported as an older operator still reads it
     result = _call(plan, store, workdir)
     if plan.cache_key:
         entry = result.model_copy(update={"cached_from": plan.execution_id})

@@ -23,9 +23,10 @@ OUTSIDE = {"site-packages", "dist-packages"}
 def digest(module: str, path: pathlib.Path, root: pathlib.Path) -> str:
     """sha256 of the files of ``module`` (at ``path``) and of the project modules under ``root`` it
     imports, directly or through each other."""
-    total = hashlib.sha256()
+    root, total = root.resolve(), hashlib.sha256()
     for file, data in sorted(project_files(module, path, root).items()):
-        total.update(f"{file.relative_to(root).as_posix()}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+        name = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)  # the module's own
+        total.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
     return total.hexdigest()
 
 
@@ -35,7 +36,8 @@ def project_files(module: str, path: pathlib.Path, root: pathlib.Path) -> dict[p
 
     root = root.resolve()
     found: dict[pathlib.Path, bytes] = {}
-    todo = [(module, path.resolve())]
+    parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]  # run by its import
+    todo = [(module, path.resolve()), *((name, _locate(name, root)) for name in parents if _locate(name, root))]
     while todo:
         name, file = todo.pop()
         if file in found:

@@ -81,11 +81,12 @@ def test_cache_version_defaults_to_the_source():
 
 PROJECT = {
     "cachedproject/__init__.py": "",
-    "cachedproject/pipeline.py": """
+    "cachedproject/deeper/__init__.py": "",
+    "cachedproject/deeper/pipeline.py": """
 import json
 import ferry
-from . import scaling
-from .maths import sigmoid
+from .. import scaling
+from ..maths import sigmoid
 
 
 def offset(x):
@@ -121,15 +122,16 @@ def project(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("edited, replaced, replacement", [
-    ("cachedproject/pipeline.py", "return x + 1", "return x + 2"),
+    ("cachedproject/deeper/pipeline.py", "return x + 1", "return x + 2"),
     ("cachedproject/maths.py", "1 + abs(x)", "2 + abs(x)"),
     ("cachedproject/units.py", "10", "100"),
     ("cachedproject/late.py", "round(x)", "round(x, 1)"),
     ("cachedproject/__init__.py", "", "PACKAGE_SETTING = 2"),
+    ("cachedproject/deeper/__init__.py", "", "PACKAGE_SETTING = 2"),
 ])
 def test_the_cache_version_changes_with_any_project_code_the_task_runs(project, edited, replaced, replacement):
     """Only the function's own source was keyed: editing the helper it calls served the old result."""
-    task = importlib.import_module("cachedproject.pipeline").total
+    task = importlib.import_module("cachedproject.deeper.pipeline").total
     before = task.cache_version()
     path = project / edited
     path.write_text(path.read_text().replace(replaced, replacement, 1) if replaced else replacement)
@@ -137,7 +139,7 @@ def test_the_cache_version_changes_with_any_project_code_the_task_runs(project, 
 
 
 def test_the_cache_version_stays_when_files_the_task_does_not_import_change(project):
-    task = importlib.import_module("cachedproject.pipeline").total
+    task = importlib.import_module("cachedproject.deeper.pipeline").total
     before = task.cache_version()
     (project / "cachedproject" / "unrelated.py").write_text("NOT_IMPORTED = 2\n")
     (project / "notes.txt").write_text("changed\n")
@@ -381,6 +383,16 @@ def test_iterating_or_indexing_a_value_not_known_until_the_run_is_refused_where_
     assert "\n" not in message
     assert message.startswith(_line_of(f"# {body.__name__}") + ": "), message
     assert "not known until the workflow runs" in message and "ferry.map" in message
+
+
+def body_format(mode):
+    return publish(text=f"{mode}-v2")  # body_format
+
+
+def test_formatting_a_value_not_known_until_the_run_into_text_is_refused():
+    """An f-string gave the task the placeholder's text instead of the run's value."""
+    message = str(_refused(body_format))
+    assert message.startswith(_line_of("# body_format") + ": ") and "formatted into a string" in message
 
 
 def test_what_a_refusal_names_the_value_it_tests():
