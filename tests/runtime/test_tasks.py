@@ -114,8 +114,6 @@ def project(tmp_path, monkeypatch):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in [m for m in sys.modules if m.startswith("cachedproject")]:
-        monkeypatch.delitem(sys.modules, name)
     yield tmp_path
     for name in [m for m in sys.modules if m.startswith("cachedproject")]:
         del sys.modules[name]
