@@ -165,7 +165,7 @@ def _default(annotation: Any, default: Any) -> str:
 
 def show(kind: str, reason: str, message: str) -> None:
     mark = {"TaskStarted": "▶", "TaskSucceeded": "✔", "TaskFailed": "✘", "TaskRetrying": "↻",
-            "Published": "⇪"}.get(reason, "•")
+            "Published": "⇪", "TaskCached": "≡"}.get(reason, "•")
     print(f"{time.strftime('%H:%M:%S')} {mark} {message}", file=sys.stderr, flush=True)
 
 

@@ -106,6 +106,8 @@ class ExecutionContext:
 
 
 _current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar("ferry_context", default=None)
+_running: str | None = None
+"""The task whose function this process runs (in every thread it starts, unlike ``_current``)."""
 
 
 def for_plan(plan: taskpod.PodPlan, store: store_.Store, working_directory: pathlib.Path) -> ExecutionContext:
@@ -120,7 +122,9 @@ def for_plan(plan: taskpod.PodPlan, store: store_.Store, working_directory: path
 def using(context: ExecutionContext) -> Iterator[ExecutionContext]:
     """Make ``context`` the running task's for the block; its store downloads into its ``downloads``,
     which is removed at the end (after the task's outputs were published, inside the block)."""
-    token = _current.set(context)
+    global _running
+    token, running = _current.set(context), _running
+    _running = context.task_name
     before = context.raw_data.downloads
     if context.downloads is not None:
         context.raw_data.downloads = context.downloads
@@ -128,9 +132,15 @@ def using(context: ExecutionContext) -> Iterator[ExecutionContext]:
         yield context
     finally:
         _current.reset(token)
+        _running = running
         if context.downloads is not None:
             context.raw_data.downloads = before
             shutil.rmtree(context.downloads, ignore_errors=True)
+
+
+def running_task() -> str | None:
+    """The name of the task running in this process, or None outside tasks."""
+    return _running
 
 
 def current_context() -> ExecutionContext:

@@ -115,6 +115,10 @@ class LocalExecutor:
         off: each task starts a fresh interpreter)."""
         self.runtime: containers.Runtime | None = None
         """What runs container tasks, found before the first task starts (None: the workflow has none)."""
+        self.hits: dict[str, taskpod.PublishResult] = {}
+        """Results found in the cache, by attempt name, until observed: such an attempt runs no process."""
+        self.cached: dict[str, str | None] = {}
+        """Tasks served from the cache → the run that stored their outputs (None: not recorded)."""
 
     def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any],
             run_id: str | None = None) -> LocalRun:
@@ -140,18 +144,19 @@ class LocalExecutor:
                                               execution_id=execution_id, root=f"{self.store.raw_data_prefix}/local"
                                               ).model_copy(update={"inline_limit": None})  # no message to fit
                     state = step.status.tasks[task]
-                    self.start(state.pod_name, plan, roots, next(t for t in spec.tasks if t.name == task))
+                    if not self._from_cache(task, state.pod_name, plan):
+                        self.start(state.pod_name, plan, roots, next(t for t in spec.tasks if t.name == task))
                     record(history.History.attempt_started, execution_id, task, attempt, state.pod_name,
-                           state.started_at, log_path=self.processes[state.pod_name].log)
+                           state.started_at, log_path=getattr(self.processes.get(state.pod_name), "log", None))
                 for attempt_name in step.delete:
                     self.stop(attempt_name)
                 self._record_ended(record, execution_id, status, step.status, now)
                 record(history.History.update, execution_id, step.status)
                 for task, state in step.status.tasks.items():
                     newly = state.phase == Phase.SUCCEEDED and status.tasks.get(task, state).phase != Phase.SUCCEEDED
-                    if newly and any(o.uri for o in state.outputs.values()):
+                    if newly and any(o.uri for o in state.outputs.values()) and task not in self.cached:
                         self.report("Normal", "Published", published(task, state))
-                for event in step.events:
+                for event in self._shown(step.events):
                     self.report(*event)
                 status = step.status
                 if status.phase not in scheduler.DONE:
@@ -264,7 +269,29 @@ class LocalExecutor:
         self.forks.ended.wait(0.25)
         self.forks.ended.clear()
 
+    def _from_cache(self, task: str, attempt_name: str, plan: taskpod.PodPlan) -> bool:
+        """Whether the attempt's outputs are in the cache, taken from there instead of starting a
+        process (the task process would look them up the same way)."""
+        hit = runner.cached_result(plan, self.store)
+        if hit is not None:
+            self.hits[attempt_name], self.cached[task] = hit, hit.cached_from
+        return hit is not None
+
+    def _shown(self, events: list[tuple[str, str, str]]):
+        """The scheduler's events, a task served from the cache as one line of its own (it neither
+        started nor published anything)."""
+        for kind, reason, message in events:
+            task = next((name for name in self.cached if message.startswith(f"task {name} ")), None)
+            if task is None:
+                yield kind, reason, message
+            elif reason == "TaskSucceeded":
+                source = self.cached[task]
+                yield kind, "TaskCached", f"task {task} cached" + (f" (from {source})" if source else "")
+
     def observe(self, task: resource.Task, attempt_name: str) -> scheduler.Attempt | None:
+        if attempt_name in self.hits:
+            return scheduler.Attempt(True, succeeded=True, outputs=self.hits.pop(attempt_name).outputs,
+                                     message="outputs reused from the cache")
         process = self.processes.get(attempt_name)
         if process is None:
             return None

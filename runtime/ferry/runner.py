@@ -20,6 +20,7 @@ import sys
 import tarfile
 import tempfile
 import traceback
+import typing
 
 from ferry import errors, manifest, podruntime, remote, resource, store as store_, taskpod, uris
 
@@ -75,6 +76,8 @@ def _code_members(archive: tarfile.TarFile, uri: str):
 
 
 def cached_result(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult | None:
+    """The outputs stored under the plan's cache key, with the run that stored them (``cached_from``);
+    None if there are none or the run overwrites the cache."""
     if not plan.cache_key or plan.overwrite_cache or not store.exists(plan.cache_key):
         return None
     with store.open(plan.cache_key) as stream:
@@ -85,10 +88,11 @@ def execute(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -
     """Run a Python task: rebuild its inputs (stored ones lazily), call it, publish what it returns."""
     result = cached_result(plan, store)
     if result is not None:
-        return result
+        return result.model_copy(update={"cached_from": None})  # reported as an older operator still reads it
     result = _call(plan, store, workdir)
     if plan.cache_key:
-        store.backend(plan.cache_key).write_bytes(plan.cache_key, result.model_dump_json(by_alias=True).encode())
+        entry = result.model_copy(update={"cached_from": plan.execution_id})
+        store.backend(plan.cache_key).write_bytes(plan.cache_key, entry.model_dump_json(by_alias=True).encode())
     return result
 
 
@@ -118,12 +122,29 @@ def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> 
                                                                           value=plan.values[key]), store)
             elif key in plan.inputs:
                 arguments[name] = values.load(annotation, podruntime.dereference(plan.inputs[key], store), store)
-        returned = task.fn(**arguments)
-        returned = tuple(returned) if task.returns or len(task.outputs) > 1 else (returned,)
+        returned = _as_outputs(task, task.fn(**arguments))
         published = [declared.get(resource.env_name(name), name) for name in task.outputs]
         return taskpod.PublishResult(outputs={
             name: values.dump(annotation, value, store, f"{plan.output_prefix}/{name}.json")
             for name, annotation, value in zip(published, task.outputs.values(), returned)})
+
+
+def _as_outputs(task, returned) -> tuple:
+    """What a task returned, one value per declared output: a count other than declared is the
+    task's failure (zipping them silently dropped the extra values)."""
+    count = len(task.outputs)
+    if not (task.returns or count > 1):
+        return (returned,)
+    from ferry import tasks
+
+    declared = tasks.type_name(typing.get_type_hints(task.fn)["return"])
+    if not isinstance(returned, (tuple, list)):
+        raise TypeError(f"task {task.__name__} returned {type(returned).__name__}, not the {count} values its return "
+                        f"type {declared} declares")
+    if len(returned) != count:
+        raise TypeError(f"task {task.__name__} returned {len(returned)} values but its return type {declared} "
+                        f"declares {count}")
+    return tuple(returned)
 
 
 def run_function() -> int:

@@ -152,6 +152,8 @@ class PublishResult(resource.Model):
     error: str | None = None
     cached: bool = False
     """The outputs were reused from an earlier run (the task did not run)."""
+    cached_from: str | None = None
+    """In a cache entry: the run (execution id) whose attempt stored it."""
     result: resource.StoredResult | None = None
     """The whole result (outputs and all) is this stored object instead: it was too large to report."""
 

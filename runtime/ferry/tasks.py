@@ -8,13 +8,16 @@ a task runs it locally like a one-task workflow and returns its value.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import datetime
-import hashlib
 import inspect
+import os
+import pathlib
 import re
 import sys
+import types
 import typing
 from typing import Any, Callable
 
@@ -97,7 +100,18 @@ def interface(fn: Callable, what: str) -> tuple[dict[str, Any], dict[str, Any], 
     else:
         outputs = {RETURN_NAMES.format(0): returned}
     _check_names(fn, what, inputs, outputs)
+    _check_types(fn, what, inputs, outputs, named_tuple(returned) is None and len(outputs) == 1)
     return inputs, outputs, signature
+
+
+def _check_types(fn: Callable, what: str, inputs: dict[str, Any], outputs: dict[str, Any], single: bool) -> None:
+    """Refuse, where ``fn`` is defined, a type whose values could not travel between tasks."""
+    named = [(f"parameter {name!r}", t) for name, t in inputs.items()]
+    named += [("the return type" if single else f"output {name!r}", t) for name, t in outputs.items()]
+    for where, annotation in named:
+        problem = values.unsupported(annotation)
+        if problem:
+            raise DefinitionError(f"{what} {fn.__name__}: {where} is {type_name(annotation)}: {problem}")
 
 
 def _check_names(fn: Callable, what: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
@@ -176,7 +190,13 @@ class Task:
         graph = compiling.get()
         if graph is not None:
             return graph.call(self, args, kwargs)
-        from ferry import local
+        from ferry import context, local
+
+        running = context.running_task()
+        if running is not None:
+            raise DefinitionError(f"{_user_site()}: task {self.__name__} is called inside task {running}, where it "
+                                  f"would start a separate run of its own; tasks are called from workflows. To reuse "
+                                  f"its code here, call its plain function: {self.__name__}.fn(...)")
 
         return local.run_task(self, self.signature.bind(*args, **kwargs).arguments)
 
@@ -200,10 +220,15 @@ class Task:
         return {"function": self.reference}
 
     def cache_version(self) -> str:
-        """The given ``cache_version``, or a digest of the function's source: editing it invalidates the cache."""
+        """The given ``cache_version``, or a digest of the code the task runs (``ferry.sources``): its
+        module and the project modules it imports, so editing a helper it calls is another entry."""
         if self.options.cache_version:
             return self.options.cache_version
-        return "source-" + hashlib.sha256(inspect.getsource(self.fn).encode()).hexdigest()[:16]
+        from ferry import local, sources
+
+        path = pathlib.Path(sys.modules[self.fn.__module__].__file__)
+        module = module_reference(self.fn.__module__)
+        return "source-" + sources.digest(module, path, local.code_root(self.reference))[:16]
 
 
 def task(fn: Callable | None = None, *, retries: int = 0, retry_backoff_seconds: int = 5,
@@ -221,8 +246,82 @@ def task(fn: Callable | None = None, *, retries: int = 0, retry_backoff_seconds:
     return Task(fn, options)
 
 
-@dataclasses.dataclass(frozen=True)
-class Promise:
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_site() -> str:
+    """``pipeline.py:12``: the line of the user's code that is running, the first frame outside Ferry."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE:
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    path = frame.f_code.co_filename
+    with contextlib.suppress(ValueError):  # another drive
+        relative = os.path.relpath(path)
+        path = path if relative.startswith("..") else relative
+    return f"{path}:{frame.f_lineno}"
+
+
+_BRANCH = ("so `if`, `while`, `and`/`or`/`not` and bool() cannot test it in the workflow body; pass it to a task "
+           "and decide there (branches on results come with ferry.when, not yet available)")
+_MAP = ("so the workflow body cannot iterate, index, measure or search it; pass it whole to a task that loops "
+        "over it (a map over results comes with ferry.map, not yet available)")
+
+
+class _Unknown:
+    """What the workflow body holds in place of a value that exists only when the workflow runs: using
+    it as if it were known (testing, iterating, formatting it) is a ``DefinitionError`` naming the
+    user's line, where the value would otherwise silently pick a branch."""
+
+    def _refuse(self, why: str) -> typing.NoReturn:
+        raise DefinitionError(f"{_user_site()}: {self.described()} is not known until the workflow runs, {why}")
+
+    def described(self) -> str:
+        raise NotImplementedError
+
+    def __bool__(self):
+        self._refuse(_BRANCH)
+
+    def __iter__(self):
+        self._refuse(_MAP)
+
+    def __len__(self):
+        self._refuse(_MAP)
+
+    def __getitem__(self, key):
+        self._refuse(_MAP)
+
+    def __contains__(self, item):
+        self._refuse(_MAP)
+
+    def __format__(self, spec):
+        self._refuse("so it cannot be formatted into a string in the workflow body; pass it to a task that does")
+
+    def __eq__(self, other):
+        return Condition(self, "==", other)
+
+    def __ne__(self, other):
+        return Condition(self, "!=", other)
+
+    def __lt__(self, other):
+        return Condition(self, "<", other)
+
+    def __le__(self, other):
+        return Condition(self, "<=", other)
+
+    def __gt__(self, other):
+        return Condition(self, ">", other)
+
+    def __ge__(self, other):
+        return Condition(self, ">=", other)
+
+    __hash__ = object.__hash__
+    """By identity: dicts and sets of Promises never compare them (which would give a Condition)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Promise(_Unknown):
     """A value that will exist when the workflow runs: an upstream output or a workflow input."""
 
     task: str | None
@@ -234,6 +333,24 @@ class Promise:
         if self.task is None:
             return {"from_input": self.name}
         return {"from_task": resource.TaskOutputRef(task=self.task, output=self.name)}
+
+    def described(self) -> str:
+        return f"workflow input {self.name!r}" if self.task is None else f"output {self.name!r} of task {self.task}"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Condition(_Unknown):
+    """``mode == "publish"`` on a Promise: kept for the branches to come (``ferry.when``), never a bool."""
+
+    left: Any
+    op: str
+    right: Any
+
+    def described(self) -> str:
+        def side(value):
+            return value.described() if isinstance(value, _Unknown) else repr(value)
+
+        return f"{side(self.left)} {self.op} {side(self.right)}"
 
 
 compiling: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("ferry_compiling", default=None)
@@ -278,8 +395,8 @@ class Graph:
             compatible = produced == wanted and (produced != resource.Kind.VALUE or Any in (expected, value.annotation)
                                                  or _same_type(expected, value.annotation))
             if not compatible:
-                raise DefinitionError(f"{where} expects {_type_name(expected)} but gets "
-                                      f"{_type_name(value.annotation)} from "
+                raise DefinitionError(f"{where} expects {type_name(expected)} but gets "
+                                      f"{type_name(value.annotation)} from "
                                       f"{'task ' + value.task if value.task else 'workflow input'} {value.name!r}")
             return resource.TaskInput(name=name, **value.source())
         if values.kind_of(expected) != resource.Kind.VALUE:
@@ -295,8 +412,30 @@ class Graph:
 
 
 def _same_type(a: Any, b: Any) -> bool:
-    return a == b or (inspect.isclass(a) and inspect.isclass(b) and issubclass(b, a))
+    """Whether every value of ``b`` (what is given) is one of ``a`` (what is expected): a subclass,
+    or a ``Literal`` whose values all are (``Literal["fast", "slow"]`` passes to a ``str``)."""
+    if a == b or (inspect.isclass(a) and inspect.isclass(b) and issubclass(b, a)):
+        return True
+    if typing.get_origin(b) is not typing.Literal:
+        return False
+    given = typing.get_args(b)
+    if typing.get_origin(a) is typing.Literal:
+        return all(any(v == w and type(v) is type(w) for w in typing.get_args(a)) for v in given)
+    return inspect.isclass(a) and all(isinstance(v, a) and not (isinstance(v, bool) and a is not bool) for v in given)
 
 
-def _type_name(annotation: Any) -> str:
+def type_name(annotation: Any) -> str:
+    """``list[File]``, ``Literal['fast', 'slow']``, ``Optional[int]``: a type as a user writes it."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin in (typing.Union, types.UnionType):
+        if len(args) == 2 and type(None) in args:
+            return f"Optional[{type_name(next(a for a in args if a is not type(None)))}]"
+        return " | ".join(map(type_name, args))
+    if origin is not None and args:
+        name = getattr(origin, "__name__", None) or str(origin).replace("typing.", "")
+        return f"{name}[{', '.join('...' if a is ... else type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

@@ -8,10 +8,12 @@ object and passed by reference.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
 import json
+import typing
 from typing import Any
 
 import pydantic
@@ -36,6 +38,36 @@ def kind_of(annotation: Any) -> resource.Kind:
             if issubclass(annotation, cls):
                 return kind
     return resource.Kind.VALUE
+
+
+def unsupported(annotation: Any) -> str | None:
+    """Why values of ``annotation`` cannot travel between tasks, or None: said where a task is
+    defined, rather than as pydantic's many lines (and its advice for library authors) at compile."""
+    if kind_of(annotation) != resource.Kind.VALUE:
+        return None
+    if _holds_blob(annotation, set()):
+        return ("files, directories and assets inside lists, dicts, tuples, optional values or dataclasses are not "
+                "supported yet; pass one ferry.Directory holding the files instead (or each ferry.File on its own)")
+    try:
+        _adapter(annotation)
+    except pydantic.PydanticUserError:
+        return ("its values cannot travel between tasks: use str, int, float, bool, lists and dicts of them, "
+                "a dataclass, a pydantic model, or a ferry.File, ferry.Directory or ferry.Asset")
+    return None
+
+
+def _holds_blob(annotation: Any, seen: set[int]) -> bool:
+    """Whether a File, Directory or Asset is somewhere inside ``annotation`` (its arguments, or the
+    fields of a dataclass or pydantic model)."""
+    if id(annotation) in seen:
+        return False
+    seen.add(id(annotation))
+    inner = list(typing.get_args(annotation))
+    if dataclasses.is_dataclass(annotation) and inspect.isclass(annotation):
+        inner += typing.get_type_hints(annotation).values()
+    elif inspect.isclass(annotation) and issubclass(annotation, pydantic.BaseModel):
+        inner += [field.annotation for field in annotation.model_fields.values()]
+    return any(kind_of(t) != resource.Kind.VALUE or _holds_blob(t, seen) for t in inner)
 
 
 @functools.lru_cache(maxsize=None)

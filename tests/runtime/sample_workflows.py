@@ -370,3 +370,20 @@ def read_boxed(shout: ferry.File, pages: ferry.Directory, lines: int) -> dict:
     root = pathlib.Path(pages)
     return {"shout": pathlib.Path(shout).read_text(), "lines": lines,
             "pages": {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}}
+
+
+@ferry.task
+def three_for_two() -> tuple[int, int]:
+    """Declares two outputs and returns three: the third must not vanish."""
+    return 1, 2, 3
+
+
+@ferry.task
+def one_for_two() -> tuple[int, int]:
+    return 1  # type: ignore[return-value]
+
+
+@ferry.task
+def calls_a_task(a: int) -> int:
+    """Calls another task as if it were a function: that is a workflow's job."""
+    return add(a=a, b=1)

@@ -9,6 +9,7 @@ import pytest
 
 import ferry
 from ferry import errors, remote, runner
+from tests.runtime import sample_workflows as samples
 
 
 def _archive(tmp_path, add) -> str:
@@ -118,3 +119,38 @@ def test_a_manifest_compiled_with_dashed_names_still_runs(tmp_path, monkeypatch)
                            output_prefix=(tmp_path / "raw" / "e" / "count" / "1").as_uri())
     result = runner.execute(plan, store, tmp_path / "work")
     assert {name: output.value for name, output in result.outputs.items()} == {"row-count": 2, "summary": "2 rows"}
+
+
+def _plan(tmp_path, function: str, outputs: list[str], **values):
+    from ferry import resource, taskpod
+
+    return taskpod.PodPlan(workflow="w", namespace="local", execution_id="e", task=function.replace("_", "-"),
+                           attempt=1, function=f"tests.runtime.sample_workflows:{function}", values=values,
+                           outputs=[resource.TaskOutput(name=n, kind=resource.Kind.VALUE) for n in outputs],
+                           output_prefix=(tmp_path / "raw" / "e" / "t" / "1").as_uri())
+
+
+@pytest.mark.parametrize("function, says", [
+    ("three_for_two", "task three_for_two returned 3 values but its return type tuple[int, int] declares 2"),
+    ("one_for_two", "task one_for_two returned int, not the 2 values its return type tuple[int, int] declares"),
+])
+def test_a_task_returning_another_count_of_values_than_it_declares_fails(tmp_path, monkeypatch, function, says):
+    """The third of three values returned by a ``-> tuple[int, int]`` task was dropped without a word."""
+    monkeypatch.chdir(tmp_path)
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    with pytest.raises(TypeError) as failed:
+        runner.execute(_plan(tmp_path, function, ["o0", "o1"]), store, tmp_path / "work")
+    assert str(failed.value) == says
+    assert not store.list((tmp_path / "raw").as_uri()), "nothing is published"
+
+
+def test_a_task_called_inside_a_task_is_refused_with_the_plain_function_to_call(tmp_path, monkeypatch):
+    """It started a separate local run of its own, inside the task."""
+    monkeypatch.chdir(tmp_path)
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    with pytest.raises(ferry.DefinitionError) as refused:
+        runner.execute(_plan(tmp_path, "calls_a_task", ["o0"], a=1), store, tmp_path / "work")
+    message = str(refused.value)
+    assert "\n" not in message and "sample_workflows.py:" in message
+    assert "task add is called inside task calls-a-task" in message and "add.fn(...)" in message
+    assert samples.add.fn(a=1, b=1) == 2, "the plain function the message offers"
