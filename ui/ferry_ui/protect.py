@@ -22,7 +22,7 @@ POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inlin
           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 """The pages' Content-Security-Policy: scripts only from the UI's own files (no inline script or
 handler runs, whatever markup a name or a message smuggles in). Inline styles stay allowed:
-Cytoscape sets its canvas's style, and a style cannot run script."""
+Cytoscape adds a stylesheet of its own (without it the page logs a violation), and a style runs no script."""
 HEADERS = ((b"content-security-policy", POLICY.encode()), (b"x-content-type-options", b"nosniff"),
            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"))
 WRONG_HOST = ("ferry ui: this page was asked for by a host name the UI is not served as; open it as "
