@@ -65,8 +65,8 @@ def test_the_list_shows_local_runs_and_updates_live(page, start_ui, tmp_path):
         running = page.locator("tr[data-name^='slow-'] .phase")
         running.wait_for()
         assert running.inner_text() in ("Pending", "Running")
-        page.wait_for_function("() => document.querySelector(\"tr[data-name^='slow-'] .phase\").textContent === 'Succeeded'",
-                               timeout=60_000)
+        page.wait_for_function("() => document.querySelector(\"tr[data-name^='slow-'] .phase\").textContent"
+                               " === 'Succeeded'", timeout=60_000)
     finally:
         assert slow.wait(60) == 0, slow.stderr.read()
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload

@@ -36,6 +36,7 @@ def store_tree(tmp_path: pathlib.Path):
     (tmp_path / "secret.txt").write_text(SECRET)
     (root / "link.txt").symlink_to(tmp_path / "secret.txt")
     (root / "away").symlink_to(tmp_path)
+    (root / "out" / "leak.txt").symlink_to(tmp_path / "secret.txt")
     return root
 
 
@@ -52,7 +53,7 @@ def raw_query(uri: str, route: str = "/raw", **extra: str) -> str:
 def test_encoded_dots_symlinks_and_other_places_are_refused_without_naming_the_prefix(served, store_tree, tmp_path):
     prefix = store_tree.as_uri()
     hostile = [f"{prefix}/%2e%2e/secret.txt", f"{prefix}/%2E%2E/secret.txt", f"{prefix}/%2e%2e%2fsecret.txt",
-               f"{prefix}/out/..%2f..%2fsecret.txt", f"{prefix}/link.txt", f"{prefix}/away/secret.txt",
+               f"{prefix}/out/..%2f..%2fsecret.txt", f"{prefix}/link.txt", f"{prefix}/out/leak.txt", f"{prefix}/away/secret.txt",
                f"{prefix}/%2e%2e/%2e%2e" + str(tmp_path / "secret.txt"), (tmp_path / "secret.txt").as_uri(),
                str(tmp_path / "secret.txt"), f"file://localhost{tmp_path}/secret.txt", "file:///proc/self/environ",
                f"{prefix}/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/proc/self/environ",
@@ -67,7 +68,8 @@ def test_encoded_dots_symlinks_and_other_places_are_refused_without_naming_the_p
         assert status == 403 and b"secret.txt" not in body and b"passwd" not in body, (uri, status)
         assert str(store_tree).encode() not in body
     assert served.get(raw_query(f"{prefix}/kept.txt"))[2] == b"inside: kept"
-    assert b"a.txt" in served.get(raw_query(f"{prefix}/out", "/output", kind="directory"))[2]
+    listing = served.get(raw_query(f"{prefix}/out", "/output", kind="directory"))[2]
+    assert b"a.txt" in listing and b"leak.txt" not in listing  # a symlink is not even listed
 
 
 def test_a_uri_a_cluster_workflow_names_outside_the_store_is_not_served(store_tree, tmp_path):
@@ -179,7 +181,7 @@ HEADS = st.sampled_from(["{prefix}", "{prefix}", "{prefix}", "FILE://{root}", "F
 SEGMENTS = st.sampled_from(["..", ".", "%2e%2e", "%2E%2e", "%252e%252e", "%2e", "..%2f", "%2f..", "%5c..", "..\\",
                             "\\..", "%00", "\0", "link.txt", "away", "out", "", "%2fetc", "etc", "proc", "self",
                             "%252f", "tmp"])
-NAMES = st.sampled_from(["secret.txt", "link.txt", "kept.txt", "a.txt", "passwd", "environ", "", "%2e%2e"])
+NAMES = st.sampled_from(["secret.txt", "link.txt", "leak.txt", "kept.txt", "a.txt", "passwd", "environ", "", "%2e%2e"])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -31,6 +31,8 @@ HERE = pathlib.Path(__file__).parent
 LIVE_SECONDS = 0.5
 """How often a live page's stream looks for a change."""
 HEARTBEAT_SECONDS = 15
+RAW_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+"""A stored file opened on its own: no script, nothing loaded (the browser's image viewer styles itself)."""
 
 
 class Sources:
@@ -244,7 +246,7 @@ def create(sources: Sources, store: store_.Store | None = None, bound: str = "12
         media_type, inline = stored.served_as(name)
         disposition = "inline" if inline and not request.query_params.get("download") else "attachment"
         headers = {"Content-Disposition": f"{disposition}; filename*=UTF-8''{urllib.parse.quote(name)}",
-                   "Content-Security-Policy": "sandbox; default-src 'none'; frame-ancestors 'none'"}
+                   "Content-Security-Policy": RAW_POLICY}
         if ref.size is not None:
             headers["Content-Length"] = str(ref.size)
         return StreamingResponse(iterate_in_threadpool(chunks), media_type=media_type, headers=headers)

@@ -106,7 +106,7 @@ class LocalBackend(local.LocalBackend):
         except (FileNotFoundError, NotADirectoryError, Refused):
             return None
         try:
-            return base.ObjectInfo(pathlib.PurePath(uris.local_path(uri)).name, os.fstat(fd).st_size)
+            return base.ObjectInfo(uris.local_path(uri).name, os.fstat(fd).st_size)
         finally:
             os.close(fd)
 
@@ -121,8 +121,8 @@ class LocalBackend(local.LocalBackend):
                 for name in sorted(names):
                     found = os.stat(name, dir_fd=fd, follow_symlinks=False)
                     if local.TMP_MARK not in name and stat.S_ISREG(found.st_mode):
-                        path = pathlib.PurePosixPath(directory, name)
-                        yield base.ObjectInfo(path.as_posix().removeprefix("./"), found.st_size, found.st_mtime)
+                        path = pathlib.PurePosixPath(directory, name).as_posix()  # "./a", "b" → "a/b"
+                        yield base.ObjectInfo(path, found.st_size, found.st_mtime)
         finally:
             os.close(folder)
 

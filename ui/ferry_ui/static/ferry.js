@@ -25,7 +25,7 @@ const ferry = {
       const params = query();
       const response = await fetch("/workflows?fragment=1&" + params);
       if (!response.ok) return;
-      rows.innerHTML = await response.text();
+      rows.innerHTML = await response.text();  // the server's fragment, every name in it escaped
       const select = form.elements.namespace;
       for (const name of JSON.parse(response.headers.get("X-Ferry-Namespaces") || "[]")) {
         if (![...select.options].some((o) => o.value === name)) select.add(new Option(name, name));
