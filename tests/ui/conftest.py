@@ -1,6 +1,8 @@
 """A real headless Chromium (Debian's ``chromium``, driven by Playwright) and ``ferry ui`` as a
 process. Each browser test leaves a screenshot of its last page under ``test-output/ui/``
-(``FERRY_TEST_OUTPUT`` moves it), and fails on any error the page's scripts raise."""
+(``FERRY_TEST_OUTPUT`` moves it), and fails on any error the page's scripts raise. Give
+``wait_for_function`` a function (``"() => ..."``): the pages' Content-Security-Policy forbids
+the ``eval`` Playwright runs a bare expression with."""
 
 from __future__ import annotations
 

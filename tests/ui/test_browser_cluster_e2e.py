@@ -40,16 +40,16 @@ def test_local_runs_and_a_workflow_made_with_kubectl_go_live_from_list_to_logs(p
     assert page.locator(f"tr[data-name='{run_id(ran)}'] td:nth-child(2)").inner_text() == "local"
     cluster.kubectl("apply", "-n", workflow_namespace, "-f", "-", input=json.dumps(FAILING))
     phase = page.locator("tr[data-name='ui-watch'] .phase")
-    page.wait_for_function("['Pending', 'Running'].includes("
+    page.wait_for_function("() => ['Pending', 'Running'].includes("
                            "document.querySelector(\"tr[data-name='ui-watch'] .phase\")?.textContent)")
-    page.wait_for_function("document.querySelector(\"tr[data-name='ui-watch'] .phase\").textContent === 'Failed'",
+    page.wait_for_function("() => document.querySelector(\"tr[data-name='ui-watch'] .phase\").textContent === 'Failed'",
                            timeout=120_000)
     assert phase.inner_text() == "Failed"
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
     assert page.locator(f"tr[data-name='{run_id(ran)}']").count() == 1  # both sources in one list
     snap(page, "cluster-and-local-list")
     page.select_option("select[name=namespace]", workflow_namespace)
-    page.wait_for_function("document.querySelectorAll('#rows tbody tr[data-name]').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#rows tbody tr[data-name]').length === 1")
 
     page.locator("#rows a", has_text="ui-watch").click()
     assert graph_phases(page) == {"wait": "Succeeded", "fail": "Failed"}

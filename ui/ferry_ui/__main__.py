@@ -10,6 +10,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8686, help="port to listen on (default: 8686)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1; the UI has no login of its own)")
+    parser.add_argument("--allow-host", action="append", dest="allow_hosts", default=[], metavar="NAME",
+                        help="also answer requests for this host name (a name it is reached by besides "
+                             "localhost, 127.0.0.1 and [::1]); repeat for more")
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
     parser.add_argument("-n", "--namespace", action="append", dest="namespaces", metavar="NAMESPACE",
                         help="only this namespace of the cluster; repeat for more (default: all you may list)")
@@ -29,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        listening = app.bind(args.host, args.port)
+    except OSError as error:
+        print(f"ferry ui: cannot listen on {args.host} port {args.port} ({error.strerror or error}); "
+              "choose another with --port", file=sys.stderr)
+        return 2
     local = None if args.cluster_only else localruns.LocalSource()
     cluster = None
     if not args.local_only:
@@ -41,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"ferry ui: no cluster to show: {error}", file=sys.stderr)
                 return 1
             print(f"ferry ui: showing local runs only (no cluster: {error})", file=sys.stderr)
-    print(f"Ferry UI on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    app.serve(app.Sources(local, cluster), args.host, args.port)
+    shown = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
+    print(f"Ferry UI on http://{shown}:{listening.getsockname()[1]}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    app.serve(app.Sources(local, cluster), listening, allow_hosts=args.allow_hosts)
     return 0
 
 

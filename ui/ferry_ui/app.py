@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import socket
 import urllib.parse
 
 import pydantic
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -23,12 +25,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ferry import drives, errors, resource, store as store_, uris
-from ferry_ui import graph, localruns, stored, summaries
+from ferry_ui import confined, graph, localruns, protect, stored, summaries
 
 HERE = pathlib.Path(__file__).parent
 LIVE_SECONDS = 0.5
 """How often a live page's stream looks for a change."""
 HEARTBEAT_SECONDS = 15
+RAW_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+"""A stored file opened on its own: no script, nothing loaded (the browser's image viewer styles itself)."""
 
 
 class Sources:
@@ -74,11 +78,15 @@ class Sources:
         return producer, readers
 
 
-def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
+def create(sources: Sources, store: store_.Store | None = None, bound: str = "127.0.0.1",
+           allow_hosts: list[str] | tuple[str, ...] = ()) -> Starlette:
+    """The app, answering the hosts ``protect.allowed(bound, allow_hosts)`` and reading only what
+    ``confined`` lets it read of ``store``."""
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters.update(size=summaries.human_size, quote=urllib.parse.quote, clock=summaries.clock)
-    templates.env.globals.update(sources=sources, phases=[p.value for p in resource.Phase], ferry_query=_query_string)
-    store = store or store_.Store()
+    templates.env.globals.update(sources=sources, phases=[p.value for p in resource.Phase], ferry_query=_query_string,
+                                 page_size=stored.LEVEL_PAGE)
+    store = confined.Store((store or store_.Store()).settings)
 
     def query_of(request: Request) -> summaries.Query:
         params = request.query_params
@@ -175,17 +183,13 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     def readable(uri: str | None):
-        """``uri``'s lineage, if the UI may read it: under the raw data prefix, or named by a
-        workflow it shows. Never any other object the store's keys (or the UI's own files) reach."""
+        """``uri``'s lineage, if the UI may read it: under the raw data prefix (``confined``). A
+        workflow naming a URI does not make it readable: on a cluster, another tenant names it."""
         if not uri:
             raise HTTPException(400, "uri: missing; open an output from a workflow's page")
-        if {".", ".."} & set(uri.partition("://")[2].split("/")):
-            raise HTTPException(403, f"{uri} has '.' or '..' in its path: name the object itself")
-        producer, readers = sources.lineage(uri)
-        if not (producer or readers or uri.startswith(store.raw_data_prefix.rstrip("/") + "/")):
-            raise HTTPException(403, f"{uri} is neither under the raw data prefix {store.raw_data_prefix} "
-                                     "nor an input or output of a workflow shown here")
-        return producer, readers
+        if not confined.inside(store.raw_data_prefix, uri):
+            raise HTTPException(403, confined.REFUSED)
+        return sources.lineage(uri)
 
     async def output(request: Request) -> Response:
         params = request.query_params
@@ -197,7 +201,10 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
                    "sha256": params.get("sha256"), "level": None, "error": None}
         try:
             if kind != "file":
-                context["level"] = await run_in_threadpool(stored.level, store, uri, digest, path)
+                context["level"] = await run_in_threadpool(stored.level, store, uri, digest, path,
+                                                           max(0, _number(params, "page", 0)))
+        except PermissionError:  # a symlink out of the store, say
+            raise HTTPException(403, confined.REFUSED) from None
         except Exception as error:  # noqa: BLE001 - shown on the page: a missing store credential, say
             context["error"] = f"{type(error).__name__}: {error}"
         return templates.TemplateResponse(request, "output.html", context)
@@ -211,33 +218,38 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
             ref = stored.file_ref(store, uri, params.get("digest") or None, path, params.get("sha256") or None, size)
         except pydantic.ValidationError as error:  # a hand-edited link
             raise HTTPException(400, f"not a stored file: {error.errors()[0]['msg']}") from None
-        except errors.PathEscapeError as error:  # the store refuses a manifest naming an object outside it
-            raise HTTPException(403, str(error)) from None
-        if ref.uri != uri and not ref.uri.startswith(uri.rstrip("/") + "/"):
-            readable(ref.uri)  # a manifest (a task wrote it) may name an object elsewhere
+        except (errors.PathEscapeError, PermissionError):  # a manifest naming an object outside the store
+            raise HTTPException(403, confined.REFUSED) from None
+        if not confined.inside(store.raw_data_prefix, ref.uri):  # a manifest (a task wrote it) names it
+            raise HTTPException(403, confined.REFUSED)
         return ref, params.get("name") or (path or uri).rstrip("/").rpartition("/")[2]
 
     async def preview(request: Request) -> Response:
         try:
             ref, name = await run_in_threadpool(_ref, request)
             shown = await run_in_threadpool(stored.preview, store, ref, name)
-        except (LookupError, FileNotFoundError) as error:
+        except (LookupError, FileNotFoundError, NotADirectoryError) as error:
             raise HTTPException(404, str(error)) from None
+        except PermissionError:
+            raise HTTPException(403, confined.REFUSED) from None
         return templates.TemplateResponse(request, "preview.html", {"preview": shown, "name": name,
                                                                     "raw": f"/raw?{request.url.query}"})
 
     async def raw(request: Request) -> Response:
         try:
             ref, name = await run_in_threadpool(_ref, request)
-        except (LookupError, FileNotFoundError) as error:
+            chunks = await run_in_threadpool(stored.read, store, ref)  # opened here: a refusal is a 403
+        except (LookupError, FileNotFoundError, NotADirectoryError) as error:
             raise HTTPException(404, str(error)) from None
-        disposition = "attachment" if request.query_params.get("download") else "inline"
+        except PermissionError:
+            raise HTTPException(403, confined.REFUSED) from None
+        media_type, inline = stored.served_as(name)
+        disposition = "inline" if inline and not request.query_params.get("download") else "attachment"
         headers = {"Content-Disposition": f"{disposition}; filename*=UTF-8''{urllib.parse.quote(name)}",
-                   "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+                   "Content-Security-Policy": RAW_POLICY}
         if ref.size is not None:
             headers["Content-Length"] = str(ref.size)
-        return StreamingResponse(iterate_in_threadpool(stored.read(store, ref)),
-                                 media_type=stored.media_type(name), headers=headers)
+        return StreamingResponse(iterate_in_threadpool(chunks), media_type=media_type, headers=headers)
 
     async def drive_list(request: Request) -> Response:
         found = await run_in_threadpool(drives.names, store)
@@ -273,7 +285,7 @@ def create(sources: Sources, store: store_.Store | None = None) -> Starlette:
         Route("/drives/{name}", drive),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(protect.Guard, hosts=protect.allowed(bound, allow_hosts))])
 
 
 def _number(params, field: str, default: int) -> int:
@@ -292,9 +304,17 @@ def _line_json(line: summaries.Summary) -> dict:
     return {"phase": line.phase, "progress": line.progress, "message": line.message, "duration": line.duration}
 
 
-def serve(sources: Sources, host: str = "127.0.0.1", port: int = 8686, store: store_.Store | None = None) -> None:
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, made before the URL is printed: a busy port raises OSError here."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host.strip("[]"), port), family=family)
+
+
+def serve(sources: Sources, listening: socket.socket, store: store_.Store | None = None,
+          allow_hosts: list[str] | tuple[str, ...] = ()) -> None:
     import uvicorn
 
-    # Live pages hold a stream open: on Ctrl-C, close them after a second instead of waiting for them.
-    uvicorn.run(create(sources, store), host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
-
+    host = listening.getsockname()[0]
+    config = uvicorn.Config(create(sources, store, host, allow_hosts), log_level="warning",
+                            timeout_graceful_shutdown=1)  # live pages hold a stream open: on Ctrl-C, close them
+    uvicorn.Server(config).run(sockets=[listening])

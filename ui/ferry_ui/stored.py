@@ -23,12 +23,21 @@ IMAGE_BYTES = 16 * 1024 * 1024
 """Images larger than this are offered as a download only."""
 
 
+LEVEL_PAGE = 500
+"""A folder's page shows this many of its entries (subfolders first, then files): a folder of
+100,000 files is 200 pages, not one page of 45 MB."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Level:
-    """One folder of a directory output: its subfolders (with total sizes and file counts) and files."""
+    """One page of one folder of a directory output: its subfolders (with total sizes and file
+    counts) and files, ``page`` of ``pages``, out of ``total`` entries."""
     path: str
     folders: list[tuple[str, int, int]]
     files: list[manifest.Entry]
+    page: int = 0
+    pages: int = 1
+    total: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +56,23 @@ def _manifest(store: store_.Store, uri: str, digest: str | None) -> manifest.Man
     return store.manifest(blobs.BlobRef(uri=uri, kind=blobs.Kind.DIRECTORY, manifest_digest=digest) if digest else uri)
 
 
-def level(store: store_.Store, uri: str, digest: str | None, path: str = "") -> Level:
+def level(store: store_.Store, uri: str, digest: str | None, path: str = "", page: int = 0) -> Level:
+    """Page ``page`` of the folder ``path`` (``LEVEL_PAGE`` entries; the last page when past it)."""
     prefix = f"{path.strip('/')}/" if path.strip("/") else ""
+    folders, files = _folder(store, uri, digest, prefix)
+    total = len(folders) + len(files)
+    pages = max(1, -(-total // LEVEL_PAGE))
+    page = min(page, pages - 1)
+    start, end = page * LEVEL_PAGE, (page + 1) * LEVEL_PAGE
+    return Level(prefix.rstrip("/"), folders[start:end], files[max(0, start - len(folders)):max(0, end - len(folders))],
+                 page, pages, total)
+
+
+@functools.lru_cache(maxsize=16)
+def _folder(store: store_.Store, uri: str, digest: str | None,
+            prefix: str) -> tuple[list[tuple[str, int, int]], list[manifest.Entry]]:
+    """A folder's subfolders ``(name, total size, file count)`` and files, sorted: one pass over the
+    manifest, kept for the next page of the same folder."""
     folders: dict[str, list[int]] = {}
     files = []
     for entry in _manifest(store, uri, digest).files:
@@ -62,8 +86,7 @@ def level(store: store_.Store, uri: str, digest: str | None, path: str = "") -> 
             totals[1] += 1
         else:
             files.append(entry)
-    return Level(prefix.rstrip("/"), sorted((name, size, count) for name, (size, count) in folders.items()),
-                 sorted(files, key=lambda e: e.path))
+    return sorted((name, size, count) for name, (size, count) in folders.items()), sorted(files, key=lambda e: e.path)
 
 
 def entry(store: store_.Store, uri: str, digest: str | None, path: str) -> manifest.Entry:
@@ -111,14 +134,34 @@ def preview(store: store_.Store, ref: blobs.BlobRef, name: str) -> Preview:
 
 
 def read(store: store_.Store, ref: blobs.BlobRef) -> Iterator[bytes]:
-    """The whole file, checked against its reference at the end (an IntegrityError ends the stream)."""
-    with store.open(ref) as stream:
-        while chunk := stream.read(1024 * 1024):
-            yield chunk
+    """The whole file, checked against its reference at the end (an IntegrityError ends the stream).
+    Opened at once, so a refused or missing file raises before a response starts."""
+    stream = store.open(ref)
+
+    def chunks() -> Iterator[bytes]:
+        with stream:
+            while chunk := stream.read(1024 * 1024):
+                yield chunk
+    return chunks()
 
 
 def media_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+INLINE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"})
+
+
+def served_as(name: str) -> tuple[str, bool]:
+    """``(media type, may be shown inline)`` of a stored file: a task chose its bytes and name, so
+    only text (as ``text/plain``) and raster images are shown in the browser; HTML, SVG and the
+    rest only download (a download is never rendered as a page of the UI's origin)."""
+    found = media_type(name)
+    if found in INLINE_IMAGES:
+        return found, True
+    if _kind(name) in ("csv", "json") or (found.startswith("text/") and found not in ("text/html", "text/xml")):
+        return "text/plain; charset=utf-8", True
+    return found, False
 
 
 def _kind(name: str) -> str:

@@ -107,7 +107,7 @@
     if (!response.ok) return;
     const open = document.getElementById("log");
     const following = open && !open.hidden ? open.dataset.url : null;
-    panel.innerHTML = await response.text();
+    panel.innerHTML = await response.text();  // the server's fragment (ok only), every name in it escaped
     if (following && quietly) {
       const log = document.getElementById("log");
       log.dataset.url = following;

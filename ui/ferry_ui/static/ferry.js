@@ -25,7 +25,7 @@ const ferry = {
       const params = query();
       const response = await fetch("/workflows?fragment=1&" + params);
       if (!response.ok) return;
-      rows.innerHTML = await response.text();
+      rows.innerHTML = await response.text();  // the server's fragment, every name in it escaped
       const select = form.elements.namespace;
       for (const name of JSON.parse(response.headers.get("X-Ferry-Namespaces") || "[]")) {
         if (![...select.options].some((o) => o.value === name)) select.add(new Option(name, name));
@@ -65,7 +65,12 @@ const ferry = {
     if (!pane) return;
     const show = async (url) => {
       const response = await fetch(url);
-      pane.innerHTML = response.ok ? await response.text() : `<p class="error">${response.status}: ${await response.text()}</p>`;
+      const text = await response.text();
+      if (response.ok) { pane.innerHTML = text; return; }  // the server's page, every name in it escaped
+      const error = document.createElement("p");           // an error's text echoes the request: text only
+      error.className = "error";
+      error.textContent = `${response.status}: ${text}`;
+      pane.replaceChildren(error);
     };
     if (pane.dataset.load) show(pane.dataset.load);
     document.addEventListener("click", (event) => {
@@ -75,3 +80,7 @@ const ferry = {
     });
   },
 };
+
+// Each page's part starts from here, not from an inline script (the Content-Security-Policy runs none).
+if (document.getElementById("filters")) ferry.liveList();
+ferry.previews();
