@@ -18,7 +18,7 @@ import typing
 from typing import Any, NoReturn
 
 import ferry
-from ferry import history, malloc, podruntime, resource, scheduler, values
+from ferry import history, malloc, podruntime, resource, scheduler, terminal, values
 
 
 def load_workflow(target: str):
@@ -166,12 +166,12 @@ def _default(annotation: Any, default: Any) -> str:
 def show(kind: str, reason: str, message: str) -> None:
     mark = {"TaskStarted": "▶", "TaskSucceeded": "✔", "TaskFailed": "✘", "TaskRetrying": "↻",
             "Published": "⇪"}.get(reason, "•")
-    print(f"{time.strftime('%H:%M:%S')} {mark} {message}", file=sys.stderr, flush=True)
+    print(f"{time.strftime('%H:%M:%S')} {mark} {terminal.printable(message, lines=True)}", file=sys.stderr, flush=True)
 
 
 def describe(value: Any) -> str:
     source = getattr(value, "remote_source", None) or getattr(value, "uri", None)
-    return f"{value.__class__.__name__}({source})" if source else repr(value)
+    return terminal.printable(f"{value.__class__.__name__}({source})" if source else repr(value))
 
 
 def _store(uri: str | None) -> ferry.Store:
@@ -215,10 +215,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                                      run_id=run_id)
         print(f"{workflow.name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
         if outcome.status.phase != resource.Phase.SUCCEEDED:
-            print(outcome.status.message, file=sys.stderr)
+            print(terminal.printable(outcome.status.message, lines=True), file=sys.stderr)
             return 1
         for name, value in outcome.outputs().items():
-            print(f"{name} = {describe(value)}")
+            print(f"{terminal.printable(name)} = {describe(value)}")
     return 0
 
 
@@ -240,10 +240,10 @@ def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store)
         outcome = local.LocalExecutor(store, show).run(name, spec, {}, run_id)
     print(f"{name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
     if outcome.status.phase != resource.Phase.SUCCEEDED:
-        print(outcome.status.message, file=sys.stderr)
+        print(terminal.printable(outcome.status.message, lines=True), file=sys.stderr)
         return 1
     for output_name, output in outcome.status.outputs.items():
-        print(f"{output_name} = {_shown(output, store)}")
+        print(f"{terminal.printable(output_name)} = {_shown(output, store)}")
     return 0
 
 
@@ -272,10 +272,10 @@ def run_remote(args: argparse.Namespace, workflow, inputs: dict[str, Any], store
             return interrupted(name, args)
         print(f"{name}: {status.phase.value}", file=sys.stderr)
         if status.phase != resource.Phase.SUCCEEDED:
-            print(status.message, file=sys.stderr)
+            print(terminal.printable(status.message, lines=True), file=sys.stderr)
             return 1
         for output_name, output in status.outputs.items():
-            print(f"{output_name} = {_shown(output, store)}")
+            print(f"{terminal.printable(output_name)} = {_shown(output, store)}")
     return 0
 
 
@@ -384,11 +384,13 @@ def get(args: argparse.Namespace) -> int:
 def show_workflow(workflow: dict) -> None:
     """One workflow in detail: a Workflow from the cluster, or a local run from the history (same shape)."""
     name, status = workflow["metadata"]["name"], resource.WorkflowStatus.model_validate(workflow.get("status") or {})
-    print(f"{name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip())
+    shown = terminal.printable
+    print(shown(f"{name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip(), lines=True))
     for task, state in status.tasks.items():
-        print(f"  {task:<24} {state.phase.value:<10} attempts={state.attempts} {state.message or ''}".rstrip())
+        print(f"  {shown(task):<24} {state.phase.value:<10} attempts={state.attempts} "
+              f"{shown(state.message or '', lines=True)}".rstrip())
     for name, output in status.outputs.items():
-        print(f"  output {name} = {_shown(output, _store(None))}")
+        print(f"  output {shown(name)} = {_shown(output, _store(None))}")
 
 
 def get_local(args: argparse.Namespace) -> int:
@@ -406,8 +408,9 @@ def get_local(args: argparse.Namespace) -> int:
         return 0
     now = datetime.datetime.now(datetime.timezone.utc)
     rows = [("NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE")]
-    rows += [(run["name"], run["phase"], run["progress"] or "", age(scheduler.parse_time(run["created"]), now),
-              (run["message"] or "").partition("\n")[0]) for run in runs]
+    rows += [tuple(map(terminal.printable, (run["name"], run["phase"], run["progress"] or "",
+                                            age(scheduler.parse_time(run["created"]), now),
+                                            (run["message"] or "").partition("\n")[0]))) for run in runs]
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
         print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)) + f"   {row[4]}".rstrip())
@@ -457,8 +460,8 @@ def _shown(output: resource.Output, store: ferry.Store) -> str:
         try:
             output = podruntime.dereference(output, store)
         except Exception as error:  # noqa: BLE001 - showing the pointer is the fallback
-            return f"(in {output.result.uri}: {type(error).__name__})"
-    return json.dumps(output.value) if output.uri is None else output.uri
+            return terminal.printable(f"(in {output.result.uri}: {type(error).__name__})")
+    return terminal.printable(json.dumps(output.value) if output.uri is None else output.uri)
 
 
 def logs(args: argparse.Namespace) -> int:
@@ -524,10 +527,10 @@ def ls(args: argparse.Namespace) -> int:
     """List a drive (``ferry://name``) or a stored directory or asset, from its manifest."""
     if args.uri.startswith("ferry://"):
         for path in ferry.Drive(args.uri).list(args.prefix or ""):
-            print(path)
+            print(terminal.printable(path))
         return 0
     for entry in _store(None).manifest(args.uri).files:
-        print(f"{entry.size:>12}  {entry.path}")
+        print(f"{entry.size:>12}  {terminal.printable(entry.path)}")
     return 0
 
 

@@ -363,3 +363,57 @@ def test_a_file_that_is_no_workflow_manifest_is_refused(tmp_path):
     (tmp_path / "pod.yaml").write_text("kind: Pod\n")
     with pytest.raises(SystemExit, match="is not a Workflow manifest"):
         cli.main(["run", str(tmp_path / "pod.yaml")])
+
+
+HOSTILE = "\x1b]0;title\x07\x1b[2J"
+
+
+@ferry.task
+def shouts() -> int:
+    raise ValueError(f"bad {HOSTILE}\u202e")
+
+
+@ferry.workflow
+def shouting() -> int:
+    return shouts()
+
+
+def no_controls(text: str) -> None:
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, text
+
+
+def test_run_prints_a_tasks_hostile_failure_escaped(tmp_path, capsys):
+    assert cli.main(["run", "tests.runtime.test_cli:shouting", "--store", str(tmp_path / "raw")]) == 1
+    captured = capsys.readouterr()
+    no_controls(captured.out + captured.err)
+    assert r"ValueError: bad \x1b]0;title\x07\x1b[2J\u202e" in captured.err
+
+
+def test_get_local_prints_hostile_names_and_messages_escaped(history_in_tmp, capsys):
+    spec = resource.WorkflowSpec(tasks=[resource.Task(name="load", function="m:f")])
+    with history.History(history_in_tmp) as opened:  # a history is a file anyone with the path can write
+        opened.open_run(f"etl{HOSTILE}-00000001", "etl", spec, "file:///raw")
+        opened.update(f"etl{HOSTILE}-00000001", resource.WorkflowStatus(
+            phase=resource.Phase.FAILED, message=f"task load failed: {HOSTILE}",
+            tasks={f"lo{HOSTILE}": resource.TaskStatus(phase=resource.Phase.FAILED, message=HOSTILE)},
+            outputs={f"o{HOSTILE}": resource.Output(kind=resource.Kind.VALUE, value=HOSTILE)}))
+    assert cli.main(["get", "--local"]) == 0
+    listed = capsys.readouterr()
+    no_controls(listed.out + listed.err)
+    assert r"etl\x1b]0;title\x07\x1b[2J-00000001" in listed.out
+    assert cli.main(["get", "--local", f"etl{HOSTILE}-00000001"]) == 0
+    one = capsys.readouterr()
+    no_controls(one.out + one.err)
+    assert r"task load failed: \x1b]0;title\x07\x1b[2J" in one.out
+
+
+def test_ls_prints_hostile_file_names_escaped(tmp_path, capsys, monkeypatch):
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / f"a{HOSTILE}.txt").write_text("x")
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri(), cache_dir=tmp_path / "cache"))
+    ref = store.upload_directory(tmp_path / "tree")
+    monkeypatch.setenv("FERRY_RAW_DATA_PREFIX", store.raw_data_prefix)
+    assert cli.main(["ls", ref.uri]) == 0
+    out = capsys.readouterr().out
+    no_controls(out)
+    assert out.split()[-1] == r"a\x1b]0;title\x07\x1b[2J.txt"
