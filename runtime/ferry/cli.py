@@ -46,6 +46,8 @@ def load_manifest(path: str) -> tuple[str, resource.WorkflowSpec]:
     import pydantic
     import yaml
 
+    from ferry import local
+
     try:
         document = yaml.safe_load(pathlib.Path(path).read_text())
     except FileNotFoundError:
@@ -57,7 +59,12 @@ def load_manifest(path: str) -> tuple[str, resource.WorkflowSpec]:
         spec = resource.WorkflowSpec.model_validate(document.get("spec") or {})
     except pydantic.ValidationError as error:
         raise SystemExit(f"{path}: {error}") from None
-    return meta.get("name") or (meta.get("generateName") or "workflow").rstrip("-"), spec
+    field = "name" if meta.get("name") else "generateName"
+    name = str(meta["name"]) if meta.get("name") else str(meta.get("generateName") or "workflow").rstrip("-")
+    problem = local.name_problem(name)
+    if problem:
+        usage_error("run", f"{path}: metadata.{field} {terminal.printable(repr(name))} {problem}")
+    return name, spec
 
 
 def usage_error(command: str, message: str) -> NoReturn:
@@ -206,6 +213,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         inputs = parse_inputs(workflow, extra, "run")
     if args.remote:
         return run_remote(args, workflow, inputs, store)
+    problem = local.name_problem(workflow.name)
+    if problem:
+        usage_error("run", f"workflow {workflow.__name__} runs as {workflow.name!r}, which {problem}; rename its function")
     run_id = local.new_run_id(workflow.name)
     print(f"run {run_id}" + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""),
           file=sys.stderr, flush=True)
@@ -545,6 +555,9 @@ def compile_(args: argparse.Namespace, extra: list[str]) -> int:
         return dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"' if ambiguous else None)
 
     Dumper.add_representer(str, string)
+    problem = args.name is not None and resource.object_name_problem(args.name)
+    if problem:
+        usage_error("compile", f"--name {terminal.printable(repr(args.name))} {problem}")
     workflow = load_workflow(args.workflow)
     with ferry.use_store(_store(None)):
         manifest = workflow.manifest(args.name, **parse_inputs(workflow, extra, "compile"))

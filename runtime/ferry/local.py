@@ -67,6 +67,13 @@ def new_run_id(workflow: str) -> str:
     return f"{workflow}-{uuid.uuid4().hex[:8]}"
 
 
+def name_problem(name: str) -> str | None:
+    """What keeps ``name`` from naming a local run, or None: its run id (``new_run_id``) names the
+    run's folders in the store and in the scratch folder, so it must be a Workflow's name and stay one
+    with its 9 characters added."""
+    return resource.object_name_problem(name, resource.MAX_OBJECT_NAME_LENGTH - len(new_run_id("")))
+
+
 @dataclasses.dataclass
 class _Process:
     popen: subprocess.Popen | forkserver.Child
@@ -118,6 +125,11 @@ class LocalExecutor:
 
     def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any],
             run_id: str | None = None) -> LocalRun:
+        for field, value, problem in (("workflow name", name, name_problem(name)),
+                                      ("run id", run_id, run_id and resource.object_name_problem(run_id))):
+            if problem:  # before anything is made under that name
+                shutil.rmtree(self.scratch, ignore_errors=True)
+                raise ValueError(f"{field} {value!r} {problem}")
         execution_id = run_id or new_run_id(name)
         roots = {code_root(ref) for ref in code_references(spec)}
         status = resource.WorkflowStatus()

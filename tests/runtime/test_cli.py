@@ -417,3 +417,48 @@ def test_ls_prints_hostile_file_names_escaped(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     no_controls(out)
     assert out.split()[-1] == r"a\x1b]0;title\x07\x1b[2J.txt"
+
+
+def python_task_manifest(tmp_path, metadata: dict) -> str:
+    path = tmp_path / "workflow.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": metadata,
+                                    "spec": {"tasks": [{"name": "first", "function": "tests.runtime.sample_workflows:add",
+                                                        "inputs": [{"name": "a", "value": 1}, {"name": "b", "value": 2}],
+                                                        "outputs": [{"name": "o0", "kind": "value"}]}],
+                                             "outputs": [{"name": "sum", "fromTask": {"task": "first", "output": "o0"}}]}}))
+    return str(path)
+
+
+@pytest.mark.parametrize("metadata, field", [
+    ({"name": "../../escaped"}, "metadata.name"), ({"name": "/tmp/escaped"}, "metadata.name"),
+    ({"name": "Escaped"}, "metadata.name"), ({"name": "escaped_"}, "metadata.name"),
+    ({"name": "escaped." + "x" * 250}, "metadata.name"), ({"generateName": "../escaped-"}, "metadata.generateName"),
+    ({"name": f"escaped{HOSTILE}"}, "metadata.name")])
+def test_a_manifest_name_that_is_no_dns_subdomain_is_refused_before_anything_runs(metadata, field, tmp_path,
+                                                                                   monkeypatch, capsys):
+    import tempfile
+
+    (tmp_path / "deep" / "tmp").mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "deep" / "tmp"))  # where the attempts' folders go
+    manifest = python_task_manifest(tmp_path, metadata)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", manifest, "--store", str(tmp_path / "deep" / "raw")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"{field} " in err, err
+    assert "use lowercase letters, digits, '-' and '.'" in err or "longer than 244 characters: shorten it" in err
+    no_controls(err)
+    assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name.lower()], "nothing written under that name"
+
+
+def test_a_good_manifest_name_runs(tmp_path, capsys):
+    assert cli.main(["run", python_task_manifest(tmp_path, {"name": "adds.v2"}), "--store", str(tmp_path / "raw")]) == 0
+    assert capsys.readouterr().out == "sum = 3\n"
+
+
+def test_compile_refuses_a_name_the_api_server_would(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["compile", "examples/quickstart.py:pipeline", "--name", "../weekly"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ferry compile: --name '../weekly' ") and len(err.splitlines()) == 1

@@ -247,3 +247,14 @@ def test_no_container_runtime_fails_the_run_before_any_task_runs(store, monkeypa
     with pytest.raises(RuntimeError, match="no container runtime found"):
         run.result()
 
+
+
+@pytest.mark.parametrize("name, run_id", [("../../escaped", None), ("pipeline", "../../escaped"),
+                                          ("x" * 250, None)])
+def test_the_executor_refuses_a_name_that_would_lead_out_of_its_folders(store, tmp_path, name, run_id):
+    spec = samples.remembers_twice.compile()
+    executor = local.LocalExecutor(store)
+    with pytest.raises(ValueError, match="lowercase letters, digits, '-' and '.'|characters"):
+        executor.run(name, spec, samples.remembers_twice.outputs, run_id)
+    assert not executor.scratch.exists()
+    assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name]
