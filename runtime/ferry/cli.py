@@ -504,17 +504,33 @@ def logs(args: argparse.Namespace) -> int:
 
 
 def outputs(args: argparse.Namespace) -> int:
-    """Download a workflow's (or one task's) outputs into a directory; values go to ``values.json``."""
-    from ferry import remote
+    """Download a workflow's (or one task's) outputs into a directory; values go to ``values.json``.
 
-    workflow = remote.get(args.name, args.namespace, args.context)
+    The names come from the Workflow's status, written by the operator from what tasks report: each
+    must be an output's name, one segment inside the directory, reached through no link."""
+    workflow = _workflow_of(args)
     status = resource.WorkflowStatus.model_validate(workflow.get("status") or {})
     if args.task:
-        task = next(t for t in resource.WorkflowSpec.model_validate(workflow["spec"]).tasks if t.name == args.task)
+        task = next((t for t in resource.WorkflowSpec.model_validate(workflow["spec"]).tasks if t.name == args.task),
+                    None)
+        if task is None or args.task not in status.tasks:
+            print(f"ferry outputs: {args.name} has no task {terminal.printable(args.task)}"
+                  f"{'' if task is None else ' that has started'}", file=sys.stderr)
+            return 1
         chosen = {o.name: status.tasks[args.task].output(o.name, o.kind) for o in task.outputs}
     else:
         chosen = status.outputs
     target = pathlib.Path(args.output or args.name)
+    for name in chosen:
+        problem = resource.io_name_problem(name) if name else "is empty"
+        if problem:
+            print(f"ferry outputs: the status of {args.name} names an output {terminal.printable(repr(name))}, which "
+                  f"{problem}; nothing downloaded", file=sys.stderr)
+            return 1
+    for path in [target / name for name in chosen] + [target / "values.json"]:
+        if path.is_symlink():
+            print(f"ferry outputs: {path} is a link; remove it, or choose another folder with -o", file=sys.stderr)
+            return 1
     target.mkdir(parents=True, exist_ok=True)
     store = _store(None)
     plain = {}
@@ -531,6 +547,21 @@ def outputs(args: argparse.Namespace) -> int:
         (target / "values.json").write_text(json.dumps(plain, indent=2) + "\n")
         print(f"values -> {target / 'values.json'}")
     return 0
+
+
+def _workflow_of(args: argparse.Namespace) -> dict:
+    """The Workflow ``args.name``: a local run from the history (with ``--local``, or when the history
+    has it: a run id names one run), else the cluster's."""
+    from ferry import remote
+
+    if args.local or (history.enabled() and history.default_path().is_file()):
+        with _history(args.command) as records:
+            found = records.workflow(args.name)
+        if found is not None:
+            return found
+        if args.local:
+            raise SystemExit(_no_run(args.command, args.name, records))
+    return remote.get(args.name, args.namespace, args.context)
 
 
 def ls(args: argparse.Namespace) -> int:
@@ -668,6 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     outputs_parser.add_argument("name")
     outputs_parser.add_argument("--task")
     outputs_parser.add_argument("-o", "--output", help="directory to write to (default: the workflow's name)")
+    outputs_parser.add_argument("--local", action="store_true",
+                                help="a run on this machine (ferry run); found there without it too")
     ls_parser = commands.add_parser("ls", help="list a drive (ferry://name) or a stored directory or asset")
     ls_parser.add_argument("uri")
     ls_parser.add_argument("prefix", nargs="?")
@@ -715,7 +748,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return commands[args.command](args)
         except remote.KubectlError as error:
-            print(f"ferry {args.command}: {error}", file=sys.stderr)
+            if error.unreachable:
+                local = f"; for runs on this machine: ferry {args.command} --local" if "local" in args else ""
+                print(f"ferry {args.command}: no cluster is reachable "
+                      f"({terminal.printable(str(error).splitlines()[-1])}){local}", file=sys.stderr)
+            else:
+                print(f"ferry {args.command}: {terminal.printable(error, lines=True)}", file=sys.stderr)
             return 1
     if args.command == "pod":
         from ferry import collect, credentials, localpod, runner

@@ -462,3 +462,68 @@ def test_compile_refuses_a_name_the_api_server_would(capsys):
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("ferry compile: --name '../weekly' ") and len(err.splitlines()) == 1
+
+
+def stored_file(tmp_path) -> ferry.BlobRef:
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    (tmp_path / "rows.csv").write_text("a\nb\n")
+    return store.put(tmp_path / "rows.csv", f"{store.raw_data_prefix}/e/count/1/rows")
+
+
+def cluster_status(monkeypatch, outputs: dict) -> None:
+    """A Workflow on the cluster whose status (written by the operator from what tasks report) names ``outputs``."""
+    status = resource.WorkflowStatus(phase=resource.Phase.SUCCEEDED, outputs=outputs)
+    monkeypatch.setattr(remote, "get", lambda name, namespace, context=None: {"status": status.dump()})
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/x", "a/b", "..", ".", "", "x\x1b[2J", "a" * 41])
+def test_outputs_refuses_a_name_from_status_that_is_no_output_name(name, tmp_path, monkeypatch, capsys):
+    stored = stored_file(tmp_path)
+    hostile = name.replace("/abs", str(tmp_path / "abs"))
+    cluster_status(monkeypatch, {
+        "fine": resource.Output(kind=resource.Kind.FILE, uri=stored.uri, size=stored.size),
+        hostile: resource.Output(kind=resource.Kind.FILE, uri=stored.uri, size=stored.size)})
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    target = tmp_path / "a" / "b" / "out"
+    assert cli.main(["outputs", "wf-1", "-o", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "ferry outputs: the status of wf-1 names an output" in err, err
+    no_controls(err)
+    assert not (tmp_path / "abs").exists()
+    assert not [p for p in (tmp_path / "a").rglob("*") if p.is_file()], "nothing downloaded, not even the good ones"
+
+
+@pytest.mark.parametrize("link", ["rows", "values.json"])
+def test_outputs_refuses_to_write_through_a_link_in_the_folder(link, tmp_path, monkeypatch, capsys):
+    stored = stored_file(tmp_path)
+    cluster_status(monkeypatch, {"rows": resource.Output(kind=resource.Kind.FILE, uri=stored.uri, size=stored.size),
+                                 "count": resource.Output(kind=resource.Kind.VALUE, value=2)})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere").write_text("precious")
+    (tmp_path / "out" / link).symlink_to(tmp_path / "elsewhere")
+    assert cli.main(["outputs", "wf-1", "-o", str(tmp_path / "out")]) == 1
+    assert f"{tmp_path / 'out' / link} is a link" in capsys.readouterr().err
+    assert (tmp_path / "elsewhere").read_text() == "precious"
+
+
+def test_outputs_of_a_local_run_come_from_the_history(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FERRY_RAW_DATA_PREFIX", (tmp_path / "raw").as_uri())
+    monkeypatch.setattr(remote, "kubectl", lambda *a, **k: pytest.fail("a local run needs no cluster"))
+    assert cli.main(["run", "tests.runtime.sample_workflows:named", "--n", "5", "--max-rows", "2"]) == 0
+    run_id = next(run["name"] for run in history.History().runs()[0])
+    capsys.readouterr()
+    for arguments in (["outputs", run_id], ["outputs", "--local", run_id]):
+        assert cli.main([*arguments, "-o", str(tmp_path / "out")]) == 0
+        assert json.loads((tmp_path / "out" / "values.json").read_text()) == {"row_count": 2, "summary": "2 ROWS"}
+    with pytest.raises(SystemExit):
+        cli.main(["outputs", "--local", "named-00000000"])
+    assert "no local run named-00000000" in capsys.readouterr().err
+
+
+def test_outputs_without_a_cluster_says_so_in_one_line(tmp_path, capsys):
+    result = subprocess.run([sys.executable, "-m", "ferry", "outputs", "etl-1a2b3c"], capture_output=True, text=True,
+                            env={**os.environ, "KUBECONFIG": str(tmp_path / "none"), "FERRY_HISTORY": "off"},
+                            cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("ferry outputs: no cluster is reachable") and "--local" in result.stderr
