@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import pathlib
+import signal
 import sqlite3
 import sys
 import time
@@ -201,7 +202,7 @@ def _check_remote_store(store: ferry.Store) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ferry import local
+    from ferry import lifetime, local
 
     store = _store(args.store)
     if args.workflow.endswith(MANIFEST_SUFFIXES):
@@ -221,8 +222,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
           file=sys.stderr, flush=True)
     started = time.monotonic()
     with ferry.use_store(store):
-        outcome = local.run_workflow(workflow, inputs, store, report=show, overwrite_cache=args.overwrite_cache,
-                                     run_id=run_id)
+        try:
+            with lifetime.stopped_by_sigterm():
+                outcome = local.run_workflow(workflow, inputs, store, report=show,
+                                             overwrite_cache=args.overwrite_cache, run_id=run_id)
+        except KeyboardInterrupt as error:
+            return stopped(workflow.name, run_id, error)
         print(f"{workflow.name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
         if outcome.status.phase != resource.Phase.SUCCEEDED:
             print(terminal.printable(outcome.status.message, lines=True), file=sys.stderr)
@@ -232,9 +237,19 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def stopped(name: str, run_id: str, error: KeyboardInterrupt) -> int:
+    """A local run stopped by Ctrl-C or SIGTERM (its tasks are, its scratch folder is gone, the history
+    says ``Stopped``): one line instead of a traceback, and the exit status a shell gives the signal."""
+    from ferry import lifetime, local
+
+    print(f"\n{name}: {local.stop_message(error).removeprefix('the run ')}"
+          + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""), file=sys.stderr)
+    return 128 + (signal.SIGTERM if isinstance(error, lifetime.Terminated) else signal.SIGINT)
+
+
 def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store) -> int:
     """Run a Workflow manifest here: its container tasks under podman or docker (``ferry.containers``)."""
-    from ferry import local
+    from ferry import lifetime, local
 
     if args.remote:
         usage_error("run", f"a manifest goes to the cluster as it is: kubectl create -f {args.workflow}")
@@ -246,8 +261,11 @@ def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store)
     print(f"run {run_id}" + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""),
           file=sys.stderr, flush=True)
     started = time.monotonic()
-    with ferry.use_store(store):
-        outcome = local.LocalExecutor(store, show).run(name, spec, {}, run_id)
+    try:
+        with ferry.use_store(store), lifetime.stopped_by_sigterm():
+            outcome = local.LocalExecutor(store, show).run(name, spec, {}, run_id)
+    except KeyboardInterrupt as error:
+        return stopped(name, run_id, error)
     print(f"{name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
     if outcome.status.phase != resource.Phase.SUCCEEDED:
         print(terminal.printable(outcome.status.message, lines=True), file=sys.stderr)
@@ -756,8 +774,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"ferry {args.command}: {terminal.printable(error, lines=True)}", file=sys.stderr)
             return 1
     if args.command == "pod":
-        from ferry import collect, credentials, localpod, runner
+        from ferry import collect, credentials, lifetime, localpod, runner
 
+        lifetime.die_with_parent_from_env()  # a local run's task process: it ends with the run
         if args.pod_command in ("fetch", "publish", "run-container"):  # Ferry's own: no user code allocates here
             malloc.return_large_buffers()
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,

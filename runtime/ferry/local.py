@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ferry import containers, forkserver, history, localpod, podruntime, resource, runner, scheduler, \
+from ferry import containers, forkserver, history, lifetime, localpod, podruntime, resource, runner, scheduler, \
     settings as settings_, store as store_, taskpod, values
 from ferry.resource import Phase
 
@@ -202,10 +202,10 @@ class LocalExecutor:
             record(history.History.attempt_finished, run_id, process.task, process.attempt, Phase.FAILED, ended,
                    "the run stopped", None, history.tail(process.log))
         stopped = status.model_copy(deep=True)
-        # Ctrl-C is the user stopping the run, as ``ferry stop`` on a cluster; anything else, a failure.
+        # Ctrl-C or SIGTERM is the user stopping the run, as ``ferry stop`` on a cluster; anything else, a failure.
         stopped.phase = Phase.STOPPED if isinstance(error, KeyboardInterrupt) else Phase.FAILED
         stopped.finished_at = ended
-        stopped.message = f"the run stopped: {type(error).__name__}{f': {error}' if str(error) else ''}"
+        stopped.message = stop_message(error)
         for state in stopped.tasks.values():
             if state.phase == Phase.RUNNING:
                 state.phase, state.finished_at, state.message = Phase.FAILED, ended, "the run stopped"
@@ -249,6 +249,7 @@ class LocalExecutor:
                 self.forks = forkserver.ForkServer()
             popen = self.forks.spawn(env, str(directory), str(log))
         else:
+            env[lifetime.PARENT_ENV] = str(os.getpid())
             with open(log, "wb") as out:
                 popen = subprocess.Popen([sys.executable, "-P", "-m", "ferry", "pod", step], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -347,6 +348,13 @@ class _Recorder:
                     pass
             self.history = None
             self.path = None
+
+
+def stop_message(error: BaseException) -> str:
+    """Why a run ended before the scheduler ended it: ``the run was stopped (SIGTERM)``."""
+    if isinstance(error, KeyboardInterrupt):
+        return f"the run was stopped ({'SIGTERM' if isinstance(error, lifetime.Terminated) else 'Ctrl-C'})"
+    return f"the run stopped: {type(error).__name__}{f': {error}' if str(error) else ''}"
 
 
 def published(task: str, state: resource.TaskStatus) -> str:
