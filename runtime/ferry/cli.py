@@ -373,11 +373,13 @@ def gc(args: argparse.Namespace) -> int:
     except ValueError as error:
         usage_error("gc", str(error))
     store = _store(args.store)
+    forgotten: set[str] = set()
     if args.local:
         root = f"{store.raw_data_prefix}/local"
         with _history("gc") as records:
             live = {run["name"] for run in records.runs(limit=1 << 62)[0]}
             documents = [records.workflow(name) for name in live]
+            forgotten = records.deleted()
         names = cleanup.RUN_ID
     else:
         namespace = args.namespace or remote.kubectl("config", "view", "--minify", "-o", "jsonpath={..namespace}",
@@ -388,6 +390,13 @@ def gc(args: argparse.Namespace) -> int:
         live, names = {w["metadata"]["uid"] for w in documents}, cleanup.UID
     listing = ((info.path, info.modified) for info in store.backend(root).list(root))
     folders = cleanup.abandoned(listing, live, before, names)
+    unrecorded = [name for name in folders if name not in forgotten] if args.local and not args.unrecorded else []
+    if unrecorded:  # another history's runs (FERRY_HISTORY), or another store's history: not gone at all
+        print(f"ferry gc --local: the history {records.path} ({history.ENV}) never recorded {len(unrecorded)} of the "
+              f"{len(folders)} runs to delete under {root}/ (e.g. {terminal.printable(unrecorded[0])}): they may be "
+              f"another history's; gc with the {history.ENV} that ran them, or add --unrecorded to delete them too",
+              file=sys.stderr)
+        return 1
     outcome = collect.collect(store, root, [cleanup.folder(root, name) for name in folders], documents, args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{len(folders)} folders of {'runs' if args.local else 'workflows'} gone and older than {args.older_than} "
@@ -710,7 +719,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="only folders whose every object is older: 30d, 12h, 90m")
     gc_parser.add_argument("--store", help="the raw data store (the operator's; default FERRY_RAW_DATA_PREFIX)")
     gc_parser.add_argument("--folder", help="the namespace's folder when it has its own (default: <store>/<namespace>)")
-    gc_parser.add_argument("--local", action="store_true", help="runs on this machine no longer in its history")
+    gc_parser.add_argument("--local", action="store_true",
+                           help="runs on this machine deleted from its history (ferry delete --local)")
+    gc_parser.add_argument("--unrecorded", action="store_true",
+                           help="with --local: also runs the history never recorded (another history's, or deleted "
+                                "before the history kept deletions)")
     gc_parser.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
     outputs_parser = commands.add_parser("outputs", parents=[cluster_options],
                                          help="download a workflow's (or a task's) outputs")

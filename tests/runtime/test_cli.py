@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -527,3 +528,49 @@ def test_outputs_without_a_cluster_says_so_in_one_line(tmp_path, capsys):
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("ferry outputs: no cluster is reachable") and "--local" in result.stderr
+
+
+def run_folders(tmp_path, *run_ids: str) -> str:
+    """A store whose ``local/`` folder holds old outputs of ``run_ids``; its URI."""
+    root = tmp_path / "raw" / "local"
+    old = time.time() - 7200
+    for run_id in run_ids:
+        path = root / run_id / "t" / "1" / "out.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 10)
+        os.utime(path, (old, old))
+    return (tmp_path / "raw").as_uri()
+
+
+def test_gc_local_refuses_a_history_that_never_recorded_the_stores_runs(tmp_path, monkeypatch, capsys):
+    store = run_folders(tmp_path, "etl-00000001", "etl-00000002")
+    other = tmp_path / "other.sqlite3"
+    monkeypatch.setenv("FERRY_HISTORY", str(other))
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h", "--dry-run"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1, captured.err
+    assert f"{other} (FERRY_HISTORY) never recorded 2 of the 2 runs" in captured.err
+    assert f"under {store}/local/" in captured.err and "--unrecorded" in captured.err
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h"]) == 1
+    assert (tmp_path / "raw" / "local" / "etl-00000001" / "t" / "1" / "out.bin").exists()
+
+
+def test_gc_local_deletes_the_runs_the_history_forgot_and_unrecorded_ones_when_told(tmp_path, history_in_tmp,
+                                                                                      capsys):
+    store = run_folders(tmp_path, "etl-00000001", "etl-00000002")
+    spec = resource.WorkflowSpec(tasks=[resource.Task(name="t", function="m:f")])
+    with history.History(history_in_tmp) as records:
+        records.open_run("etl-00000001", "etl", spec, store)
+        records.open_run("etl-00000002", "etl", spec, store)
+    assert cli.main(["delete", "--local", "etl-00000001"]) == 0
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h"]) == 0
+    assert "1 folders of runs gone" in capsys.readouterr().out
+    local = tmp_path / "raw" / "local"
+    kept = {path.relative_to(local).parts[0] for path in local.rglob("out.bin")}
+    assert kept == {"etl-00000002"}
+    run_folders(tmp_path, "etl-00000003")  # another history's run
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h"]) == 1
+    assert "never recorded 1 of the 1 runs" in capsys.readouterr().err
+    assert {path.relative_to(local).parts[0] for path in local.rglob("out.bin")} == {"etl-00000002", "etl-00000003"}
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h", "--unrecorded"]) == 0
+    assert {path.relative_to(local).parts[0] for path in local.rglob("out.bin")} == {"etl-00000002"}
