@@ -22,18 +22,27 @@ import ferry
 from ferry import history, malloc, podruntime, resource, scheduler, terminal, values
 
 
-def load_workflow(target: str):
-    """``path/to/module.py:name`` or ``package.module:name`` → the ``@ferry.workflow`` object."""
+def load_workflow(target: str, command: str = "run"):
+    """``path/to/module.py:name`` or ``package.module:name`` → the ``@ferry.workflow`` object. One that
+    is not there is a ``usage_error``; an import that fails inside the user's module shows their traceback."""
     location, _, name = target.rpartition(":")
     if not location or not name:
         raise SystemExit(f"expected MODULE:WORKFLOW (e.g. examples/quickstart.py:pipeline), got {target!r}")
+    hint = "write path/to/file.py:WORKFLOW or package.module:WORKFLOW"
     if location.endswith(".py"):
         path = pathlib.Path(location).resolve()
         if not path.exists():
-            raise SystemExit(f"{location}: no such file")
+            usage_error(command, f"no file {location} in {pathlib.Path.cwd()}; {hint}")
         sys.path.insert(0, str(path.parent))
         location = path.stem
-    workflow = getattr(importlib.import_module(location), name, None)
+    try:
+        module = importlib.import_module(location)
+    except ModuleNotFoundError as error:
+        if error.name is None or not f"{location}.".startswith(f"{error.name}."):
+            raise  # a module theirs imports: their bug, their traceback
+        file = f" (nor a file {location})" if "/" in location or pathlib.PurePath(location).suffix else ""
+        usage_error(command, f"no module {location}{file} in {pathlib.Path.cwd()} or on the Python path; {hint}")
+    workflow = getattr(module, name, None)
     if not isinstance(workflow, ferry.workflows.Workflow):
         raise SystemExit(f"{target} is not a @ferry.workflow")
     return workflow
@@ -209,7 +218,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         return run_manifest(args, extra, store)
     if args.remote:
         _check_remote_store(store)
-    workflow = load_workflow(args.workflow)
+    workflow = load_workflow(args.workflow, "run")
     with ferry.use_store(store):  # an Asset input given as a directory is published while parsing
         inputs = parse_inputs(workflow, extra, "run")
     if args.remote:
@@ -217,6 +226,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     problem = local.name_problem(workflow.name)
     if problem:
         usage_error("run", f"workflow {workflow.__name__} runs as {workflow.name!r}, which {problem}; rename its function")
+    with ferry.use_store(store):  # compiled before the run is announced: a DefinitionError is the code's
+        spec = workflow.compile(**inputs).model_copy(update={"overwrite_cache": args.overwrite_cache})
     run_id = local.new_run_id(workflow.name)
     print(f"run {run_id}" + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""),
           file=sys.stderr, flush=True)
@@ -224,8 +235,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     with ferry.use_store(store):
         try:
             with lifetime.stopped_by_sigterm():
-                outcome = local.run_workflow(workflow, inputs, store, report=show,
-                                             overwrite_cache=args.overwrite_cache, run_id=run_id)
+                outcome = local.LocalExecutor(store, show).run(workflow.name, spec, workflow.outputs, run_id)
         except KeyboardInterrupt as error:
             return stopped(workflow.name, run_id, error)
         print(f"{workflow.name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
@@ -616,7 +626,7 @@ def compile_(args: argparse.Namespace, extra: list[str]) -> int:
     problem = args.name is not None and resource.object_name_problem(args.name)
     if problem:
         usage_error("compile", f"--name {terminal.printable(repr(args.name))} {problem}")
-    workflow = load_workflow(args.workflow)
+    workflow = load_workflow(args.workflow, "compile")
     with ferry.use_store(_store(None)):
         manifest = workflow.manifest(args.name, **parse_inputs(workflow, extra, "compile"))
     sys.stdout.write(yaml.dump(manifest, Dumper=Dumper, sort_keys=False))
@@ -753,18 +763,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # ``ferry get --local | head``: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command in ("run", "compile"):
-        if args.help:
-            manifest = (args.workflow or "").endswith(MANIFEST_SUFFIXES)
-            workflow = load_workflow(args.workflow) if args.workflow and not manifest else None
-            command_parser(args.command, args.workflow, workflow).print_help()
-            raise SystemExit(0)
-        if not args.workflow:
-            usage_error(args.command, "which workflow? give MODULE:WORKFLOW, e.g. examples/quickstart.py:pipeline "
-                                      f"(ferry {args.command} --help says more)")
-        return run(args, extra) if args.command == "run" else compile_(args, extra)
+        try:
+            if args.help:
+                manifest = (args.workflow or "").endswith(MANIFEST_SUFFIXES)
+                workflow = load_workflow(args.workflow, args.command) if args.workflow and not manifest else None
+                command_parser(args.command, args.workflow, workflow).print_help()
+                raise SystemExit(0)
+            if not args.workflow:
+                usage_error(args.command, "which workflow? give MODULE:WORKFLOW, e.g. examples/quickstart.py:pipeline "
+                                          f"(ferry {args.command} --help says more)")
+            return run(args, extra) if args.command == "run" else compile_(args, extra)
+        except ferry.tasks.DefinitionError as error:  # the workflow's code: the message says what to change
+            usage_error(args.command, terminal.printable(error))
     if args.command == "ui":
         from ferry_ui import __main__ as ui
 

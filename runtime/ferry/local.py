@@ -144,6 +144,11 @@ class LocalExecutor:
                 for event in step.events:
                     self.report(*event)
                 status = step.status
+            for task in spec.tasks:  # a Python task runs here as a process, never in its image
+                if task.image and (task.function or task.plugin):
+                    self.report("Normal", "ImageNotUsed", f"task {task.name}: its image {task.image} is not used in a "
+                                "local run: the task runs on this machine's Python (ferry run --remote runs it "
+                                "in its image)")
             while status.phase not in scheduler.DONE:
                 now = datetime.datetime.now(datetime.timezone.utc)
                 step = scheduler.step(name, spec, status, self.observe, now)

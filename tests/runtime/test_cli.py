@@ -574,3 +574,74 @@ def test_gc_local_deletes_the_runs_the_history_forgot_and_unrecorded_ones_when_t
     assert {path.relative_to(local).parts[0] for path in local.rglob("out.bin")} == {"etl-00000002", "etl-00000003"}
     assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h", "--unrecorded"]) == 0
     assert {path.relative_to(local).parts[0] for path in local.rglob("out.bin")} == {"etl-00000002"}
+
+
+@ferry.workflow
+def returns_a_constant() -> int:
+    return 3
+
+
+def test_a_definition_error_is_one_line_and_exit_2(capsys):
+    for command in ("run", "compile"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main([command, "tests.runtime.test_cli:returns_a_constant"])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert err.splitlines() == [f"ferry {command}: workflow returns_a_constant: output o0 must be the output of a "
+                                    "task called in the workflow, not 3"]
+
+
+@pytest.mark.parametrize("target, says", [
+    ("etl.pyy:etl", "ferry run: no module etl.pyy (nor a file etl.pyy)"),
+    ("no_such_package.etl:etl", "ferry run: no module no_such_package.etl"),
+    ("missing.py:etl", "ferry run: no file missing.py"),
+])
+def test_a_workflow_that_cannot_be_found_is_one_line_and_exit_2(target, says, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", target])
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(says) and "path/to/file.py:WORKFLOW or package.module:WORKFLOW" in line, line
+    assert str(tmp_path) in line, "where it looked"
+
+
+def test_an_import_error_inside_the_users_module_keeps_their_traceback(tmp_path):
+    (tmp_path / "broken.py").write_text("import ferry\nimport no_such_dependency_of_theirs\n")
+    result = subprocess.run([sys.executable, "-m", "ferry", "run", "broken.py:etl"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and 'broken.py", line 2' in result.stderr
+    assert "No module named 'no_such_dependency_of_theirs'" in result.stderr
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(history_in_tmp, tmp_path):
+    spec = resource.WorkflowSpec(tasks=[resource.Task(name="load", function="m:f")])
+    with history.History(history_in_tmp) as opened:
+        for i in range(600):
+            opened.open_run(f"etl-{i:08x}", "etl", spec, "file:///raw")
+            opened.update(f"etl-{i:08x}", resource.WorkflowStatus(phase=resource.Phase.FAILED, message="x" * 300))
+    result = subprocess.run(f"{sys.executable} -m ferry get --local --limit 600 | head -3", shell=True,
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert len(result.stdout.splitlines()) == 3
+    assert result.stderr == "", result.stderr
+
+
+@ferry.task(image="python:3.12-slim")
+def boxed_add(a: int, b: int) -> int:
+    return a + b
+
+
+@ferry.workflow
+def boxed_sum(a: int = 1, b: int = 2) -> int:
+    return boxed_add(a=a, b=b)
+
+
+def test_a_python_task_with_an_image_says_once_that_it_runs_here_without_it(tmp_path, capsys):
+    assert cli.main(["run", "tests.runtime.test_cli:boxed_sum", "--store", str(tmp_path / "raw")]) == 0
+    captured = capsys.readouterr()
+    notices = [line for line in captured.err.splitlines() if "python:3.12-slim" in line]
+    assert len(notices) == 1, captured.err
+    assert notices[0].endswith("task boxed-add: its image python:3.12-slim is not used in a local run: the task "
+                               "runs on this machine's Python (ferry run --remote runs it in its image)")
+    assert captured.out == "o0 = 3\n"
