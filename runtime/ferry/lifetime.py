@@ -59,9 +59,10 @@ def die_with_parent_from_env() -> None:
 
 
 def end_group() -> None:
-    """SIGTERM to the rest of this process's group, when it leads one (a task process does): what a
-    stopped task started ends with it, as a container's processes end with their pod."""
-    if os.getpgrp() != os.getpid():
+    """SIGTERM to the rest of this process's group, when it leads a session of its own (a task
+    process does; a command run from a shell does not): what a stopped task started ends with it,
+    as a container's processes end with their pod."""
+    if os.getsid(0) != os.getpid() or os.getpgrp() != os.getpid():
         return
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(ProcessLookupError, PermissionError):
