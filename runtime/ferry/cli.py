@@ -225,7 +225,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         return run_remote(args, workflow, inputs, store)
     problem = local.name_problem(workflow.name)
     if problem:
-        usage_error("run", f"workflow {workflow.__name__} runs as {workflow.name!r}, which {problem}; rename its function")
+        usage_error("run", f"workflow {workflow.__name__} runs as {workflow.name!r}, which {problem}; "
+                           "rename its function")
     with ferry.use_store(store):  # compiled before the run is announced: a DefinitionError is the code's
         spec = workflow.compile(**inputs).model_copy(update={"overwrite_cache": args.overwrite_cache})
     run_id = local.new_run_id(workflow.name)
@@ -559,7 +560,7 @@ def outputs(args: argparse.Namespace) -> int:
         chosen = status.outputs
     target = pathlib.Path(args.output or args.name)
     for name in chosen:
-        problem = resource.io_name_problem(name) if name else "is empty"
+        problem = resource.io_name_problem(name)
         if problem:
             print(f"ferry outputs: the status of {args.name} names an output {terminal.printable(repr(name))}, which "
                   f"{problem}; nothing downloaded", file=sys.stderr)
@@ -770,7 +771,20 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
 
 
+def _kubectl_failed(args: argparse.Namespace, error: Exception) -> int:
+    """What kubectl said, in one line when no cluster answered (and where a local run is, if any)."""
+    if getattr(error, "unreachable", False):
+        local = f"; for runs on this machine: ferry {args.command} --local" if "local" in args else ""
+        print(f"ferry {args.command}: no cluster is reachable ({terminal.printable(str(error).splitlines()[-1])})"
+              f"{local}", file=sys.stderr)
+    else:
+        print(f"ferry {args.command}: {terminal.printable(error, lines=True)}", file=sys.stderr)
+    return 1
+
+
 def _main(argv: list[str] | None) -> int:
+    from ferry import remote
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command in ("run", "compile"):
@@ -786,6 +800,8 @@ def _main(argv: list[str] | None) -> int:
             return run(args, extra) if args.command == "run" else compile_(args, extra)
         except ferry.tasks.DefinitionError as error:  # the workflow's code: the message says what to change
             usage_error(args.command, terminal.printable(error))
+        except remote.KubectlError as error:  # --remote
+            return _kubectl_failed(args, error)
     if args.command == "ui":
         from ferry_ui import __main__ as ui
 
@@ -795,18 +811,10 @@ def _main(argv: list[str] | None) -> int:
     commands = {"get": get, "logs": logs, "outputs": outputs, "ls": ls, "stop": stop, "retry": retry, "delete": delete,
                 "gc": gc}
     if args.command in commands:
-        from ferry import remote
-
         try:
             return commands[args.command](args)
         except remote.KubectlError as error:
-            if error.unreachable:
-                local = f"; for runs on this machine: ferry {args.command} --local" if "local" in args else ""
-                print(f"ferry {args.command}: no cluster is reachable "
-                      f"({terminal.printable(str(error).splitlines()[-1])}){local}", file=sys.stderr)
-            else:
-                print(f"ferry {args.command}: {terminal.printable(error, lines=True)}", file=sys.stderr)
-            return 1
+            return _kubectl_failed(args, error)
     if args.command == "pod":
         from ferry import collect, credentials, lifetime, localpod, runner
 

@@ -91,7 +91,7 @@ MIGRATIONS = {
         store_prefix TEXT NOT NULL,
         deleted_at TEXT NOT NULL)"""],
 }
-"""The statements that bring a history of the version before to each version."""
+"""Per version, what brings a history of the version before it there (``SCHEMA`` is version 1)."""
 
 
 class HistoryError(RuntimeError):
@@ -374,9 +374,8 @@ def _migrate(db: sqlite3.Connection, path: pathlib.Path) -> None:
         return
     with _transaction(db):
         version = _version(db, path)  # again, under the lock: another process may have just made it
-        statements = [*SCHEMA, *(s for v in sorted(MIGRATIONS) for s in MIGRATIONS[v])] if version == 0 else \
-            [s for v in sorted(MIGRATIONS) if v > version for s in MIGRATIONS[v]]
-        for statement in statements:
+        for statement in (SCHEMA if version == 0 else []) + [s for v in sorted(MIGRATIONS) if v > version
+                                                             for s in MIGRATIONS[v]]:
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

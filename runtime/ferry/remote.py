@@ -34,7 +34,7 @@ class KubectlError(RuntimeError):
         """Whether kubectl found no cluster to talk to (none configured, or none answering)."""
 
 
-_UNREACHABLE = ("The connection to the server", "Unable to connect to the server", "dial tcp",
+_UNREACHABLE = ("The connection to the server", "Unable to connect to the server",
                 "no configuration has been provided", "couldn't get current server API group list")
 _KLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w.]+:\d+\] ")
 """The start of a line kubectl logs (``E1207 23:00:27.414155 17079 memcache.go:265] ...``): it
