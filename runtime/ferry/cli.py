@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import pathlib
+import signal
 import sqlite3
 import sys
 import time
@@ -18,21 +19,30 @@ import typing
 from typing import Any, NoReturn
 
 import ferry
-from ferry import history, malloc, podruntime, resource, scheduler, values
+from ferry import history, malloc, podruntime, resource, scheduler, terminal, values
 
 
-def load_workflow(target: str):
-    """``path/to/module.py:name`` or ``package.module:name`` → the ``@ferry.workflow`` object."""
+def load_workflow(target: str, command: str = "run"):
+    """``path/to/module.py:name`` or ``package.module:name`` → the ``@ferry.workflow`` object. One that
+    is not there is a ``usage_error``; an import that fails inside the user's module shows their traceback."""
     location, _, name = target.rpartition(":")
     if not location or not name:
         raise SystemExit(f"expected MODULE:WORKFLOW (e.g. examples/quickstart.py:pipeline), got {target!r}")
+    hint = "write path/to/file.py:WORKFLOW or package.module:WORKFLOW"
     if location.endswith(".py"):
         path = pathlib.Path(location).resolve()
         if not path.exists():
-            raise SystemExit(f"{location}: no such file")
+            usage_error(command, f"no file {location} in {pathlib.Path.cwd()}; {hint}")
         sys.path.insert(0, str(path.parent))
         location = path.stem
-    workflow = getattr(importlib.import_module(location), name, None)
+    try:
+        module = importlib.import_module(location)
+    except ModuleNotFoundError as error:
+        if error.name is None or not f"{location}.".startswith(f"{error.name}."):
+            raise  # a module theirs imports: their bug, their traceback
+        file = f" (nor a file {location})" if "/" in location or pathlib.PurePath(location).suffix else ""
+        usage_error(command, f"no module {location}{file} in {pathlib.Path.cwd()} or on the Python path; {hint}")
+    workflow = getattr(module, name, None)
     if not isinstance(workflow, ferry.workflows.Workflow):
         raise SystemExit(f"{target} is not a @ferry.workflow")
     return workflow
@@ -46,6 +56,8 @@ def load_manifest(path: str) -> tuple[str, resource.WorkflowSpec]:
     import pydantic
     import yaml
 
+    from ferry import local
+
     try:
         document = yaml.safe_load(pathlib.Path(path).read_text())
     except FileNotFoundError:
@@ -57,7 +69,12 @@ def load_manifest(path: str) -> tuple[str, resource.WorkflowSpec]:
         spec = resource.WorkflowSpec.model_validate(document.get("spec") or {})
     except pydantic.ValidationError as error:
         raise SystemExit(f"{path}: {error}") from None
-    return meta.get("name") or (meta.get("generateName") or "workflow").rstrip("-"), spec
+    field = "name" if meta.get("name") else "generateName"
+    name = str(meta["name"]) if meta.get("name") else str(meta.get("generateName") or "workflow").rstrip("-")
+    problem = local.name_problem(name)
+    if problem:
+        usage_error("run", f"{path}: metadata.{field} {terminal.printable(repr(name))} {problem}")
+    return name, spec
 
 
 def usage_error(command: str, message: str) -> NoReturn:
@@ -166,12 +183,12 @@ def _default(annotation: Any, default: Any) -> str:
 def show(kind: str, reason: str, message: str) -> None:
     mark = {"TaskStarted": "▶", "TaskSucceeded": "✔", "TaskFailed": "✘", "TaskRetrying": "↻",
             "Published": "⇪", "TaskCached": "≡"}.get(reason, "•")
-    print(f"{time.strftime('%H:%M:%S')} {mark} {message}", file=sys.stderr, flush=True)
+    print(f"{time.strftime('%H:%M:%S')} {mark} {terminal.printable(message, lines=True)}", file=sys.stderr, flush=True)
 
 
 def describe(value: Any) -> str:
     source = getattr(value, "remote_source", None) or getattr(value, "uri", None)
-    return f"{value.__class__.__name__}({source})" if source else repr(value)
+    return terminal.printable(f"{value.__class__.__name__}({source})" if source else repr(value))
 
 
 def _store(uri: str | None) -> ferry.Store:
@@ -194,37 +211,56 @@ def _check_remote_store(store: ferry.Store) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ferry import local
+    from ferry import lifetime, local
 
     store = _store(args.store)
     if args.workflow.endswith(MANIFEST_SUFFIXES):
         return run_manifest(args, extra, store)
     if args.remote:
         _check_remote_store(store)
-    workflow = load_workflow(args.workflow)
+    workflow = load_workflow(args.workflow, "run")
     with ferry.use_store(store):  # an Asset input given as a directory is published while parsing
         inputs = parse_inputs(workflow, extra, "run")
     if args.remote:
         return run_remote(args, workflow, inputs, store)
+    problem = local.name_problem(workflow.name)
+    if problem:
+        usage_error("run", f"workflow {workflow.__name__} runs as {workflow.name!r}, which {problem}; "
+                           "rename its function")
+    with ferry.use_store(store):  # compiled before the run is announced: a DefinitionError is the code's
+        spec = workflow.compile(**inputs).model_copy(update={"overwrite_cache": args.overwrite_cache})
     run_id = local.new_run_id(workflow.name)
     print(f"run {run_id}" + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""),
           file=sys.stderr, flush=True)
     started = time.monotonic()
     with ferry.use_store(store):
-        outcome = local.run_workflow(workflow, inputs, store, report=show, overwrite_cache=args.overwrite_cache,
-                                     run_id=run_id)
+        try:
+            with lifetime.stopped_by_sigterm():
+                outcome = local.LocalExecutor(store, show).run(workflow.name, spec, workflow.outputs, run_id)
+        except KeyboardInterrupt as error:
+            return stopped(workflow.name, run_id, error)
         print(f"{workflow.name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
         if outcome.status.phase != resource.Phase.SUCCEEDED:
-            print(outcome.status.message, file=sys.stderr)
+            print(terminal.printable(outcome.status.message, lines=True), file=sys.stderr)
             return 1
         for name, value in outcome.outputs().items():
-            print(f"{name} = {describe(value)}")
+            print(f"{terminal.printable(name)} = {describe(value)}")
     return 0
+
+
+def stopped(name: str, run_id: str, error: KeyboardInterrupt) -> int:
+    """A local run stopped by Ctrl-C or SIGTERM (its tasks are, its scratch folder is gone, the history
+    says ``Stopped``): one line instead of a traceback, and the exit status a shell gives the signal."""
+    from ferry import lifetime, local
+
+    print(f"\n{name}: {local.stop_message(error).removeprefix('the run ')}"
+          + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""), file=sys.stderr)
+    return 128 + (signal.SIGTERM if isinstance(error, lifetime.Terminated) else signal.SIGINT)
 
 
 def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store) -> int:
     """Run a Workflow manifest here: its container tasks under podman or docker (``ferry.containers``)."""
-    from ferry import local
+    from ferry import lifetime, local
 
     if args.remote:
         usage_error("run", f"a manifest goes to the cluster as it is: kubectl create -f {args.workflow}")
@@ -236,14 +272,17 @@ def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store)
     print(f"run {run_id}" + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""),
           file=sys.stderr, flush=True)
     started = time.monotonic()
-    with ferry.use_store(store):
-        outcome = local.LocalExecutor(store, show).run(name, spec, {}, run_id)
+    try:
+        with ferry.use_store(store), lifetime.stopped_by_sigterm():
+            outcome = local.LocalExecutor(store, show).run(name, spec, {}, run_id)
+    except KeyboardInterrupt as error:
+        return stopped(name, run_id, error)
     print(f"{name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
     if outcome.status.phase != resource.Phase.SUCCEEDED:
-        print(outcome.status.message, file=sys.stderr)
+        print(terminal.printable(outcome.status.message, lines=True), file=sys.stderr)
         return 1
     for output_name, output in outcome.status.outputs.items():
-        print(f"{output_name} = {_shown(output, store)}")
+        print(f"{terminal.printable(output_name)} = {_shown(output, store)}")
     return 0
 
 
@@ -272,10 +311,10 @@ def run_remote(args: argparse.Namespace, workflow, inputs: dict[str, Any], store
             return interrupted(name, args)
         print(f"{name}: {status.phase.value}", file=sys.stderr)
         if status.phase != resource.Phase.SUCCEEDED:
-            print(status.message, file=sys.stderr)
+            print(terminal.printable(status.message, lines=True), file=sys.stderr)
             return 1
         for output_name, output in status.outputs.items():
-            print(f"{output_name} = {_shown(output, store)}")
+            print(f"{terminal.printable(output_name)} = {_shown(output, store)}")
     return 0
 
 
@@ -345,11 +384,13 @@ def gc(args: argparse.Namespace) -> int:
     except ValueError as error:
         usage_error("gc", str(error))
     store = _store(args.store)
+    forgotten: set[str] = set()
     if args.local:
         root = f"{store.raw_data_prefix}/local"
         with _history("gc") as records:
             live = {run["name"] for run in records.runs(limit=1 << 62)[0]}
             documents = [records.workflow(name) for name in live]
+            forgotten = records.deleted()
         names = cleanup.RUN_ID
     else:
         namespace = args.namespace or remote.kubectl("config", "view", "--minify", "-o", "jsonpath={..namespace}",
@@ -360,6 +401,13 @@ def gc(args: argparse.Namespace) -> int:
         live, names = {w["metadata"]["uid"] for w in documents}, cleanup.UID
     listing = ((info.path, info.modified) for info in store.backend(root).list(root))
     folders = cleanup.abandoned(listing, live, before, names)
+    unrecorded = [name for name in folders if name not in forgotten] if args.local and not args.unrecorded else []
+    if unrecorded:  # another history's runs (FERRY_HISTORY), or another store's history: not gone at all
+        print(f"ferry gc --local: the history {records.path} ({history.ENV}) never recorded {len(unrecorded)} of the "
+              f"{len(folders)} runs to delete under {root}/ (e.g. {terminal.printable(unrecorded[0])}): they may be "
+              f"another history's; gc with the {history.ENV} that ran them, or add --unrecorded to delete them too",
+              file=sys.stderr)
+        return 1
     outcome = collect.collect(store, root, [cleanup.folder(root, name) for name in folders], documents, args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{len(folders)} folders of {'runs' if args.local else 'workflows'} gone and older than {args.older_than} "
@@ -384,11 +432,13 @@ def get(args: argparse.Namespace) -> int:
 def show_workflow(workflow: dict) -> None:
     """One workflow in detail: a Workflow from the cluster, or a local run from the history (same shape)."""
     name, status = workflow["metadata"]["name"], resource.WorkflowStatus.model_validate(workflow.get("status") or {})
-    print(f"{name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip())
+    shown = terminal.printable
+    print(shown(f"{name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip(), lines=True))
     for task, state in status.tasks.items():
-        print(f"  {task:<24} {state.phase.value:<10} attempts={state.attempts} {state.message or ''}".rstrip())
+        print(f"  {shown(task):<24} {state.phase.value:<10} attempts={state.attempts} "
+              f"{shown(state.message or '', lines=True)}".rstrip())
     for name, output in status.outputs.items():
-        print(f"  output {name} = {_shown(output, _store(None))}")
+        print(f"  output {shown(name)} = {_shown(output, _store(None))}")
 
 
 def get_local(args: argparse.Namespace) -> int:
@@ -406,8 +456,9 @@ def get_local(args: argparse.Namespace) -> int:
         return 0
     now = datetime.datetime.now(datetime.timezone.utc)
     rows = [("NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE")]
-    rows += [(run["name"], run["phase"], run["progress"] or "", age(scheduler.parse_time(run["created"]), now),
-              (run["message"] or "").partition("\n")[0]) for run in runs]
+    rows += [tuple(map(terminal.printable, (run["name"], run["phase"], run["progress"] or "",
+                                            age(scheduler.parse_time(run["created"]), now),
+                                            (run["message"] or "").partition("\n")[0]))) for run in runs]
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
         print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)) + f"   {row[4]}".rstrip())
@@ -457,8 +508,8 @@ def _shown(output: resource.Output, store: ferry.Store) -> str:
         try:
             output = podruntime.dereference(output, store)
         except Exception as error:  # noqa: BLE001 - showing the pointer is the fallback
-            return f"(in {output.result.uri}: {type(error).__name__})"
-    return json.dumps(output.value) if output.uri is None else output.uri
+            return terminal.printable(f"(in {output.result.uri}: {type(error).__name__})")
+    return terminal.printable(json.dumps(output.value) if output.uri is None else output.uri)
 
 
 def logs(args: argparse.Namespace) -> int:
@@ -491,17 +542,33 @@ def logs(args: argparse.Namespace) -> int:
 
 
 def outputs(args: argparse.Namespace) -> int:
-    """Download a workflow's (or one task's) outputs into a directory; values go to ``values.json``."""
-    from ferry import remote
+    """Download a workflow's (or one task's) outputs into a directory; values go to ``values.json``.
 
-    workflow = remote.get(args.name, args.namespace, args.context)
+    The names come from the Workflow's status, written by the operator from what tasks report: each
+    must be an output's name, one segment inside the directory, reached through no link."""
+    workflow = _workflow_of(args)
     status = resource.WorkflowStatus.model_validate(workflow.get("status") or {})
     if args.task:
-        task = next(t for t in resource.WorkflowSpec.model_validate(workflow["spec"]).tasks if t.name == args.task)
+        task = next((t for t in resource.WorkflowSpec.model_validate(workflow["spec"]).tasks if t.name == args.task),
+                    None)
+        if task is None or args.task not in status.tasks:
+            print(f"ferry outputs: {args.name} has no task {terminal.printable(args.task)}"
+                  f"{'' if task is None else ' that has started'}", file=sys.stderr)
+            return 1
         chosen = {o.name: status.tasks[args.task].output(o.name, o.kind) for o in task.outputs}
     else:
         chosen = status.outputs
     target = pathlib.Path(args.output or args.name)
+    for name in chosen:
+        problem = resource.io_name_problem(name)
+        if problem:
+            print(f"ferry outputs: the status of {args.name} names an output {terminal.printable(repr(name))}, which "
+                  f"{problem}; nothing downloaded", file=sys.stderr)
+            return 1
+    for path in [target / name for name in chosen] + [target / "values.json"]:
+        if path.is_symlink():
+            print(f"ferry outputs: {path} is a link; remove it, or choose another folder with -o", file=sys.stderr)
+            return 1
     target.mkdir(parents=True, exist_ok=True)
     store = _store(None)
     plain = {}
@@ -520,14 +587,29 @@ def outputs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workflow_of(args: argparse.Namespace) -> dict:
+    """The Workflow ``args.name``: a local run from the history (with ``--local``, or when the history
+    has it: a run id names one run), else the cluster's."""
+    from ferry import remote
+
+    if args.local or (history.enabled() and history.default_path().is_file()):
+        with _history(args.command) as records:
+            found = records.workflow(args.name)
+        if found is not None:
+            return found
+        if args.local:
+            raise SystemExit(_no_run(args.command, args.name, records))
+    return remote.get(args.name, args.namespace, args.context)
+
+
 def ls(args: argparse.Namespace) -> int:
     """List a drive (``ferry://name``) or a stored directory or asset, from its manifest."""
     if args.uri.startswith("ferry://"):
         for path in ferry.Drive(args.uri).list(args.prefix or ""):
-            print(path)
+            print(terminal.printable(path))
         return 0
     for entry in _store(None).manifest(args.uri).files:
-        print(f"{entry.size:>12}  {entry.path}")
+        print(f"{entry.size:>12}  {terminal.printable(entry.path)}")
     return 0
 
 
@@ -542,7 +624,10 @@ def compile_(args: argparse.Namespace, extra: list[str]) -> int:
         return dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"' if ambiguous else None)
 
     Dumper.add_representer(str, string)
-    workflow = load_workflow(args.workflow)
+    problem = args.name is not None and resource.object_name_problem(args.name)
+    if problem:
+        usage_error("compile", f"--name {terminal.printable(repr(args.name))} {problem}")
+    workflow = load_workflow(args.workflow, "compile")
     with ferry.use_store(_store(None)):
         manifest = workflow.manifest(args.name, **parse_inputs(workflow, extra, "compile"))
     sys.stdout.write(yaml.dump(manifest, Dumper=Dumper, sort_keys=False))
@@ -645,13 +730,19 @@ def build_parser() -> argparse.ArgumentParser:
                            help="only folders whose every object is older: 30d, 12h, 90m")
     gc_parser.add_argument("--store", help="the raw data store (the operator's; default FERRY_RAW_DATA_PREFIX)")
     gc_parser.add_argument("--folder", help="the namespace's folder when it has its own (default: <store>/<namespace>)")
-    gc_parser.add_argument("--local", action="store_true", help="runs on this machine no longer in its history")
+    gc_parser.add_argument("--local", action="store_true",
+                           help="runs on this machine deleted from its history (ferry delete --local)")
+    gc_parser.add_argument("--unrecorded", action="store_true",
+                           help="with --local: also runs the history never recorded (another history's, or deleted "
+                                "before the history kept deletions)")
     gc_parser.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
     outputs_parser = commands.add_parser("outputs", parents=[cluster_options],
                                          help="download a workflow's (or a task's) outputs")
     outputs_parser.add_argument("name")
     outputs_parser.add_argument("--task")
     outputs_parser.add_argument("-o", "--output", help="directory to write to (default: the workflow's name)")
+    outputs_parser.add_argument("--local", action="store_true",
+                                help="a run on this machine (ferry run); found there without it too")
     ls_parser = commands.add_parser("ls", help="list a drive (ferry://name) or a stored directory or asset")
     ls_parser.add_argument("uri")
     ls_parser.add_argument("prefix", nargs="?")
@@ -673,18 +764,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # ``ferry get --local | head``: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 128 + signal.SIGPIPE
+
+
+def _kubectl_failed(args: argparse.Namespace, error: Exception) -> int:
+    """What kubectl said, in one line when no cluster answered (and where a local run is, if any)."""
+    if getattr(error, "unreachable", False):
+        local = f"; for runs on this machine: ferry {args.command} --local" if "local" in args else ""
+        print(f"ferry {args.command}: no cluster is reachable ({terminal.printable(str(error).splitlines()[-1])})"
+              f"{local}", file=sys.stderr)
+    else:
+        print(f"ferry {args.command}: {terminal.printable(error, lines=True)}", file=sys.stderr)
+    return 1
+
+
+def _main(argv: list[str] | None) -> int:
+    from ferry import remote
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command in ("run", "compile"):
-        if args.help:
-            manifest = (args.workflow or "").endswith(MANIFEST_SUFFIXES)
-            workflow = load_workflow(args.workflow) if args.workflow and not manifest else None
-            command_parser(args.command, args.workflow, workflow).print_help()
-            raise SystemExit(0)
-        if not args.workflow:
-            usage_error(args.command, "which workflow? give MODULE:WORKFLOW, e.g. examples/quickstart.py:pipeline "
-                                      f"(ferry {args.command} --help says more)")
-        return run(args, extra) if args.command == "run" else compile_(args, extra)
+        try:
+            if args.help:
+                manifest = (args.workflow or "").endswith(MANIFEST_SUFFIXES)
+                workflow = load_workflow(args.workflow, args.command) if args.workflow and not manifest else None
+                command_parser(args.command, args.workflow, workflow).print_help()
+                raise SystemExit(0)
+            if not args.workflow:
+                usage_error(args.command, "which workflow? give MODULE:WORKFLOW, e.g. examples/quickstart.py:pipeline "
+                                          f"(ferry {args.command} --help says more)")
+            return run(args, extra) if args.command == "run" else compile_(args, extra)
+        except ferry.tasks.DefinitionError as error:  # the workflow's code: the message says what to change
+            usage_error(args.command, terminal.printable(error))
+        except remote.KubectlError as error:  # --remote
+            return _kubectl_failed(args, error)
     if args.command == "ui":
         from ferry_ui import __main__ as ui
 
@@ -694,16 +811,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"get": get, "logs": logs, "outputs": outputs, "ls": ls, "stop": stop, "retry": retry, "delete": delete,
                 "gc": gc}
     if args.command in commands:
-        from ferry import remote
-
         try:
             return commands[args.command](args)
         except remote.KubectlError as error:
-            print(f"ferry {args.command}: {error}", file=sys.stderr)
-            return 1
+            return _kubectl_failed(args, error)
     if args.command == "pod":
-        from ferry import collect, credentials, localpod, runner
+        from ferry import collect, credentials, lifetime, localpod, runner
 
+        lifetime.die_with_parent_from_env()  # a local run's task process: it ends with the run
         if args.pod_command in ("fetch", "publish", "run-container"):  # Ferry's own: no user code allocates here
             malloc.return_large_buffers()
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,

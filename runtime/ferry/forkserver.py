@@ -23,6 +23,8 @@ import subprocess
 import sys
 import threading
 
+from ferry import lifetime
+
 
 class Child:
     """A forked task process, with the part of ``subprocess.Popen``'s interface the executor uses."""
@@ -50,7 +52,8 @@ class ForkServer:
 
     def __init__(self):
         self._process = subprocess.Popen([sys.executable, "-P", "-m", "ferry.forkserver"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, start_new_session=True)
+                                         stdout=subprocess.PIPE, start_new_session=True,
+                                         env={**os.environ, lifetime.PARENT_ENV: str(os.getpid())})
         self._lock = threading.Lock()
         self._ids = 0
         self._started: dict[int, threading.Event] = {}
@@ -133,12 +136,14 @@ def _reap() -> None:
         _send({"pid": pid, "exit": os.waitstatus_to_exitcode(status)})
 
 
-def _become_task(request: dict, wakeup: tuple[int, int]) -> None:
-    """In the child: become the task's process, as ``python -P -m ferry pod run-function`` would be."""
+def _become_task(request: dict, wakeup: tuple[int, int], server: int) -> None:
+    """In the child: become the task's process, as ``python -P -m ferry pod run-function`` would be,
+    one that ends with the server (which ends with the executor)."""
     import tempfile
 
     from ferry import runner
 
+    lifetime.die_with_parent(server)
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for fd in wakeup:
@@ -165,6 +170,8 @@ def serve() -> None:
     """The server's loop (``python -P -m ferry.forkserver``)."""
     from ferry import runner  # noqa: F401 - the warm imports every task shares
 
+    lifetime.die_with_parent_from_env()
+    server = os.getpid()
     wakeup = os.pipe()
     os.set_blocking(wakeup[1], False)
     signal.set_wakeup_fd(wakeup[1])
@@ -187,7 +194,7 @@ def serve() -> None:
             pid = os.fork()
             if pid == 0:
                 try:
-                    _become_task(request, wakeup)
+                    _become_task(request, wakeup, server)
                 finally:
                     os._exit(70)
             _send({"id": request["id"], "pid": pid})

@@ -28,7 +28,7 @@ from ferry import resource, scheduler, settings as settings_, taskpod
 
 FILE_NAME = "history.sqlite3"
 ENV = "FERRY_HISTORY"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_SECONDS = 30.0
 """How long a write waits for another process's transaction before giving up."""
 LOG_LIMIT = 1024 * 1024
@@ -85,6 +85,13 @@ SCHEMA = [
         PRIMARY KEY (run, task, name))""",
     "CREATE INDEX inputs_uri ON inputs (uri)",
 ]
+MIGRATIONS = {
+    2: ["""CREATE TABLE deleted (
+        id TEXT PRIMARY KEY,          -- a run forgotten by ``delete``: ``ferry gc --local`` may take its folder
+        store_prefix TEXT NOT NULL,
+        deleted_at TEXT NOT NULL)"""],
+}
+"""Per version, what brings a history of the version before it there (``SCHEMA`` is version 1)."""
 
 
 class HistoryError(RuntimeError):
@@ -267,11 +274,19 @@ class History:
 
     def delete(self, run_id: str) -> bool:
         """Forget a run (its attempts, logs and lineage go with it); whether there was one. The data
-        it stored stays: other runs and the cache may use it."""
+        it stored stays (other runs and the cache may use it), and the history remembers that it
+        deleted the run: that is what lets ``ferry gc --local`` take its folder."""
         with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO deleted SELECT id, store_prefix, ? FROM runs WHERE id = ?",
+                       (_now(), run_id))
             deleted = db.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
         self._specs.pop(run_id, None)
         return bool(deleted)
+
+    def deleted(self) -> set[str]:
+        """The ids of the runs ``delete`` forgot."""
+        with self._read() as db:
+            return {row[0] for row in db.execute("SELECT id FROM deleted")}
 
     def producer(self, uri: str) -> dict | None:
         """The task that produced ``uri``: the first run that recorded it (later ones reused it from the cache)."""
@@ -359,10 +374,10 @@ def _migrate(db: sqlite3.Connection, path: pathlib.Path) -> None:
         return
     with _transaction(db):
         version = _version(db, path)  # again, under the lock: another process may have just made it
-        if version == 0:
-            for statement in SCHEMA:
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        for statement in (SCHEMA if version == 0 else []) + [s for v in sorted(MIGRATIONS) if v > version
+                                                             for s in MIGRATIONS[v]]:
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _version(db: sqlite3.Connection, path: pathlib.Path) -> int:

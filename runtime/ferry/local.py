@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ferry import containers, forkserver, history, localpod, podruntime, resource, runner, scheduler, \
+from ferry import containers, forkserver, history, lifetime, localpod, podruntime, resource, runner, scheduler, \
     settings as settings_, store as store_, taskpod, values
 from ferry.resource import Phase
 
@@ -65,6 +65,13 @@ def _main_name() -> str:
 def new_run_id(workflow: str) -> str:
     """``pipeline-1a2b3c4d``: the run's execution id, its name in the history."""
     return f"{workflow}-{uuid.uuid4().hex[:8]}"
+
+
+def name_problem(name: str) -> str | None:
+    """What keeps ``name`` from naming a local run, or None: its run id (``new_run_id``) names the
+    run's folders in the store and in the scratch folder, so it must be a Workflow's name and stay one
+    with its 9 characters added."""
+    return resource.object_name_problem(name, resource.MAX_OBJECT_NAME_LENGTH - len(new_run_id("")))
 
 
 @dataclasses.dataclass
@@ -122,6 +129,11 @@ class LocalExecutor:
 
     def run(self, name: str, spec: resource.WorkflowSpec, annotations: dict[str, Any],
             run_id: str | None = None) -> LocalRun:
+        for field, value, problem in (("workflow name", name, name_problem(name)),
+                                      ("run id", run_id, run_id and resource.object_name_problem(run_id))):
+            if problem:  # before anything is made under that name
+                shutil.rmtree(self.scratch, ignore_errors=True)
+                raise ValueError(f"{field} {value!r} {problem}")
         execution_id = run_id or new_run_id(name)
         roots = {code_root(ref) for ref in code_references(spec)}
         status = resource.WorkflowStatus()
@@ -136,6 +148,11 @@ class LocalExecutor:
                 for event in step.events:
                     self.report(*event)
                 status = step.status
+            for task in spec.tasks:  # a Python task runs here as a process, never in its image
+                if task.image and (task.function or task.plugin):
+                    self.report("Normal", "ImageNotUsed", f"task {task.name}: its image {task.image} is not used in a "
+                                "local run: the task runs on this machine's Python (ferry run --remote runs it "
+                                "in its image)")
             while status.phase not in scheduler.DONE:
                 now = datetime.datetime.now(datetime.timezone.utc)
                 step = scheduler.step(name, spec, status, self.observe, now)
@@ -195,10 +212,10 @@ class LocalExecutor:
             record(history.History.attempt_finished, run_id, process.task, process.attempt, Phase.FAILED, ended,
                    "the run stopped", None, history.tail(process.log))
         stopped = status.model_copy(deep=True)
-        # Ctrl-C is the user stopping the run, as ``ferry stop`` on a cluster; anything else, a failure.
+        # Ctrl-C or SIGTERM is the user stopping the run, as ``ferry stop`` on a cluster; anything else, a failure.
         stopped.phase = Phase.STOPPED if isinstance(error, KeyboardInterrupt) else Phase.FAILED
         stopped.finished_at = ended
-        stopped.message = f"the run stopped: {type(error).__name__}{f': {error}' if str(error) else ''}"
+        stopped.message = stop_message(error)
         for state in stopped.tasks.values():
             if state.phase == Phase.RUNNING:
                 state.phase, state.finished_at, state.message = Phase.FAILED, ended, "the run stopped"
@@ -242,6 +259,7 @@ class LocalExecutor:
                 self.forks = forkserver.ForkServer()
             popen = self.forks.spawn(env, str(directory), str(log))
         else:
+            env[lifetime.PARENT_ENV] = str(os.getpid())
             with open(log, "wb") as out:
                 popen = subprocess.Popen([sys.executable, "-P", "-m", "ferry", "pod", step], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -362,6 +380,13 @@ class _Recorder:
                     pass
             self.history = None
             self.path = None
+
+
+def stop_message(error: BaseException) -> str:
+    """Why a run ended before the scheduler ended it: ``the run was stopped (SIGTERM)``."""
+    if isinstance(error, KeyboardInterrupt):
+        return f"the run was stopped ({'SIGTERM' if isinstance(error, lifetime.Terminated) else 'Ctrl-C'})"
+    return f"the run stopped: {type(error).__name__}{f': {error}' if str(error) else ''}"
 
 
 def published(task: str, state: resource.TaskStatus) -> str:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import pathlib
+import re
 import secrets
 import shutil
 import subprocess
@@ -27,7 +28,23 @@ MAX_ARCHIVE = 50 * 1024 * 1024
 
 
 class KubectlError(RuntimeError):
-    pass
+    def __init__(self, message: str, stderr: str = ""):
+        super().__init__(message)
+        self.unreachable = any(sign in stderr for sign in _UNREACHABLE)
+        """Whether kubectl found no cluster to talk to (none configured, or none answering)."""
+
+
+_UNREACHABLE = ("The connection to the server", "Unable to connect to the server",
+                "no configuration has been provided", "couldn't get current server API group list")
+_KLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w.]+:\d+\] ")
+"""The start of a line kubectl logs (``E1207 23:00:27.414155 17079 memcache.go:265] ...``): it
+repeats one failure five times before it says it once for people."""
+
+
+def _said(stderr: str) -> str:
+    """What kubectl says on stderr, without its log lines when it says more."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return "\n".join([line for line in lines if not _KLOG.match(line)] or lines)
 
 
 def _command(args: tuple[str, ...] | list[str], context: str | None) -> list[str]:
@@ -40,7 +57,7 @@ def _command(args: tuple[str, ...] | list[str], context: str | None) -> list[str
 def kubectl(*args: str, input: str | None = None, context: str | None = None) -> str:
     result = subprocess.run(_command(args, context), input=input, capture_output=True, text=True)
     if result.returncode != 0:
-        raise KubectlError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+        raise KubectlError(f"kubectl {' '.join(args)}: {_said(result.stderr)}", result.stderr)
     return result.stdout
 
 
@@ -186,7 +203,7 @@ def _follow(args: list[str], context: str | None) -> str:
             return ""
         # Still starting: wait. Anything else, a failed image pull included, will not get better.
         if "ContainerCreating" not in done.stderr and "PodInitializing" not in done.stderr:
-            raise KubectlError(f"kubectl {' '.join(args)} -f: {done.stderr.strip()}")
+            raise KubectlError(f"kubectl {' '.join(args)} -f: {_said(done.stderr)}", done.stderr)
         time.sleep(1)
 
 

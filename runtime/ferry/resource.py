@@ -63,6 +63,21 @@ def io_name_problem(name: str) -> str | None:
     return None
 
 
+MAX_OBJECT_NAME_LENGTH = 253
+
+
+def object_name_problem(name: str, limit: int = MAX_OBJECT_NAME_LENGTH) -> str | None:
+    """What keeps ``name`` from naming a Workflow, as the API server checks ``metadata.name`` (a
+    DNS-1123 subdomain), or None. Such a name is safe as one segment of a path: no ``/``, never
+    ``..``, and short enough for a file name."""
+    if len(name) > limit:
+        return f"is longer than {limit} characters: shorten it"
+    if not re.fullmatch(DNS_SUBDOMAIN_PATTERN, name):
+        return ("is not a DNS subdomain: use lowercase letters, digits, '-' and '.', starting and ending "
+                "with a letter or digit (e.g. 'etl-daily')")
+    return None
+
+
 def env_name(name: str) -> str:
     """An input or output name as environment variables spell it: ``row_count``, ``row-count`` and
     ``Row_Count`` are all ``ROW_COUNT``. Two names spelled alike would share a variable, and a folder

@@ -22,7 +22,7 @@ import tempfile
 import traceback
 import typing
 
-from ferry import errors, manifest, podruntime, remote, resource, store as store_, taskpod, uris
+from ferry import errors, lifetime, manifest, podruntime, remote, resource, store as store_, taskpod, uris
 
 WORKDIR_ENV = "FERRY_WORKDIR"
 
@@ -159,4 +159,6 @@ def run_function() -> int:
         traceback.print_exc()
         result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")
         podruntime.report(result, plan, store)
+        if isinstance(error, podruntime.Stopped):
+            lifetime.end_group()
     return 0 if result.error is None else 1

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -363,3 +364,284 @@ def test_a_file_that_is_no_workflow_manifest_is_refused(tmp_path):
     (tmp_path / "pod.yaml").write_text("kind: Pod\n")
     with pytest.raises(SystemExit, match="is not a Workflow manifest"):
         cli.main(["run", str(tmp_path / "pod.yaml")])
+
+
+HOSTILE = "\x1b]0;title\x07\x1b[2J"
+
+
+@ferry.task
+def shouts() -> int:
+    raise ValueError(f"bad {HOSTILE}\u202e")
+
+
+@ferry.workflow
+def shouting() -> int:
+    return shouts()
+
+
+def no_controls(text: str) -> None:
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, text
+
+
+def test_run_prints_a_tasks_hostile_failure_escaped(tmp_path, capsys):
+    assert cli.main(["run", "tests.runtime.test_cli:shouting", "--store", str(tmp_path / "raw")]) == 1
+    captured = capsys.readouterr()
+    no_controls(captured.out + captured.err)
+    assert r"ValueError: bad \x1b]0;title\x07\x1b[2J\u202e" in captured.err
+
+
+def test_get_local_prints_hostile_names_and_messages_escaped(history_in_tmp, capsys):
+    spec = resource.WorkflowSpec(tasks=[resource.Task(name="load", function="m:f")])
+    with history.History(history_in_tmp) as opened:  # a history is a file anyone with the path can write
+        opened.open_run(f"etl{HOSTILE}-00000001", "etl", spec, "file:///raw")
+        opened.update(f"etl{HOSTILE}-00000001", resource.WorkflowStatus(
+            phase=resource.Phase.FAILED, message=f"task load failed: {HOSTILE}",
+            tasks={f"lo{HOSTILE}": resource.TaskStatus(phase=resource.Phase.FAILED, message=HOSTILE)},
+            outputs={f"o{HOSTILE}": resource.Output(kind=resource.Kind.VALUE, value=HOSTILE)}))
+    assert cli.main(["get", "--local"]) == 0
+    listed = capsys.readouterr()
+    no_controls(listed.out + listed.err)
+    assert r"etl\x1b]0;title\x07\x1b[2J-00000001" in listed.out
+    assert cli.main(["get", "--local", f"etl{HOSTILE}-00000001"]) == 0
+    one = capsys.readouterr()
+    no_controls(one.out + one.err)
+    assert r"task load failed: \x1b]0;title\x07\x1b[2J" in one.out
+
+
+def test_ls_prints_hostile_file_names_escaped(tmp_path, capsys, monkeypatch):
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / f"a{HOSTILE}.txt").write_text("x")
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri(), cache_dir=tmp_path / "cache"))
+    ref = store.upload_directory(tmp_path / "tree")
+    monkeypatch.setenv("FERRY_RAW_DATA_PREFIX", store.raw_data_prefix)
+    assert cli.main(["ls", ref.uri]) == 0
+    out = capsys.readouterr().out
+    no_controls(out)
+    assert out.split()[-1] == r"a\x1b]0;title\x07\x1b[2J.txt"
+
+
+def python_task_manifest(tmp_path, metadata: dict) -> str:
+    path = tmp_path / "workflow.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": metadata,
+                                    "spec": {"tasks": [{"name": "first", "function": "tests.runtime.sample_workflows:add",
+                                                        "inputs": [{"name": "a", "value": 1}, {"name": "b", "value": 2}],
+                                                        "outputs": [{"name": "o0", "kind": "value"}]}],
+                                             "outputs": [{"name": "sum", "fromTask": {"task": "first", "output": "o0"}}]}}))
+    return str(path)
+
+
+@pytest.mark.parametrize("metadata, field", [
+    ({"name": "../../escaped"}, "metadata.name"), ({"name": "/tmp/escaped"}, "metadata.name"),
+    ({"name": "Escaped"}, "metadata.name"), ({"name": "escaped_"}, "metadata.name"),
+    ({"name": "escaped." + "x" * 250}, "metadata.name"), ({"generateName": "../escaped-"}, "metadata.generateName"),
+    ({"name": f"escaped{HOSTILE}"}, "metadata.name")])
+def test_a_manifest_name_that_is_no_dns_subdomain_is_refused_before_anything_runs(metadata, field, tmp_path,
+                                                                                   monkeypatch, capsys):
+    import tempfile
+
+    (tmp_path / "deep" / "tmp").mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "deep" / "tmp"))  # where the attempts' folders go
+    manifest = python_task_manifest(tmp_path, metadata)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", manifest, "--store", str(tmp_path / "deep" / "raw")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"{field} " in err, err
+    assert "use lowercase letters, digits, '-' and '.'" in err or "longer than 244 characters: shorten it" in err
+    no_controls(err)
+    assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name.lower()], "nothing written under that name"
+
+
+def test_a_good_manifest_name_runs(tmp_path, capsys):
+    assert cli.main(["run", python_task_manifest(tmp_path, {"name": "adds.v2"}), "--store", str(tmp_path / "raw")]) == 0
+    assert capsys.readouterr().out == "sum = 3\n"
+
+
+def test_compile_refuses_a_name_the_api_server_would(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["compile", "examples/quickstart.py:pipeline", "--name", "../weekly"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ferry compile: --name '../weekly' ") and len(err.splitlines()) == 1
+
+
+def stored_file(tmp_path) -> ferry.BlobRef:
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    (tmp_path / "rows.csv").write_text("a\nb\n")
+    return store.put(tmp_path / "rows.csv", f"{store.raw_data_prefix}/e/count/1/rows")
+
+
+def cluster_status(monkeypatch, outputs: dict) -> None:
+    """A Workflow on the cluster whose status (written by the operator from what tasks report) names ``outputs``."""
+    status = resource.WorkflowStatus(phase=resource.Phase.SUCCEEDED, outputs=outputs)
+    monkeypatch.setattr(remote, "get", lambda name, namespace, context=None: {"status": status.dump()})
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/x", "a/b", "..", ".", "", "x\x1b[2J", "a" * 41])
+def test_outputs_refuses_a_name_from_status_that_is_no_output_name(name, tmp_path, monkeypatch, capsys):
+    stored = stored_file(tmp_path)
+    hostile = name.replace("/abs", str(tmp_path / "abs"))
+    cluster_status(monkeypatch, {
+        "fine": resource.Output(kind=resource.Kind.FILE, uri=stored.uri, size=stored.size),
+        hostile: resource.Output(kind=resource.Kind.FILE, uri=stored.uri, size=stored.size)})
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    target = tmp_path / "a" / "b" / "out"
+    assert cli.main(["outputs", "wf-1", "-o", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "ferry outputs: the status of wf-1 names an output" in err, err
+    no_controls(err)
+    assert not (tmp_path / "abs").exists()
+    assert not [p for p in (tmp_path / "a").rglob("*") if p.is_file()], "nothing downloaded, not even the good ones"
+
+
+@pytest.mark.parametrize("link", ["rows", "values.json"])
+def test_outputs_refuses_to_write_through_a_link_in_the_folder(link, tmp_path, monkeypatch, capsys):
+    stored = stored_file(tmp_path)
+    cluster_status(monkeypatch, {"rows": resource.Output(kind=resource.Kind.FILE, uri=stored.uri, size=stored.size),
+                                 "count": resource.Output(kind=resource.Kind.VALUE, value=2)})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere").write_text("precious")
+    (tmp_path / "out" / link).symlink_to(tmp_path / "elsewhere")
+    assert cli.main(["outputs", "wf-1", "-o", str(tmp_path / "out")]) == 1
+    assert f"{tmp_path / 'out' / link} is a link" in capsys.readouterr().err
+    assert (tmp_path / "elsewhere").read_text() == "precious"
+
+
+def test_outputs_of_a_local_run_come_from_the_history(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FERRY_RAW_DATA_PREFIX", (tmp_path / "raw").as_uri())
+    monkeypatch.setattr(remote, "kubectl", lambda *a, **k: pytest.fail("a local run needs no cluster"))
+    assert cli.main(["run", "tests.runtime.sample_workflows:named", "--n", "5", "--max-rows", "2"]) == 0
+    run_id = next(run["name"] for run in history.History().runs()[0])
+    capsys.readouterr()
+    for arguments in (["outputs", run_id], ["outputs", "--local", run_id]):
+        assert cli.main([*arguments, "-o", str(tmp_path / "out")]) == 0
+        assert json.loads((tmp_path / "out" / "values.json").read_text()) == {"row_count": 2, "summary": "2 ROWS"}
+    with pytest.raises(SystemExit):
+        cli.main(["outputs", "--local", "named-00000000"])
+    assert "no local run named-00000000" in capsys.readouterr().err
+
+
+def test_outputs_without_a_cluster_says_so_in_one_line(tmp_path, capsys):
+    result = subprocess.run([sys.executable, "-m", "ferry", "outputs", "etl-1a2b3c"], capture_output=True, text=True,
+                            env={**os.environ, "KUBECONFIG": str(tmp_path / "none"), "FERRY_HISTORY": "off"},
+                            cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("ferry outputs: no cluster is reachable") and "--local" in result.stderr
+
+
+def run_folders(tmp_path, *run_ids: str) -> str:
+    """A store whose ``local/`` folder holds old outputs of ``run_ids``; its URI."""
+    root = tmp_path / "raw" / "local"
+    old = time.time() - 7200
+    for run_id in run_ids:
+        path = root / run_id / "t" / "1" / "out.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 10)
+        os.utime(path, (old, old))
+    return (tmp_path / "raw").as_uri()
+
+
+def test_gc_local_refuses_a_history_that_never_recorded_the_stores_runs(tmp_path, monkeypatch, capsys):
+    store = run_folders(tmp_path, "etl-00000001", "etl-00000002")
+    other = tmp_path / "other.sqlite3"
+    monkeypatch.setenv("FERRY_HISTORY", str(other))
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h", "--dry-run"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1, captured.err
+    assert f"{other} (FERRY_HISTORY) never recorded 2 of the 2 runs" in captured.err
+    assert f"under {store}/local/" in captured.err and "--unrecorded" in captured.err
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h"]) == 1
+    assert (tmp_path / "raw" / "local" / "etl-00000001" / "t" / "1" / "out.bin").exists()
+
+
+def test_gc_local_deletes_the_runs_the_history_forgot_and_unrecorded_ones_when_told(tmp_path, history_in_tmp,
+                                                                                      capsys):
+    store = run_folders(tmp_path, "etl-00000001", "etl-00000002")
+    spec = resource.WorkflowSpec(tasks=[resource.Task(name="t", function="m:f")])
+    with history.History(history_in_tmp) as records:
+        records.open_run("etl-00000001", "etl", spec, store)
+        records.open_run("etl-00000002", "etl", spec, store)
+    assert cli.main(["delete", "--local", "etl-00000001"]) == 0
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h"]) == 0
+    assert "1 folders of runs gone" in capsys.readouterr().out
+    local = tmp_path / "raw" / "local"
+    kept = {path.relative_to(local).parts[0] for path in local.rglob("out.bin")}
+    assert kept == {"etl-00000002"}
+    run_folders(tmp_path, "etl-00000003")  # another history's run
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h"]) == 1
+    assert "never recorded 1 of the 1 runs" in capsys.readouterr().err
+    assert {path.relative_to(local).parts[0] for path in local.rglob("out.bin")} == {"etl-00000002", "etl-00000003"}
+    assert cli.main(["gc", "--local", "--store", store, "--older-than", "1h", "--unrecorded"]) == 0
+    assert {path.relative_to(local).parts[0] for path in local.rglob("out.bin")} == {"etl-00000002"}
+
+
+@ferry.workflow
+def returns_a_constant() -> int:
+    return 3
+
+
+def test_a_definition_error_is_one_line_and_exit_2(capsys):
+    for command in ("run", "compile"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main([command, "tests.runtime.test_cli:returns_a_constant"])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert err.splitlines() == [f"ferry {command}: workflow returns_a_constant: output o0 must be the output of a "
+                                    "task called in the workflow, not 3"]
+
+
+@pytest.mark.parametrize("target, says", [
+    ("etl.pyy:etl", "ferry run: no module etl.pyy (nor a file etl.pyy)"),
+    ("no_such_package.etl:etl", "ferry run: no module no_such_package.etl"),
+    ("missing.py:etl", "ferry run: no file missing.py"),
+])
+def test_a_workflow_that_cannot_be_found_is_one_line_and_exit_2(target, says, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", target])
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(says) and "path/to/file.py:WORKFLOW or package.module:WORKFLOW" in line, line
+    assert str(tmp_path) in line, "where it looked"
+
+
+def test_an_import_error_inside_the_users_module_keeps_their_traceback(tmp_path):
+    (tmp_path / "broken.py").write_text("import ferry\nimport no_such_dependency_of_theirs\n")
+    result = subprocess.run([sys.executable, "-m", "ferry", "run", "broken.py:etl"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and 'broken.py", line 2' in result.stderr
+    assert "No module named 'no_such_dependency_of_theirs'" in result.stderr
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(history_in_tmp, tmp_path):
+    spec = resource.WorkflowSpec(tasks=[resource.Task(name="load", function="m:f")])
+    with history.History(history_in_tmp) as opened:
+        for i in range(600):
+            opened.open_run(f"etl-{i:08x}", "etl", spec, "file:///raw")
+            opened.update(f"etl-{i:08x}", resource.WorkflowStatus(phase=resource.Phase.FAILED, message="x" * 300))
+    result = subprocess.run(f"{sys.executable} -m ferry get --local --limit 600 | head -3", shell=True,
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert len(result.stdout.splitlines()) == 3
+    assert result.stderr == "", result.stderr
+
+
+@ferry.task(image="python:3.12-slim")
+def boxed_add(a: int, b: int) -> int:
+    return a + b
+
+
+@ferry.workflow
+def boxed_sum(a: int = 1, b: int = 2) -> int:
+    return boxed_add(a=a, b=b)
+
+
+def test_a_python_task_with_an_image_says_once_that_it_runs_here_without_it(tmp_path, capsys):
+    assert cli.main(["run", "tests.runtime.test_cli:boxed_sum", "--store", str(tmp_path / "raw")]) == 0
+    captured = capsys.readouterr()
+    notices = [line for line in captured.err.splitlines() if "python:3.12-slim" in line]
+    assert len(notices) == 1, captured.err
+    assert notices[0].endswith("task boxed-add: its image python:3.12-slim is not used in a local run: the task "
+                               "runs on this machine's Python (ferry run --remote runs it in its image)")
+    assert captured.out == "o0 = 3\n"

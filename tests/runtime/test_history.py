@@ -254,3 +254,19 @@ def test_what_the_history_stores_is_plain_json(tmp_path):
     spec, status = sqlite3.connect(path).execute("SELECT spec, status FROM runs").fetchone()
     assert json.loads(spec)["tasks"][0]["name"] == "first-task"
     assert json.loads(status) == {"phase": "Pending", "tasks": {}, "outputs": {}, "conditions": []}
+
+
+def test_a_history_of_the_first_schema_is_brought_up_to_date_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path)
+    for statement in history.SCHEMA:
+        db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO runs (id, workflow, phase, created, spec, status, store_prefix) VALUES "
+               "('one-00000001', 'one', 'Succeeded', '2024-01-01T00:00:00Z', '{}', '{}', 'file:///raw')")
+    db.commit()
+    db.close()
+    with history.History(path) as records:
+        assert records.runs()[1] == 1 and records.deleted() == set()
+        assert records.delete("one-00000001") and records.deleted() == {"one-00000001"}
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 2

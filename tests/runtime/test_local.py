@@ -101,25 +101,26 @@ def test_cli_runs_the_quickstart_and_prints_outputs(tmp_path):
     result = ferry_cli("run", "examples/quickstart.py:pipeline", "--days", "2", "--store", (tmp_path / "raw").as_uri())
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" = ", 1) for line in result.stdout.splitlines())
-    assert lines["o0"] == "300"
-    assert lines["o1"].startswith(f"Asset({(tmp_path / 'raw').as_uri()}/local/pipeline-")
-    assert lines["o2"].startswith(f"File({(tmp_path / 'raw').as_uri()}/local/pipeline-")
+    assert list(lines) == ["visits", "report", "index"], "named by the workflow's NamedTuple"
+    assert lines["visits"] == "300"
+    assert lines["report"].startswith(f"Asset({(tmp_path / 'raw').as_uri()}/local/pipeline-")
+    assert lines["index"].startswith(f"File({(tmp_path / 'raw').as_uri()}/local/pipeline-")
     assert "✔ task index succeeded" in result.stderr
     assert "⇪ task collect published 2 files (34 B)" in result.stderr
-    index_file = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri())).open(lines["o2"][5:-1])
+    index_file = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri())).open(lines["index"][5:-1])
     assert index_file.read().decode() == "charts/day-1.txt: #\ncharts/day-2.txt: ##\n"
-    listed = ferry_cli("ls", lines["o1"][6:-1])
+    listed = ferry_cli("ls", lines["report"][6:-1])
     assert listed.returncode == 0, listed.stderr
     assert [line.split()[-1] for line in listed.stdout.splitlines()] == [
         "charts/day-1.txt", "charts/day-2.txt", "summary.txt"]
     run_id = re.search(r"^run (pipeline-[0-9a-f]{8}); see it with: ferry get --local \1$", result.stderr, re.M)[1]
-    assert lines["o1"].startswith(f"Asset({(tmp_path / 'raw').as_uri()}/local/{run_id}/")
+    assert lines["report"].startswith(f"Asset({(tmp_path / 'raw').as_uri()}/local/{run_id}/")
     runs = ferry_cli("get", "--local")
     assert runs.returncode == 0, runs.stderr
     assert runs.stdout.splitlines()[1].split()[:3] == [run_id, "Succeeded", "4/4"]
     one = ferry_cli("get", "--local", run_id)
     assert one.returncode == 0 and one.stdout.splitlines()[0] == f"{run_id}: Succeeded 4/4", one.stderr
-    assert "  output o0 = 300" in one.stdout.splitlines()
+    assert "  output visits = 300" in one.stdout.splitlines()
     assert ferry_cli("logs", "--local", run_id, "index").returncode == 0
 
 
@@ -247,3 +248,14 @@ def test_no_container_runtime_fails_the_run_before_any_task_runs(store, monkeypa
     with pytest.raises(RuntimeError, match="no container runtime found"):
         run.result()
 
+
+
+@pytest.mark.parametrize("name, run_id", [("../../escaped", None), ("pipeline", "../../escaped"),
+                                          ("x" * 250, None)])
+def test_the_executor_refuses_a_name_that_would_lead_out_of_its_folders(store, tmp_path, name, run_id):
+    spec = samples.remembers_twice.compile()
+    executor = local.LocalExecutor(store)
+    with pytest.raises(ValueError, match="lowercase letters, digits, '-' and '.'|characters"):
+        executor.run(name, spec, samples.remembers_twice.outputs, run_id)
+    assert not executor.scratch.exists()
+    assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name]
