@@ -78,7 +78,7 @@ def metric(text: str, name: str) -> float:
 def test_fan_out_fan_in_of_twenty_tasks(cluster: Cluster, workflow_namespace: str, s3):
     workers = [{
         "name": f"square-{i}", "image": "busybox:1.36", "command": ["sh", "-c"],
-        "args": ['echo $((FERRY_INPUT_NUM * FERRY_INPUT_NUM)) > /ferry/outputs/square'],
+        "args": ['n=$(cat "$FERRY_INPUT_NUM"); echo $((n * n)) > /ferry/outputs/square'],
         "inputs": [{"name": "num", "value": i}],
         "outputs": [{"name": "square", "kind": "file"}],
     } for i in range(20)]
@@ -107,7 +107,7 @@ def test_python_style_names_reach_variables_and_folders(cluster: Cluster, workfl
         "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "python-names"},
         "spec": {"inputs": [{"name": "max_rows", "value": 3}], "tasks": [
             {"name": "count", "image": "busybox:1.36", "command": ["sh", "-c"],
-             "args": ['echo $((FERRY_INPUT_MAX_ROWS + 1)) > /ferry/outputs/row_count'],
+             "args": ['echo $(($(cat "$FERRY_INPUT_MAX_ROWS") + 1)) > /ferry/outputs/row_count'],
              "inputs": [{"name": "max_rows", "fromInput": "max_rows"}], "outputs": [{"name": "row_count"}]},
             {"name": "show", "image": "busybox:1.36", "command": ["sh", "-c"],
              "args": ['echo "$(cat /ferry/inputs/rows_in) from $FERRY_INPUT_ROWS_IN" > /ferry/outputs/line'],
@@ -208,7 +208,7 @@ def test_sensor_plugin_from_yaml_waits_for_an_object(cluster: Cluster, workflow_
                                         "config": {"poll_interval_seconds": 0.5, "timeout_seconds": 120}},
              "inputs": [{"name": "path", "value": uri}], "outputs": [{"name": "o0", "kind": "value"}]},
             {"name": "show", "image": "busybox:1.36", "command": ["sh", "-c"],
-             "args": ['echo "got $FERRY_INPUT_PATH" > /ferry/outputs/line'],
+             "args": ['echo "got $(cat "$FERRY_INPUT_PATH")" > /ferry/outputs/line'],
              "inputs": [{"name": "path", "fromTask": {"task": "wait", "output": "o0"}}],
              "outputs": [{"name": "line", "kind": "value"}]}]}})
 
