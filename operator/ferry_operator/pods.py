@@ -5,7 +5,8 @@ The pod has up to four containers sharing two volumes, ``/ferry/inputs`` and ``/
 - ``ferry-credentials`` (a native sidecar, first) is the only one given the storage Secret: it
   trades its keys for temporary ones good only for the namespace's folder and the plan's URIs,
   which the others read from ``/ferry/credentials`` (``ferry.credentials``);
-- ``ferry-fetch`` (init container, Ferry runtime image) downloads and verifies the inputs;
+- ``ferry-fetch`` (init container, Ferry runtime image) downloads and verifies the inputs, and
+  writes each value's file (``ferry.podruntime.fetch``);
 - ``main`` is the user's image and command, untouched: it needs no shell, no Python and no Ferry;
 - ``ferry-publish`` (a native sidecar: an init container with ``restartPolicy: Always``) starts
   before ``main`` and idles; after ``main`` exits, the kubelet stops it with SIGTERM, and only then
