@@ -159,8 +159,8 @@ VALUE_SHAPES = [
                 for name in ("small-text", "large-text", "small-json", "large-json")],
      "outputs": [{"name": name, "kind": "file"} for name in ("small-text", "large-text", "small-json", "large-json")]},
     {"name": "literal", "image": "busybox:1.36", "command": ["sh", "-c"],  # nothing to fetch, still files
-     "args": ['test "$(cat "$FERRY_INPUT_GREETING")" = "hello there" && test "$(cat "$FERRY_INPUT_N")" = 3'],
-     "inputs": [{"name": "greeting", "value": "hello there"}, {"name": "n", "value": 3}]},
+     "args": ['test "$(cat "$FERRY_INPUT_GREETING")" = "hello there" && test "$(cat "$FERRY_INPUT_COUNT")" = 3'],
+     "inputs": [{"name": "greeting", "value": "hello there"}, {"name": "count", "value": 3}]},
 ]
 """Values of each shape from one container task to another, which copies the files it finds back out
 (``ferry run`` here and the operator on a cluster run the same)."""

@@ -113,7 +113,6 @@ def test_a_large_value_output_is_stored_and_passed_by_reference(tmp_path):
     ref = result.outputs["table"]
     assert ref.value is None and ref.uri.endswith("/table.json") and ref.size > values.MAX_INLINE_VALUE
     assert values.load(dict, ref, store) == big
-    (tmp_path / "inputs").mkdir()
     podruntime.fetch(plan(tmp_path, inputs={"table": ref}), store, tmp_path / "inputs")  # to a container task
     assert (tmp_path / "inputs" / "table").read_bytes() == json.dumps(big).encode()
 
