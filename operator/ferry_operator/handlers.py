@@ -299,110 +299,172 @@ async def _report_refusal(state: State, namespace: str, name: str, refused: kube
 
 
 async def reconcile_workflow(state: State, namespace: str, name: str) -> None:
-    for retry in range(5):  # retried only when the status was written by someone else meanwhile
-        if not retry and (finished := state.bodies.finished(namespace, name)):
-            due = _due(state, namespace, name)
-            if due is not None and due <= datetime.datetime.now(datetime.timezone.utc):
-                # Ferry's finalizer still runs (``_let_go``); the pods go by their owner references.
-                await asyncio.to_thread(state.api.delete_workflow, namespace, name, finished.uid)
-                return
-            _wake_at(state, namespace, name, due)
-            # Its held pods, if releasing them failed after its last status write.
-            owned = pods.owned(_pods_of(state, namespace, name), finished.uid)
-            await _release(state, namespace, [pod for pod_name, pod in owned.items() if pod_name not in finished.running],
-                           lambda pod: retention.deletes(finished.pod_retention, pod, finished.succeeded))
-            return
-        body = (state.bodies.get(namespace, name) or state.deleting.get((namespace, name))) if not retry else None
+    """Bring the workflow one step on (``scheduler.step``), from what is known of it and its pods;
+    read again and retried only when someone else wrote its status meanwhile."""
+    if finished := state.bodies.finished(namespace, name):
+        await _tend_finished(state, namespace, name, finished)
+        return
+    for retry in range(5):
+        body = await _body(state, namespace, name, fresh=bool(retry))
         if body is None:
-            body = await asyncio.to_thread(state.api.get_workflow, namespace, name)
-            if body is None:
-                return
-            if not body["metadata"].get("deletionTimestamp"):  # a deleted one is in ``_deleting`` by its event
-                state.bodies.offer(body)
-        meta = body["metadata"]
-        if meta.get("deletionTimestamp"):
-            if WORKFLOW_FINALIZER in (meta.get("finalizers") or []):
+            return
+        finalizers = body["metadata"].get("finalizers") or []
+        if body["metadata"].get("deletionTimestamp"):
+            if WORKFLOW_FINALIZER in finalizers:
                 await _let_go(state, namespace, name, body)
             return
-        if WORKFLOW_FINALIZER not in (meta.get("finalizers") or []):  # before its first pod
-            body = await asyncio.to_thread(state.api.patch_workflow, namespace, name,
-                                           patches.finalizer_added(meta, WORKFLOW_FINALIZER), meta["resourceVersion"])
-            if body is None:
-                continue
-            state.bodies.offer(body)
+        if WORKFLOW_FINALIZER not in finalizers and (body := await _hold(state, namespace, name, body)) is None:
+            continue
         status = resource.WorkflowStatus.model_validate(body.get("status") or {})
         if bodies.settled(body):
             state.tally.observe((namespace, name), None, status, status)
             _expire_when_due(state, namespace, name)
             return
-        try:
-            spec = state.bodies.spec(body)
-        except pydantic.ValidationError as error:
-            problems = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            spec, step = None, _invalid(status, problems)
-        if spec is not None and (foreign := tenancy.foreign_uris(spec, namespace, state.config)):
-            spec, step = None, _invalid(status, "; ".join(foreign))
+        spec, step = _spec_or_failure(state, namespace, body, status)
+        owned: dict[str, dict] = {}
         if spec is not None:
-            listed = _pods_of(state, namespace, name)
-            owned = pods.owned(listed, body["metadata"]["uid"])
-
-            now = datetime.datetime.now(datetime.timezone.utc)
-            foreign = {p["metadata"]["name"] for p in listed} - set(owned)
-            unborn: list[str] = []
-
-            stuck = {pod_name: await _mount_failures(state, namespace, pod["metadata"]["uid"])
-                     for pod_name, pod in owned.items() if results.stuck_starting(pod, now, state.config.start_timeout_seconds)}
-
-            def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
-                pod = owned.get(pod_name)
-                if pod:
-                    return tenancy.checked(results.read_attempt(pod, [o.name for o in task.outputs], now,
-                                                                state.config.start_timeout_seconds, stuck.get(pod_name, [])),
-                                           namespace, state.config)
-                if pod_name in foreign:  # a same-named earlier workflow's, still stopping
-                    return scheduler.Attempt(False, message=f"waiting for pod {pod_name} of an earlier workflow "
-                                                            f"named {name} to go")
-                # Never created (refused while the earlier one's pod was there): create it now. A pod of
-                # ours cannot vanish unseen: Ferry's finalizer holds it until its end is recorded.
-                if (namespace, pod_name) not in state.unseen:
-                    unborn.append(task.name)
-                return scheduler.Attempt(False)
-
-            step = scheduler.step(name, spec, status, observe, now)
-            step.create += [(task, step.status.tasks[task].attempts) for task in unborn
-                            if step.status.tasks[task].phase == resource.Phase.RUNNING]
-            for task, attempt in step.create:
-                pod = pods.build_pod(body, spec, step.status, task, attempt, state.config)
-                pod_name = pod["metadata"]["name"]
-                if pod_name not in owned and (namespace, pod_name) not in state.unseen:  # a retry after a conflict
-                    await _unseen_until_done(state, namespace, pod_name, state.api.create_pod, pod)
-            await _stop(state, namespace, step.delete)
-        step.status.observed_generation = body["metadata"].get("generation")
-        if step.status != status:
-            after = step.status.dump()
-            patch = (patches.diff(body["status"], after, "/status") if isinstance(body.get("status"), dict)
-                     else [{"op": "add", "path": "/status", "value": after}])
-            written = await asyncio.to_thread(state.api.patch_status, namespace, name, patch,
-                                              body["metadata"]["resourceVersion"])
-            if written is None:
-                continue
-            state.bodies.offer(written)
-            state.tally.observe((namespace, name), spec, status, step.status)
-            for kind, reason, message in step.events:
-                if state.config.posts(kind, reason):
-                    kopf.event(written, type=kind, reason=reason, message=message)
-            if step.status.phase in scheduler.DONE:
-                _expire_when_due(state, namespace, name)
-        if spec is not None:  # only once the status holds what they told, and in the background:
-            succeeded = retention.succeeded_pods(step.status)  # the next one need not wait
-            _spawn(state, _release_later(state, namespace, pods.releasable(owned, step.status),
-                                  lambda pod: retention.deletes(spec.pod_retention, pod, succeeded)))
-            running = {ts.pod_name for ts in step.status.tasks.values() if ts.phase == resource.Phase.RUNNING}
-            _wake_at(state, namespace, name, min(filter(None, [
-                scheduler.next_deadline(spec, step.status),
-                *(results.deadline(pod, state.config.start_timeout_seconds) for pod_name, pod in owned.items()
-                  if pod_name in running)]), default=None))
+            step, owned = await _run_step(state, namespace, name, body, spec, status)
+        if not await _write_status(state, namespace, name, body, spec, status, step):
+            continue
+        if spec is not None:
+            _follow_up(state, namespace, name, spec, step, owned)
         return
+
+
+async def _tend_finished(state: State, namespace: str, name: str, finished: bodies.Finished) -> None:
+    """A finished workflow: deleted once past its TTL, else woken then; its held pods, if releasing
+    them failed after its last status write, are let go (or deleted, as ``podRetention`` says)."""
+    due = _due(state, namespace, name)
+    if due is not None and due <= datetime.datetime.now(datetime.timezone.utc):
+        # Ferry's finalizer still runs (``_let_go``); the pods go by their owner references.
+        await asyncio.to_thread(state.api.delete_workflow, namespace, name, finished.uid)
+        return
+    _wake_at(state, namespace, name, due)
+    owned = pods.owned(_pods_of(state, namespace, name), finished.uid)
+    await _release(state, namespace, [pod for pod_name, pod in owned.items() if pod_name not in finished.running],
+                   lambda pod: retention.deletes(finished.pod_retention, pod, finished.succeeded))
+
+
+async def _body(state: State, namespace: str, name: str, fresh: bool) -> dict | None:
+    """The workflow as last seen (``bodies``, or its deletion's event), or read (``fresh``, or not
+    known); None when it is gone."""
+    body = None if fresh else (state.bodies.get(namespace, name) or state.deleting.get((namespace, name)))
+    if body is None:
+        body = await asyncio.to_thread(state.api.get_workflow, namespace, name)
+        # A deleted one is in ``deleting`` by its event.
+        if body is not None and not body["metadata"].get("deletionTimestamp"):
+            state.bodies.offer(body)
+    return body
+
+
+async def _hold(state: State, namespace: str, name: str, body: dict) -> dict | None:
+    """Add ``WORKFLOW_FINALIZER``, before the workflow's first pod; None when it was written meanwhile."""
+    meta = body["metadata"]
+    written = await asyncio.to_thread(state.api.patch_workflow, namespace, name,
+                                      patches.finalizer_added(meta, WORKFLOW_FINALIZER), meta["resourceVersion"])
+    if written is not None:
+        state.bodies.offer(written)
+    return written
+
+
+def _spec_or_failure(state: State, namespace: str, body: dict, status: resource.WorkflowStatus
+                     ) -> tuple[resource.WorkflowSpec, None] | tuple[None, scheduler.Step]:
+    """The workflow's spec, or the step that fails it: one the models reject, or naming another
+    namespace's data."""
+    try:
+        spec = state.bodies.spec(body)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return None, _invalid(status, problems)
+    if foreign := tenancy.foreign_uris(spec, namespace, state.config):
+        return None, _invalid(status, "; ".join(foreign))
+    return spec, None
+
+
+async def _run_step(state: State, namespace: str, name: str, body: dict, spec: resource.WorkflowSpec,
+                    status: resource.WorkflowStatus) -> tuple[scheduler.Step, dict[str, dict]]:
+    """The scheduler's step, from the workflow's pods as the index holds them; the pods it starts
+    are created and those it stops deleted. With the workflow's own pods, by name."""
+    listed = _pods_of(state, namespace, name)
+    owned = pods.owned(listed, body["metadata"]["uid"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stuck = {pod_name: await _mount_failures(state, namespace, pod["metadata"]["uid"])
+             for pod_name, pod in owned.items() if results.stuck_starting(pod, now, state.config.start_timeout_seconds)}
+    unborn: list[str] = []
+    observe = _observer(state, namespace, name, owned, {p["metadata"]["name"] for p in listed} - set(owned), stuck,
+                        now, unborn)
+    step = scheduler.step(name, spec, status, observe, now)
+    step.create += [(task, step.status.tasks[task].attempts) for task in unborn
+                    if step.status.tasks[task].phase == resource.Phase.RUNNING]
+    for task, attempt in step.create:
+        pod = pods.build_pod(body, spec, step.status, task, attempt, state.config)
+        pod_name = pod["metadata"]["name"]
+        if pod_name not in owned and (namespace, pod_name) not in state.unseen:  # a retry after a conflict
+            await _unseen_until_done(state, namespace, pod_name, state.api.create_pod, pod)
+    await _stop(state, namespace, step.delete)
+    return step, owned
+
+
+def _observer(state: State, namespace: str, name: str, owned: dict[str, dict], foreign: set[str],
+              stuck: dict[str, list[str]], now: datetime.datetime,
+              unborn: list[str]) -> Callable[[resource.Task, str], scheduler.Attempt]:
+    """How the scheduler sees a task's attempt, from its pod (``stuck`` starting: the pods' mount
+    failures); a task whose pod was never created is added to ``unborn``."""
+
+    def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
+        pod = owned.get(pod_name)
+        if pod:
+            attempt = results.read_attempt(pod, [o.name for o in task.outputs], now,
+                                           state.config.start_timeout_seconds, stuck.get(pod_name, []))
+            return tenancy.checked(attempt, namespace, state.config)
+        if pod_name in foreign:  # a same-named earlier workflow's, still stopping
+            return scheduler.Attempt(False, message=f"waiting for pod {pod_name} of an earlier workflow "
+                                                    f"named {name} to go")
+        # Never created (refused while the earlier one's pod was there): create it now. A pod of
+        # ours cannot vanish unseen: Ferry's finalizer holds it until its end is recorded.
+        if (namespace, pod_name) not in state.unseen:
+            unborn.append(task.name)
+        return scheduler.Attempt(False)
+
+    return observe
+
+
+async def _write_status(state: State, namespace: str, name: str, body: dict, spec: resource.WorkflowSpec | None,
+                        status: resource.WorkflowStatus, step: scheduler.Step) -> bool:
+    """Write what the step changed in the status, and post its events; False when someone else
+    wrote the status first."""
+    step.status.observed_generation = body["metadata"].get("generation")
+    if step.status == status:
+        return True
+    after = step.status.dump()
+    patch = (patches.diff(body["status"], after, "/status") if isinstance(body.get("status"), dict)
+             else [{"op": "add", "path": "/status", "value": after}])
+    written = await asyncio.to_thread(state.api.patch_status, namespace, name, patch,
+                                      body["metadata"]["resourceVersion"])
+    if written is None:
+        return False
+    state.bodies.offer(written)
+    state.tally.observe((namespace, name), spec, status, step.status)
+    for kind, reason, message in step.events:
+        if state.config.posts(kind, reason):
+            kopf.event(written, type=kind, reason=reason, message=message)
+    if step.status.phase in scheduler.DONE:
+        _expire_when_due(state, namespace, name)
+    return True
+
+
+def _follow_up(state: State, namespace: str, name: str, spec: resource.WorkflowSpec, step: scheduler.Step,
+               owned: dict[str, dict]) -> None:
+    """Once the status holds what they told: let go of the pods it no longer needs, in the
+    background (the next reconciliation need not wait), and arm the next deadline."""
+    succeeded = retention.succeeded_pods(step.status)
+    _spawn(state, _release_later(state, namespace, pods.releasable(owned, step.status),
+                                 lambda pod: retention.deletes(spec.pod_retention, pod, succeeded)))
+    running = {ts.pod_name for ts in step.status.tasks.values() if ts.phase == resource.Phase.RUNNING}
+    _wake_at(state, namespace, name, min(filter(None, [
+        scheduler.next_deadline(spec, step.status),
+        *(results.deadline(pod, state.config.start_timeout_seconds) for pod_name, pod in owned.items()
+          if pod_name in running)]), default=None))
 
 
 def _due(state: State, namespace: str, name: str) -> datetime.datetime | None:

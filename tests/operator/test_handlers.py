@@ -288,3 +288,52 @@ def test_the_operator_s_start_makes_the_state_every_handler_finds_in_its_memo(mo
         await asyncio.gather(*state.background, return_exceptions=True)
 
     run(scenario())
+
+
+# -- a running workflow: held, its pods created as the scheduler says, its status written ---------
+
+def test_a_new_workflow_is_held_then_its_first_pod_made_and_a_conflicting_write_read_again(state, memo,
+                                                                                            monkeypatch):
+    body = {"metadata": {"namespace": "team-a", "name": "wf", "uid": "uid-wf", "resourceVersion": "1",
+                         "generation": 1},
+            "spec": {"tasks": [{"name": "a", "image": "busybox"},
+                               {"name": "b", "image": "busybox", "dependsOn": ["a"]}]}}
+    versions, created, reads, written_status, events = iter(range(2, 100)), [], [], [], []
+
+    def patch_workflow(namespace, name, ops, version=None):
+        assert ops[-1] == {"op": "add", "path": "/metadata/finalizers", "value": [handlers.WORKFLOW_FINALIZER]}
+        return {**body, "metadata": {**body["metadata"], "finalizers": [handlers.WORKFLOW_FINALIZER],
+                                     "resourceVersion": str(next(versions))}}
+
+    conflicts = [True]
+
+    def patch_status(namespace, name, patch, version):
+        if conflicts.pop(0) if conflicts else False:
+            return None  # someone else wrote first
+        assert patch[0]["path"] == "/status", "a workflow without a status gets one whole"
+        written = {**state.bodies.get(namespace, name), "status": patch[0]["value"]}
+        written_status.append((version, written["status"]))
+        written["metadata"] = {**written["metadata"], "resourceVersion": str(next(versions))}
+        return written
+
+    def get_workflow(namespace, name):
+        reads.append(name)
+        return state.bodies.get(namespace, name)
+
+    state.api.patch_workflow, state.api.patch_status, state.api.get_workflow = patch_workflow, patch_status, get_workflow
+    state.api.create_pod = created.append
+    monkeypatch.setattr(handlers.kopf, "event", lambda body, type, reason, message: events.append(reason))
+
+    async def scenario() -> None:
+        await handlers.workflow_changed(type="ADDED", body=kopf.Body(body), namespace="team-a", name="wf",
+                                        uid="uid-wf", status={}, memo=memo)
+        await _settle(state)
+
+    run(scenario())
+    assert [pod["metadata"]["name"] for pod in created] == ["wf-a-1"], "created once, though written twice"
+    assert reads == ["wf"], "read again after the conflict"
+    ((version, status),) = written_status
+    assert version == "2" and status["phase"] == "Running" and status["tasks"]["a"]["phase"] == "Running"
+    assert status["observedGeneration"] == 1 and status["tasks"]["b"]["phase"] == "Pending"
+    assert events == ["Started"], "posted once, from the write that took"
+    assert ("team-a", "wf-a-1") in state.unseen, "until its event reaches the index"
