@@ -85,8 +85,9 @@ def test_a_pod_event_is_handled_without_waiting_for_the_reconciliation(reconcili
 
     async def scenario() -> None:
         done.clear()
+        # It returns while the reconciliation it asked for is still running.
         await asyncio.wait_for(handlers.pod_changed(namespace="team-a", name="wf-a-1", body=pod_event("wf-a-1", "wf"),
-                                                    memo=memo), timeout=5)  # returns while the reconciliation it asked for is still running
+                                                    memo=memo), timeout=5)
         await asyncio.sleep(0)
         assert calls == [("team-a", "wf")]
         done.set()
@@ -320,8 +321,8 @@ def test_a_new_workflow_is_held_then_its_first_pod_made_and_a_conflicting_write_
         reads.append(name)
         return state.bodies.get(namespace, name)
 
-    state.api.patch_workflow, state.api.patch_status, state.api.get_workflow = patch_workflow, patch_status, get_workflow
-    state.api.create_pod = created.append
+    state.api.patch_workflow, state.api.patch_status = patch_workflow, patch_status
+    state.api.get_workflow, state.api.create_pod = get_workflow, created.append
     monkeypatch.setattr(handlers.kopf, "event", lambda body, type, reason, message: events.append(reason))
 
     async def scenario() -> None:
