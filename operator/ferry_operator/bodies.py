@@ -32,12 +32,6 @@ class Finished(NamedTuple):
     """The pods of its succeeded attempts, with ``KeepFailed`` only (the only policy that asks)."""
 
 
-_bodies: dict[Key, dict] = {}
-_finished: dict[Key, Finished] = {}
-_specs: dict[Key, tuple[tuple[str, int], resource.WorkflowSpec]] = {}
-"""Each running workflow's spec as read, with the uid and generation it was read at."""
-
-
 def key(body: dict) -> Key:
     return body["metadata"]["namespace"], body["metadata"]["name"]
 
@@ -66,21 +60,6 @@ def settled(body: dict) -> bool:
         status.get("phase"), bool(spec.get("stop")), spec.get("rerun") or 0, status.get("rerun"))
 
 
-def offer(body: dict) -> bool:
-    """Keep ``body`` if it is newer than what is known (forget the workflow if it is finished);
-    whether it was."""
-    if not newer(body, _bodies.get(key(body))):
-        return False
-    if settled(body):
-        _bodies.pop(key(body), None)
-        _specs.pop(key(body), None)
-        _finished[key(body)] = _finished_of(body)
-    else:
-        _finished.pop(key(body), None)
-        _bodies[key(body)] = body
-    return True
-
-
 def _finished_of(body: dict) -> Finished:
     spec, status = body.get("spec") or {}, body.get("status") or {}
     tasks = status.get("tasks") or {}
@@ -92,40 +71,58 @@ def _finished_of(body: dict) -> Finished:
                     pods_of("Succeeded") if retention == resource.PodRetention.KEEP_FAILED else frozenset())
 
 
-def spec(body: dict) -> resource.WorkflowSpec:
-    """The body's spec, read once per generation of the workflow (only ``stop`` and ``rerun`` change,
-    and each change is a new generation): a reconciliation of a 1,000-task workflow, once per event
-    of its pods, spent ~19 ms reading it again. Raises pydantic's ``ValidationError``."""
-    meta = body["metadata"]
-    if meta.get("generation") is None:
-        return resource.WorkflowSpec.model_validate(body.get("spec") or {})
-    at = (meta.get("uid", ""), meta["generation"])
-    known = _specs.get(key(body))
-    if known is None or known[0] != at:
-        known = _specs[key(body)] = (at, resource.WorkflowSpec.model_validate(body.get("spec") or {}))
-    return known[1]
+class Bodies:
+    """The bodies known, of one operator (``handlers.State``)."""
 
+    def __init__(self) -> None:
+        self._bodies: dict[Key, dict] = {}
+        self._finished: dict[Key, Finished] = {}
+        self._specs: dict[Key, tuple[tuple[str, int], resource.WorkflowSpec]] = {}
+        """Each running workflow's spec as read, with the uid and generation it was read at."""
 
-def get(namespace: str, name: str) -> dict | None:
-    return _bodies.get((namespace, name))
+    def offer(self, body: dict) -> bool:
+        """Keep ``body`` if it is newer than what is known (forget the workflow if it is
+        finished); whether it was."""
+        if not newer(body, self._bodies.get(key(body))):
+            return False
+        if settled(body):
+            self._bodies.pop(key(body), None)
+            self._specs.pop(key(body), None)
+            self._finished[key(body)] = _finished_of(body)
+        else:
+            self._finished.pop(key(body), None)
+            self._bodies[key(body)] = body
+        return True
 
+    def spec(self, body: dict) -> resource.WorkflowSpec:
+        """The body's spec, read once per generation of the workflow (only ``stop`` and ``rerun``
+        change, and each change is a new generation): a reconciliation of a 1,000-task workflow, once
+        per event of its pods, spent ~19 ms reading it again. Raises pydantic's ``ValidationError``."""
+        meta = body["metadata"]
+        if meta.get("generation") is None:
+            return resource.WorkflowSpec.model_validate(body.get("spec") or {})
+        at = (meta.get("uid", ""), meta["generation"])
+        known = self._specs.get(key(body))
+        if known is None or known[0] != at:
+            known = self._specs[key(body)] = (at, resource.WorkflowSpec.model_validate(body.get("spec") or {}))
+        return known[1]
 
-def known() -> list[Key]:
-    """The running workflows known."""
-    return list(_bodies)
+    def get(self, namespace: str, name: str) -> dict | None:
+        return self._bodies.get((namespace, name))
 
+    def known(self) -> list[Key]:
+        """The running workflows known."""
+        return list(self._bodies)
 
-def finished(namespace: str, name: str) -> Finished | None:
-    """What is kept of the workflow, when it was last seen finished (until it is deleted)."""
-    return _finished.get((namespace, name))
+    def finished(self, namespace: str, name: str) -> Finished | None:
+        """What is kept of the workflow, when it was last seen finished (until it is deleted)."""
+        return self._finished.get((namespace, name))
 
+    def finished_keys(self) -> list[Key]:
+        return list(self._finished)
 
-def finished_keys() -> list[Key]:
-    return list(_finished)
-
-
-def forget(namespace: str, name: str) -> None:
-    """A deleted workflow: a new one may take its name."""
-    _bodies.pop((namespace, name), None)
-    _finished.pop((namespace, name), None)
-    _specs.pop((namespace, name), None)
+    def forget(self, namespace: str, name: str) -> None:
+        """A deleted workflow: a new one may take its name."""
+        self._bodies.pop((namespace, name), None)
+        self._finished.pop((namespace, name), None)
+        self._specs.pop((namespace, name), None)

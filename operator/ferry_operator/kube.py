@@ -1,4 +1,7 @@
-"""The few Kubernetes API calls the operator makes, in one place (blocking; run them in threads)."""
+"""The few Kubernetes API calls the operator makes, in one place (blocking; run them in threads).
+
+They are methods of a ``Client``, made once at the operator's start (``login``) and passed in: no
+module holds a connection pool, and tests hand the handlers a fake one."""
 
 from __future__ import annotations
 
@@ -12,9 +15,6 @@ from kubernetes.client.rest import ApiException
 
 from ferry import resource
 from ferry_operator import pods
-
-_api: client.ApiClient | None = None
-
 
 class Refused(Exception):
     """The API server refused a call the operator needs; the message says which and why."""
@@ -37,13 +37,14 @@ BUSY_STATUSES = (429, 500, 502, 503, 504)
 
 
 def _refusals(what: str):
-    """Turn API errors a caller does not handle into ``Refused`` naming the action, or ``Busy``."""
+    """Turn API errors a caller does not handle into ``Refused`` naming the action (formatted with the
+    call's arguments after ``self``), or ``Busy``."""
 
     def wrap(call):
         @functools.wraps(call)
-        def guarded(*args, **kwargs):
+        def guarded(self, *args, **kwargs):
             try:
-                return call(*args, **kwargs)
+                return call(self, *args, **kwargs)
             except ApiException as error:
                 if error.status in BUSY_STATUSES:
                     raise Busy(f"{what.format(*args)}: {error.status} {error.reason}") from error
@@ -59,39 +60,20 @@ CALLS_IN_FLIGHT = 32
 server, not on the CPU, so a handful of threads (asyncio's default) would serialize them."""
 
 
-def login() -> None:
+def login() -> Client:
     """In-cluster credentials in a pod, the kubeconfig elsewhere (``KUBECONFIG``)."""
-    global _api
     try:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = CALLS_IN_FLIGHT
-    _api = client.ApiClient(configuration)
+    return Client(client.ApiClient(configuration))
 
 
 WORKFLOWS = f"/apis/{resource.GROUP}/{resource.VERSION}/namespaces/{{namespace}}/{resource.PLURAL}"
 PODS = "/api/v1/namespaces/{namespace}/pods"
 JSON_PATCH = "application/json-patch+json"
-
-
-def _request(method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None,
-             content_type: str = "application/json", **names: str) -> rest.RESTResponse:
-    """One call through the client's pooled connections and credentials, its answer unread, with
-    ``{names}`` in ``path`` quoted. Not through the client's API methods: those check their arguments
-    with the client's own models (pydantic ``validate_call``), which refused any field newer than
-    the library (a pod's, a user's affinity as written; the API server is the judge) and rebuilt
-    every pod body as a model: 13 % of the operator's CPU at 100 x 10. Non-2xx raises ``ApiException``."""
-    method, url, headers, body, post = _api.param_serialize(
-        method, path, path_params=names or None, query_params=list((query or {}).items()) or None,
-        header_params={"Accept": "application/json", "Content-Type": content_type}, body=body,
-        auth_settings=["BearerToken"])
-    answer = _api.call_api(method, url, headers, body, post)
-    if not 200 <= answer.status <= 299:
-        answer.read()
-        ApiException.from_response(http_resp=answer, body=None, data=None)  # raises the status's exception
-    return answer
 
 
 def _json(answer: rest.RESTResponse) -> Any:
@@ -106,107 +88,123 @@ def _unread(answer: rest.RESTResponse) -> None:
     answer.response.release_conn()
 
 
-@_refusals("get workflow {0}/{1}")
-def get_workflow(namespace: str, name: str) -> dict | None:
-    try:
-        return _json(_request("GET", WORKFLOWS + "/{name}", namespace=namespace, name=name))
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
+class Client:
+    """The operator's API calls, through one pooled ``ApiClient``."""
 
+    def __init__(self, api: client.ApiClient):
+        self._api = api
 
-@_refusals("list workflows in {0}")
-def list_workflows(namespace: str) -> list[dict]:
-    """Every Workflow of the namespace, whole (a deleted one's cleanup reads what the others name)."""
-    return _json(_request("GET", WORKFLOWS, namespace=namespace))["items"]
+    def _request(self, method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None,
+                 content_type: str = "application/json", **names: str) -> rest.RESTResponse:
+        """One call through the client's pooled connections and credentials, its answer unread, with
+        ``{names}`` in ``path`` quoted. Not through the client's API methods: those check their arguments
+        with the client's own models (pydantic ``validate_call``), which refused any field newer than
+        the library (a pod's, a user's affinity as written; the API server is the judge) and rebuilt
+        every pod body as a model: 13 % of the operator's CPU at 100 x 10. Non-2xx raises ``ApiException``."""
+        method, url, headers, body, post = self._api.param_serialize(
+            method, path, path_params=names or None, query_params=list((query or {}).items()) or None,
+            header_params={"Accept": "application/json", "Content-Type": content_type}, body=body,
+            auth_settings=["BearerToken"])
+        answer = self._api.call_api(method, url, headers, body, post)
+        if not 200 <= answer.status <= 299:
+            answer.read()
+            ApiException.from_response(http_resp=answer, body=None, data=None)  # raises the status's exception
+        return answer
 
-
-@_refusals("update the status of workflow {0}/{1}")
-def patch_status(namespace: str, name: str, ops: list[dict], resource_version: str | None = None) -> dict | None:
-    """JSON-patch the Workflow's status; with ``resource_version``, only if the Workflow is still at
-    it. The Workflow as written, or None when someone else wrote first."""
-    return _patch(WORKFLOWS + "/{name}/status", namespace, name, ops, resource_version, (409,))
-
-
-@_refusals("update the status of workflow {0}/{1}")
-def merge_status(namespace: str, name: str, fields: dict) -> None:
-    """Set some fields of the status, whatever else it holds (the message of a refusal)."""
-    _unread(_request("PATCH", WORKFLOWS + "/{name}/status", body={"status": fields},
-                     content_type="application/merge-patch+json", namespace=namespace, name=name))
-
-
-@_refusals("update workflow {0}/{1}")
-def patch_workflow(namespace: str, name: str, ops: list[dict], resource_version: str | None = None) -> dict | None:
-    """JSON-patch the Workflow (its finalizers); None when it is gone, was written meanwhile or a
-    tested value changed."""
-    return _patch(WORKFLOWS + "/{name}", namespace, name, ops, resource_version, (404, 409, 422))
-
-
-@_refusals("delete workflow {0}/{1}")
-def delete_workflow(namespace: str, name: str, uid: str) -> None:
-    """Delete the Workflow with ``uid`` (its finalizer still runs); one that is gone, or a newer
-    one that took its name (the uid precondition fails), is left alone."""
-    try:
-        _unread(_request("DELETE", WORKFLOWS + "/{name}", body={"preconditions": {"uid": uid}},
-                         namespace=namespace, name=name))
-    except ApiException as error:
-        if error.status not in (404, 409):
+    @_refusals("get workflow {0}/{1}")
+    def get_workflow(self, namespace: str, name: str) -> dict | None:
+        try:
+            return _json(self._request("GET", WORKFLOWS + "/{name}", namespace=namespace, name=name))
+        except ApiException as error:
+            if error.status == 404:
+                return None
             raise
 
+    @_refusals("list workflows in {0}")
+    def list_workflows(self, namespace: str) -> list[dict]:
+        """Every Workflow of the namespace, whole (a deleted one's cleanup reads what the others name)."""
+        return _json(self._request("GET", WORKFLOWS, namespace=namespace))["items"]
 
-def _patch(path: str, namespace: str, name: str, ops: list[dict], resource_version: str | None,
-           tolerated: tuple[int, ...]) -> dict | None:
-    if resource_version:  # a changed resourceVersion makes the update conditional, as in a PUT
-        ops = [{"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version}, *ops]
-    try:
-        return _json(_request("PATCH", path, body=ops, content_type=JSON_PATCH, namespace=namespace, name=name))
-    except ApiException as error:
-        if error.status in tolerated:
-            return None
-        raise
+    @_refusals("update the status of workflow {0}/{1}")
+    def patch_status(self, namespace: str, name: str, ops: list[dict],
+                     resource_version: str | None = None) -> dict | None:
+        """JSON-patch the Workflow's status; with ``resource_version``, only if the Workflow is still at
+        it. The Workflow as written, or None when someone else wrote first."""
+        return self._patch(WORKFLOWS + "/{name}/status", namespace, name, ops, resource_version, (409,))
 
+    @_refusals("update the status of workflow {0}/{1}")
+    def merge_status(self, namespace: str, name: str, fields: dict) -> None:
+        """Set some fields of the status, whatever else it holds (the message of a refusal)."""
+        _unread(self._request("PATCH", WORKFLOWS + "/{name}/status", body={"status": fields},
+                              content_type="application/merge-patch+json", namespace=namespace, name=name))
 
-@_refusals("create a task pod")
-def create_pod(body: dict) -> None:
-    """Create a pod; one that already exists (same attempt, created before a restart) is kept."""
-    try:
-        _unread(_request("POST", PODS, body=body, namespace=body["metadata"]["namespace"]))
-    except ApiException as error:
-        if error.status != 409:
+    @_refusals("update workflow {0}/{1}")
+    def patch_workflow(self, namespace: str, name: str, ops: list[dict],
+                       resource_version: str | None = None) -> dict | None:
+        """JSON-patch the Workflow (its finalizers); None when it is gone, was written meanwhile or a
+        tested value changed."""
+        return self._patch(WORKFLOWS + "/{name}", namespace, name, ops, resource_version, (404, 409, 422))
+
+    @_refusals("delete workflow {0}/{1}")
+    def delete_workflow(self, namespace: str, name: str, uid: str) -> None:
+        """Delete the Workflow with ``uid`` (its finalizer still runs); one that is gone, or a newer
+        one that took its name (the uid precondition fails), is left alone."""
+        try:
+            _unread(self._request("DELETE", WORKFLOWS + "/{name}", body={"preconditions": {"uid": uid}},
+                                  namespace=namespace, name=name))
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+
+    def _patch(self, path: str, namespace: str, name: str, ops: list[dict], resource_version: str | None,
+               tolerated: tuple[int, ...]) -> dict | None:
+        if resource_version:  # a changed resourceVersion makes the update conditional, as in a PUT
+            ops = [{"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version}, *ops]
+        try:
+            return _json(self._request("PATCH", path, body=ops, content_type=JSON_PATCH, namespace=namespace,
+                                       name=name))
+        except ApiException as error:
+            if error.status in tolerated:
+                return None
             raise
 
+    @_refusals("create a task pod")
+    def create_pod(self, body: dict) -> None:
+        """Create a pod; one that already exists (same attempt, created before a restart) is kept."""
+        try:
+            _unread(self._request("POST", PODS, body=body, namespace=body["metadata"]["namespace"]))
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
-@_refusals("list events in {0}")
-def mount_failures(namespace: str) -> dict[str, list[str]]:
-    """Messages of ``FailedMount`` events (a Secret or ConfigMap a pod mounts is missing) of the
-    namespace's pods, by pod uid: one LIST, filtered by the API server, for all its pods."""
-    events = _json(_request("GET", "/api/v1/namespaces/{namespace}/events", namespace=namespace,
-                            query={"fieldSelector": "involvedObject.kind=Pod,reason=FailedMount"}))
-    found: dict[str, list[str]] = {}
-    for event in events["items"]:
-        if event.get("message"):
-            found.setdefault(event["involvedObject"].get("uid", ""), []).append(event["message"])
-    return found
+    @_refusals("list events in {0}")
+    def mount_failures(self, namespace: str) -> dict[str, list[str]]:
+        """Messages of ``FailedMount`` events (a Secret or ConfigMap a pod mounts is missing) of the
+        namespace's pods, by pod uid: one LIST, filtered by the API server, for all its pods."""
+        events = _json(self._request("GET", "/api/v1/namespaces/{namespace}/events", namespace=namespace,
+                                     query={"fieldSelector": "involvedObject.kind=Pod,reason=FailedMount"}))
+        found: dict[str, list[str]] = {}
+        for event in events["items"]:
+            if event.get("message"):
+                found.setdefault(event["involvedObject"].get("uid", ""), []).append(event["message"])
+        return found
 
+    @_refusals("release pod {0}/{1}")
+    def patch_pod(self, namespace: str, name: str, patch: list[dict]) -> None:
+        """JSON-patch a pod; one that is gone, or whose tested value changed meanwhile (the next
+        reconciliation tries again), is fine."""
+        try:
+            _unread(self._request("PATCH", PODS + "/{name}", body=patch, content_type=JSON_PATCH,
+                                  namespace=namespace, name=name))
+        except ApiException as error:
+            if error.status not in (404, 409, 422):
+                raise
 
-@_refusals("release pod {0}/{1}")
-def patch_pod(namespace: str, name: str, patch: list[dict]) -> None:
-    """JSON-patch a pod; one that is gone, or whose tested value changed meanwhile (the next
-    reconciliation tries again), is fine."""
-    try:
-        _unread(_request("PATCH", PODS + "/{name}", body=patch, content_type=JSON_PATCH, namespace=namespace,
-                         name=name))
-    except ApiException as error:
-        if error.status not in (404, 409, 422):
-            raise
-
-
-@_refusals("delete pod {0}/{1}")
-def delete_pod(namespace: str, name: str, grace_seconds: int = pods.STOP_GRACE_SECONDS) -> None:
-    try:
-        _unread(_request("DELETE", PODS + "/{name}", query={"gracePeriodSeconds": grace_seconds},
-                         namespace=namespace, name=name))
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    @_refusals("delete pod {0}/{1}")
+    def delete_pod(self, namespace: str, name: str, grace_seconds: int = pods.STOP_GRACE_SECONDS) -> None:
+        try:
+            _unread(self._request("DELETE", PODS + "/{name}", query={"gracePeriodSeconds": grace_seconds},
+                                  namespace=namespace, name=name))
+        except ApiException as error:
+            if error.status != 404:
+                raise

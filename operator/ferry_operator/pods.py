@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from ferry import cleanup, credentials, resource, scheduler, taskpod
 from ferry_operator import patches, results
@@ -34,17 +35,10 @@ would otherwise take the attempt's result with it, and the task would run again.
 STOP_GRACE_SECONDS = 10
 """Grace given to a pod the operator stops (timeout, failure policy, its workflow deleted): its
 outputs are not wanted, so it does not get the upload grace of ``terminationGracePeriodSeconds``."""
-
-
-
 RUNTIME_USER = 10001
 """The Ferry image's own user (``USER`` in the Dockerfile)."""
 HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 """What every container of Ferry's own gives up."""
-
-
-def _task_security(task: resource.Task) -> dict:
-    return task.security_context.dump() if task.security_context else {}
 
 
 def runtime_security(task: resource.Task, reads_outputs: bool) -> dict:
@@ -106,106 +100,170 @@ def summary(pod: Mapping) -> dict | None:
     return {"metadata": {key: meta[key] for key in _SUMMARY_METADATA if key in meta}, "status": status}
 
 
-def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str,
-              attempt: int, config: Config) -> dict:
-    """The pod manifest for ``attempt`` of ``task_name`` of the workflow object ``workflow``."""
-    meta = workflow["metadata"]
-    namespace = meta["namespace"]
-    task = next(t for t in spec.tasks if t.name == task_name)
-    root = config.namespace_root(namespace)
-    plan = taskpod.build_plan(spec, status, task_name, attempt, workflow=meta["name"], namespace=namespace,
-                              execution_id=meta["uid"], root=root)
-    scoped = config.scoped(namespace)
-    secret = config.namespace_secret(namespace)
-    ferry_mounts = [{"name": "ferry-inputs", "mountPath": taskpod.INPUTS_DIR},
-                    {"name": "ferry-outputs", "mountPath": taskpod.OUTPUTS_DIR}]
-    credentials_mount = {"name": "ferry-credentials", "mountPath": credentials.CREDENTIALS_DIR, "readOnly": True}
-    runtime_env = [{"name": taskpod.PLAN_ENV, "value": plan.model_dump_json(by_alias=True, exclude_none=True)},
-                   {"name": "FERRY_RAW_DATA_PREFIX", "value": root},
-                   *({"name": k, "value": v} for k, v in sorted(config.storage_env.items())),
-                   *([{"name": "FERRY_S3_CREDENTIALS_FILE", "value": credentials.CREDENTIALS_FILE}] if scoped else [])]
-    secret_env = [{"secretRef": {"name": secret}}] if secret else []
-    runtime_mounts = [*ferry_mounts, {"name": "ferry-runtime", "mountPath": taskpod.RUNTIME_DIR},
-                      {"name": "ferry-tmp", "mountPath": "/tmp"}, *([credentials_mount] if scoped else [])]
+class Runtime(NamedTuple):
+    """What Ferry's own containers of one pod share."""
 
-    def runtime(name: str, args: list[str], **extra) -> dict:
-        return {"name": name, "image": config.runtime_image, "args": args, "env": runtime_env,
-                "envFrom": [] if scoped else secret_env, "volumeMounts": runtime_mounts,
-                "resources": config.runtime_resources.dump(),
-                "securityContext": runtime_security(task, reads_outputs=name == results.PUBLISH),
-                "terminationMessagePolicy": "FallbackToLogsOnError", **extra}
+    image: str
+    env: list[dict]
+    """The plan, the namespace's folder, the storage settings and (scoped) where the credentials are."""
+    secret_env: list[dict]
+    """The namespace's storage Secret as ``envFrom`` (empty with IRSA): the credentials sidecar's alone
+    when ``scoped``, every Ferry container's otherwise."""
+    scoped: bool
+    resources: dict
 
-    def ready_when(path: str) -> dict:
-        return {"exec": {"command": ["test", "-e", path]}, "periodSeconds": 1, "failureThreshold": 120}
 
-    init = []
-    runs_ferry = bool(task.function or task.plugin)
-    if (plan.inputs or plan.values) and not runs_ferry:  # a value too is a file in /ferry/inputs
-        init.append(runtime(results.FETCH, ["pod", "fetch"]))
-    if task.outputs and not runs_ferry:
-        init.append(runtime(results.PUBLISH, ["pod", "publish"], restartPolicy="Always",
-                            startupProbe=ready_when(taskpod.PUBLISH_READY)))
-    if scoped and (plan.inputs or task.outputs or runs_ferry):  # the pod reads or writes the store
-        # First, so that every other container finds fresh credentials; the only one with the keys.
-        issuer = runtime(results.CREDENTIALS, ["pod", "credentials"], restartPolicy="Always",
-                         startupProbe=ready_when(credentials.CREDENTIALS_FILE), envFrom=secret_env,
-                         volumeMounts=[{**credentials_mount, "readOnly": False}, {"name": "ferry-tmp", "mountPath": "/tmp"}])
-        init.insert(0, issuer)
+def runtime_of(plan: taskpod.PodPlan, namespace: str, config: Config) -> Runtime:
+    """The shared part of Ferry's containers in a pod of ``namespace`` running ``plan``."""
+    scoped, secret = config.scoped(namespace), config.namespace_secret(namespace)
+    env = [{"name": taskpod.PLAN_ENV, "value": plan.model_dump_json(by_alias=True, exclude_none=True)},
+           {"name": "FERRY_RAW_DATA_PREFIX", "value": config.namespace_root(namespace)},
+           *({"name": k, "value": v} for k, v in sorted(config.storage_env.items())),
+           *([{"name": "FERRY_S3_CREDENTIALS_FILE", "value": credentials.CREDENTIALS_FILE}] if scoped else [])]
+    return Runtime(config.runtime_image, env, [{"secretRef": {"name": secret}}] if secret else [], scoped,
+                   config.runtime_resources.dump())
+
+
+def _ferry_mounts() -> list[dict]:
+    return [{"name": "ferry-inputs", "mountPath": taskpod.INPUTS_DIR},
+            {"name": "ferry-outputs", "mountPath": taskpod.OUTPUTS_DIR}]
+
+
+def _credentials_mount(writable: bool = False) -> dict:
+    return {"name": "ferry-credentials", "mountPath": credentials.CREDENTIALS_DIR, "readOnly": not writable}
+
+
+def _tmp_mount() -> dict:
+    return {"name": "ferry-tmp", "mountPath": "/tmp"}
+
+
+def _ready_when(path: str) -> dict:
+    return {"exec": {"command": ["test", "-e", path]}, "periodSeconds": 1, "failureThreshold": 120}
+
+
+def runtime_container(name: str, args: list[str], task: resource.Task, runtime: Runtime, **extra) -> dict:
+    """One of Ferry's own containers (``ferry pod <args>``), unprivileged, with the pod's plan."""
+    return {"name": name, "image": runtime.image, "args": args, "env": runtime.env,
+            "envFrom": [] if runtime.scoped else runtime.secret_env,
+            "volumeMounts": [*_ferry_mounts(), {"name": "ferry-runtime", "mountPath": taskpod.RUNTIME_DIR},
+                             _tmp_mount(), *([_credentials_mount()] if runtime.scoped else [])],
+            "resources": runtime.resources,
+            "securityContext": runtime_security(task, reads_outputs=name == results.PUBLISH),
+            "terminationMessagePolicy": "FallbackToLogsOnError", **extra}
+
+
+def fetch_container(task: resource.Task, runtime: Runtime) -> dict:
+    """Downloads and verifies the inputs into ``/ferry/inputs`` before the task starts."""
+    return runtime_container(results.FETCH, ["pod", "fetch"], task, runtime)
+
+
+def publish_container(task: resource.Task, runtime: Runtime) -> dict:
+    """Idles beside the task, then uploads ``/ferry/outputs`` once the kubelet stops it."""
+    return runtime_container(results.PUBLISH, ["pod", "publish"], task, runtime, restartPolicy="Always",
+                             startupProbe=_ready_when(taskpod.PUBLISH_READY))
+
+
+def credentials_container(task: resource.Task, runtime: Runtime) -> dict:
+    """The only container with the Secret's keys: it trades them for scoped ones in ``/ferry/credentials``."""
+    return runtime_container(results.CREDENTIALS, ["pod", "credentials"], task, runtime, restartPolicy="Always",
+                             startupProbe=_ready_when(credentials.CREDENTIALS_FILE), envFrom=runtime.secret_env,
+                             volumeMounts=[_credentials_mount(writable=True), _tmp_mount()])
+
+
+def runs_ferry(task: resource.Task) -> bool:
+    """Whether the task's own container is Ferry's runtime (a Python function, or a plugin)."""
+    return bool(task.function or task.plugin)
+
+
+def init_containers(task: resource.Task, plan: taskpod.PodPlan, runtime: Runtime) -> list[dict]:
+    """Ferry's containers beside a task's: fetch (inputs, and the files of values) and publish only
+    for a container task that needs them, the credentials sidecar first (every other one finds
+    fresh credentials) when the pod reads or writes the store."""
+    found = []
+    if (plan.inputs or plan.values) and not runs_ferry(task):  # a value too is a file in /ferry/inputs
+        found.append(fetch_container(task, runtime))
+    if task.outputs and not runs_ferry(task):
+        found.append(publish_container(task, runtime))
+    if runtime.scoped and (plan.inputs or task.outputs or runs_ferry(task)):  # the pod reads or writes the store
+        found.insert(0, credentials_container(task, runtime))
+    return found
+
+
+def task_container(task: resource.Task, plan: taskpod.PodPlan, runtime: Runtime) -> dict:
+    """The ``main`` container: the user's image and command, untouched, given its inputs as
+    variables and paths. A Python task's (or plugin's) is Ferry's own runtime instead: it loads
+    inputs lazily from the store, publishes what the function returns, and reports it in its own
+    termination message."""
     main = {
         "name": results.MAIN,
-        "image": task.image or config.runtime_image,
+        "image": task.image or runtime.image,
         "env": [{"name": name, "value": value}
-                for name, value in taskpod.container_env(plan, task.env, inputs=not runs_ferry)],
-        "volumeMounts": [*ferry_mounts, *({"name": f"secret-{i}", "mountPath": f"{taskpod.SECRETS_DIR}/{s}",
-                                           "readOnly": True} for i, s in enumerate(task.secrets)),
+                for name, value in taskpod.container_env(plan, task.env, inputs=not runs_ferry(task))],
+        "volumeMounts": [*_ferry_mounts(), *({"name": f"secret-{i}", "mountPath": f"{taskpod.SECRETS_DIR}/{s}",
+                                              "readOnly": True} for i, s in enumerate(task.secrets)),
                          *(m.dump() for m in task.volume_mounts)],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if runs_ferry:
-        # A Python task's (or plugin's) container is Ferry's own runtime: it loads inputs lazily from the store,
-        # publishes what the function returns, and reports it in its own termination message.
+    own_security = task.security_context.dump() if task.security_context else {}
+    if runs_ferry(task):
         main["args"] = ["pod", "run-function"]
-        main["env"] = [*runtime_env, *main["env"]]
-        main["envFrom"] = [] if scoped else secret_env
-        main["volumeMounts"] += [{"name": "ferry-tmp", "mountPath": "/tmp"}, *([credentials_mount] if scoped else [])]
-        main["securityContext"] = {**runtime_security(task, reads_outputs=False), **_task_security(task)}
+        main["env"] = [*runtime.env, *main["env"]]
+        main["envFrom"] = [] if runtime.scoped else runtime.secret_env
+        main["volumeMounts"] += [_tmp_mount(), *([_credentials_mount()] if runtime.scoped else [])]
+        main["securityContext"] = {**runtime_security(task, reads_outputs=False), **own_security}
     else:
         if task.command is not None:
             main["command"] = task.command
         if task.args is not None:
             main["args"] = task.args
+        if own_security:
+            main["securityContext"] = own_security
     if task.resources:
         main["resources"] = task.resources.dump()
-    if task.security_context and not runs_ferry:
-        main["securityContext"] = _task_security(task)
+    return main
+
+
+def volumes(task: resource.Task, scoped: bool) -> list[dict]:
+    """Ferry's scratch volumes (sized as the task asks, but for the runtime's own), the in-memory
+    credentials volume, the task's Secrets and the task's own volumes."""
     scratch = {"sizeLimit": task.scratch_size_limit} if task.scratch_size_limit else {}
+    return [*({"name": v, "emptyDir": scratch if v != "ferry-runtime" else {}}
+              for v in ("ferry-inputs", "ferry-outputs", "ferry-runtime", "ferry-tmp")),
+            *([{"name": "ferry-credentials", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}] if scoped else []),
+            *({"name": f"secret-{i}", "secret": {"secretName": s}} for i, s in enumerate(task.secrets)),
+            *task.volumes]
+
+
+def _owned_by(meta: dict) -> dict:
+    """The metadata every pod of the workflow with ``meta`` has: held by Ferry, owned by the workflow."""
+    return {"namespace": meta["namespace"], "finalizers": [RESULT_FINALIZER],
+            "ownerReferences": [{"apiVersion": resource.API_VERSION, "kind": resource.KIND, "name": meta["name"],
+                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}]}
+
+
+def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str,
+              attempt: int, config: Config) -> dict:
+    """The pod manifest for ``attempt`` of ``task_name`` of the workflow object ``workflow``."""
+    meta = workflow["metadata"]
+    task = next(t for t in spec.tasks if t.name == task_name)
+    plan = taskpod.build_plan(spec, status, task_name, attempt, workflow=meta["name"], namespace=meta["namespace"],
+                              execution_id=meta["uid"], root=config.namespace_root(meta["namespace"]))
+    runtime = runtime_of(plan, meta["namespace"], config)
     labels = {LABEL_WORKFLOW: resource.label_value(meta["name"]), LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt),
               "app.kubernetes.io/managed-by": "ferry"}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": scheduler.pod_name(meta["name"], task.name, attempt),
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "finalizers": [RESULT_FINALIZER],
-            "ownerReferences": [{"apiVersion": resource.API_VERSION, "kind": resource.KIND, "name": meta["name"],
-                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
-        },
+        "metadata": {"name": scheduler.pod_name(meta["name"], task.name, attempt), "labels": labels, **_owned_by(meta)},
         "spec": {
             "restartPolicy": "Never",
             "serviceAccountName": task.service_account_name or config.task_service_account or "default",
             "automountServiceAccountToken": bool(task.service_account_name),
             "terminationGracePeriodSeconds": config.upload_grace_seconds,
             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-            "initContainers": init,
-            "containers": [main],
-            "volumes": [*({"name": v, "emptyDir": scratch if v != "ferry-runtime" else {}}
-                          for v in ("ferry-inputs", "ferry-outputs", "ferry-runtime", "ferry-tmp")),
-                        *([{"name": "ferry-credentials", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]
-                          if scoped else []),
-                        *({"name": f"secret-{i}", "secret": {"secretName": s}} for i, s in enumerate(task.secrets)),
-                        *task.volumes],
+            "initContainers": init_containers(task, plan, runtime),
+            "containers": [task_container(task, plan, runtime)],
+            "volumes": volumes(task, runtime.scoped),
             **placement(task),
         },
     }
@@ -234,12 +292,9 @@ def build_cleanup_pod(workflow: dict, plan: dict, config: Config) -> dict:
         "kind": "Pod",
         "metadata": {
             "name": cleanup_pod_name(meta["name"]),
-            "namespace": meta["namespace"],
             "labels": {LABEL_WORKFLOW: resource.label_value(meta["name"]), "app.kubernetes.io/managed-by": "ferry",
                        "app.kubernetes.io/component": "artifact-cleanup"},
-            "finalizers": [RESULT_FINALIZER],
-            "ownerReferences": [{"apiVersion": resource.API_VERSION, "kind": resource.KIND, "name": meta["name"],
-                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
+            **_owned_by(meta),
         },
         "spec": {
             "restartPolicy": "Never",
@@ -252,7 +307,7 @@ def build_cleanup_pod(workflow: dict, plan: dict, config: Config) -> dict:
                         {"name": "FERRY_RAW_DATA_PREFIX", "value": plan["root"]},
                         *({"name": k, "value": v} for k, v in sorted(config.storage_env.items()))],
                 "envFrom": [{"secretRef": {"name": secret}}] if secret else [],
-                "volumeMounts": [{"name": "ferry-tmp", "mountPath": "/tmp"}],
+                "volumeMounts": [_tmp_mount()],
                 "resources": config.runtime_resources.dump(),
                 "securityContext": {**HARDENED, "runAsUser": RUNTIME_USER, "runAsNonRoot": True},
                 "terminationMessagePolicy": "FallbackToLogsOnError"}],

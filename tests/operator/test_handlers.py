@@ -12,7 +12,7 @@ import kopf
 import pytest
 
 from ferry import resource, scheduler
-from ferry_operator import bodies, handlers, pods
+from ferry_operator import handlers, pods
 from ferry_operator.config import Config
 
 
@@ -22,13 +22,45 @@ def pod_event(name: str, workflow: str) -> kopf.Body:
                       "status": {"phase": "Succeeded"}})
 
 
+class FakeAPI:
+    """The API calls the handlers make, recorded in ``calls`` instead of made (a test sets the others
+    it expects on its instance)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def delete_workflow(self, *args) -> None:
+        self.calls.append(("delete workflow", *args))
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self.calls.append(("delete pod", name))
+
+    def patch_pod(self, namespace: str, name: str, patch: list[dict]) -> None:
+        self.calls.append(("release pod", name))
+
+
+@pytest.fixture
+def state():
+    """The operator's state as its start makes it, with a configuration with no default TTL, an
+    empty index and a fake API."""
+    made = handlers.State(Config(raw_data_prefix="s3://bucket/ferry"), FakeAPI(), {})
+    yield made
+    for handle in made.wakeups.values():
+        handle.cancel()
+
+
+@pytest.fixture
+def memo(state):
+    return kopf.Memo(state=state)
+
+
 @pytest.fixture
 def reconciliations(monkeypatch):
     """Replace ``reconcile_workflow`` by one that records its calls and waits until ``done`` is set."""
     calls: list[tuple[str, str]] = []
     done = asyncio.Event()
 
-    async def reconcile(namespace: str, name: str) -> None:
+    async def reconcile(state: handlers.State, namespace: str, name: str) -> None:
         calls.append((namespace, name))
         await done.wait()
 
@@ -41,51 +73,53 @@ def run(scenario) -> None:
     asyncio.run(asyncio.wait_for(scenario, timeout=10))
 
 
-async def _settle() -> None:
-    while handlers._background:
-        await asyncio.gather(*handlers._background)
+async def _settle(state: handlers.State) -> None:
+    while state.background:
+        await asyncio.gather(*state.background)
 
 
-def test_a_pod_event_is_handled_without_waiting_for_the_reconciliation(reconciliations):
+def test_a_pod_event_is_handled_without_waiting_for_the_reconciliation(reconciliations, state, memo):
     """Kopf handles one pod's events in order: a handler waiting for a reconciliation would hold back
     the pod's next event (its end, say), and the index with it."""
     calls, done = reconciliations
 
     async def scenario() -> None:
         done.clear()
-        await asyncio.wait_for(handlers.pod_changed(namespace="team-a", name="wf-a-1", body=pod_event("wf-a-1", "wf")),
-                               timeout=5)  # returns while the reconciliation it asked for is still running
+        # It returns while the reconciliation it asked for is still running.
+        await asyncio.wait_for(handlers.pod_changed(namespace="team-a", name="wf-a-1", body=pod_event("wf-a-1", "wf"),
+                                                    memo=memo), timeout=5)
         await asyncio.sleep(0)
         assert calls == [("team-a", "wf")]
         done.set()
-        await _settle()
+        await _settle(state)
 
     run(scenario())
 
 
-def test_requests_during_a_reconciliation_make_exactly_one_more(reconciliations):
+def test_requests_during_a_reconciliation_make_exactly_one_more(reconciliations, state, memo):
     calls, done = reconciliations
 
     async def scenario() -> None:
         done.clear()
         for n in range(5):  # the first starts at once; the others arrive while it runs
-            await handlers.pod_changed(namespace="team-a", name=f"wf-a-{n}", body=pod_event(f"wf-a-{n}", "wf"))
+            await handlers.pod_changed(namespace="team-a", name=f"wf-a-{n}", body=pod_event(f"wf-a-{n}", "wf"),
+                                       memo=memo)
             await asyncio.sleep(0)
         assert calls == [("team-a", "wf")]
         done.set()
-        await _settle()
+        await _settle(state)
         assert calls == [("team-a", "wf")] * 2
 
     run(scenario())
 
 
-def test_background_work_that_fails_is_logged(caplog):
+def test_background_work_that_fails_is_logged(caplog, state):
     async def failing() -> None:
         raise RuntimeError("boom")
 
     async def scenario() -> None:
-        handlers._spawn(failing())
-        await asyncio.gather(*handlers._background, return_exceptions=True)
+        handlers._spawn(state, failing())
+        await asyncio.gather(*state.background, return_exceptions=True)
         await asyncio.sleep(0)
 
     with caplog.at_level(logging.ERROR, logger="ferry.operator"):
@@ -94,7 +128,7 @@ def test_background_work_that_fails_is_logged(caplog):
                for r in caplog.records)
 
 
-def test_pods_stuck_starting_share_one_reading_of_their_namespaces_events(monkeypatch):
+def test_pods_stuck_starting_share_one_reading_of_their_namespaces_events(state):
     """One LIST of events per namespace and period, however many pods wait to start there."""
     reads: list[str] = []
 
@@ -102,14 +136,13 @@ def test_pods_stuck_starting_share_one_reading_of_their_namespaces_events(monkey
         reads.append(namespace)
         return {"uid-1": ["MountVolume.SetUp failed: secret \"creds\" not found"]}
 
-    monkeypatch.setattr(handlers.kube, "mount_failures", mount_failures)
-    monkeypatch.setattr(handlers, "_mount_checks", {})
+    state.api.mount_failures = mount_failures
 
     async def scenario() -> None:
-        found = await asyncio.gather(*(handlers._mount_failures("team-a", f"uid-{n}") for n in range(50)))
+        found = await asyncio.gather(*(handlers._mount_failures(state, "team-a", f"uid-{n}") for n in range(50)))
         assert found[1] == ["MountVolume.SetUp failed: secret \"creds\" not found"] and found[2] == []
-        assert await handlers._mount_failures("team-a", "uid-1") == found[1]  # read again only after a while
-        await handlers._mount_failures("team-b", "uid-1")
+        assert await handlers._mount_failures(state, "team-a", "uid-1") == found[1]  # read again only after a while
+        await handlers._mount_failures(state, "team-b", "uid-1")
 
     run(scenario())
     assert reads == ["team-a", "team-b"]
@@ -131,46 +164,32 @@ def held_pod(name: str, workflow: str) -> dict:
 
 
 @pytest.fixture
-def api(monkeypatch):
-    """The operator's state emptied, a configuration with no default TTL, and the API calls it makes
-    recorded instead of made."""
-    calls: list[tuple] = []
-    monkeypatch.setattr(handlers, "_config", Config(raw_data_prefix="s3://bucket/ferry"))
-    monkeypatch.setattr(handlers, "_task_pods", {})
-    monkeypatch.setattr(handlers, "_unseen", set())
-    monkeypatch.setattr(handlers, "_deleting", {})
-    monkeypatch.setattr(handlers, "_wakeups", {})
-    monkeypatch.setattr(handlers.kube, "delete_workflow", lambda *args: calls.append(("delete workflow", *args)))
-    monkeypatch.setattr(handlers.kube, "delete_pod", lambda namespace, name: calls.append(("delete pod", name)))
-    monkeypatch.setattr(handlers.kube, "patch_pod", lambda namespace, name, patch: calls.append(("release pod", name)))
-    yield calls
-    for handle in handlers._wakeups.values():
-        handle.cancel()
-    bodies._bodies.clear()
-    bodies._finished.clear()
+def api(state):
+    """The API calls the operator makes."""
+    return state.api.calls
 
 
-def test_a_finished_workflow_past_its_ttl_is_deleted_and_one_before_it_wakes_then(api, monkeypatch):
-    bodies.offer(finished_workflow("old", finished_ago=10, spec={"ttlSecondsAfterFinished": 5}))
-    bodies.offer(finished_workflow("young", finished_ago=0, spec={"ttlSecondsAfterFinished": 3600}))
-    bodies.offer(finished_workflow("kept", finished_ago=10**6))  # no TTL, and none by default
+def test_a_finished_workflow_past_its_ttl_is_deleted_and_one_before_it_wakes_then(api, state):
+    state.bodies.offer(finished_workflow("old", finished_ago=10, spec={"ttlSecondsAfterFinished": 5}))
+    state.bodies.offer(finished_workflow("young", finished_ago=0, spec={"ttlSecondsAfterFinished": 3600}))
+    state.bodies.offer(finished_workflow("kept", finished_ago=10**6))  # no TTL, and none by default
 
     async def scenario() -> None:
         for name in ("old", "young", "kept"):
-            await handlers.reconcile_workflow("team-a", name)
-        armed = handlers._wakeups[("team-a", "young")]
+            await handlers.reconcile_workflow(state, "team-a", name)
+        armed = state.wakeups[("team-a", "young")]
         assert 3590 < armed.when() - asyncio.get_running_loop().time() <= 3600 + handlers.DEADLINE_MARGIN_SECONDS
 
     run(scenario())
     assert api == [("delete workflow", "team-a", "old", "uid-old")]  # by uid: never a same-named successor
-    assert set(handlers._wakeups) == {("team-a", "young")}
+    assert set(state.wakeups) == {("team-a", "young")}
 
-    monkeypatch.setattr(handlers, "_config", Config(raw_data_prefix="s3://bucket/ferry", ttl_seconds_after_finished=60))
-    run(handlers.reconcile_workflow("team-a", "kept"))  # the operator's default applies to it
+    state.config = Config(raw_data_prefix="s3://bucket/ferry", ttl_seconds_after_finished=60)
+    run(handlers.reconcile_workflow(state, "team-a", "kept"))  # the operator's default applies to it
     assert api[-1] == ("delete workflow", "team-a", "kept", "uid-kept")
 
 
-def test_a_finished_workflow_with_a_ttl_seen_at_the_operator_s_start_is_reconciled(reconciliations, api):
+def test_a_finished_workflow_with_a_ttl_seen_at_the_operator_s_start_is_reconciled(reconciliations, state, memo):
     calls, done = reconciliations
 
     async def scenario() -> None:
@@ -178,43 +197,43 @@ def test_a_finished_workflow_with_a_ttl_seen_at_the_operator_s_start_is_reconcil
         for name, spec in (("timed", {"ttlSecondsAfterFinished": 60}), ("kept", {})):
             body = finished_workflow(name, finished_ago=1, spec=spec)
             await handlers.workflow_changed(type=None, body=kopf.Body(body), namespace="team-a", name=name,
-                                            uid=body["metadata"]["uid"], status=body["status"])
-        await _settle()
+                                            uid=body["metadata"]["uid"], status=body["status"], memo=memo)
+        await _settle(state)
 
     run(scenario())
     assert calls == [("team-a", "timed")]  # which arms its wake-up (or deletes it); "kept" needs nothing
 
 
-def test_pods_the_retention_deletes_are_deleted_before_they_are_let_go(api):
+def test_pods_the_retention_deletes_are_deleted_before_they_are_let_go(api, state):
     """Deleted first: released first, a pod would leave the operator's index and never be deleted
     if the operator stopped in between. Held, it is deleted and let go by the next reconciliation."""
     held = [held_pod("wf-ok-1", "wf"), held_pod("wf-bad-1", "wf")]
-    handlers._task_pods[("team-a", "wf")] = held
-    run(handlers._release("team-a", held, lambda pod: pod["metadata"]["name"] == "wf-ok-1"))
+    state.task_pods[("team-a", "wf")] = held
+    run(handlers._release(state, "team-a", held, lambda pod: pod["metadata"]["name"] == "wf-ok-1"))
     assert api == [("delete pod", "wf-ok-1"), ("release pod", "wf-ok-1"), ("release pod", "wf-bad-1")]
 
 
-def test_a_finished_workflow_s_held_pods_are_let_go_as_its_pod_retention_says(api):
+def test_a_finished_workflow_s_held_pods_are_let_go_as_its_pod_retention_says(api, state):
     """A release that failed after the last status write (or an operator restarted then) is done
     from what is remembered of the finished workflow: its succeeded attempts' pods are deleted."""
     tasks = {"ok": {"phase": "Succeeded", "podName": "wf-ok-1"}, "bad": {"phase": "Failed", "podName": "wf-bad-1"}}
-    bodies.offer(finished_workflow("wf", finished_ago=1, spec={"podRetention": "KeepFailed"}, tasks=tasks))
-    handlers._task_pods[("team-a", "wf")] = [held_pod("wf-ok-1", "wf"), held_pod("wf-bad-1", "wf")]
-    run(handlers.reconcile_workflow("team-a", "wf"))
+    state.bodies.offer(finished_workflow("wf", finished_ago=1, spec={"podRetention": "KeepFailed"}, tasks=tasks))
+    state.task_pods[("team-a", "wf")] = [held_pod("wf-ok-1", "wf"), held_pod("wf-bad-1", "wf")]
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))
     assert sorted(api) == [("delete pod", "wf-ok-1"), ("release pod", "wf-bad-1"), ("release pod", "wf-ok-1")]
 
 
 # -- deletion: artifactCleanup runs a cleanup pod before the workflow may go ----------------------
 
-def test_a_deleted_workflow_with_artifact_cleanup_goes_once_its_cleanup_pod_ended(api, monkeypatch):
+def test_a_deleted_workflow_with_artifact_cleanup_goes_once_its_cleanup_pod_ended(api, state, memo, monkeypatch):
     deleting = finished_workflow("wf", finished_ago=1, spec={"artifactCleanup": "OnDeletion"})
     deleting["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z", finalizers=[handlers.WORKFLOW_FINALIZER])
     events, created, reads = [], [], []
-    monkeypatch.setattr(handlers.kube, "get_workflow", lambda namespace, name: reads.append(name) or deleting)
-    monkeypatch.setattr(handlers.kube, "list_workflows", lambda namespace: [deleting])
-    monkeypatch.setattr(handlers.kube, "create_pod", lambda pod: created.append(pod))
-    monkeypatch.setattr(handlers.kube, "patch_workflow", lambda namespace, name, ops, version=None:
-                        api.append(("patch workflow", name, ops[-1]["op"])) or {"metadata": {}})
+    state.api.get_workflow = lambda namespace, name: reads.append(name) or deleting
+    state.api.list_workflows = lambda namespace: [deleting]
+    state.api.create_pod = lambda pod: created.append(pod)
+    state.api.patch_workflow = lambda namespace, name, ops, version=None: \
+        api.append(("patch workflow", name, ops[-1]["op"])) or {"metadata": {}}
     monkeypatch.setattr(handlers.kopf, "event", lambda body, type, reason, message: events.append((reason, message)))
     cleaner = {"metadata": {"name": "wf-cleanup-0", "uid": "uid-c", "finalizers": [pods.RESULT_FINALIZER],
                             "creationTimestamp": scheduler.timestamp(datetime.datetime.now(datetime.timezone.utc)),
@@ -223,24 +242,99 @@ def test_a_deleted_workflow_with_artifact_cleanup_goes_once_its_cleanup_pod_ende
 
     async def changed() -> None:  # as Kopf calls it: the workflow's event, then each of its pods'
         await handlers.workflow_changed(type="MODIFIED", body=kopf.Body(deleting), namespace="team-a", name="wf",
-                                        uid="uid-wf", status=deleting["status"])
-        await _settle()
+                                        uid="uid-wf", status=deleting["status"], memo=memo)
+        await _settle(state)
 
     async def scenario() -> None:
         await changed()
         assert [pod["metadata"]["name"] for pod in created] == ["wf-cleanup-0"] and api == []
-        handlers._task_pods[("team-a", "wf")] = [cleaner]  # its events: running, then ended
-        handlers._unseen.clear()
-        await handlers.pod_changed(namespace="team-a", name="wf-cleanup-0", body=kopf.Body(cleaner))
-        await _settle()
+        state.task_pods[("team-a", "wf")] = [cleaner]  # its events: running, then ended
+        state.unseen.clear()
+        await handlers.pod_changed(namespace="team-a", name="wf-cleanup-0", body=kopf.Body(cleaner), memo=memo)
+        await _settle(state)
         assert api == [] and len(created) == 1, "held while it runs; not started twice"
         cleaner["status"] = {"phase": "Succeeded", "containerStatuses": [{"name": "ferry-cleanup", "state": {
             "terminated": {"exitCode": 0, "message": "deleted 3 objects (9 bytes); kept 0 still referenced"}}}]}
-        await handlers.pod_changed(namespace="team-a", name="wf-cleanup-0", body=kopf.Body(cleaner))
-        await _settle()
+        await handlers.pod_changed(namespace="team-a", name="wf-cleanup-0", body=kopf.Body(cleaner), memo=memo)
+        await _settle(state)
 
     run(scenario())
     assert events == [("ArtifactsDeleted", "deleted 3 objects (9 bytes); kept 0 still referenced")]
     assert api == [("release pod", "wf-cleanup-0"), ("patch workflow", "wf", "remove")], api
     # Its body came with its event: none of its pods' events reads it again (1,000 pods, 1,000 GETs).
-    assert reads == [] and ("team-a", "wf") not in handlers._deleting
+    assert reads == [] and ("team-a", "wf") not in state.deleting
+
+
+def test_the_operator_s_start_makes_the_state_every_handler_finds_in_its_memo(monkeypatch, reconciliations):
+    """Nothing lives in a module: what the handlers keep is made at the start, in Kopf's memo."""
+    calls, done = reconciliations
+    fake, index = FakeAPI(), {("team-a", "wf"): [held_pod("wf-a-1", "wf")]}
+    monkeypatch.setattr(handlers.kube, "login", lambda: fake)
+    monkeypatch.setenv("FERRY_OPERATOR_RAW_DATA_PREFIX", "s3://bucket/started")
+    memo = kopf.Memo(exact_namespaces=True)
+
+    async def scenario() -> None:
+        done.set()
+        settings = kopf.OperatorSettings()
+        await handlers.configure(settings=settings, logger=logging.getLogger("test"), memo=memo, task_pods=index)
+        state = memo.state
+        assert (state.config.raw_data_prefix, state.api, state.task_pods) == ("s3://bucket/started", fake, index)
+        assert settings.scanning.disabled
+        await handlers.pod_changed(namespace="team-a", name="wf-a-1", body=pod_event("wf-a-1", "wf"),
+                                   memo=kopf.Memo(memo))  # Kopf hands each object a copy of the memo
+        await asyncio.sleep(0)
+        assert calls[-1] == ("team-a", "wf") and ("team-a", "wf-a-1") not in state.unseen
+        for task in state.background:  # the resync, which would run for ever
+            task.cancel()
+        await asyncio.gather(*state.background, return_exceptions=True)
+
+    run(scenario())
+
+
+# -- a running workflow: held, its pods created as the scheduler says, its status written ---------
+
+def test_a_new_workflow_is_held_then_its_first_pod_made_and_a_conflicting_write_read_again(state, memo,
+                                                                                            monkeypatch):
+    body = {"metadata": {"namespace": "team-a", "name": "wf", "uid": "uid-wf", "resourceVersion": "1",
+                         "generation": 1},
+            "spec": {"tasks": [{"name": "a", "image": "busybox"},
+                               {"name": "b", "image": "busybox", "dependsOn": ["a"]}]}}
+    versions, created, reads, written_status, events = iter(range(2, 100)), [], [], [], []
+
+    def patch_workflow(namespace, name, ops, version=None):
+        assert ops[-1] == {"op": "add", "path": "/metadata/finalizers", "value": [handlers.WORKFLOW_FINALIZER]}
+        return {**body, "metadata": {**body["metadata"], "finalizers": [handlers.WORKFLOW_FINALIZER],
+                                     "resourceVersion": str(next(versions))}}
+
+    conflicts = [True]
+
+    def patch_status(namespace, name, patch, version):
+        if conflicts.pop(0) if conflicts else False:
+            return None  # someone else wrote first
+        assert patch[0]["path"] == "/status", "a workflow without a status gets one whole"
+        written = {**state.bodies.get(namespace, name), "status": patch[0]["value"]}
+        written_status.append((version, written["status"]))
+        written["metadata"] = {**written["metadata"], "resourceVersion": str(next(versions))}
+        return written
+
+    def get_workflow(namespace, name):
+        reads.append(name)
+        return state.bodies.get(namespace, name)
+
+    state.api.patch_workflow, state.api.patch_status = patch_workflow, patch_status
+    state.api.get_workflow, state.api.create_pod = get_workflow, created.append
+    monkeypatch.setattr(handlers.kopf, "event", lambda body, type, reason, message: events.append(reason))
+
+    async def scenario() -> None:
+        await handlers.workflow_changed(type="ADDED", body=kopf.Body(body), namespace="team-a", name="wf",
+                                        uid="uid-wf", status={}, memo=memo)
+        await _settle(state)
+
+    run(scenario())
+    assert [pod["metadata"]["name"] for pod in created] == ["wf-a-1"], "created once, though written twice"
+    assert reads == ["wf"], "read again after the conflict"
+    ((version, status),) = written_status
+    assert version == "2" and status["phase"] == "Running" and status["tasks"]["a"]["phase"] == "Running"
+    assert status["observedGeneration"] == 1 and status["tasks"]["b"]["phase"] == "Pending"
+    assert events == ["Started"], "posted once, from the write that took"
+    assert ("team-a", "wf-a-1") in state.unseen, "until its event reaches the index"

@@ -14,23 +14,30 @@ def status(phase: Phase, *tasks: Phase) -> resource.WorkflowStatus:
 
 
 @pytest.fixture
+def tally():
+    """A tally of its own, whose workflows leave the process's gauges as they were."""
+    made = metrics.Tally()
+    yield made
+    for key in [("metrics-test", "a"), ("metrics-test", "b")]:
+        made.forget(key)
+
+
+@pytest.fixture
 def counted():
     before = {(m, p): gauge(m, p) for m in (metrics.WORKFLOWS, metrics.TASKS) for p in Phase}
-    yield lambda metric, phase: gauge(metric, phase) - before[metric, phase]
-    for key in [k for k in metrics._phases if k[0] == "metrics-test"]:
-        metrics.forget(key)
+    return lambda metric, phase: gauge(metric, phase) - before[metric, phase]
 
 
-def test_gauges_follow_each_workflow_s_latest_status(counted):
+def test_gauges_follow_each_workflow_s_latest_status(tally, counted):
     a, b = ("metrics-test", "a"), ("metrics-test", "b")
     empty = resource.WorkflowStatus()
-    metrics.observe(a, None, empty, status(Phase.RUNNING, Phase.RUNNING, Phase.PENDING))
-    metrics.observe(b, None, empty, status(Phase.RUNNING, Phase.SUCCEEDED))
+    tally.observe(a, None, empty, status(Phase.RUNNING, Phase.RUNNING, Phase.PENDING))
+    tally.observe(b, None, empty, status(Phase.RUNNING, Phase.SUCCEEDED))
     assert counted(metrics.WORKFLOWS, Phase.RUNNING) == 2
     assert (counted(metrics.TASKS, Phase.RUNNING), counted(metrics.TASKS, Phase.PENDING)) == (1, 1)
-    metrics.observe(a, None, empty, status(Phase.SUCCEEDED, Phase.SUCCEEDED, Phase.SUCCEEDED))
+    tally.observe(a, None, empty, status(Phase.SUCCEEDED, Phase.SUCCEEDED, Phase.SUCCEEDED))
     assert (counted(metrics.WORKFLOWS, Phase.RUNNING), counted(metrics.WORKFLOWS, Phase.SUCCEEDED)) == (1, 1)
     assert (counted(metrics.TASKS, Phase.RUNNING), counted(metrics.TASKS, Phase.SUCCEEDED)) == (0, 3)
-    metrics.forget(a)
-    metrics.forget(("metrics-test", "never seen"))
+    tally.forget(a)
+    tally.forget(("metrics-test", "never seen"))
     assert counted(metrics.WORKFLOWS, Phase.SUCCEEDED) == 0 and counted(metrics.TASKS, Phase.SUCCEEDED) == 1

@@ -299,3 +299,62 @@ def test_a_cleanup_pod_runs_ferry_alone_with_the_namespace_s_keys_and_its_plan()
     assert env(container)["FERRY_RAW_DATA_PREFIX"] == "s3://bucket/ferry/team"
     assert container["envFrom"] == [{"secretRef": {"name": "creds"}}]
     assert container["securityContext"]["runAsNonRoot"] and pod["spec"]["automountServiceAccountToken"] is False
+
+
+# -- the builders build_pod is made of, one per container ------------------------------------------
+
+def plan_of(wf: resource.WorkflowSpec, name: str = "a") -> taskpod.PodPlan:
+    return taskpod.build_plan(wf, resource.WorkflowStatus(), name, 1, workflow="wf", namespace="ns",
+                              execution_id="uid-1", root="s3://bucket/ferry/ns")
+
+
+def test_the_runtime_s_settings_give_the_secret_to_the_credentials_sidecar_alone_when_scoped():
+    wf = spec({"name": "a", "image": "x", "outputs": [{"name": "o"}]})
+    scoped = pods.runtime_of(plan_of(wf), "ns", CONFIG)
+    assert scoped.scoped and scoped.secret_env == [{"secretRef": {"name": "creds"}}]
+    assert {e["name"]: e["value"] for e in scoped.env}["FERRY_S3_CREDENTIALS_FILE"] == "/ferry/credentials/s3.json"
+    task_ = wf.tasks[0]
+    assert pods.publish_container(task_, scoped)["envFrom"] == []
+    assert pods.credentials_container(task_, scoped)["envFrom"] == scoped.secret_env
+    unscoped = pods.runtime_of(plan_of(wf), "ns", CONFIG.model_copy(update={"scoped_credentials": False}))
+    assert not unscoped.scoped and "FERRY_S3_CREDENTIALS_FILE" not in {e["name"] for e in unscoped.env}
+    assert pods.publish_container(task_, unscoped)["envFrom"] == unscoped.secret_env
+    irsa = pods.runtime_of(plan_of(wf), "ns", Config(raw_data_prefix="s3://bucket/ferry"))
+    assert irsa.secret_env == [] and not irsa.scoped
+
+
+@pytest.mark.parametrize("task_, expected", [
+    ({"name": "a", "image": "x"}, []),
+    ({"name": "a", "image": "x", "inputs": [{"name": "i", "uri": "s3://bucket/in"}]}, ["ferry-credentials", "ferry-fetch"]),
+    ({"name": "a", "image": "x", "inputs": [{"name": "v", "value": 1}]}, []),  # a value needs no fetch
+    ({"name": "a", "image": "x", "outputs": [{"name": "o"}]}, ["ferry-credentials", "ferry-publish"]),
+    ({"name": "a", "function": "m:f", "inputs": [{"name": "i", "uri": "s3://bucket/in"}], "outputs": [{"name": "o"}]},
+     ["ferry-credentials"]),
+    ({"name": "a", "plugin": {"type": "sensor"}}, ["ferry-credentials"]),
+])
+def test_ferry_s_containers_are_those_the_task_needs_credentials_first(task_, expected):
+    wf = spec(task_)
+    runtime = pods.runtime_of(plan_of(wf), "ns", CONFIG)
+    assert [c["name"] for c in pods.init_containers(wf.tasks[0], plan_of(wf), runtime)] == expected
+
+
+def test_the_task_container_of_a_python_task_is_ferry_s_runtime_as_the_task_s_user():
+    wf = spec({"name": "a", "function": "m:f", "image": "team/py:3", "securityContext": {"runAsUser": 1000},
+               "resources": {"limits": {"memory": "2Gi"}}})
+    runtime = pods.runtime_of(plan_of(wf), "ns", CONFIG)
+    main = pods.task_container(wf.tasks[0], plan_of(wf), runtime)
+    assert (main["image"], main["args"], main["resources"]) == ("team/py:3", ["pod", "run-function"],
+                                                               {"limits": {"memory": "2Gi"}})
+    assert main["env"][:len(runtime.env)] == runtime.env and main["envFrom"] == []
+    assert main["securityContext"]["runAsUser"] == 1000 and main["securityContext"]["readOnlyRootFilesystem"]
+    container = pods.task_container(spec({"name": "a", "image": "x", "args": ["go"]}).tasks[0], plan_of(wf), runtime)
+    assert container["args"] == ["go"] and not {"envFrom", "command", "securityContext", "resources"} & set(container)
+
+
+def test_scratch_volumes_take_the_task_s_size_limit_but_the_runtime_s_own():
+    task_ = spec({"name": "a", "image": "x", "scratchSizeLimit": "1Gi", "secrets": ["db"]}).tasks[0]
+    found = {v["name"]: v for v in pods.volumes(task_, scoped=False)}
+    assert found["ferry-inputs"]["emptyDir"] == found["ferry-tmp"]["emptyDir"] == {"sizeLimit": "1Gi"}
+    assert found["ferry-runtime"]["emptyDir"] == {} and "ferry-credentials" not in found
+    assert found["secret-0"] == {"name": "secret-0", "secret": {"secretName": "db"}}
+    assert pods.volumes(task_, scoped=True)[4]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Mi"}
