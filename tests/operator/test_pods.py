@@ -326,7 +326,7 @@ def test_the_runtime_s_settings_give_the_secret_to_the_credentials_sidecar_alone
 @pytest.mark.parametrize("task_, expected", [
     ({"name": "a", "image": "x"}, []),
     ({"name": "a", "image": "x", "inputs": [{"name": "i", "uri": "s3://bucket/in"}]}, ["ferry-credentials", "ferry-fetch"]),
-    ({"name": "a", "image": "x", "inputs": [{"name": "v", "value": 1}]}, []),  # a value needs no fetch
+    ({"name": "a", "image": "x", "inputs": [{"name": "v", "value": 1}]}, ["ferry-fetch"]),  # its file; no store, no keys
     ({"name": "a", "image": "x", "outputs": [{"name": "o"}]}, ["ferry-credentials", "ferry-publish"]),
     ({"name": "a", "function": "m:f", "inputs": [{"name": "i", "uri": "s3://bucket/in"}], "outputs": [{"name": "o"}]},
      ["ferry-credentials"]),
