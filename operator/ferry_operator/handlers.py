@@ -32,7 +32,8 @@ from collections.abc import Callable
 import kopf
 import pydantic
 
-from ferry import cleanup, resource, scheduler
+from ferry.api import resource, scheduler
+from ferry.data import cleanup
 from ferry_operator import bodies, kopfstate, kube, metrics, patches, pods, results, retention, tenancy
 from ferry_operator.config import Config
 

@@ -4,7 +4,7 @@ The pod has up to four containers sharing two volumes, ``/ferry/inputs`` and ``/
 
 - ``ferry-credentials`` (a native sidecar, first) is the only one given the storage Secret: it
   trades its keys for temporary ones good only for the namespace's folder and the plan's URIs,
-  which the others read from ``/ferry/credentials`` (``ferry.credentials``);
+  which the others read from ``/ferry/credentials`` (``ferry.pod.credentials``);
 - ``ferry-fetch`` (init container, Ferry runtime image) downloads and verifies the inputs;
 - ``main`` is the user's image and command, untouched: it needs no shell, no Python and no Ferry;
 - ``ferry-publish`` (a native sidecar: an init container with ``restartPolicy: Always``) starts
@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from ferry import cleanup, credentials, resource, scheduler, taskpod
+from ferry.api import resource, scheduler, taskpod
+from ferry.data import cleanup
+from ferry.pod import credentials
 from ferry_operator import patches, results
 from ferry_operator.config import Config
 

@@ -24,7 +24,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ferry import drives, errors, resource, store as store_, uris
+from ferry.api import resource
+from ferry.core import errors, uris
+from ferry.data import store as store_
+from ferry.values import drives
 from ferry_ui import confined, graph, localruns, protect, stored, summaries
 
 HERE = pathlib.Path(__file__).parent
