@@ -22,8 +22,7 @@ import json
 from collections.abc import Mapping
 
 from ferry.api import resource, scheduler, taskpod
-from ferry.data import cleanup
-from ferry.pod import credentials
+from ferry.data import cleanup, credentials
 from ferry_operator import patches, results
 from ferry_operator.config import Config
 

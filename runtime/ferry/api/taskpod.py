@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 import pydantic
@@ -29,6 +30,13 @@ probe checks it, so the task's container cannot start (and finish) before that."
 PLAN_ENV = "FERRY_POD_PLAN"
 MAX_STORED_VALUE_BYTES = 64 * 1024 * 1024
 """Largest ``value`` output at all (a value is read into memory): beyond it, use a file."""
+TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LOG_ENV = "FERRY_TERMINATION_LOG"
+"""Where to write the termination message instead (the local executor points it at a file of its own)."""
+MAX_MESSAGE = 4096
+"""The kubelet keeps at most this many bytes of a termination message."""
+WORKDIR_ENV = "FERRY_WORKDIR"
+"""The working directory of a Python task (the local executor gives each attempt its own)."""
 RESULT_NAME = ".ferry-result.json"
 """``<output prefix>/.ferry-result.json``: a result too large for the termination message and
 status (output names hold no ``.``, so none is called that)."""
@@ -90,6 +98,15 @@ def container_env(plan: PodPlan, task_env: list[resource.EnvVar]) -> list[tuple[
     return [*((variable.name, variable.value) for variable in task_env), *sorted(plan.input_env().items()),
             ("FERRY_WORKFLOW", plan.workflow), ("FERRY_TASK", plan.task), ("FERRY_ATTEMPT", str(plan.attempt)),
             ("FERRY_INPUTS_DIR", INPUTS_DIR), ("FERRY_OUTPUTS_DIR", OUTPUTS_DIR)]
+
+
+def write_termination_message(message: str, path: str | None = None, limit: int | None = MAX_MESSAGE) -> None:
+    """What a runtime container tells the operator, which reads it from the container's last state:
+    its result, or why it failed. Cut to the ``limit`` bytes the kubelet keeps; None: a result
+    already sized for where it goes (the local executor reads it whole)."""
+    data = message.encode()[:limit].decode(errors="ignore") if limit is not None else message
+    with open(path or os.environ.get(TERMINATION_LOG_ENV, TERMINATION_LOG), "w") as out:
+        out.write(data)
 
 
 class InputError(Exception):

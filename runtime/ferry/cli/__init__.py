@@ -302,11 +302,12 @@ def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store)
 def run_remote(args: argparse.Namespace, workflow, inputs: dict[str, Any], store: ferry.Store) -> int:
     """Upload the code, create the Workflow on the cluster, follow it, print its outputs."""
     from ferry.cluster import remote
+    from ferry.definitions import sources
     from ferry.execution import local
 
     with ferry.use_store(store):
         manifest = workflow.manifest(**inputs)
-        roots = {local.code_root(ref) for ref in local.code_references(resource.WorkflowSpec.model_validate(
+        roots = {sources.code_root(ref) for ref in local.code_references(resource.WorkflowSpec.model_validate(
             manifest["spec"]))}
         if len(roots) > 1:
             raise SystemExit(f"tasks come from several source trees ({', '.join(map(str, sorted(roots)))}); "
@@ -820,9 +821,8 @@ def _main(argv: list[str] | None) -> int:
         except remote.KubectlError as error:  # --remote
             return _kubectl_failed(args, error)
     if args.command == "ui":
-        from ferry_ui import __main__ as ui
-
-        return ui.main(extra)
+        # By name: ``ferry_ui`` is another package (the ``ui`` extra), above the SDK, which never imports it.
+        return importlib.import_module("ferry_ui.__main__").main(extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     commands = {"get": get, "logs": logs, "outputs": outputs, "ls": ls, "stop": stop, "retry": retry, "delete": delete,
@@ -834,9 +834,8 @@ def _main(argv: list[str] | None) -> int:
             return _kubectl_failed(args, error)
     if args.command == "pod":
         from ferry.core import lifetime
-        from ferry.data import collect
         from ferry.execution import localpod
-        from ferry.pod import credentials, runner
+        from ferry.pod import cleanup, credentials, runner
 
         lifetime.die_with_parent_from_env()  # a local run's task process: it ends with the run
         if args.pod_command in ("fetch", "publish", "run-container"):  # Ferry's own: no user code allocates here
@@ -844,7 +843,7 @@ def _main(argv: list[str] | None) -> int:
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,
                  "run-function": runner.run_function, "run-container": localpod.run_container,
                  "credentials": credentials.run_sidecar,
-                 "cleanup": collect.run_pod}
+                 "cleanup": cleanup.run}
         return steps[args.pod_command]()
     parser.print_help()
     return 0

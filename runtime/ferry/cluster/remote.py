@@ -22,10 +22,8 @@ from collections.abc import Callable
 
 from ferry.api import resource, scheduler
 from ferry.data import store as store_
+from ferry.definitions import sources
 
-SKIP = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", "node_modules", ".tox",
-        ".hypothesis", ".ruff_cache"}
-MAX_ARCHIVE = 50 * 1024 * 1024
 
 
 class KubectlError(RuntimeError):
@@ -74,15 +72,15 @@ def package(root: pathlib.Path) -> bytes:
             tarfile.open(fileobj=compressed, mode="w") as archive:
         for path in sorted(root.rglob("*")):
             relative = path.relative_to(root)
-            if SKIP & set(relative.parts) or not path.is_file() or path.suffix in (".pyc", ".pyo"):
+            if sources.SKIP & set(relative.parts) or not path.is_file() or path.suffix in (".pyc", ".pyo"):
                 continue
             with open(path, "rb") as handle:  # a linked file is stored as what it links to
                 info = archive.gettarinfo(arcname=relative.as_posix(), fileobj=handle)
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
                 archive.addfile(info, handle)
     data = buffer.getvalue()
-    if len(data) > MAX_ARCHIVE:
-        raise ValueError(f"the code under {root} packs to {len(data) >> 20} MiB (limit {MAX_ARCHIVE >> 20} MiB); "
+    if len(data) > sources.MAX_ARCHIVE:
+        raise ValueError(f"the code under {root} packs to {len(data) >> 20} MiB (limit {sources.MAX_ARCHIVE >> 20} MiB); "
                          "move data files out of the code directory")
     return data
 

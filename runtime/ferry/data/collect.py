@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -81,22 +80,3 @@ def _objects(store: store_.Store, uri: str) -> list[str]:
         return []
     return [entry.object for entry in found.files if entry.object] if found is not None else []
 
-
-def run_pod() -> int:
-    """``ferry pod cleanup``: the pod the operator runs for a deleted workflow with
-    ``artifactCleanup: OnDeletion`` (its plan from ``cleanup.plan``); says what it did in its
-    termination message, which the operator reports as an Event."""
-    from ferry.pod import podruntime
-
-    if cleanup.PLAN_ENV not in os.environ:
-        raise SystemExit(f"{cleanup.PLAN_ENV} is not set: this command runs in the cleanup pod the operator builds")
-    plan = json.loads(os.environ[cleanup.PLAN_ENV])
-    documents = [plan["kept"], *({"kind": "directory", "uri": uri} for uri in plan["blobs"])]
-    try:
-        message, code = f"{collect(store_.Store(), plan['root'], [plan['folder']], documents)} under {plan['folder']}", 0
-    except Exception as error:  # noqa: BLE001 - the operator reports it; the objects stay for ferry gc
-        message, code = f"cleaning {plan['folder']} failed: {type(error).__name__}: {error}", 1
-    print(message)
-    with open(podruntime.termination_log(), "w") as out:
-        out.write(message[:podruntime.MAX_MESSAGE // 4])  # characters of up to 4 bytes
-    return code

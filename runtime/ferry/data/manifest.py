@@ -21,7 +21,6 @@ manifest is malformed or loosely typed: the models (``Entry``, ``Manifest``) liv
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import pathlib
 import stat as stat_
@@ -32,41 +31,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 
 from ferry.core import errors, localfiles, uris
+from ferry.data.entries import check_relpath, digest_of, is_utf8, object_uri
 
 if TYPE_CHECKING:
     from ferry.data.manifest_models import Entry, Manifest
 
 NAME = ".ferry-manifest.json"
-
-
-def check_relpath(path: str) -> str:
-    """Return ``path`` if it is a clean relative POSIX path inside its directory, else raise.
-
-    Any name that POSIX filesystems and S3 keys both allow is clean (backslashes, ``:``, ``#``,
-    ``%``, spaces, unicode, a leading dash...); refused is only what could leave the directory or
-    cannot be stored: an absolute path, an empty, ``.`` or ``..`` segment, a NUL, and text that
-    is not UTF-8 (a POSIX name of other bytes, which no S3 key or manifest can hold)."""
-    parts = path.split("/")
-    if not path or path[0] == "/" or "\0" in path or "" in parts or "." in parts or ".." in parts:
-        raise errors.PathEscapeError(
-            f"{path!r} is not a clean relative path: use 'dir/file' form, without '..' or '.' segments, "
-            f"'//', a leading '/' or a NUL")
-    if not _utf8(path):
-        raise errors.PathEscapeError(
-            f"{path!r} is not UTF-8: S3 keys and Ferry's manifests hold only UTF-8 names; rename the file")
-    return path
-
-
-def _utf8(text: str) -> bool:
-    """Whether ``text`` encodes as UTF-8 (a name read from a POSIX filesystem may hold other bytes,
-    which Python keeps as lone surrogates)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 _JOINED_UNCLEAN = ("\0/", "/\0", "//", "\0\0", "\0./", "/./", "/.\0", "\0.\0", "\0../", "/../", "/..\0", "\0..\0")
@@ -78,7 +48,7 @@ def all_clean(paths: list[str]) -> bool:
     """Whether ``check_relpath`` accepts each of ``paths``: the same rule, checked on them all at
     once, joined by NUL (which no clean path contains), in a few scans in C instead of a call each."""
     joined = "\0" + "\0".join(paths) + "\0"
-    return not paths or (_utf8(joined) and joined.count("\0") == len(paths) + 1
+    return not paths or (is_utf8(joined) and joined.count("\0") == len(paths) + 1
                          and not any(unclean in joined for unclean in _JOINED_UNCLEAN))
 
 
@@ -113,10 +83,6 @@ def _checked(data: bytes) -> StoredManifest | None:
             and not digits.encode("utf-8", "surrogatepass").translate(None, b"0123456789abcdef")):  # only hex
         return stored
     return None
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def parse(data: bytes, where: str, keep: Callable[[str], bool] | None = None, *, base: str | None = None,
@@ -159,11 +125,6 @@ def part(data: bytes, where: str, keep: Callable[[str], bool], *, base: str | No
         check_objects(stored.files, base, root, where)  # every entry, kept or not, as its path
     return Part(files=[entry for entry in stored.files if keep(entry.path)],
                 empty_directories=[path for path in stored.empty_directories if keep(path)], version=stored.version)
-
-
-def object_uri(base: str, entry: Any) -> str:
-    """Where ``entry``'s bytes live for a manifest stored at directory ``base``."""
-    return entry.object or uris.join(base, entry.path)
 
 
 _Place = tuple[str, str, tuple[str, ...]]

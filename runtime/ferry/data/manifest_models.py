@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pydantic
 
-from ferry.data.manifest import check_relpath, digest_of, object_uri
+from ferry.data.entries import check_relpath, digest_of, object_uri
 
 
 class Entry(pydantic.BaseModel):

@@ -3,7 +3,7 @@
 A cacheable task's results are keyed on it (``Task.cache_version``), so editing a helper the task
 calls, in its own module or in another module of the project, makes another cache entry instead of
 serving the old result. The project is the folder ``ferry run --remote`` packs and the local
-executor puts on ``sys.path`` (``local.code_root``); installed packages, the standard library and
+executor puts on ``sys.path`` (``code_root``); installed packages, the standard library and
 Ferry itself are not part of it. Imports are read from the source (every ``import`` statement,
 those inside functions too, as a task runs them), not from what happens to be imported now.
 """
@@ -14,10 +14,33 @@ import ast
 import functools
 import hashlib
 import pathlib
+import sys
 
-FERRY = pathlib.Path(__file__).resolve().parent
+FERRY = pathlib.Path(__file__).resolve().parents[1]
+SKIP = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", "node_modules", ".tox",
+        ".hypothesis", ".ruff_cache"}
+"""Folders that are no part of the project's code: not hashed here, not packed by ``ferry run --remote``."""
+MAX_ARCHIVE = 50 * 1024 * 1024
+"""Largest code archive ``ferry run --remote`` packs and a task pod unpacks."""
 OUTSIDE = {"site-packages", "dist-packages"}
 """Folders of installed packages, even inside the project folder (a virtualenv in it)."""
+
+
+def code_root(reference: str) -> pathlib.Path:
+    """The directory to put on ``sys.path`` so that ``module`` of ``module:qualname`` imports."""
+    module = reference.partition(":")[0]
+    loaded = sys.modules.get(module) or (sys.modules["__main__"] if module == _main_name() else None)
+    if loaded is None or not getattr(loaded, "__file__", None):
+        return pathlib.Path.cwd()
+    root = pathlib.Path(loaded.__file__).resolve().parent
+    for _ in range(module.count(".")):
+        root = root.parent
+    return root
+
+
+def _main_name() -> str:
+    main = getattr(sys.modules.get("__main__"), "__file__", "") or ""
+    return pathlib.Path(main).stem
 
 
 def digest(module: str, path: pathlib.Path, root: pathlib.Path) -> str:
@@ -32,8 +55,6 @@ def digest(module: str, path: pathlib.Path, root: pathlib.Path) -> str:
 
 def project_files(module: str, path: pathlib.Path, root: pathlib.Path) -> dict[pathlib.Path, bytes]:
     """The source of ``module`` and of every project module it imports, by path."""
-    from ferry.cluster import remote
-
     root = root.resolve()
     found: dict[pathlib.Path, bytes] = {}
     parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]  # run by its import
@@ -46,7 +67,7 @@ def project_files(module: str, path: pathlib.Path, root: pathlib.Path) -> dict[p
         package = name if file.name == "__init__.py" else name.rpartition(".")[0]
         for imported in _imports(found[file], package):
             located = _locate(imported, root)
-            if located and not _outside(located, root, remote.SKIP):
+            if located and not _outside(located, root, SKIP):
                 todo.append((imported, located))
     return found
 

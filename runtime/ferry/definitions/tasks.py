@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import dataclasses
 import datetime
+import importlib
 import inspect
 import os
 import pathlib
@@ -192,7 +193,6 @@ class Task:
         if graph is not None:
             return graph.call(self, args, kwargs)
         from ferry.definitions import context
-        from ferry.execution import local
 
         running = context.running_task()
         if running is not None:
@@ -200,7 +200,7 @@ class Task:
                                   f"would start a separate run of its own; tasks are called from workflows. To reuse "
                                   f"its code here, call its plain function: {self.__name__}.fn(...)")
 
-        return local.run_task(self, self.signature.bind(*args, **kwargs).arguments)
+        return local_executor().run_task(self, self.signature.bind(*args, **kwargs).arguments)
 
     def resource(self, node: str, inputs: list[resource.TaskInput]) -> resource.Task:
         """This task as one node of a Workflow resource."""
@@ -227,11 +227,10 @@ class Task:
         if self.options.cache_version:
             return self.options.cache_version
         from ferry.definitions import sources
-        from ferry.execution import local
 
         path = pathlib.Path(sys.modules[self.fn.__module__].__file__)
         module = module_reference(self.fn.__module__)
-        return "source-" + sources.digest(module, path, local.code_root(self.reference))[:16]
+        return "source-" + sources.digest(module, path, sources.code_root(self.reference))[:16]
 
 
 def task(fn: Callable | None = None, *, retries: int = 0, retry_backoff_seconds: int = 5,
@@ -249,13 +248,24 @@ def task(fn: Callable | None = None, *, retries: int = 0, retry_backoff_seconds:
     return Task(fn, options)
 
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+LOCAL_EXECUTOR = "ferry.execution.local"
+
+
+def local_executor():
+    """The local executor, which runs a task or workflow called outside a workflow (``run_task``,
+    ``run_workflow``). It sits above the definitions and imports them, so it is looked up by name
+    when first called, never imported here: the layers stay one-way and calling a task stays a
+    plain call (docs/architecture.md)."""
+    return importlib.import_module(LOCAL_EXECUTOR)
+
+
+_FERRY = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _user_site() -> str:
     """``pipeline.py:12``: the line of the user's code that is running, the first frame outside Ferry."""
     frame = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE:
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_FERRY):
         frame = frame.f_back
     if frame is None:
         return "<unknown>"

@@ -89,9 +89,7 @@ class Workflow:
         if tasks.compiling.get() is not None:
             raise tasks.DefinitionError(f"workflow {self.__name__} cannot be called inside another workflow; "
                                         "call its tasks instead")
-        from ferry.execution import local
-
-        return local.run_workflow(self, inputs).result()
+        return tasks.local_executor().run_workflow(self, inputs).result()
 
 
 def workflow(fn: Callable | None = None, /, **options: Any) -> Workflow | Callable[[Callable], Workflow]:

@@ -31,9 +31,10 @@ from typing import Any
 
 from ferry.api import resource, scheduler, taskpod
 from ferry.core import lifetime
+from ferry.definitions import sources
 from ferry.data import settings as settings_, store as store_
 from ferry.execution import containers, forkserver, history, localpod
-from ferry.pod import podruntime, runner
+from ferry.pod import runner
 from ferry.values import typed as values
 from ferry.api.resource import Phase
 
@@ -43,27 +44,10 @@ Report = Callable[[str, str, str], None]
 """Receives (type, reason, message) of each event, e.g. to show progress."""
 
 
-def code_root(reference: str) -> pathlib.Path:
-    """The directory to put on ``sys.path`` so that ``module`` of ``module:qualname`` imports."""
-    module = reference.partition(":")[0]
-    loaded = sys.modules.get(module) or (sys.modules["__main__"] if module == _main_name() else None)
-    if loaded is None or not getattr(loaded, "__file__", None):
-        return pathlib.Path.cwd()
-    root = pathlib.Path(loaded.__file__).resolve().parent
-    for _ in range(module.count(".")):
-        root = root.parent
-    return root
-
-
 def code_references(spec: resource.WorkflowSpec) -> set[str]:
     """``module:...`` of every function and shipped plugin the workflow's tasks import."""
     return ({t.function for t in spec.tasks if t.function} |
             {f"{t.plugin.module}:" for t in spec.tasks if t.plugin and t.plugin.module})
-
-
-def _main_name() -> str:
-    main = getattr(sys.modules.get("__main__"), "__file__", "") or ""
-    return pathlib.Path(main).stem
 
 
 def new_run_id(workflow: str) -> str:
@@ -139,7 +123,7 @@ class LocalExecutor:
                 shutil.rmtree(self.scratch, ignore_errors=True)
                 raise ValueError(f"{field} {value!r} {problem}")
         execution_id = run_id or new_run_id(name)
-        roots = {code_root(ref) for ref in code_references(spec)}
+        roots = {sources.code_root(ref) for ref in code_references(spec)}
         status = resource.WorkflowStatus()
         record = _Recorder(self.store.settings if history.enabled() else None)
         record(history.History.open_run, execution_id, name, spec, self.store.raw_data_prefix)
@@ -246,8 +230,8 @@ class LocalExecutor:
         env = {
             **os.environ,
             taskpod.PLAN_ENV: plan.model_dump_json(by_alias=True, exclude_none=True),
-            podruntime.TERMINATION_LOG_ENV: str(directory / "result.json"),
-            runner.WORKDIR_ENV: str(directory / "work"),
+            taskpod.TERMINATION_LOG_ENV: str(directory / "result.json"),
+            taskpod.WORKDIR_ENV: str(directory / "work"),
             "FERRY_RAW_DATA_PREFIX": self.store.raw_data_prefix,
             "FERRY_WORKFLOW": plan.workflow,
             "FERRY_TASK": plan.task,

@@ -4,7 +4,7 @@ The storage Secret's long-lived keys reach a single container of a task pod, ``f
 (a native sidecar started first). It trades them with the store's STS (``AssumeRole``, or
 ``GetFederationToken`` on AWS without a role) for temporary credentials whose session policy
 allows only the namespace's folder and the URIs the pod's plan names, writes them to
-``CREDENTIALS_FILE`` on an in-memory volume, and renews them before they expire. Every other
+``ferry.data.credentials.CREDENTIALS_FILE`` on an in-memory volume, and renews them before they expire. Every other
 container, the task's own Python code included, reads that file (``FERRY_S3_CREDENTIALS_FILE``):
 a task can reach what its namespace may reach, for as long as it runs, and never the keys.
 """
@@ -21,10 +21,9 @@ from typing import Any
 
 from ferry.api import taskpod
 from ferry.core import errors, uris
-from ferry.data import settings as settings_
+from ferry.data import credentials as file_, settings as settings_
+from ferry.pod import podruntime
 
-CREDENTIALS_DIR = f"{taskpod.ROOT}/credentials"
-CREDENTIALS_FILE = f"{CREDENTIALS_DIR}/s3.json"
 DURATION_SECONDS = 3600
 """Lifetime asked for; renewed after two thirds of it, so at least 20 minutes are left whenever
 the sidecar stops (the publisher may still be uploading then)."""
@@ -132,21 +131,6 @@ def write(path: pathlib.Path, issued: dict[str, str]) -> None:
     os.replace(temporary, path)
 
 
-def read(path: str | os.PathLike) -> dict[str, str]:
-    """The file's credentials, in the form botocore's refreshable credentials take."""
-    issued = json.loads(pathlib.Path(path).read_text())
-    return {"access_key": issued["AccessKeyId"], "secret_key": issued["SecretAccessKey"],
-            "token": issued["SessionToken"], "expiry_time": issued["Expiration"]}
-
-
-def refreshable(path: str | os.PathLike):
-    """botocore credentials read from ``path`` and read again as they near expiry (the sidecar
-    renews the file long before)."""
-    import botocore.credentials
-
-    return botocore.credentials.RefreshableCredentials.create_from_metadata(
-        metadata=read(path), refresh_using=lambda: read(path), method="ferry-credentials-file")
-
 
 def renew_at(issued: dict[str, str], now: datetime.datetime) -> float:
     """Seconds from ``now`` until the credentials should be renewed: after two thirds of their life."""
@@ -156,12 +140,10 @@ def renew_at(issued: dict[str, str], now: datetime.datetime) -> float:
 
 def run_sidecar() -> int:
     """``ferry pod credentials``: issue, write, renew until the kubelet stops the pod's sidecars."""
-    from ferry.pod import podruntime
-
     plan = podruntime.read_plan()
     settings = settings_.Settings.from_env()
     policy = session_policy(settings.raw_data_prefix, plan_reads(plan))
-    path = pathlib.Path(os.environ.get("FERRY_S3_CREDENTIALS_FILE") or CREDENTIALS_FILE)
+    path = pathlib.Path(os.environ.get("FERRY_S3_CREDENTIALS_FILE") or file_.CREDENTIALS_FILE)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         while True:
@@ -171,6 +153,5 @@ def run_sidecar() -> int:
             if signal.sigtimedwait({signal.SIGTERM}, wait) is not None:
                 return 0
     except Exception as error:  # the operator reads it from the container's last state
-        with open(podruntime.termination_log(), "w") as out:
-            out.write(f"{type(error).__name__}: {error}"[:podruntime.MAX_MESSAGE])
+        taskpod.write_termination_message(f"{type(error).__name__}: {error}")
         raise

@@ -19,13 +19,6 @@ from ferry.core import errors, localfiles
 from ferry.data import blobs, store as store_
 from ferry.values import typed as values
 
-TERMINATION_LOG = "/dev/termination-log"
-TERMINATION_LOG_ENV = "FERRY_TERMINATION_LOG"
-"""Where to write the result instead (the local executor points it at a file of its own)."""
-MAX_MESSAGE = 4096
-"""The kubelet keeps at most this many bytes of a termination message."""
-
-
 def read_plan(environ=os.environ) -> taskpod.PodPlan:
     raw = environ.get(taskpod.PLAN_ENV)
     if not raw:
@@ -123,16 +116,12 @@ def _read_value(name: str, path: pathlib.Path, store: store_.Store, uri_for_larg
     return values.publish_json(value, store, uri_for_large)
 
 
-def termination_log() -> str:
-    return os.environ.get(TERMINATION_LOG_ENV, TERMINATION_LOG)
-
-
 def report(result: taskpod.PublishResult, plan: taskpod.PodPlan, store: store_.Store, path: str | None = None) -> None:
     """Write the result where the operator reads it. One larger than the plan's inline limit is
     stored next to the outputs, and only a pointer with its digest is reported; an error that long
     is cut from its start (its end says most)."""
     message = result.model_dump_json(by_alias=True, exclude_none=True)
-    if plan.inline_limit is not None and len(message.encode()) > min(plan.inline_limit, MAX_MESSAGE):
+    if plan.inline_limit is not None and len(message.encode()) > min(plan.inline_limit, taskpod.MAX_MESSAGE):
         if result.error is None:
             uri = f"{plan.output_prefix}/{taskpod.RESULT_NAME}"
             data = message.encode()
@@ -140,9 +129,8 @@ def report(result: taskpod.PublishResult, plan: taskpod.PodPlan, store: store_.S
             pointer = resource.StoredResult(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
             message = taskpod.PublishResult(result=pointer, cached=result.cached).model_dump_json(exclude_none=True)
         else:
-            message = taskpod.PublishResult(error=result.error[-(MAX_MESSAGE - 200):]).model_dump_json(exclude_none=True)
-    with open(path or termination_log(), "w") as out:
-        out.write(message)
+            message = taskpod.PublishResult(error=result.error[-(taskpod.MAX_MESSAGE - 200):]).model_dump_json(exclude_none=True)
+    taskpod.write_termination_message(message, path, limit=None)
 
 
 def wait_for_sigterm(ready_marker: pathlib.Path) -> None:
@@ -175,8 +163,7 @@ def run_fetch() -> int:
     try:
         fetch(read_plan(), store_.current(), pathlib.Path(os.environ.get("FERRY_INPUTS_DIR", taskpod.INPUTS_DIR)))
     except BaseException as error:  # the operator shows the termination message as the task's failure
-        with open(termination_log(), "w") as out:
-            out.write(f"{type(error).__name__}: {error}"[:MAX_MESSAGE])
+        taskpod.write_termination_message(f"{type(error).__name__}: {error}")
         raise
     return 0
 

@@ -23,12 +23,11 @@ import traceback
 import typing
 
 from ferry.api import resource, taskpod
-from ferry.cluster import remote
+from ferry.definitions import sources
 from ferry.core import errors, lifetime, uris
 from ferry.data import manifest, store as store_
 from ferry.pod import podruntime
 
-WORKDIR_ENV = "FERRY_WORKDIR"
 
 
 def import_task(reference: str):
@@ -50,9 +49,9 @@ def fetch_code(uri: str, store: store_.Store) -> pathlib.Path:
     An archive named by its digest (``<sha256>.tar.gz``, as ``ferry run --remote`` stores them, in a
     folder every namespace reads) must have that digest: no one can swap the code another runs."""
     with store.open(uri) as stream:
-        data = stream.read(remote.MAX_ARCHIVE + 1)
-    if len(data) > remote.MAX_ARCHIVE:
-        raise ValueError(f"{uri} is larger than a code archive may be ({remote.MAX_ARCHIVE >> 20} MiB)")
+        data = stream.read(sources.MAX_ARCHIVE + 1)
+    if len(data) > sources.MAX_ARCHIVE:
+        raise ValueError(f"{uri} is larger than a code archive may be ({sources.MAX_ARCHIVE >> 20} MiB)")
     named, actual = uris.basename(uri).removesuffix(".tar.gz"), hashlib.sha256(data).hexdigest()
     if re.fullmatch(r"[0-9a-f]{64}", named) and actual != named:
         raise errors.IntegrityError(uri, "sha256", named, actual)
@@ -155,7 +154,7 @@ def _as_outputs(task, returned) -> tuple:
 def run_function() -> int:
     podruntime.stop_on_sigterm()
     plan = podruntime.read_plan()
-    workdir = pathlib.Path(os.environ.get(WORKDIR_ENV) or tempfile.mkdtemp(prefix=f"ferry-{plan.task}-"))
+    workdir = pathlib.Path(os.environ.get(taskpod.WORKDIR_ENV) or tempfile.mkdtemp(prefix=f"ferry-{plan.task}-"))
     store = store_.Store(output_prefix=plan.output_prefix)
     try:
         result = execute(plan, store, workdir)

@@ -284,5 +284,3 @@ def _translate_segment(segment: str) -> str:
         index += 1
     return "".join(out)
 
-
-serialization.register(blobs.Kind.ASSET, Asset.from_blob)

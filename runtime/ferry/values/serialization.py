@@ -2,34 +2,38 @@
 next task's runtime turns back into a value.
 
 ``to_blob`` publishes local data first (a local File or Directory leaving its task); ``from_blob``
-never does I/O. Value types register a loader for their kind (``register``), so ``Asset`` and
-later kinds plug in without this module knowing them.
+never does I/O. Each kind's value type is named in ``VALUE_TYPES`` and imported on first use,
+so a reference loads in a process that never imported its type (nothing registers at import).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ferry.data import blobs, store as store_
-from ferry.values.directories import Directory
-from ferry.values.files import File
 
 
 class Blobbable(Protocol):
     def to_blob(self, store: store_.Store | None = None) -> blobs.BlobRef: ...
 
 
-_loaders: dict[blobs.Kind, Callable[[blobs.BlobRef], Any]] = {
-    blobs.Kind.FILE: File.from_blob,
-    blobs.Kind.DIRECTORY: Directory.from_blob,
+VALUE_TYPES: dict[blobs.Kind, str] = {
+    blobs.Kind.FILE: "ferry.values.files:File",
+    blobs.Kind.DIRECTORY: "ferry.values.directories:Directory",
+    blobs.Kind.ASSET: "ferry.values.assets:Asset",
 }
+"""``module:class`` of the value each kind of blob stands for; the class's ``from_blob`` rebuilds it."""
 
 
-def register(kind: blobs.Kind, loader: Callable[[blobs.BlobRef], Any]) -> None:
-    """Rebuild values of ``kind`` with ``loader``."""
-    _loaders[kind] = loader
+def loader(kind: blobs.Kind) -> Callable[[blobs.BlobRef], Any]:
+    """``from_blob`` of the value type of ``kind``."""
+    if kind not in VALUE_TYPES:
+        raise ValueError(f"no value type is registered for {kind.value} blobs")
+    module, _, name = VALUE_TYPES[kind].partition(":")
+    return getattr(importlib.import_module(module), name).from_blob
 
 
 def to_blob(value: Blobbable, store: store_.Store | None = None) -> blobs.BlobRef:
@@ -45,10 +49,11 @@ def from_blob(ref: blobs.BlobRef | Mapping[str, Any] | str) -> Any:
         ref = blobs.BlobRef.model_validate_json(ref)
     elif not isinstance(ref, blobs.BlobRef):
         ref = blobs.BlobRef.model_validate(ref)
-    loader = _loaders.get(ref.kind)
-    if loader is None:
-        raise ValueError(f"{ref.uri}: no value type is registered for {ref.kind.value} blobs")
-    return loader(ref)
+    try:
+        load = loader(ref.kind)
+    except ValueError as error:
+        raise ValueError(f"{ref.uri}: {error}") from None
+    return load(ref)
 
 
 def dumps(value: Blobbable, store: store_.Store | None = None) -> str:

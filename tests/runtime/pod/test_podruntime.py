@@ -101,7 +101,7 @@ def test_a_small_result_is_reported_inline_and_an_error_is_cut_from_its_start(tm
     failed = taskpod.PublishResult(error="ValueError: " + "x" * 10_000 + " the end")
     podruntime.report(failed, plan(tmp_path), store, str(tmp_path / "failed"))
     written = (tmp_path / "failed").read_text()
-    assert len(written) <= podruntime.MAX_MESSAGE and json.loads(written)["error"].endswith("the end")
+    assert len(written) <= taskpod.MAX_MESSAGE and json.loads(written)["error"].endswith("the end")
 
 
 def test_a_large_value_output_is_stored_and_passed_by_reference(tmp_path):
@@ -232,7 +232,7 @@ def test_runtime_as_pid_1_stops_on_sigterm(tmp_path, step):
     pod_plan = plan(tmp_path, **fields)
     env = {**os.environ, taskpod.PLAN_ENV: pod_plan.model_dump_json(by_alias=True, exclude_none=True),
            "FERRY_RAW_DATA_PREFIX": store.raw_data_prefix, "PYTHONPATH": str(REPO),
-           podruntime.TERMINATION_LOG_ENV: str(tmp_path / "result"), runner.WORKDIR_ENV: str(tmp_path / "work"),
+           taskpod.TERMINATION_LOG_ENV: str(tmp_path / "result"), taskpod.WORKDIR_ENV: str(tmp_path / "work"),
            "FERRY_INPUTS_DIR": str(tmp_path / "inputs")}
     unshare = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-m", "ferry", "pod",
                                 step], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

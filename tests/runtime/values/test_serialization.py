@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -33,11 +36,20 @@ def test_from_blob_does_no_io():
 
 
 def test_kinds_without_a_loader_and_values_without_a_blob_are_refused(monkeypatch):
-    monkeypatch.setattr(serialization, "_loaders", dict(serialization._loaders))
-    del serialization._loaders[ferry.Kind.DIRECTORY]
-    with pytest.raises(ValueError, match="no value type is registered for directory blobs"):
+    monkeypatch.delitem(serialization.VALUE_TYPES, ferry.Kind.DIRECTORY)
+    with pytest.raises(ValueError, match="^s3://b/x: no value type is registered for directory blobs"):
         ferry.from_blob({"uri": "s3://b/x", "kind": "directory"})
-    serialization.register(ferry.Kind.DIRECTORY, lambda ref: ("custom", ref.uri))
-    assert ferry.from_blob({"uri": "s3://b/x", "kind": "directory"}) == ("custom", "s3://b/x")
     with pytest.raises(TypeError, match="use ferry.File or ferry.Directory"):
         ferry.to_blob("just a string")
+
+
+@pytest.mark.parametrize("kind", ["file", "directory", "asset"])
+def test_from_blob_finds_every_value_type_in_a_fresh_process(kind, tmp_path):
+    """Nothing imported ``ferry.values.assets`` (or files, directories) before: the type is found by its kind."""
+    ref = {"kind": kind, "uri": f"file://{tmp_path}/x" + ("" if kind == "file" else "/"),
+           **({"sha256": "0" * 64} if kind == "file" else {"manifest_digest": "sha256:" + "0" * 64})}
+    code = f"import ferry, json; print(type(ferry.from_blob(json.loads({json.dumps(json.dumps(ref))}))).__name__)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == {"file": "File", "directory": "Directory", "asset": "Asset"}[kind]

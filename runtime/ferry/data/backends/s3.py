@@ -135,9 +135,7 @@ class S3Backend(base.Backend):
                     aws_session_token=s.s3_session_token and s.s3_session_token.get_secret_value(),
                     region_name=s.s3_region)
                 if s.s3_credentials_file:
-                    from ferry.pod import credentials
-
-                    session._session._credentials = credentials.refreshable(s.s3_credentials_file)
+                    session._session._credentials = _refreshable(s.s3_credentials_file)
                 self._credentials = session.get_credentials()
                 self._client = session.client("s3", endpoint_url=s.s3_endpoint_url, config=client_config(s))
             return self._client
@@ -330,3 +328,14 @@ class S3Backend(base.Backend):
             by_requests.setdefault(self._requests(uri), []).append(uri)
         for requests, some in by_requests.items():
             requests.delete(some)
+
+
+def _refreshable(path: str):
+    """botocore credentials read from Ferry's credentials file (``ferry.data.credentials``) and read
+    again as they near expiry (the pod's sidecar renews the file long before)."""
+    import botocore.credentials
+
+    from ferry.data import credentials
+
+    return botocore.credentials.RefreshableCredentials.create_from_metadata(
+        metadata=credentials.read(path), refresh_using=lambda: credentials.read(path), method="ferry-credentials-file")

@@ -80,7 +80,7 @@ def plain_target(settings: settings_.Settings, environ: Mapping[str, str]) -> Ta
 def plain_credentials(settings: settings_.Settings, environ: Mapping[str, str]) -> Callable[[], Credential] | None:
     """Keys in the order boto3 would take them here: Ferry's credentials file, the settings, the environment."""
     if settings.s3_credentials_file:
-        from ferry.pod import credentials
+        from ferry.data import credentials
 
         path = settings.s3_credentials_file
 
