@@ -5,7 +5,8 @@ The pod has up to four containers sharing two volumes, ``/ferry/inputs`` and ``/
 - ``ferry-credentials`` (a native sidecar, first) is the only one given the storage Secret: it
   trades its keys for temporary ones good only for the namespace's folder and the plan's URIs,
   which the others read from ``/ferry/credentials`` (``ferry.pod.credentials``);
-- ``ferry-fetch`` (init container, Ferry runtime image) downloads and verifies the inputs;
+- ``ferry-fetch`` (init container, Ferry runtime image) downloads and verifies the inputs, and
+  writes each value's file (``ferry.pod.podruntime.fetch``);
 - ``main`` is the user's image and command, untouched: it needs no shell, no Python and no Ferry;
 - ``ferry-publish`` (a native sidecar: an init container with ``restartPolicy: Always``) starts
   before ``main`` and idles; after ``main`` exits, the kubelet stops it with SIGTERM, and only then
@@ -115,7 +116,6 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
     root = config.namespace_root(namespace)
     plan = taskpod.build_plan(spec, status, task_name, attempt, workflow=meta["name"], namespace=namespace,
                               execution_id=meta["uid"], root=root)
-    fetch = plan.inputs
     scoped = config.scoped(namespace)
     secret = config.namespace_secret(namespace)
     ferry_mounts = [{"name": "ferry-inputs", "mountPath": taskpod.INPUTS_DIR},
@@ -141,12 +141,12 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
 
     init = []
     runs_ferry = bool(task.function or task.plugin)
-    if fetch and not runs_ferry:
+    if (plan.inputs or plan.values) and not runs_ferry:  # a value too is a file in /ferry/inputs
         init.append(runtime(results.FETCH, ["pod", "fetch"]))
     if task.outputs and not runs_ferry:
         init.append(runtime(results.PUBLISH, ["pod", "publish"], restartPolicy="Always",
                             startupProbe=ready_when(taskpod.PUBLISH_READY)))
-    if scoped and (init or runs_ferry):
+    if scoped and (plan.inputs or task.outputs or runs_ferry):  # the pod reads or writes the store
         # First, so that every other container finds fresh credentials; the only one with the keys.
         issuer = runtime(results.CREDENTIALS, ["pod", "credentials"], restartPolicy="Always",
                          startupProbe=ready_when(credentials.CREDENTIALS_FILE), envFrom=secret_env,
@@ -155,7 +155,8 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
     main = {
         "name": results.MAIN,
         "image": task.image or config.runtime_image,
-        "env": [{"name": name, "value": value} for name, value in taskpod.container_env(plan, task.env)],
+        "env": [{"name": name, "value": value}
+                for name, value in taskpod.container_env(plan, task.env, inputs=not runs_ferry)],
         "volumeMounts": [*ferry_mounts, *({"name": f"secret-{i}", "mountPath": f"{taskpod.SECRETS_DIR}/{s}",
                                            "readOnly": True} for i, s in enumerate(task.secrets)),
                          *(m.dump() for m in task.volume_mounts)],

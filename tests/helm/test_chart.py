@@ -217,6 +217,17 @@ def test_a_namespaced_ui_reads_only_the_workflow_namespaces(render):
     assert "envFrom" not in container and not container.get("env")
 
 
+def test_the_ui_answers_the_host_names_it_is_given_besides_loopback(render):
+    """Without them a Host other than loopback's is refused (DNS rebinding); an Ingress's name is named here."""
+    def args(ui: dict) -> list[str]:
+        deployment = render({**BUCKET, "ui": {"enabled": True, **ui}}).one("Deployment", "ferry-ui")
+        return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    assert not [a for a in args({}) if a.startswith("--allow-host")]
+    assert [a for a in args({"allowedHosts": ["ferry.example.com", "[fd00::1]"]}) if a.startswith("--allow-host")] \
+        == ["--allow-host=ferry.example.com", "--allow-host=[fd00::1]"]
+
+
 def test_changing_the_configuration_rolls_the_operator(render):
     before = render(BUCKET).one("Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     after = render({"storage": {"bucket": "ferry-data", "prefix": "other"}}).one("Deployment")
@@ -347,6 +358,9 @@ def test_names_follow_the_release(render):
     ({"storage": {"bucket": "ferry-data", "namespaces": {"Team": {}}}}, "invalid propertyName 'Team'"),
     ({"storage": {"bucket": "ferry-data", "namespaces": {"t": {"bukcet": "x"}}}}, "at '/storage/namespaces/t'"),
     ({"storage": {"bucket": "ferry-data", "roleArn": "my-role"}}, "at '/storage/roleArn'"),
+    # A name that would add an argument of its own to the UI's command line.
+    ({**BUCKET, "ui": {"enabled": True, "allowedHosts": ["x, --host=0.0.0.0"]}}, "at '/ui/allowedHosts/0'"),
+    ({**BUCKET, "ui": {"enabled": True, "allowedHosts": ["evil.example]"]}}, "at '/ui/allowedHosts/0'"),
 ])
 def test_wrong_values_fail_with_a_message(helm: Helm, tmp_path: pathlib.Path, values: dict, message: str):
     result = template(helm, tmp_path, values)

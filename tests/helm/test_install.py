@@ -20,6 +20,7 @@ import os
 import pathlib
 import secrets
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -275,17 +276,27 @@ def test_the_ui_reads_the_cluster_under_its_own_account_and_is_refused_writes(re
         60, what="the UI's pod")
     assert pod.spec.service_account_name == "ferry-ui" and pod.spec.containers[0].image == "ferry:dev"
     address = "127.0.0.1" if cluster.emulated else pod.status.pod_ip
-    base = f"http://{address}:{release.values['ui']['port']}"
+    port = release.values["ui"]["port"]
+    base = f"http://{address}:{port}"
+
+    def get(path: str, timeout: float) -> str:  # as through kubectl port-forward, which names localhost
+        request = urllib.request.Request(f"{base}{path}", headers={"Host": f"localhost:{port}"})
+        return urllib.request.urlopen(request, timeout=timeout).read().decode()
+
     def listed() -> str | None:
-        page = urllib.request.urlopen(f"{base}/workflows?namespace={namespace}", timeout=5).read().decode()
+        page = get(f"/workflows?namespace={namespace}", 5)
         return page if f'data-name="{name}"' in page else None
 
     listed = eventually(listed, 60, what="the workflow in the UI's list")
     assert "Succeeded" in listed
     reports = workflow["status"]["tasks"]["produce"]["outputs"]["reports"]
     query = urllib.parse.urlencode({"uri": reports["uri"], "digest": reports["manifestDigest"], "kind": "directory"})
-    tree = urllib.request.urlopen(f"{base}/output?{query}", timeout=10).read().decode()
+    tree = get(f"/output?{query}", 10)
     assert "daily/" in tree and "README" in tree  # read from the store with the release's Secret
+    if not cluster.emulated:  # a name the UI is not served as (DNS rebinding) gets nothing
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/workflows?namespace={namespace}", timeout=5)
+        assert refused.value.code == 421
 
 
 def test_a_missing_verb_is_reported_and_an_upgrade_repairs_it(release: Release, cluster: Cluster, s3):

@@ -28,9 +28,9 @@ def shape(kind: str, n: int) -> tuple[dict, dict, dict]:
     """(spec, expected attempts per task, expected workflow outputs) of workflow ``n`` of one shape."""
     if kind == "chain":  # values passed from task to task
         tasks = [sh("first", f"echo {n} > /ferry/outputs/v", outputs=[{"name": "v", "kind": "value"}]),
-                 sh("second", 'echo $((FERRY_INPUT_V * 2)) > /ferry/outputs/v', outputs=[{"name": "v", "kind": "value"}],
+                 sh("second", 'echo $(($(cat "$FERRY_INPUT_V") * 2)) > /ferry/outputs/v', outputs=[{"name": "v", "kind": "value"}],
                     inputs=[{"name": "v", "fromTask": {"task": "first", "output": "v"}}]),
-                 sh("third", 'echo $((FERRY_INPUT_V + 1)) > /ferry/outputs/v', outputs=[{"name": "v", "kind": "value"}],
+                 sh("third", 'echo $(($(cat "$FERRY_INPUT_V") + 1)) > /ferry/outputs/v', outputs=[{"name": "v", "kind": "value"}],
                     inputs=[{"name": "v", "fromTask": {"task": "second", "output": "v"}}])]
         return {"tasks": tasks, "outputs": [{"name": "result", "fromTask": {"task": "third", "output": "v"}}]}, \
             {"first": 1, "second": 1, "third": 1}, {"result": n * 2 + 1}

@@ -31,8 +31,8 @@ def test_a_stopped_workflow_is_retried_from_what_did_not_succeed(cluster: Cluste
                                  "spec": {"tasks": [
                                      sh("first", "echo 5 > /ferry/outputs/v"),
                                      sh("second", '[ "$FERRY_ATTEMPT" -gt 1 ] || sleep 600; '
-                                                  'echo $((FERRY_INPUT_V + 1)) > /ferry/outputs/v', inputs=from_("first")),
-                                     sh("third", "echo $((FERRY_INPUT_V + 1)) > /ferry/outputs/v", inputs=from_("second"))],
+                                                  'echo $(($(cat "$FERRY_INPUT_V") + 1)) > /ferry/outputs/v', inputs=from_("first")),
+                                     sh("third", 'echo $(($(cat "$FERRY_INPUT_V") + 1)) > /ferry/outputs/v', inputs=from_("second"))],
                                      "outputs": [{"name": "result", "fromTask": {"task": "third", "output": "v"}}]}})
 
     def second_running():

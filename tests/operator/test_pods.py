@@ -53,7 +53,7 @@ def test_user_container_is_untouched_and_runtime_does_the_io():
     assert pod["spec"]["automountServiceAccountToken"] is False
 
 
-def test_values_become_env_and_upstream_references_become_fetches():
+def test_values_ride_in_the_plan_and_upstream_references_become_fetches():
     wf = spec(task("up", outputs=("out",)),
               {"name": "a", "image": "x", "inputs": [
                   {"name": "n", "value": {"k": [1, 2]}}, {"name": "s", "value": "text"},
@@ -62,10 +62,30 @@ def test_values_become_env_and_upstream_references_become_fetches():
         "out": resource.Output(kind=resource.Kind.FILE, uri="s3://b/up/out", sha256="0" * 64)})})
     pod = build(wf, status)
     main_env = env(containers(pod)["main"])
-    assert json.loads(main_env["FERRY_INPUT_N"]) == {"k": [1, 2]} and main_env["FERRY_INPUT_S"] == "text"
+    assert main_env["FERRY_INPUT_N"] == "/ferry/inputs/n" and main_env["FERRY_INPUT_S"] == "/ferry/inputs/s", \
+        "a value's variable is its file's path, as a stored input's"
     assert main_env["FERRY_ATTEMPT"] == "1"
     plan = taskpod.PodPlan.model_validate_json(env(containers(pod)["ferry-fetch"])[taskpod.PLAN_ENV])
     assert plan.inputs["f"].uri == "s3://b/up/out" and plan.inputs["f"].sha256 == "0" * 64
+    assert plan.values == {"n": {"k": [1, 2]}, "s": "text"}, "ferry-fetch writes them to /ferry/inputs"
+
+
+def test_a_container_task_with_only_values_gets_them_as_files():
+    """No store to read from, so no credentials to issue; but ferry-fetch writes each value's file."""
+    pod = build(spec({"name": "a", "image": "x", "inputs": [{"name": "greeting", "value": "hi"}]}))
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["ferry-fetch"]
+    plan = taskpod.PodPlan.model_validate_json(env(containers(pod)["ferry-fetch"])[taskpod.PLAN_ENV])
+    assert plan.values == {"greeting": "hi"}
+    assert env(containers(pod)["main"])["FERRY_INPUT_GREETING"] == "/ferry/inputs/greeting"
+
+
+def test_a_python_task_gets_its_inputs_as_arguments_not_variables():
+    """Its pod fetches nothing to /ferry/inputs: a variable would name a file that is not there."""
+    pod = build(spec({"name": "a", "function": "pkg.mod:fn", "inputs": [{"name": "n", "value": 3}]}))
+    by_name = containers(pod)
+    assert "ferry-fetch" not in by_name
+    assert not [name for name in env(by_name["main"]) if name.startswith("FERRY_INPUT_")]
+    assert taskpod.PodPlan.model_validate_json(env(by_name["main"])[taskpod.PLAN_ENV]).values == {"n": 3}
 
 
 def test_python_style_names_reach_the_container_as_variables_and_paths():
@@ -78,7 +98,7 @@ def test_python_style_names_reach_the_container_as_variables_and_paths():
         "row_count": resource.Output(kind=resource.Kind.FILE, uri="s3://b/count/row_count", sha256="0" * 64)})})
     by_name = containers(build(wf, status))
     main_env = env(by_name["main"])
-    assert main_env["FERRY_INPUT_MAX_ROWS"] == "10" and main_env["FERRY_INPUT_LABEL"] == "weekly"
+    assert main_env["FERRY_INPUT_MAX_ROWS"] == "/ferry/inputs/max_rows" and main_env["FERRY_INPUT_LABEL"] == "/ferry/inputs/Label"
     assert main_env["FERRY_INPUT_ROWS_IN"] == "/ferry/inputs/rows-in"
     plan = taskpod.PodPlan.model_validate_json(env(by_name["ferry-fetch"])[taskpod.PLAN_ENV])
     assert plan.inputs["rows-in"].uri == "s3://b/count/row_count" and plan.values["max_rows"] == 10

@@ -12,6 +12,7 @@ from kubernetes import client
 
 from tests.cluster.fixtures import REPO, Cluster, eventually
 from tests.operator.fixtures import START_TIMEOUT_SECONDS, STORAGE_SECRET, get_workflow, wait_for_phase
+from tests.runtime.test_localpod import EXPECTED_SHAPES, VALUE_SHAPES
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 EXAMPLES = REPO / "examples" / "workflows"
@@ -78,7 +79,7 @@ def metric(text: str, name: str) -> float:
 def test_fan_out_fan_in_of_twenty_tasks(cluster: Cluster, workflow_namespace: str, s3):
     workers = [{
         "name": f"square-{i}", "image": "busybox:1.36", "command": ["sh", "-c"],
-        "args": ['echo $((FERRY_INPUT_NUM * FERRY_INPUT_NUM)) > /ferry/outputs/square'],
+        "args": ['n=$(cat "$FERRY_INPUT_NUM"); echo $((n * n)) > /ferry/outputs/square'],
         "inputs": [{"name": "num", "value": i}],
         "outputs": [{"name": "square", "kind": "file"}],
     } for i in range(20)]
@@ -107,7 +108,7 @@ def test_python_style_names_reach_variables_and_folders(cluster: Cluster, workfl
         "apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "python-names"},
         "spec": {"inputs": [{"name": "max_rows", "value": 3}], "tasks": [
             {"name": "count", "image": "busybox:1.36", "command": ["sh", "-c"],
-             "args": ['echo $((FERRY_INPUT_MAX_ROWS + 1)) > /ferry/outputs/row_count'],
+             "args": ['echo $(($(cat "$FERRY_INPUT_MAX_ROWS") + 1)) > /ferry/outputs/row_count'],
              "inputs": [{"name": "max_rows", "fromInput": "max_rows"}], "outputs": [{"name": "row_count"}]},
             {"name": "show", "image": "busybox:1.36", "command": ["sh", "-c"],
              "args": ['echo "$(cat /ferry/inputs/rows_in) from $FERRY_INPUT_ROWS_IN" > /ferry/outputs/line'],
@@ -118,6 +119,24 @@ def test_python_style_names_reach_variables_and_folders(cluster: Cluster, workfl
     assert workflow["status"]["phase"] == "Succeeded", workflow["status"]
     assert workflow["status"]["outputs"]["line"]["value"] == "4 from /ferry/inputs/rows_in"
     assert read_object(s3, workflow["status"]["tasks"]["count"]["outputs"]["row_count"]["uri"]) == b"4\n"
+
+
+def test_a_value_input_is_one_file_of_its_text_whatever_its_size(cluster: Cluster, workflow_namespace: str, s3):
+    """A small string, a string of 300,000 characters and JSON values of both sizes reach a container
+    task as ``/ferry/inputs/<name>``, each string as itself and the rest as JSON, with the variable
+    holding the path (the task checks it); the local executor runs the same (``tests/runtime/test_localpod.py``)."""
+    apply_manifest(cluster, workflow_namespace, {"apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow",
+                                                 "metadata": {"name": "value-shapes"}, "spec": {"tasks": VALUE_SHAPES}})
+    workflow = wait_for_phase(cluster, workflow_namespace, "value-shapes", timeout=180)
+    status = workflow["status"]
+    assert status["phase"] == "Succeeded", status
+    made = status["tasks"]["make"]["outputs"]
+    assert made["large-text"]["uri"] and made["large-json"]["uri"] and made["small-text"]["value"] == "hello world"
+    copied = status["tasks"]["check"]["outputs"]
+    assert {name: read_object(s3, copied[name]["uri"]) for name in EXPECTED_SHAPES} == EXPECTED_SHAPES
+    literal = next(p for p in workflow_pods(cluster, workflow_namespace, "value-shapes")
+                   if p.metadata.labels["ferry.dev/task"] == "literal")
+    assert [c.name for c in literal.spec.init_containers] == ["ferry-fetch"], "values only: nothing from the store"
 
 
 def test_inputs_spelled_alike_fail_naming_the_task_and_both(cluster: Cluster, workflow_namespace: str):
@@ -208,7 +227,7 @@ def test_sensor_plugin_from_yaml_waits_for_an_object(cluster: Cluster, workflow_
                                         "config": {"poll_interval_seconds": 0.5, "timeout_seconds": 120}},
              "inputs": [{"name": "path", "value": uri}], "outputs": [{"name": "o0", "kind": "value"}]},
             {"name": "show", "image": "busybox:1.36", "command": ["sh", "-c"],
-             "args": ['echo "got $FERRY_INPUT_PATH" > /ferry/outputs/line'],
+             "args": ['echo "got $(cat "$FERRY_INPUT_PATH")" > /ferry/outputs/line'],
              "inputs": [{"name": "path", "fromTask": {"task": "wait", "output": "o0"}}],
              "outputs": [{"name": "line", "kind": "value"}]}]}})
 

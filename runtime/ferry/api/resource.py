@@ -147,7 +147,7 @@ class InputSource(Model):
 class TaskInput(InputSource):
     name: IOName
     """The input's name, a Python name as written ('max_rows') or a DNS label ('max-rows'): the task
-    finds it at ``/ferry/inputs/<name>``, and its value or local path in the environment variable
+    finds it at ``/ferry/inputs/<name>`` (a value as its text), and that path in the environment variable
     ``FERRY_INPUT_<NAME>`` (``-`` as ``_``, upper case: 'FERRY_INPUT_MAX_ROWS'), so no two of a task's
     inputs may differ only in case or ``-`` against ``_``."""
     kind: Kind | None = None

@@ -43,9 +43,16 @@ status (output names hold no ``.``, so none is called that)."""
 
 
 def input_env_name(name: str) -> str:
-    """``raw_data`` or ``raw-data`` → ``FERRY_INPUT_RAW_DATA``: each input's value or local path, for
-    the user's command (the models refuse two inputs of one task spelled alike)."""
+    """``raw_data`` or ``raw-data`` → ``FERRY_INPUT_RAW_DATA``: each input's local path, for the
+    user's command (the models refuse two inputs of one task spelled alike)."""
     return "FERRY_INPUT_" + resource.env_name(name)
+
+
+def value_bytes(value: Any) -> bytes:
+    """What a value input's file holds: a string as itself (UTF-8), anything else as its JSON; the
+    same whether the value rode in the plan or was stored for its size (``values.publish_json``
+    stores a value's ``json.dumps`` too)."""
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 
 class PodPlan(resource.Model):
@@ -61,9 +68,10 @@ class PodPlan(resource.Model):
     """The task plugin to run instead of a function."""
     inputs: dict[str, resource.Output] = {}
     """Stored inputs (files, directories, assets, large values), fetched to ``INPUTS_DIR/<name>``
-    for container tasks and loaded lazily for Python tasks."""
+    for container tasks (a value as ``value_bytes``) and loaded lazily for Python tasks."""
     values: dict[str, Any] = {}
-    """Literal inputs (JSON)."""
+    """Values small enough to ride here (JSON), written to ``INPUTS_DIR/<name>`` for container tasks
+    (``value_bytes``) and passed as they are to Python tasks."""
     outputs: list[resource.TaskOutput] = []
     output_prefix: str = pydantic.Field(min_length=1)
     """Where this attempt publishes: ``<prefix>/<output name>``; unique per attempt."""
@@ -83,19 +91,18 @@ class PodPlan(resource.Model):
         return self.output_prefix.rsplit("/", 1)[0] + "/checkpoint"
 
     def input_env(self) -> dict[str, str]:
-        """``FERRY_INPUT_<NAME>`` for a container task: each value as text (JSON unless a string),
-        each stored input as its local path."""
-        env = {input_env_name(name): value if isinstance(value, str) else json.dumps(value)
-               for name, value in self.values.items()}
-        env.update({input_env_name(name): f"{INPUTS_DIR}/{name}" for name in self.inputs})
-        return env
+        """``FERRY_INPUT_<NAME>`` for a container task: each input's local path, a value's too, whatever
+        its size (a value does not fit a variable once large: a variable holding either would change
+        meaning when an upstream value grows)."""
+        return {input_env_name(name): f"{INPUTS_DIR}/{name}" for name in [*self.values, *self.inputs]}
 
 
-def container_env(plan: PodPlan, task_env: list[resource.EnvVar]) -> list[tuple[str, str]]:
+def container_env(plan: PodPlan, task_env: list[resource.EnvVar], *, inputs: bool = True) -> list[tuple[str, str]]:
     """The environment of a container task's own container, in a pod and under the local executor
-    alike: the task's variables, each input's (``input_env``), then which attempt of what this is and
-    where its folders are."""
-    return [*((variable.name, variable.value) for variable in task_env), *sorted(plan.input_env().items()),
+    alike: the task's variables, each input's (``input_env``; not for a Python task, which gets its
+    inputs as arguments and no files), then which attempt of what this is and where its folders are."""
+    return [*((variable.name, variable.value) for variable in task_env),
+            *(sorted(plan.input_env().items()) if inputs else ()),
             ("FERRY_WORKFLOW", plan.workflow), ("FERRY_TASK", plan.task), ("FERRY_ATTEMPT", str(plan.attempt)),
             ("FERRY_INPUTS_DIR", INPUTS_DIR), ("FERRY_OUTPUTS_DIR", OUTPUTS_DIR)]
 

@@ -51,15 +51,36 @@ def dereference(ref: resource.Output, store: store_.Store) -> resource.Output:
 
 
 def fetch(plan: taskpod.PodPlan, store: store_.Store, inputs_dir: pathlib.Path) -> None:
-    """Download every input to ``inputs_dir/<name>``, verified against its manifest or digest."""
+    """Write every input to ``inputs_dir/<name>``: each value as ``taskpod.value_bytes``, small or
+    large, and everything else downloaded, verified against its manifest or digest."""
+    for name, value in plan.values.items():
+        _write_value(inputs_dir / name, name, value)
     for name, ref in plan.inputs.items():
         ref = dereference(ref, store)
         if ref.kind == resource.Kind.VALUE and ref.uri is None:  # a value that was in a stored result
-            (inputs_dir / name).write_text(ref.value if isinstance(ref.value, str) else json.dumps(ref.value))
+            _write_value(inputs_dir / name, name, ref.value)
         elif ref.kind == resource.Kind.VALUE:  # a large value, stored as its JSON
             store.get(_blob(ref.model_copy(update={"kind": resource.Kind.FILE})), inputs_dir / name)
+            _unquote(inputs_dir / name, name)
         else:
             store.get(_blob(ref), inputs_dir / name, recursive=ref.kind != resource.Kind.FILE)
+
+
+def _write_value(path: pathlib.Path, name: str, value) -> None:
+    try:
+        path.write_bytes(taskpod.value_bytes(value))
+    except UnicodeEncodeError as error:  # a lone surrogate ("\ud800"), which JSON can spell and UTF-8 cannot
+        raise ValueError(f"input {name!r}: the string is not valid Unicode text ({error.reason} at character "
+                         f"{error.start}); pass it as a file instead") from None
+
+
+def _unquote(path: pathlib.Path, name: str) -> None:
+    """A stored string becomes its text, as a small one's file is; any other stored value is its JSON
+    already, as ``values.publish_json`` wrote it."""
+    with open(path, "rb") as stream:
+        quoted = stream.read(4096).lstrip().startswith(b'"')
+    if quoted:
+        _write_value(path, name, json.loads(path.read_bytes()))
 
 
 def publish(plan: taskpod.PodPlan, store: store_.Store, outputs_dir: pathlib.Path) -> taskpod.PublishResult:

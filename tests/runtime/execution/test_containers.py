@@ -67,7 +67,8 @@ def test_the_run_mirrors_the_pods_main_container():
                         "--volume", "/scratch/in:/ferry/inputs:ro,Z"]
     assert argv[9:11] == ["--volume", "/scratch/out:/ferry/outputs:Z"]
     env = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--env"]
-    assert env == ["MODE=x", "FERRY_INPUT_GREETING=hi", "FERRY_INPUT_N=3", "FERRY_INPUT_NOTES=/ferry/inputs/notes",
+    assert env == ["MODE=x", "FERRY_INPUT_GREETING=/ferry/inputs/greeting", "FERRY_INPUT_N=/ferry/inputs/n",
+                   "FERRY_INPUT_NOTES=/ferry/inputs/notes",
                    "FERRY_WORKFLOW=wf", "FERRY_TASK=boxed", "FERRY_ATTEMPT=2", "FERRY_INPUTS_DIR=/ferry/inputs",
                    "FERRY_OUTPUTS_DIR=/ferry/outputs"]
     assert argv[-5:] == ["--entrypoint", "sh", "busybox:1.36", "-c", "cat $FERRY_INPUT_NOTES"]

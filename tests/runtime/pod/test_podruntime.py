@@ -116,7 +116,71 @@ def test_a_large_value_output_is_stored_and_passed_by_reference(tmp_path):
     assert ref.value is None and ref.uri.endswith("/table.json") and ref.size > values.MAX_INLINE_VALUE
     assert values.load(dict, ref, store) == big
     podruntime.fetch(plan(tmp_path, inputs={"table": ref}), store, tmp_path / "inputs")  # to a container task
-    assert json.loads((tmp_path / "inputs" / "table").read_text()) == big
+    assert (tmp_path / "inputs" / "table").read_bytes() == json.dumps(big).encode()
+
+
+LARGE_TEXT = "line one\n\u00e9t\u00e9 \u2603 \"quoted\"\n" + "x" * 300_000
+VALUES = {"small-text": "hello, world\n", "large-text": LARGE_TEXT, "small-json": {"n": [1, 2.5, None, True]},
+          "large-json": {"rows": list(range(5000)), "name": "caf\u00e9"}, "number": 7,
+          "hostile": "\x00\x01 $(rm -rf /) \\ \r\n\t'\"; \u202e", "empty": ""}
+
+
+def _container_task_plan(tmp_path, store, published: dict) -> taskpod.PodPlan:
+    """The plan of a container task reading each of ``published`` (upstream outputs, by name), as the
+    operator and the local executor build it."""
+    spec = resource.WorkflowSpec.model_validate({"tasks": [
+        {"name": "up", "image": "x", "outputs": [{"name": name, "kind": "value"} for name in published]},
+        {"name": "down", "image": "x", "inputs": [{"name": name, "fromTask": {"task": "up", "output": name}}
+                                                  for name in published]}]})
+    status = resource.WorkflowStatus(tasks={"up": resource.TaskStatus(phase=resource.Phase.SUCCEEDED, outputs=published)})
+    return taskpod.build_plan(spec, status, "down", 1, workflow="wf", namespace="ns", execution_id="x",
+                              root=(tmp_path / "raw").as_uri())
+
+
+def test_every_value_input_is_a_file_of_its_text_whatever_its_size(tmp_path):
+    """Small values ride in the plan and large ones are fetched from the store: the file is the same either
+    way, a string as itself (not JSON-quoted) and anything else as its JSON, and the variable is its path."""
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    published = {name: values.publish_json(value, store, (tmp_path / "raw" / f"{name}.json").as_uri())
+                 for name, value in VALUES.items()}
+    assert published["large-text"].uri and published["large-json"].uri, "over the inline limit: stored"
+    assert published["small-text"].value == VALUES["small-text"], "small: inline"
+    down = _container_task_plan(tmp_path, store, published)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    podruntime.fetch(down, store, inputs)
+    assert sorted(p.name for p in inputs.iterdir()) == sorted(VALUES)
+    for name, value in VALUES.items():
+        expected = value.encode() if isinstance(value, str) else json.dumps(value).encode()
+        assert (inputs / name).read_bytes() == expected, name
+        assert down.input_env()[taskpod.input_env_name(name)] == f"/ferry/inputs/{name}"
+    assert len((inputs / "large-text").read_bytes()) == len(LARGE_TEXT.encode()), "no quotes added"
+
+
+def test_a_large_value_of_the_same_text_is_the_same_file_as_a_small_one(tmp_path):
+    """A task's input does not change shape when its upstream value grows past the inline limit."""
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    for value in ("a\n" * 10, {"k": "\u00e9" * 10}):
+        small = values.publish_json(value, store, (tmp_path / "raw" / "small.json").as_uri())
+        large = resource.Output(kind="value", uri=(tmp_path / "raw" / "large.json").as_uri())
+        store.backend(large.uri).write_bytes(large.uri, json.dumps(value).encode())  # stored as a large one is
+        down = _container_task_plan(tmp_path, store, {"small": small, "large": large})
+        assert down.values and down.inputs, "one rides in the plan, the other is fetched"
+        inputs = tmp_path / "inputs" / str(len(str(value)))
+        inputs.mkdir(parents=True)
+        podruntime.fetch(down, store, inputs)
+        assert (inputs / "small").read_bytes() == (inputs / "large").read_bytes()
+
+
+def test_a_string_that_is_not_unicode_text_is_refused_naming_its_input(tmp_path):
+    """JSON spells a lone surrogate (a Python task may return one); UTF-8 cannot, so no file can hold it."""
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    for value in ("\ud800", "\ud800" + "x" * 2000):
+        down = _container_task_plan(tmp_path, store, {"odd": values.publish_json(
+            value, store, (tmp_path / "raw" / "odd.json").as_uri())})
+        (tmp_path / "inputs").mkdir(exist_ok=True)
+        with pytest.raises(ValueError, match=r"^input 'odd': the string is not valid Unicode text .*pass it as a file"):
+            podruntime.fetch(down, store, tmp_path / "inputs")
 
 
 SECRET = "ferry-test-secret-0123456789"
