@@ -108,7 +108,7 @@ def test_a_killed_run_leaves_no_task_process_behind(tmp_path, fork, cleanup):
 def test_ending_the_group_spares_a_job_that_leads_no_session_of_its_own(tmp_path):
     """Run from an interactive shell, a command leads its job's group, not a session: that group is
     the user's job (``ferry ... | less``), not a task's to end."""
-    code = ("import subprocess, sys\nfrom ferry import lifetime\n"
+    code = ("import subprocess, sys\nfrom ferry.core import lifetime\n"
             "other = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
             "lifetime.end_group()\nimport time; time.sleep(0.5)\nprint(other.poll())\nother.kill()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,

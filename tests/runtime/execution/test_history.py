@@ -205,7 +205,8 @@ def test_logs_keep_their_end_up_to_the_limit_and_are_read_live_while_running(tmp
 RUNS_PER_WRITER = 150
 WRITER = textwrap.dedent(f'''
     import pathlib, sys, time
-    from ferry import history, resource
+    from ferry.api import resource
+    from ferry.execution import history
 
     path, who, go = pathlib.Path(sys.argv[1]), sys.argv[2], pathlib.Path(sys.argv[3])
     spec = resource.WorkflowSpec(tasks=[resource.Task(name="a", function="m:f")])
