@@ -5,7 +5,7 @@ the raw data store, function, outputs published), so this measures what a task c
 own work: with task processes forked from the warm fork server (the default) and with a fresh
 interpreter per task (``FERRY_LOCAL_FORK=false``), in turn. It compares with the floor for a
 fresh process per task: starting ``python -c pass``, ``python -c "import ferry"`` and importing
-what a task process runs (``ferry.runner``) the same number of times.
+what a task process runs (``ferry.pod.runner``) the same number of times.
 
     .venv/bin/python benchmarks/local_overhead.py --tasks 10 --repeat 3
 """
@@ -21,7 +21,7 @@ import tempfile
 import time
 
 import ferry
-from ferry import local
+from ferry.execution import local
 
 CHAIN = '''
 import ferry
@@ -71,7 +71,7 @@ def main() -> None:
             assert run.result() == args.tasks
     floors = {code: [timed(lambda code=code: subprocess.run([sys.executable, "-c", code], check=True))
                      for _ in range(args.tasks)]
-              for code in ("pass", "import ferry", "import ferry.runner")}
+              for code in ("pass", "import ferry", "import ferry.pod.runner")}
     print(f"{args.tasks}-task chain of no-op tasks, best of {args.repeat}, per task:")
     for mode, times in runs.items():
         print(f"  ferry run, {mode}: {min(times) / args.tasks * 1000:.0f} ms "

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config, watch  # noqa: E402
 
-from ferry import resource  # noqa: E402
+from ferry.api import resource  # noqa: E402
 from tests.cluster import apirequests, binaries, controlplane, kwoknode, s3 as s3_server, virtualnode  # noqa: E402
 from tests.cluster.fixtures import Cluster, eventually  # noqa: E402
 from tests.cluster.processes import Server, cpu_seconds, interrupt_on_sigterm, peak_rss_mib  # noqa: E402

@@ -6,7 +6,7 @@ This times that command in the real image (``tests/cluster/node_images.py`` buil
 buildah, as the suite's real node runs it), its layers unpacked into a folder and run there with
 ``chroot``: no container runtime in the figures, which are the pod's own process. Beside it, in
 the same run and the same image: ``python -c pass`` (the interpreter alone) and
-``python -c "import ferry.runner"`` (the runtime's imports), so the remainder is Ferry's own work.
+``python -c "import ferry.pod.runner"`` (the runtime's imports), so the remainder is Ferry's own work.
 
     sudo .venv/bin/python benchmarks/pod_startup.py --runs 20
 
@@ -100,7 +100,7 @@ def main() -> None:
         os.chown(work, 10001, 10001)
         commands = {
             "ferry pod run-function (a no-op task)": [*chroot, "ferry", "pod", "run-function"],
-            "python -c 'import ferry.runner'": [*chroot, "python", "-c", "import ferry.runner"],
+            "python -c 'import ferry.pod.runner'": [*chroot, "python", "-c", "import ferry.pod.runner"],
             "python -c pass": [*chroot, "python", "-c", "pass"],
         }
         timed(commands["ferry pod run-function (a no-op task)"], env)  # warm the page cache

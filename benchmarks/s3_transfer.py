@@ -193,7 +193,7 @@ def _obstore(op: str, local: pathlib.Path, bucket: str, prefix: str, single: boo
 
 def _ferry(op: str, local: pathlib.Path, uri: str, ref_file: pathlib.Path, case: str) -> None:
     import ferry
-    from ferry import malloc
+    from ferry.core import malloc
 
     malloc.return_large_buffers()  # as Ferry's transfer processes do (ferry pod fetch, publish)
     store = ferry.Store(ferry.Settings(raw_data_prefix=uri, s3_addressing_style="path"))

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config  # noqa: E402
 
-from ferry import resource  # noqa: E402
+from ferry.api import resource  # noqa: E402
 from tests.cluster import binaries, controlplane  # noqa: E402
 from tests.cluster.fixtures import Cluster  # noqa: E402
 from tests.cluster.processes import cpu_seconds, interrupt_on_sigterm  # noqa: E402

@@ -20,7 +20,7 @@ process on a free port, and a real headless Chromium (Playwright, Debian's ``chr
   ``--chains`` chains of distinct tasks, each step also depending on the neighbouring chain every
   tenth step, that no fan-out collapses (``chains_workflow``). The CRD refuses more than 1,000
   tasks, so those are written straight into a local history file (the same table
-  ``ferry.history`` keeps) and served by ``ferry ui --local-only``. Pan and zoom are measured as
+  ``ferry.execution.history`` keeps) and served by ``ferry ui --local-only``. Pan and zoom are measured as
   frame times while the view moves.
 
 ``--dags-only`` skips the control plane and the list, and writes the 1,000-task workflow into the
@@ -58,7 +58,8 @@ import urllib.request
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ferry import history, resource  # noqa: E402
+from ferry.api import resource  # noqa: E402
+from ferry.execution import history
 from tests.cluster import binaries, controlplane  # noqa: E402
 from tests.cluster.fixtures import Cluster  # noqa: E402
 from tests.cluster.processes import Server, free_port, interrupt_on_sigterm, peak_rss_mib  # noqa: E402

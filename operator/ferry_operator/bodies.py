@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ferry import resource, scheduler
+from ferry.api import resource, scheduler
 
 Key = tuple[str, str]
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 import pydantic
 
 import ferry
-from ferry import resource, settings
+from ferry.api import resource
+from ferry.data import settings
 
 ENV_PREFIX = "FERRY_OPERATOR_"
 CODE_FOLDER = "code"
@@ -53,7 +54,7 @@ class Config(pydantic.BaseModel):
 
     scoped_credentials: bool = True
     """Task pods get temporary credentials good only for their namespace's folder and the URIs
-    their plan names (``ferry.credentials``), never the Secret's keys. Needs an S3 store with STS
+    their plan names (``ferry.pod.credentials``), never the Secret's keys. Needs an S3 store with STS
     (AWS, MinIO, Ceph) and a ``storage_secret``."""
 
     task_service_account: str | None = None

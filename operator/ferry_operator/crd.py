@@ -1,4 +1,4 @@
-"""The Workflow CustomResourceDefinition, rendered from the pydantic models in ``ferry.resource``.
+"""The Workflow CustomResourceDefinition, rendered from the pydantic models in ``ferry.api.resource``.
 
 The models are the single source of truth; this module only translates them. Two steps:
 
@@ -19,7 +19,7 @@ exceed 10^8. A rule that checks names against a list (``d in tasks.map(t, t.name
 tasks x references x tasks, far too much for 1,000 tasks; the cross-reference rules below first
 build a map of names once (``transformMapEntry``) and bind it through a one-element list
 (``[map].all(names, ...)``, since CRDs have no ``cel.bind``), so each lookup is O(1) and the whole
-rule stays linear. The list limits in ``ferry.resource`` (256 inputs and dependencies and 64
+rule stays linear. The list limits in ``ferry.api.resource`` (256 inputs and dependencies and 64
 outputs per task) are what keep the most expensive rule, an input's ``fromTask.output``, under
 the per-rule limit; ``tests/operator/test_crd.py`` proves it against the API server.
 
@@ -45,14 +45,14 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
 from pydantic_core import core_schema
 
-from ferry import resource
+from ferry.api import resource
 
 Schema = dict[str, Any]
 
 CRD_NAME = f"{resource.PLURAL}.{resource.GROUP}"
 PATH = f"crds/{resource.GROUP}_{resource.PLURAL}.yaml"
 COMMAND = "python -m ferry_operator.crd"
-HEADER = (f"# Generated from the models in runtime/ferry/resource.py by `{COMMAND}`; do not edit.\n"
+HEADER = (f"# Generated from the models in runtime/ferry/api/resource.py by `{COMMAND}`; do not edit.\n"
           f"# Regenerate with: {COMMAND} > {PATH}\n")
 
 # JSON schema keywords that mean the same in a structural schema and are copied as they are.
@@ -439,7 +439,7 @@ def attribute_docstrings(model: type[pydantic.BaseModel]) -> dict[str, str]:
 
 class DescribedJsonSchema(GenerateJsonSchema):
     """pydantic's JSON schema, with field docstrings as descriptions and factories' defaults. Here, not
-    in the models' config (``use_attribute_docstrings``): the runtime would parse ``ferry.resource``'s
+    in the models' config (``use_attribute_docstrings``): the runtime would parse ``ferry.api.resource``'s
     source at every import, 15-20 ms of each task pod's start."""
 
     def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:

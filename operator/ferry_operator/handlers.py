@@ -37,7 +37,8 @@ from collections.abc import Callable, Iterable, Mapping
 import kopf
 import pydantic
 
-from ferry import cleanup, resource, scheduler
+from ferry.api import resource, scheduler
+from ferry.data import cleanup
 from ferry_operator import bodies, kopfstate, kube, metrics, patches, pods, results, retention, tenancy
 from ferry_operator.config import Config
 

@@ -13,7 +13,7 @@ from kubernetes import client, config
 from kubernetes.client import rest
 from kubernetes.client.rest import ApiException
 
-from ferry import resource
+from ferry.api import resource
 from ferry_operator import pods
 
 class Refused(Exception):

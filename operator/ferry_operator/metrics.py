@@ -9,8 +9,8 @@ import collections
 
 import prometheus_client
 
-from ferry import resource, scheduler
-from ferry.resource import Phase
+from ferry.api import resource, scheduler
+from ferry.api.resource import Phase
 
 WORKFLOWS = prometheus_client.Gauge("ferry_workflows", "Workflows seen by this operator, by phase", ["phase"])
 TASKS = prometheus_client.Gauge("ferry_tasks", "Tasks of the workflows seen by this operator, by phase", ["phase"])

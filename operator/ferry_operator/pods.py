@@ -4,9 +4,9 @@ The pod has up to four containers sharing two volumes, ``/ferry/inputs`` and ``/
 
 - ``ferry-credentials`` (a native sidecar, first) is the only one given the storage Secret: it
   trades its keys for temporary ones good only for the namespace's folder and the plan's URIs,
-  which the others read from ``/ferry/credentials`` (``ferry.credentials``);
+  which the others read from ``/ferry/credentials`` (``ferry.pod.credentials``);
 - ``ferry-fetch`` (init container, Ferry runtime image) downloads and verifies the inputs, and
-  writes each value's file (``ferry.podruntime.fetch``);
+  writes each value's file (``ferry.pod.podruntime.fetch``);
 - ``main`` is the user's image and command, untouched: it needs no shell, no Python and no Ferry;
 - ``ferry-publish`` (a native sidecar: an init container with ``restartPolicy: Always``) starts
   before ``main`` and idles; after ``main`` exits, the kubelet stops it with SIGTERM, and only then
@@ -23,7 +23,8 @@ import json
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from ferry import cleanup, credentials, resource, scheduler, taskpod
+from ferry.api import resource, scheduler, taskpod
+from ferry.data import cleanup, credentials
 from ferry_operator import patches, results
 from ferry_operator.config import Config
 

@@ -9,9 +9,10 @@ import re
 
 import pydantic
 
-from ferry import errors, taskpod
-from ferry.resource import INFRASTRUCTURE_FAILURES, FailureReason as Reason
-from ferry.scheduler import Attempt, parse_time
+from ferry.api import taskpod
+from ferry.core import errors
+from ferry.api.resource import INFRASTRUCTURE_FAILURES, FailureReason as Reason
+from ferry.api.scheduler import Attempt, parse_time
 
 MAIN = "main"
 FETCH = "ferry-fetch"

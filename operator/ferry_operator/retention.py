@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Collection
 
-from ferry import resource, scheduler
+from ferry.api import resource, scheduler
 
 
 def ttl(own: int | None, default: int | None) -> int | None:

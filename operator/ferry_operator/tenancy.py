@@ -1,13 +1,14 @@
 """Namespaces as tenants: a workflow reads only its own namespace's folder. Pure functions.
 
-Scoped credentials (``ferry.credentials``) let a pod read the URIs its plan names. Those come from
+Scoped credentials (``ferry.pod.credentials``) let a pod read the URIs its plan names. Those come from
 the spec and from what upstream tasks reported (a Python task's code can write its own report),
 so both are checked here before any pod could be given access to another namespace's data.
 """
 
 from __future__ import annotations
 
-from ferry import resource, scheduler, uris
+from ferry.api import resource, scheduler
+from ferry.core import uris
 from ferry_operator.config import Config
 
 

@@ -12,22 +12,22 @@ import sys
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    "Asset": "assets", "AssetEntry": "assets", "asset": "assets",
-    "BlobRef": "blobs", "Kind": "blobs",
-    "ExecutionContext": "context", "current_context": "context",
-    "Directory": "directories",
-    "Drive": "drives",
-    "IncompleteOutputError": "errors", "IntegrityError": "errors", "PathEscapeError": "errors",
-    "ReadOnlyStoreError": "errors",
-    "File": "files",
-    "Manifest": "manifest",
-    "ObjectStoreSensor": "plugins", "TaskPlugin": "plugins",
-    "from_blob": "serialization", "to_blob": "serialization",
-    "Settings": "settings",
-    "Store": "store", "current_store": "store", "use_store": "store",
-    "DefinitionError": "tasks", "task": "tasks",
-    "Progress": "transfer",
-    "workflow": "workflows",
+    "Asset": "values.assets", "AssetEntry": "values.assets", "asset": "values.assets",
+    "BlobRef": "data.blobs", "Kind": "data.blobs",
+    "ExecutionContext": "definitions.context", "current_context": "definitions.context",
+    "Directory": "values.directories",
+    "Drive": "values.drives",
+    "IncompleteOutputError": "core.errors", "IntegrityError": "core.errors", "PathEscapeError": "core.errors",
+    "ReadOnlyStoreError": "core.errors",
+    "File": "values.files",
+    "Manifest": "data.manifest",
+    "ObjectStoreSensor": "definitions.plugins", "TaskPlugin": "definitions.plugins",
+    "from_blob": "values.serialization", "to_blob": "values.serialization",
+    "Settings": "data.settings",
+    "Store": "data.store", "current_store": "data.store", "use_store": "data.store",
+    "DefinitionError": "definitions.tasks", "task": "definitions.tasks",
+    "Progress": "data.transfer",
+    "workflow": "definitions.workflows",
 }
 _RENAMED = {"current_store": "current", "use_store": "using"}
 
@@ -41,21 +41,21 @@ def install_hint(extra: str | None = None) -> str:
     return f"pip install '{DISTRIBUTION}[{extra}]'" if extra else f"pip install {DISTRIBUTION}"
 
 if TYPE_CHECKING:
-    from ferry.assets import Asset, AssetEntry, asset
-    from ferry.blobs import BlobRef, Kind
-    from ferry.context import ExecutionContext, current_context
-    from ferry.directories import Directory
-    from ferry.drives import Drive
-    from ferry.errors import IncompleteOutputError, IntegrityError, PathEscapeError, ReadOnlyStoreError
-    from ferry.files import File
-    from ferry.manifest import Manifest
-    from ferry.plugins import ObjectStoreSensor, TaskPlugin
-    from ferry.serialization import from_blob, to_blob
-    from ferry.settings import Settings
-    from ferry.store import Store, current as current_store, using as use_store
-    from ferry.tasks import DefinitionError, task
-    from ferry.transfer import Progress
-    from ferry.workflows import workflow
+    from ferry.values.assets import Asset, AssetEntry, asset
+    from ferry.data.blobs import BlobRef, Kind
+    from ferry.definitions.context import ExecutionContext, current_context
+    from ferry.values.directories import Directory
+    from ferry.values.drives import Drive
+    from ferry.core.errors import IncompleteOutputError, IntegrityError, PathEscapeError, ReadOnlyStoreError
+    from ferry.values.files import File
+    from ferry.data.manifest import Manifest
+    from ferry.definitions.plugins import ObjectStoreSensor, TaskPlugin
+    from ferry.values.serialization import from_blob, to_blob
+    from ferry.data.settings import Settings
+    from ferry.data.store import Store, current as current_store, using as use_store
+    from ferry.definitions.tasks import DefinitionError, task
+    from ferry.data.transfer import Progress
+    from ferry.definitions.workflows import workflow
 
 
 def __getattr__(name: str):
@@ -68,7 +68,7 @@ def __getattr__(name: str):
     elif name in _EXPORTS:
         value = getattr(importlib.import_module(f"ferry.{_EXPORTS[name]}"), _RENAMED.get(name, name))
     else:
-        try:  # a submodule, as ``ferry.errors`` was when everything was imported up front
+        try:  # a submodule, as ``ferry.core`` or ``ferry.data``
             value = importlib.import_module(f"ferry.{name}")
         except ModuleNotFoundError as error:
             if error.name != f"ferry.{name}":

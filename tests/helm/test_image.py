@@ -117,9 +117,9 @@ def test_the_built_image_runs_both_entrypoints_as_its_user(cluster: Cluster, nam
         pytest.skip("needs the image built from the Dockerfile: the suite's real node has it")
     script = " && ".join([
         "id -u", "ferry --version", "ferry-operator --help | grep -c -- --namespace",
-        "python -c 'import ferry_operator.handlers, ferry.podruntime, ferry_ui.app, sys; print(sys.prefix)'",
+        "python -c 'import ferry_operator.handlers, ferry.pod.podruntime, ferry_ui.app, sys; print(sys.prefix)'",
         "test -x /usr/bin/test && echo test-binary", "(python -m pip --version >/dev/null 2>&1 || echo no-pip)",
-        "(python -v -c 'import ferry.runner, ferry.cli, ferry_operator.handlers, ferry_ui.app' 2>&1 "
+        "(python -v -c 'import ferry.pod.runner, ferry.cli, ferry_operator.handlers, ferry_ui.app' 2>&1 "
         "| grep -c 'bytecode is stale' || true)"])
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "image"},

@@ -1,6 +1,6 @@
 import pytest
 
-from ferry import resource
+from ferry.api import resource
 from ferry_operator import bodies
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from ferry import resource
+from ferry.api import resource
 from ferry_operator import crd
 from tests.cluster.fixtures import REPO, Cluster, eventually
 
@@ -28,7 +28,7 @@ REGENERATE = f"regenerate it from the repository root: {crd.COMMAND} > {crd.PATH
 
 def test_checked_in_crd_matches_the_models():
     checked_in = (REPO / crd.PATH).read_text()
-    assert yaml.safe_load(checked_in) == crd.build_crd(), f"{crd.PATH} differs from ferry.resource; {REGENERATE}"
+    assert yaml.safe_load(checked_in) == crd.build_crd(), f"{crd.PATH} differs from ferry.api.resource; {REGENERATE}"
     assert checked_in == crd.render(), f"{crd.PATH} is not formatted as generated; {REGENERATE}"
 
 

@@ -11,7 +11,7 @@ import logging
 import kopf
 import pytest
 
-from ferry import resource, scheduler
+from ferry.api import resource, scheduler
 from ferry_operator import handlers, pods
 from ferry_operator.config import Config
 

@@ -15,7 +15,7 @@ import time
 import pytest
 from kubernetes import client
 
-from ferry import resource
+from ferry.api import resource
 from tests.cluster import apirequests, virtualnode
 from tests.cluster.fixtures import Cluster, eventually
 from tests.cluster.processes import peak_rss_mib

@@ -1,7 +1,7 @@
 import pytest
 
-from ferry import resource
-from ferry.resource import Phase
+from ferry.api import resource
+from ferry.api.resource import Phase
 from ferry_operator import metrics
 
 

@@ -3,11 +3,11 @@ import re
 
 import pytest
 
-from ferry import resource, taskpod
+from ferry.api import resource, taskpod
 from ferry_operator import pods
 from ferry_operator.config import Config
 
-from tests.runtime.test_dag import spec, task
+from tests.runtime.api.test_dag import spec, task
 
 CONFIG = Config(raw_data_prefix="s3://bucket/ferry", runtime_image="ferry:1", storage_secret="creds",
                 storage_env={"AWS_REGION": "eu-west-1"})

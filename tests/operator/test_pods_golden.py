@@ -10,7 +10,7 @@ import pathlib
 
 import pytest
 
-from ferry import resource
+from ferry.api import resource
 from ferry_operator import pods
 from ferry_operator.config import Config
 

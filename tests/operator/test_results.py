@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from ferry import resource
-from ferry import scheduler
+from ferry.api import resource
+from ferry.api import scheduler
 from ferry_operator import results
 
-from tests.runtime.test_dag import spec, task
+from tests.runtime.api.test_dag import spec, task
 
 
 def pod(phase: str, **containers: dict) -> dict:
@@ -161,7 +161,7 @@ def test_credentials_that_cannot_be_issued_fail_the_attempt_with_why(message, re
 def test_a_stored_result_is_recorded_as_a_pointer_and_passed_on():
     """The operator never reads the store: the pointer goes into status and into the plans of the
     tasks that use the outputs, whose pods check its digest."""
-    from ferry import taskpod
+    from ferry.api import taskpod
 
     pointer = resource.StoredResult(uri="s3://b/p/ns/uid/up/1/.ferry-result.json", sha256="a" * 64, size=9000)
     message = taskpod.PublishResult(result=pointer).model_dump_json(exclude_none=True)
@@ -179,7 +179,7 @@ def test_a_stored_result_is_recorded_as_a_pointer_and_passed_on():
 
 
 def test_a_value_inside_a_stored_result_is_fetched_not_passed_as_null():
-    from ferry import taskpod
+    from ferry.api import taskpod
 
     pointer = resource.StoredResult(uri="s3://b/p/ns/uid/up/1/.ferry-result.json", sha256="a" * 64, size=9000)
     wf = spec({"name": "up", "image": "x", "outputs": [{"name": "v", "kind": "value"}]},

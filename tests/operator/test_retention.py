@@ -9,8 +9,8 @@ import datetime
 import pydantic
 import pytest
 
-from ferry import resource
-from ferry.resource import Phase, PodRetention, TaskStatus, WorkflowStatus
+from ferry.api import resource
+from ferry.api.resource import Phase, PodRetention, TaskStatus, WorkflowStatus
 from ferry_operator import pods, retention
 
 FINISHED = "2030-01-01T12:00:00Z"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from ferry import resource, scheduler
+from ferry.api import resource, scheduler
 from ferry_operator import results
 from tests.cluster.fixtures import Cluster, eventually
 from tests.operator.fixtures import get_workflow

@@ -1,6 +1,6 @@
 """A workflow reads only its own namespace's folder (and data outside Ferry's)."""
 
-from ferry import resource, scheduler
+from ferry.api import resource, scheduler
 from ferry_operator import tenancy
 from ferry_operator.config import Config
 

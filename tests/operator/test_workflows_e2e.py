@@ -12,7 +12,7 @@ from kubernetes import client
 
 from tests.cluster.fixtures import REPO, Cluster, eventually
 from tests.operator.fixtures import START_TIMEOUT_SECONDS, STORAGE_SECRET, get_workflow, wait_for_phase
-from tests.runtime.test_localpod import EXPECTED_SHAPES, VALUE_SHAPES
+from tests.runtime.execution.test_localpod import EXPECTED_SHAPES, VALUE_SHAPES
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 EXAMPLES = REPO / "examples" / "workflows"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 import threading
 
-from ferry.backends import base
+from ferry.data.backends import base
 
 
 class Spy(base.Backend):
@@ -46,7 +46,7 @@ class Spy(base.Backend):
 
 def spy_on(store, **kwargs) -> Spy:
     """Put a Spy in front of the backend that serves the store's raw data prefix."""
-    from ferry import uris
+    from ferry.core import uris
     scheme = uris.scheme(store.raw_data_prefix)
     spy = Spy(store.backend(store.raw_data_prefix), **kwargs)
     store._backends[scheme] = spy

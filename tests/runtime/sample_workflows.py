@@ -250,7 +250,8 @@ def reach_other(other: str, needle_sha256: str) -> dict:
 @ferry.task
 def claims(other: str) -> ferry.File:
     """Reports ``s3://<other>`` as its output: a task's code can replace Ferry's report of it."""
-    from ferry import podruntime, resource, taskpod
+    from ferry.api import resource, taskpod
+    from ferry.pod import podruntime
 
     honest = podruntime.report
 
@@ -358,7 +359,7 @@ def named(n: int = 3, max_rows: int = 100) -> Counted:
 
 @ferry.task
 def note(text: str) -> ferry.File:
-    """A file for a container task to read (``tests/runtime/test_localpod.py``)."""
+    """A file for a container task to read (``tests/runtime/execution/test_localpod.py``)."""
     path = pathlib.Path("note.txt")
     path.write_text(text)
     return ferry.File(path)

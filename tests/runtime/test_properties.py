@@ -14,7 +14,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import ferry
-from ferry import drives, errors, manifest
+from ferry.core import errors
+from ferry.data import manifest
+from ferry.values import drives
 
 # Path parts as hostile input would have them: dots, slashes, backslashes, NUL, unicode, spaces.
 PART = st.one_of(st.sampled_from(["..", ".", "", "a", "b c", "é", "\\", "..\\x", "\0", "~", "C:"]),

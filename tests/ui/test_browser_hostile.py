@@ -8,7 +8,7 @@ from __future__ import annotations
 import urllib.parse
 
 import ferry
-from ferry import manifest
+from ferry.data import manifest
 from ferry_ui import app
 from tests.ui import fakes
 from tests.ui.test_browser_local import graph_phases, tap

@@ -16,7 +16,8 @@ import urllib.parse
 import pytest
 
 import ferry
-from ferry import history, manifest
+from ferry.data import manifest
+from ferry.execution import history
 from ferry_ui import graph
 from tests.cluster.fixtures import REPO, eventually
 from tests.ui.conftest import snap

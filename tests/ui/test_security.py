@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import ferry
-from ferry import manifest
+from ferry.data import manifest
 from ferry_ui import app, stored
 from tests.cluster.fixtures import REPO
 from tests.ui import fakes

@@ -19,7 +19,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ferry import drives, errors, resource, store as store_, uris
+from ferry.api import resource
+from ferry.data import store as store_
 from ferry_ui import confined, localruns, protect, routes, stored, summaries
 
 HERE = pathlib.Path(__file__).parent

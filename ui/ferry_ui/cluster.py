@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from kubernetes import client, config, watch
 
-from ferry import resource
+from ferry.api import resource
 from ferry_ui import lineage, summaries
 
 log = logging.getLogger(__name__)

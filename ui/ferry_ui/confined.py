@@ -18,8 +18,9 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from ferry import store as store_, uris
-from ferry.backends import base, local
+from ferry.core import uris
+from ferry.data import store as store_
+from ferry.data.backends import base, local
 
 REFUSED = "outside the store this UI reads: open an output from a workflow's page"
 """Every refusal's text: it names neither the URI nor the prefix."""

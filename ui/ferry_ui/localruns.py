@@ -1,4 +1,4 @@
-"""Local runs (``ferry run`` on this machine), read from their history (``ferry.history``).
+"""Local runs (``ferry run`` on this machine), read from their history (``ferry.execution.history``).
 
 They appear as workflows of the namespace ``local``. A change is noticed by SQLite's
 ``data_version``, which moves when another connection (a running ``ferry run``) commits: no
@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 
-from ferry import history
+from ferry.execution import history
 from ferry_ui import lineage, summaries
 
 NAMESPACE = "local"

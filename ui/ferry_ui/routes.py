@@ -22,7 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.templating import Jinja2Templates
 
-from ferry import drives, errors, store as store_, uris
+from ferry.core import errors, uris
+from ferry.data import store as store_
+from ferry.values import drives
 from ferry_ui import confined, graph, stored, summaries
 
 if TYPE_CHECKING:

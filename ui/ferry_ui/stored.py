@@ -15,7 +15,7 @@ import json
 import mimetypes
 from collections.abc import Iterator
 
-from ferry import blobs, manifest, store as store_
+from ferry.data import blobs, manifest, store as store_
 
 PREVIEW_BYTES = 256 * 1024
 CSV_ROWS = 200

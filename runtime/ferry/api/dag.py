@@ -1,0 +1,121 @@
+"""The workflow's graph: checking it, and deciding which tasks can run. Pure functions only."""
+
+from __future__ import annotations
+
+from ferry.api import resource
+from ferry.api.resource import Phase
+
+FINISHED = (Phase.SUCCEEDED, Phase.FAILED, Phase.SKIPPED)
+
+
+def dependencies(task: resource.Task) -> set[str]:
+    """Tasks that must succeed before ``task``: those it reads outputs from, and ``depends_on``."""
+    return {i.from_task.task for i in task.inputs if i.from_task} | set(task.depends_on)
+
+
+def problems(spec: resource.WorkflowSpec) -> list[str]:
+    """Everything wrong with the graph, each naming the field and the fix. Empty when it can run."""
+    tasks = {t.name: t for t in spec.tasks}
+    inputs = {i.name: i for i in spec.inputs}
+    found = []
+    for task in spec.tasks:
+        where = f"spec.tasks[{task.name}]"
+        if not (task.image or task.function or task.plugin):
+            found.append(f"{where}: set image (a container image), function (module:function) or plugin")
+        if task.function and task.plugin:
+            found.append(f"{where}: a task runs a function or a plugin, not both: remove one")
+        if (task.function or task.plugin) and task.command:
+            found.append(f"{where}: a function or plugin task runs the Ferry runtime, not command: remove command")
+        for dep in task.depends_on:
+            if dep not in tasks:
+                found.append(f"{where}.dependsOn: no task named {dep!r}; use one of {sorted(tasks)}")
+        for i in task.inputs:
+            found += _source_problems(f"{where}.inputs[{i.name}]", i, i.kind, tasks, inputs)
+    for i in spec.inputs:
+        if i.from_task or i.from_input:
+            found.append(f"spec.inputs[{i.name}]: a workflow input takes value or uri, not fromTask/fromInput")
+    for out in spec.outputs:
+        found += _reference_problems(f"spec.outputs[{out.name}].fromTask", out.from_task, None, tasks)
+    cycle = find_cycle(spec)
+    if cycle:
+        found.append(f"spec.tasks: the tasks form a cycle ({' -> '.join(cycle)}); remove one of these dependencies")
+    return found
+
+
+def _source_problems(where, source: resource.InputSource, kind, tasks, inputs) -> list[str]:
+    given = [name for name, value in (("value", source.value), ("uri", source.uri), ("fromTask", source.from_task),
+                                      ("fromInput", source.from_input)) if value is not None]
+    if len(given) != 1:
+        return [f"{where}: set exactly one of value, uri, fromTask, fromInput (got {', '.join(given) or 'none'})"]
+    if source.from_task:
+        return _reference_problems(f"{where}.fromTask", source.from_task, kind, tasks)
+    if source.from_input and source.from_input not in inputs:
+        return [f"{where}.fromInput: the workflow has no input {source.from_input!r}; declare it in spec.inputs"]
+    if source.from_input and kind and inputs[source.from_input].kind != kind:
+        return [f"{where}: expects a {kind.value} but workflow input {source.from_input!r} is a "
+                f"{inputs[source.from_input].kind.value}"]
+    return []
+
+
+def _reference_problems(where, ref: resource.TaskOutputRef, kind, tasks) -> list[str]:
+    if ref.task not in tasks:
+        return [f"{where}: no task named {ref.task!r}; use one of {sorted(tasks)}"]
+    outputs = {o.name: o for o in tasks[ref.task].outputs}
+    if ref.output not in outputs:
+        return [f"{where}: task {ref.task!r} has no output {ref.output!r}; declare it in its outputs "
+                f"(it has {sorted(outputs) or 'none'})"]
+    produced = outputs[ref.output].kind
+    if kind and produced != kind:
+        return [f"{where}: expects a {kind.value} but {ref.task}.{ref.output} is a {produced.value}"]
+    return []
+
+
+def find_cycle(spec: resource.WorkflowSpec) -> list[str] | None:
+    """One cycle as a path of task names (first name repeated last), or None."""
+    graph = {t.name: sorted(dependencies(t)) for t in spec.tasks}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        path.append(name)
+        for dep in graph.get(name, ()):
+            if state.get(dep) == 1:
+                return path[path.index(dep):] + [dep]
+            if dep in graph and dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        path.pop()
+        state[name] = 2
+        return None
+
+    for name in graph:
+        if name not in state:
+            found = visit(name)
+            if found:
+                return list(reversed(found))
+    return None
+
+
+def ready(spec: resource.WorkflowSpec, tasks: dict[str, resource.TaskStatus]) -> list[str]:
+    """Pending tasks whose dependencies have all succeeded, in spec order."""
+    def phase(name: str) -> Phase:
+        return tasks.get(name, resource.TaskStatus()).phase
+
+    return [t.name for t in spec.tasks
+            if phase(t.name) == Phase.PENDING and all(phase(d) == Phase.SUCCEEDED for d in dependencies(t))]
+
+
+def unreachable(spec: resource.WorkflowSpec, tasks: dict[str, resource.TaskStatus]) -> list[str]:
+    """Pending tasks that can never run because a task they need failed or was skipped."""
+    blocked: set[str] = {name for name, s in tasks.items() if s.phase in (Phase.FAILED, Phase.SKIPPED)}
+    changed = True
+    while changed:
+        changed = False
+        for t in spec.tasks:
+            if t.name not in blocked and dependencies(t) & blocked:
+                blocked.add(t.name)
+                changed = True
+    return [t.name for t in spec.tasks
+            if t.name in blocked and tasks.get(t.name, resource.TaskStatus()).phase == Phase.PENDING]

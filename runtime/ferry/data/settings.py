@@ -1,0 +1,203 @@
+"""Typed settings of the data plane, read from ``FERRY_*`` environment variables.
+
+Every field ``name`` is read from ``FERRY_<NAME>`` (``raw_data_prefix`` from
+``FERRY_RAW_DATA_PREFIX``). S3 fields left unset fall back to boto3's own chain (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ``AWS_DEFAULT_REGION``, ``~/.aws/config``...), so a pod configured the usual
+AWS way needs no Ferry variable at all.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from ferry.core import records, uris
+
+ENV_PREFIX = "FERRY_"
+MiB = 1024 * 1024
+
+
+def _default_cache_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "ferry"
+
+
+def _default_local_dir() -> pathlib.Path:
+    return pathlib.Path(tempfile.gettempdir()) / "ferry"
+
+
+def _normalized(raw_data_prefix: str, cache_dir: pathlib.Path) -> str:
+    prefix = uris.to_uri(raw_data_prefix or cache_dir / "raw")
+    return prefix if prefix.endswith(":///") else prefix.rstrip("/")
+
+
+class Settings(records.Record):
+    """The data plane's settings (see the module docstring). A ``records.Record``: plainly right
+    values (those of ``FERRY_*`` variables included) are checked without pydantic."""
+
+    FIELDS = {
+        "cache_dir": (records.path, records.Factory(_default_cache_dir)),
+        "raw_data_prefix": (records.text, ""),
+        "local_dir": (records.path, records.Factory(_default_local_dir)),
+        "hash_cache": (records.boolean, True),
+        "local_fork": (records.boolean, True),
+        "concurrency": (records.integer(1, 1024), 32),
+        "max_attempts": (records.integer(1, 50), 5),
+        "retry_seconds": (records.number(0), 120.0),
+        "multipart_threshold": (records.integer(5 * MiB), 16 * MiB),
+        "multipart_chunksize": (records.integer(5 * MiB), 8 * MiB),
+        "multipart_concurrency": (records.integer(1, 256), 10),
+        "s3_endpoint_url": (records.optional(records.text), None),
+        "s3_region": (records.optional(records.text), None),
+        "s3_addressing_style": (records.optional(records.choice("auto", "path", "virtual")), None),
+        "s3_access_key_id": (records.optional(records.text), None),
+        "s3_secret_access_key": (records.absent, None),
+        "s3_session_token": (records.absent, None),
+        "s3_credentials_file": (records.optional(records.path), None),
+        "s3_role_arn": (records.optional(records.text), None),
+        "http_timeout": (records.number(0, above=True), 60.0),
+    }
+
+    cache_dir: pathlib.Path
+    """Ferry's cache; the embedded raw data store lives under it unless ``raw_data_prefix`` says otherwise."""
+
+    raw_data_prefix: str
+    """Where outputs without ``remote_directory=`` go, each under a fresh random name
+    (``s3://bucket/ferry-data``, ``file:///srv/ferry``; a plain path means ``file://``).
+    Empty means ``file://<cache_dir>/raw``."""
+
+    local_dir: pathlib.Path
+    """Where remote values are downloaded to when the task does not say where."""
+
+    hash_cache: bool
+    """Keep the sha256 of published files under ``cache_dir``, so publishing a folder again reads
+    only the files whose size, mtime, ctime or inode changed (``ferry.data.hashcache``)."""
+
+    local_fork: bool
+    """``ferry run`` forks task processes from a warm interpreter (``ferry.execution.forkserver``), about
+    200 ms faster per task than starting Python afresh; false starts each task afresh."""
+
+    concurrency: int
+    """Files transferred in parallel by one upload or download (1 to 1024; default 32)."""
+
+    max_attempts: int
+    """Attempts per request or file on transient errors (network, throttling, 5xx), with backoff (1 to 50; 5)."""
+
+    retry_seconds: float
+    """How long a file keeps being retried, with backoff, while the store does not answer (an
+    outage, a restart, a network cut), after ``max_attempts`` are spent too (default 120)."""
+
+    multipart_threshold: int
+    """Files at least this large move in parts, in parallel, streamed from and to disk (at least
+    5 MiB; 16 MiB)."""
+
+    multipart_chunksize: int
+    """Size of one part (at least 5 MiB; 8 MiB). Large downloads hold at most
+    ``multipart_concurrency`` parts in memory (plus a 4 MiB write queue), shared by all large files
+    of a store."""
+
+    multipart_concurrency: int
+    """Parts in memory at once, shared by all large files of a store (1 to 256; 10). One large
+    upload sends at most 3 parts at once and holds a fourth as it reads it
+    (``ferry.data.backends.s3.UPLOAD_PARTS``)."""
+
+    s3_endpoint_url: str | None
+    """S3 endpoint (MinIO, Ceph...). Unset: ``AWS_ENDPOINT_URL`` or AWS itself."""
+
+    s3_region: str | None
+    """S3 region. Unset: ``AWS_REGION``/``AWS_DEFAULT_REGION``."""
+
+    s3_addressing_style: Literal["auto", "path", "virtual"] | None
+    """``path`` for most self-hosted stores; unset: boto3's default (``auto``)."""
+
+    s3_access_key_id: str | None
+    """Static credentials; unset: the AWS credential chain (env, profile, IRSA, instance role)."""
+
+    s3_secret_access_key: Any
+    """A ``pydantic.SecretStr`` when set (given as a string), so it never shows in a repr or log."""
+    s3_session_token: Any
+
+    s3_credentials_file: pathlib.Path | None
+    """Temporary credentials kept fresh by another process (a task pod's ``ferry-credentials``
+    sidecar, see ``ferry.pod.credentials``); read again as they near expiry. Wins over the above."""
+
+    s3_role_arn: str | None
+    """Role whose temporary credentials a task pod's ``ferry-credentials`` sidecar asks for (AWS).
+    Unset: ``GetFederationToken`` on AWS; S3-compatible stores scope the caller's own identity."""
+
+    http_timeout: float
+    """Seconds before an http(s) request gives up (then it is retried; default 60)."""
+
+    def _finish(self, fields: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            fields["raw_data_prefix"] = _normalized(fields["raw_data_prefix"], fields["cache_dir"])
+        except ValueError:  # the model says what is wrong, as a validation error
+            return None
+        return fields
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``FERRY_*`` variables; a bad value names its variable."""
+        return from_environ(cls, ENV_PREFIX, environ, "Ferry settings in the environment")
+
+    @classmethod
+    def _pydantic(cls) -> type:
+        import pydantic
+
+        class Settings(pydantic.BaseModel):
+            model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+            cache_dir: pathlib.Path = pydantic.Field(default_factory=_default_cache_dir)
+            raw_data_prefix: str = ""
+            local_dir: pathlib.Path = pydantic.Field(default_factory=_default_local_dir)
+            hash_cache: bool = True
+            local_fork: bool = True
+            concurrency: int = pydantic.Field(32, ge=1, le=1024)
+            max_attempts: int = pydantic.Field(5, ge=1, le=50)
+            retry_seconds: float = pydantic.Field(120.0, ge=0)
+            multipart_threshold: int = pydantic.Field(16 * MiB, ge=5 * MiB)
+            multipart_chunksize: int = pydantic.Field(8 * MiB, ge=5 * MiB)
+            multipart_concurrency: int = pydantic.Field(10, ge=1, le=256)
+            s3_endpoint_url: str | None = None
+            s3_region: str | None = None
+            s3_addressing_style: Literal["auto", "path", "virtual"] | None = None
+            s3_access_key_id: str | None = None
+            s3_secret_access_key: pydantic.SecretStr | None = None
+            s3_session_token: pydantic.SecretStr | None = None
+            s3_credentials_file: pathlib.Path | None = None
+            s3_role_arn: str | None = None
+            http_timeout: float = pydantic.Field(60.0, gt=0)
+
+            @pydantic.model_validator(mode="after")
+            def _normalize_raw_data_prefix(self) -> Settings:
+                object.__setattr__(self, "raw_data_prefix", _normalized(self.raw_data_prefix, self.cache_dir))
+                return self
+
+        return Settings
+
+
+Model = TypeVar("Model")
+
+
+def from_environ(cls: type[Model], prefix: str, environ: Mapping[str, str] | None, what: str) -> Model:
+    """A settings model (pydantic's, or a ``records.Record``) from ``<PREFIX><FIELD>`` variables;
+    lists and mappings are given as JSON. A bad value raises ``ValueError`` naming its variable."""
+    import json
+
+    environ = os.environ if environ is None else environ
+    values = {}
+    for name in cls.FIELDS if issubclass(cls, records.Record) else cls.model_fields:
+        raw = environ.get(prefix + name.upper())
+        if raw is not None:
+            values[name] = json.loads(raw) if raw.lstrip()[:1] in ("{", "[") else raw
+    try:
+        return cls.model_validate(values)
+    except ValueError as error:
+        import pydantic  # imported already if it raised this
+
+        if not isinstance(error, pydantic.ValidationError):
+            raise
+        problems = "; ".join(f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"invalid {what}: {problems}") from None

@@ -1,0 +1,1 @@
+"""What a user writes: tasks, workflows, plugins and the context a task runs in."""

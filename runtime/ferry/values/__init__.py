@@ -1,0 +1,1 @@
+"""What tasks pass each other: File, Directory, Asset, Drive and JSON values, and their serialization."""
