@@ -35,12 +35,18 @@ with the API server; a missing Secret says ``secret "x" not found`` instead."""
 
 def _mount_failure(messages: list[str], start_timeout_seconds: float | None) -> Attempt:
     if all(_MOUNT_WAITS.search(message) for message in messages):
-        return Attempt(True, stop=True, reason=Reason.MOUNT_STALLED, message=(
-            f"the node could not mount the pod's Secrets in {start_timeout_seconds:g}s: its kubelet could not "
-            f"read them from the API server: {messages[0]}"))
+        return _stalled(messages[0], start_timeout_seconds)
     cause = next(message for message in reversed(messages) if not _MOUNT_WAITS.search(message))
     return Attempt(True, message=f"FailedMount for more than {start_timeout_seconds:g}s: {cause}",
                    stop=True, reason=Reason.START_FAILED)
+
+
+def _stalled(message: str, start_timeout_seconds: float | None) -> Attempt:
+    """The node could not give the pod its Secrets (volumes, or a container's ``envFrom``) because
+    its kubelet's caches wait for the API server: the infrastructure's failure, retried."""
+    return Attempt(True, stop=True, reason=Reason.MOUNT_STALLED, message=(
+        f"the node could not mount the pod's Secrets in {start_timeout_seconds:g}s: its kubelet could not "
+        f"read them from the API server: {message}"))
 
 
 def _statuses(pod: dict) -> dict[str, dict]:
@@ -111,6 +117,8 @@ def _read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime
         stuck = _start_error(pod, statuses)
         if stuck and _age(pod, now) > (start_timeout_seconds if start_timeout_seconds is not None else float("inf")):
             where, reason, detail = stuck
+            if reason == "CreateContainerConfigError" and _MOUNT_WAITS.search(detail):
+                return _stalled(f"{where}{detail}", start_timeout_seconds)
             return Attempt(True, message=f"{where}{reason} for more than {start_timeout_seconds:g}s: {detail}".rstrip(": "),
                            stop=True, reason=Reason.START_FAILED)
         return Attempt(False, message=_waiting_message(statuses) or (stuck and f"{stuck[0]}{stuck[1]}: {stuck[2]}")

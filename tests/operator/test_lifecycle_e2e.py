@@ -68,8 +68,10 @@ def test_a_stopped_workflow_is_retried_from_what_did_not_succeed(cluster: Cluste
     # Ferry's own containers' logs are one option away; a finished task's log is followed to its end.
     publish = ferry(cluster, s3, "logs", "life", "third", "-n", ns, "-c", "publish")
     assert publish.returncode == 0, publish.stderr
-    fetch = ferry(cluster, s3, "logs", "life", "third", "-n", ns, "-c", "fetch")  # values come as env vars
-    assert fetch.returncode == 1 and "has no ferry-fetch container: only tasks with files" in fetch.stderr
+    fetch = ferry(cluster, s3, "logs", "life", "third", "-n", ns, "-c", "fetch")  # it wrote the value's file
+    assert fetch.returncode == 0, fetch.stderr
+    fetch = ferry(cluster, s3, "logs", "life", "first", "-n", ns, "-c", "fetch")  # no inputs: no fetch
+    assert fetch.returncode == 1 and "has no ferry-fetch container: only container tasks with inputs" in fetch.stderr
     followed = ferry(cluster, s3, "logs", "life", "third", "-n", ns, "--follow")
     assert followed.returncode == 0, followed.stderr
 

@@ -248,6 +248,23 @@ def test_a_pod_whose_node_could_not_read_its_secrets_from_the_api_server_failed_
         "a Secret that is not there is the workflow's to fix, whatever else the kubelet said")
 
 
+def test_a_container_whose_secret_env_the_kubelet_could_not_read_from_the_api_server_failed_for_the_infrastructure():
+    """The same wait as a stalled mount, for a container's ``envFrom`` Secret: the kubelet reports
+    ``CreateContainerConfigError: failed to sync secret cache`` until its cache syncs (seen on the
+    real node after an API server restart, under load). A Secret that is not there stays the task's."""
+    late = CREATED + datetime.timedelta(seconds=61)
+    stalled = created(pod("Pending", **{"ferry-credentials": {"waiting": {
+        "reason": "CreateContainerConfigError",
+        "message": "failed to sync secret cache: timed out waiting for the condition"}}}))
+    attempt = results.read_attempt(stalled, [], late, 60)
+    assert attempt.finished and attempt.stop and attempt.reason == resource.FailureReason.MOUNT_STALLED, attempt
+    assert "could not read them from the API server" in attempt.message
+    missing = created(pod("Pending", **{"ferry-credentials": {"waiting": {
+        "reason": "CreateContainerConfigError", "message": 'secret "store-keys" not found'}}}))
+    assert results.read_attempt(missing, [], late, 60).reason == resource.FailureReason.START_FAILED
+    assert not results.read_attempt(stalled, [], CREATED + datetime.timedelta(seconds=30), 60).finished
+
+
 def test_a_cleanup_pod_is_reported_once_it_ends_or_cannot_start():
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
     created = {"creationTimestamp": "2026-01-01T00:00:00Z"}

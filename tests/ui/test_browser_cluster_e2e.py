@@ -26,7 +26,8 @@ FAILING = {
 
 
 def cluster_ui(start_ui, cluster: Cluster, s3):
-    return start_ui("--cluster-only", KUBECONFIG=str(cluster.kubeconfig), **s3.env(), FERRY_S3_ADDRESSING_STYLE="path")
+    return start_ui("--cluster-only", "--store", f"s3://{s3.bucket}/runs", KUBECONFIG=str(cluster.kubeconfig),
+                    **s3.env(), FERRY_S3_ADDRESSING_STYLE="path")
 
 
 def test_local_runs_and_a_workflow_made_with_kubectl_go_live_from_list_to_logs(page, start_ui, cluster: Cluster,

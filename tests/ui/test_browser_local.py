@@ -176,10 +176,12 @@ def test_only_outputs_and_the_raw_data_prefix_can_be_read(start_ui, tmp_path):
     secret = tmp_path / "not-an-output.txt"
     secret.write_text("private")
     ui = start_ui("--local-only", **env)
-    for route in ("/raw", "/preview", "/output"):
+    for route in ("/raw", "/preview"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             ui.get(f"{route}?uri={urllib.parse.quote(secret.as_uri())}")
         assert refused.value.code == 403 and "outside the store" in refused.value.read().decode()
+    page = ui.get(f"/output?uri={urllib.parse.quote(secret.as_uri())}")
+    assert "lies outside the stores this UI reads" in page and "private" not in page and "/raw?" not in page
     inside = tmp_path / "raw" / "kept.txt"
     inside.parent.mkdir()
     inside.write_text("published")

@@ -65,11 +65,20 @@ def test_encoded_dots_symlinks_and_other_places_are_refused_without_naming_the_p
             assert SECRET.encode() not in body and str(store_tree).encode() not in body, (route, uri, body)
     for uri in (f"{prefix}/%2e%2e", f"{prefix}/away", "file:///etc", f"{prefix}/%2e%2e/%2e%2e/%2e%2e/etc"):
         status, _, body = served.get(raw_query(uri, "/output", kind="directory"))
-        assert status == 403 and b"secret.txt" not in body and b"passwd" not in body, (uri, status)
-        assert str(store_tree).encode() not in body
+        assert b"secret.txt" not in body and b"passwd" not in body, uri
+        if uri.endswith("/away"):  # under the prefix, but a link out of it
+            assert status == 403 and str(store_tree).encode() not in body
+        else:  # the page echoes the URI asked for, and reads nothing of it
+            assert_shown_unread(status, body)
     assert served.get(raw_query(f"{prefix}/kept.txt"))[2] == b"inside: kept"
     listing = served.get(raw_query(f"{prefix}/out", "/output", kind="directory"))[2]
     assert b"a.txt" in listing and b"leak.txt" not in listing  # a symlink is not even listed
+
+
+def assert_shown_unread(status: int, body: bytes) -> None:
+    """An output's page for a URI outside the stores: what the workflows say of it, and nothing read."""
+    assert status == 200 and b"Not shown: this object lies outside the stores" in body, (status, body[:300])
+    assert b'id="tree"' not in body and b"/raw?" not in body and b"/preview?" not in body
 
 
 def test_a_uri_a_cluster_workflow_names_outside_the_store_is_not_served(store_tree, tmp_path):
@@ -87,9 +96,33 @@ def test_a_uri_a_cluster_workflow_names_outside_the_store_is_not_served(store_tr
         for uri in (secret, "file:///etc/passwd"):
             for route in ("/raw", "/preview", "/output"):
                 status, _, body = ui.get(raw_query(uri, route))
-                assert status == 403 and SECRET.encode() not in body and b"root:" not in body, (route, uri)
+                assert SECRET.encode() not in body and b"root:" not in body, (route, uri)
+                if route == "/output":
+                    assert_shown_unread(status, body)
+                    assert b"other-team/grab" in body  # who reads it, as the workflow says
+                else:
+                    assert status == 403, (route, uri)
         status, _, body = ui.get(raw_query(tmp_path.as_uri(), "/output", kind="directory"))
-        assert status == 403 and b"secret.txt" not in body
+        assert_shown_unread(status, body)
+        assert b"secret.txt" not in body
+
+
+def test_a_store_given_with_store_is_read_and_nothing_beside_it(store_tree, tmp_path):
+    """``ferry ui --store s3://cluster-bucket/prefix`` on a laptop: the cluster's outputs are read
+    from there, the local store still, and neither the rest of the machine nor of the bucket."""
+    cluster_store = tmp_path / "cluster-store"
+    (cluster_store / "ns").mkdir(parents=True)
+    (cluster_store / "ns" / "out.txt").write_text("from the cluster's store")
+    (tmp_path / "cluster-store-2").mkdir()
+    (tmp_path / "cluster-store-2" / "beside.txt").write_text(SECRET)
+    with fakes.serve(app.Sources(cluster=fakes.FakeCluster([])), fakes.store_at(store_tree),
+                     stores=(cluster_store.as_uri() + "/",)) as ui:
+        assert ui.get(raw_query(f"{cluster_store.as_uri()}/ns/out.txt"))[2] == b"from the cluster's store"
+        assert ui.get(raw_query(f"{store_tree.as_uri()}/kept.txt"))[2] == b"inside: kept"
+        for uri in (f"{cluster_store.as_uri()}-2/beside.txt", f"{cluster_store.as_uri()}/%2e%2e/secret.txt",
+                    (tmp_path / "secret.txt").as_uri()):
+            status, _, body = ui.get(raw_query(uri))
+            assert status == 403 and SECRET.encode() not in body, uri
 
 
 def test_only_the_hosts_the_ui_is_served_as_are_answered(store_tree):

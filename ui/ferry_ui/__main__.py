@@ -16,6 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
     parser.add_argument("-n", "--namespace", action="append", dest="namespaces", metavar="NAMESPACE",
                         help="only this namespace of the cluster; repeat for more (default: all you may list)")
+    parser.add_argument("--store", action="append", dest="stores", default=[], metavar="URI",
+                        help="another store to read outputs from, besides FERRY_RAW_DATA_PREFIX's (the local "
+                             "store by default): the cluster operator's raw data prefix, e.g. s3://bucket/ferry; "
+                             "repeat for more. Nothing outside the stores is read, whatever a workflow names")
     parser.add_argument("--local-only", action="store_true", help="show local runs only, no cluster")
     parser.add_argument("--cluster-only", action="store_true", help="show the cluster only, no local runs")
 
@@ -52,8 +56,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"ferry ui: showing local runs only (no cluster: {error})", file=sys.stderr)
     shown = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
     print(f"Ferry UI on http://{shown}:{listening.getsockname()[1]}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    app.serve(app.Sources(local, cluster), listening, allow_hosts=args.allow_hosts)
+    app.serve(app.Sources(local, cluster), listening, allow_hosts=args.allow_hosts,
+              stores=tuple(store_prefix(uri) for uri in args.stores))
     return 0
+
+
+def store_prefix(uri: str) -> str:
+    """A ``--store``, read as ``FERRY_RAW_DATA_PREFIX`` is: a path is a ``file://`` URI, no trailing ``/``."""
+    from ferry.core import uris
+
+    return uris.to_uri(uri).rstrip("/")
 
 
 def main(argv: list[str] | None = None) -> int:

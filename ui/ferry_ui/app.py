@@ -70,14 +70,14 @@ class Sources:
 
 
 def create(sources: Sources, store: store_.Store | None = None, bound: str = "127.0.0.1",
-           allow_hosts: list[str] | tuple[str, ...] = ()) -> Starlette:
+           allow_hosts: list[str] | tuple[str, ...] = (), stores: tuple[str, ...] = ()) -> Starlette:
     """The app, answering the hosts ``protect.allowed(bound, allow_hosts)`` and reading only what
-    ``confined`` lets it read of ``store``."""
+    ``confined`` lets it read: under ``store``'s raw data prefix and the ``stores`` given."""
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters.update(size=summaries.human_size, quote=urllib.parse.quote, clock=summaries.clock)
     templates.env.globals.update(sources=sources, phases=[p.value for p in resource.Phase],
                                  ferry_query=routes.query_string, page_size=stored.LEVEL_PAGE)
-    ui = routes.UI(sources, confined.Store((store or store_.Store()).settings), templates)
+    ui = routes.UI(sources, confined.Store((store or store_.Store()).settings, stores), templates)
     pages = [Route(path, functools.partial(endpoint, ui)) for path, endpoint in ROUTES]
     return Starlette(routes=[*pages, Mount("/static", StaticFiles(directory=HERE / "static"), name="static")],
                      middleware=[Middleware(protect.Guard, hosts=protect.allowed(bound, allow_hosts))])
@@ -107,10 +107,10 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(sources: Sources, listening: socket.socket, store: store_.Store | None = None,
-          allow_hosts: list[str] | tuple[str, ...] = ()) -> None:
+          allow_hosts: list[str] | tuple[str, ...] = (), stores: tuple[str, ...] = ()) -> None:
     import uvicorn
 
     host = listening.getsockname()[0]
-    config = uvicorn.Config(create(sources, store, host, allow_hosts), log_level="warning",
+    config = uvicorn.Config(create(sources, store, host, allow_hosts, stores), log_level="warning",
                             timeout_graceful_shutdown=1)  # live pages hold a stream open: on Ctrl-C, close them
     uvicorn.Server(config).run(sockets=[listening])

@@ -24,6 +24,9 @@ from ferry.data.backends import base, local
 
 REFUSED = "outside the store this UI reads: open an output from a workflow's page"
 """Every refusal's text: it names neither the URI nor the prefix."""
+REFUSED_HERE = ("this object lies outside the stores this UI reads; if it is your cluster's store, start "
+                "ferry ui with --store and the cluster's raw data prefix (s3://bucket/prefix)")
+"""What an output's page says of an output it will not read."""
 
 
 class Refused(PermissionError):
@@ -45,17 +48,27 @@ def inside(root: str, uri: str | None) -> bool:
 
 
 class Store(store_.Store):
-    """``ferry.Store`` whose ``file://`` reads cannot leave the raw data prefix's folder."""
+    """``ferry.Store`` that reads only under its roots: the raw data prefix and the ``others`` the
+    UI was started with (``ferry ui --store``: a cluster's store, read from a laptop); its
+    ``file://`` reads cannot leave a root's folder."""
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, others: tuple[str, ...] = ()) -> None:
         super().__init__(settings)
-        self._confined = LocalBackend(settings.raw_data_prefix) if uris.scheme(self.raw_data_prefix) == "file" else None
+        self.roots = tuple(dict.fromkeys((self.raw_data_prefix, *(root.rstrip("/") for root in others))))
+        self._confined = [LocalBackend(root) for root in self.roots if uris.scheme(root) == "file"]
+
+    def reads(self, uri: str | None) -> bool:
+        """Whether ``uri`` lies under one of the roots, plainly (``inside``)."""
+        return any(inside(root, uri) for root in self.roots)
 
     def backend(self, uri: str) -> base.Backend:
-        if uris.scheme(uri) in ("file", ""):
-            if self._confined is None:
-                raise Refused()
-            return self._confined
+        """The backend of the root ``uri`` lies under (or is): each URI it is then given is checked
+        again by the routes, and by the ``file://`` backend itself."""
+        root = next((root for root in self.roots if uri == root or inside(root, uri)), None)
+        if root is None:
+            raise Refused()
+        if uris.scheme(root) == "file":
+            return next(backend for backend in self._confined if backend.prefix == root)
         return super().backend(uri)
 
 

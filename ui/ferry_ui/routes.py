@@ -159,11 +159,11 @@ async def events(ui: UI, request: Request) -> Response:
 
 
 def readable(ui: UI, uri: str | None):
-    """``uri``'s lineage, if the UI may read it: under the raw data prefix (``confined``). A
+    """``uri``'s lineage, if the UI may read it: under one of its stores (``confined``). A
     workflow naming a URI does not make it readable: on a cluster, another tenant names it."""
     if not uri:
         raise HTTPException(400, "uri: missing; open an output from a workflow's page")
-    if not confined.inside(ui.store.raw_data_prefix, uri):
+    if not ui.store.reads(uri):
         raise HTTPException(403, confined.REFUSED)
     return ui.sources.lineage(uri)
 
@@ -172,12 +172,17 @@ async def output(ui: UI, request: Request) -> Response:
     params = request.query_params
     uri, digest, kind = params.get("uri"), params.get("digest") or None, params.get("kind") or "file"
     path = params.get("path") or ""
-    producer, readers = await run_in_threadpool(readable, ui, uri)
+    if not uri:
+        raise HTTPException(400, "uri: missing; open an output from a workflow's page")
+    # Outside the stores, the page still says what the workflows say of it, and reads nothing.
+    producer, readers = await run_in_threadpool(ui.sources.lineage, uri)
+    refused = not ui.store.reads(uri)
     context = {"uri": uri, "digest": digest, "kind": kind, "path": path, "producer": producer,
                "readers": readers, "size": params.get("size"), "files": params.get("files"),
-               "sha256": params.get("sha256"), "level": None, "error": None}
+               "sha256": params.get("sha256"), "level": None, "refused": refused,
+               "error": f"Not shown: {confined.REFUSED_HERE}" if refused else None}
     try:
-        if kind != "file":
+        if kind != "file" and not refused:
             context["level"] = await run_in_threadpool(stored.level, ui.store, uri, digest, path,
                                                        max(0, number(params, "page", 0)))
     except PermissionError:  # a symlink out of the store, say
@@ -200,7 +205,7 @@ def file_ref(ui: UI, request: Request):
         raise HTTPException(400, f"not a stored file: {error.errors()[0]['msg']}") from None
     except (errors.PathEscapeError, PermissionError):  # a manifest naming an object outside the store
         raise HTTPException(403, confined.REFUSED) from None
-    if not confined.inside(ui.store.raw_data_prefix, ref.uri):  # a manifest (a task wrote it) names it
+    if not ui.store.reads(ref.uri):  # a manifest (a task wrote it) names it
         raise HTTPException(403, confined.REFUSED)
     return ref, params.get("name") or (path or uri).rstrip("/").rpartition("/")[2]
 

@@ -191,7 +191,7 @@ def logs(name: str, namespace: str | None, task: str, context: str | None = None
 
 
 ABSENT = {"main": "it is not a task pod",
-          "fetch": "only tasks with files, directories or assets to download have one (Python tasks fetch in main)",
+          "fetch": "only container tasks with inputs have one (Python tasks fetch in main)",
           "publish": "only tasks with outputs have one (Python tasks publish in main)"}
 
 
