@@ -140,7 +140,7 @@ def credential_leaks(cluster: Cluster, namespace: str, secret: str) -> list[str]
         # Through the API, a few at once: a kubectl process per container took minutes after the
         # fault test's 150 pods on a slow machine.
         try:
-            return core.read_namespaced_pod_log(pod_and_container[0], namespace, container=pod_and_container[1])
+            return core.read_namespaced_pod_log(pod_and_container[0], namespace, container=pod_and_container[1]) or ""
         except client.ApiException:  # a container that never started has no log
             return ""
 
