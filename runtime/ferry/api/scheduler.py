@@ -174,6 +174,19 @@ def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus
     return out
 
 
+def ended_outside(status: resource.WorkflowStatus, phase: Phase, message: str, ended: str) -> resource.WorkflowStatus:
+    """The status of a run its executor ended rather than the scheduler (Ctrl-C, SIGTERM, a killed
+    ``ferry run``): running tasks failed, those still to run skipped, the run ``phase``."""
+    out = _copy(status)
+    out.phase, out.finished_at, out.message = phase, ended, message
+    for state in out.tasks.values():
+        if state.phase == Phase.RUNNING:
+            state.phase, state.finished_at, state.message = Phase.FAILED, ended, "the run stopped"
+        elif state.phase == Phase.PENDING:
+            state.phase, state.message = Phase.SKIPPED, "skipped: the run stopped"
+    return out
+
+
 def refuse(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, message: str, reason: str,
            now: datetime.datetime) -> Step:
     """Fail the workflow before any task starts, because the executor cannot run it (the local

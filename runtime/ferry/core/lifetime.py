@@ -6,6 +6,8 @@ CI job. So ``ferry run`` treats SIGTERM as Ctrl-C (``stopped_by_sigterm``: the r
 removes its scratch folder and is recorded ``Stopped``), and each process it starts asks the kernel
 to signal it when its parent dies (``die_with_parent``, Linux's ``PR_SET_PDEATHSIG``), which also
 covers a SIGKILL. A task process so stopped stops its own process group (``end_group``).
+A ``ferry run`` killed outright records nothing; the history keeps its ``identity`` so that the
+next reader can tell the run is over (``ended``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 
@@ -67,3 +70,38 @@ def end_group() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(os.getpid(), signal.SIGTERM)
+
+
+def identity(pid: int | None = None) -> str:
+    """``host pid start``: names this process (or ``pid``) apart from a later one given the same pid
+    (``start`` is its start time in clock ticks since boot, from /proc; empty elsewhere)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()} {pid} {_start_ticks(pid) or ''}".rstrip()
+
+
+def ended(recorded: str) -> bool:
+    """Whether the process ``identity`` named is over: on this host, no such pid, a zombie, or a pid
+    now another process's. A process of another host is never taken as ended (it cannot be seen)."""
+    host, _, rest = recorded.partition(" ")
+    pid_text, _, start = rest.partition(" ")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    now = _start_ticks(int(pid_text))
+    if now is None:
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # another user's process holds the pid now
+            return bool(start)
+        return False
+    return now == "zombie" or (bool(start) and now != start)
+
+
+def _start_ticks(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat (``"zombie"`` for one), or None where there is no such file."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return "zombie" if fields[0] == "Z" else fields[19]

@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import pathlib
+import shutil
 import sqlite3
 import threading
 import time
@@ -25,16 +26,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from ferry.api import resource, scheduler, taskpod
+from ferry.core import lifetime
 from ferry.data import settings as settings_
 
 FILE_NAME = "history.sqlite3"
 ENV = "FERRY_HISTORY"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_SECONDS = 30.0
 """How long a write waits for another process's transaction before giving up."""
 LOG_LIMIT = 1024 * 1024
 """Bytes of an attempt's log kept: its end, where the error is."""
 CUT_MARKER = "[… earlier output cut: the history keeps the last 1 MiB of each log …]\n"
+ABANDONED = "the run was stopped: its ferry run process ended without finishing it (killed?)"
+SCRATCH_PREFIX = "ferry-run-"
+"""How the executor names its scratch folders: the only folders ``_settle`` removes."""
 NAMESPACE = "local"
 """What local runs show as their namespace, next to the cluster's."""
 
@@ -91,6 +96,9 @@ MIGRATIONS = {
         id TEXT PRIMARY KEY,          -- a run forgotten by ``delete``: ``ferry gc --local`` may take its folder
         store_prefix TEXT NOT NULL,
         deleted_at TEXT NOT NULL)"""],
+    # The ``ferry run`` process (``lifetime.identity``) and its scratch folder: a run whose process
+    # was killed is recorded stopped, and its folder removed, by the next reader (``_settle``).
+    3: ["ALTER TABLE runs ADD COLUMN runner TEXT", "ALTER TABLE runs ADD COLUMN scratch TEXT"],
 }
 """Per version, what brings a history of the version before it there (``SCHEMA`` is version 1)."""
 
@@ -162,13 +170,16 @@ class History:
 
     # Writing: the local executor.
 
-    def open_run(self, run_id: str, workflow: str, spec: resource.WorkflowSpec, store_prefix: str) -> None:
+    def open_run(self, run_id: str, workflow: str, spec: resource.WorkflowSpec, store_prefix: str,
+                 scratch: pathlib.Path | None = None) -> None:
+        """A new run, made by this process; ``scratch``: its folder, removed if the process is killed."""
         status = resource.WorkflowStatus()
         with self._write() as db:
-            db.execute("INSERT INTO runs (id, workflow, phase, created, spec, status, store_prefix) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO runs (id, workflow, phase, created, spec, status, store_prefix, runner, scratch) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (run_id, workflow, status.phase.value, _now(), json.dumps(spec.dump()),
-                        json.dumps(status.dump()), store_prefix))
+                        json.dumps(status.dump()), store_prefix, lifetime.identity(),
+                        str(scratch) if scratch else None))
         self._specs[run_id] = spec
 
     def update(self, run_id: str, status: resource.WorkflowStatus) -> None:
@@ -227,6 +238,7 @@ class History:
     def runs(self, *, phase: str | None = None, name: str | None = None, limit: int = 50,
              offset: int = 0) -> tuple[list[dict], int]:
         """A page of runs, newest first, and how many match in all. ``name``: a part of the run's name."""
+        self._settle()
         where, parameters = [], []
         if phase:
             where.append("phase = ?")
@@ -245,6 +257,7 @@ class History:
 
     def workflow(self, run_id: str) -> dict | None:
         """The run as the cluster would show its Workflow object (``kubectl get fwf NAME -o json``)."""
+        self._settle()
         with self._read() as db:
             row = db.execute("SELECT created, spec, status FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
@@ -303,6 +316,34 @@ class History:
         return [{"run": r[0], "task": r[1], "name": r[2]} for r in rows]
 
     # Inside.
+
+    def _settle(self) -> None:
+        """Runs still ``Pending``/``Running`` whose ``ferry run`` process is over (killed outright: it
+        recorded nothing) are recorded stopped, their running attempts failed with what they logged,
+        and their scratch folders removed, as the run would have done had it been asked to stop."""
+        with self._read() as db:
+            rows = db.execute("SELECT id, runner, scratch, status FROM runs WHERE phase IN (?, ?) AND runner IS NOT NULL",
+                              (resource.Phase.PENDING.value, resource.Phase.RUNNING.value)).fetchall()
+        for run_id, runner, scratch, status in rows:
+            if not lifetime.ended(runner):
+                continue
+            ended = _now()
+            stopped = scheduler.ended_outside(resource.WorkflowStatus.model_validate(json.loads(status)),
+                                              resource.Phase.STOPPED, ABANDONED, ended)
+            with self._write() as db:
+                running = db.execute("SELECT task, attempt, log_path FROM attempts WHERE run = ? AND phase = ?",
+                                     (run_id, resource.Phase.RUNNING.value)).fetchall()
+                db.executemany("UPDATE attempts SET phase = ?, finished_at = ?, message = ?, log = ?, log_path = NULL "
+                               "WHERE run = ? AND task = ? AND attempt = ?",
+                               [(resource.Phase.FAILED.value, ended, "the run stopped",
+                                 capped(tail(pathlib.Path(log))) if log else None, run_id, task, attempt)
+                                for task, attempt, log in running])
+                db.execute("UPDATE runs SET phase = ?, message = ?, finished_at = ?, status = ?, scratch = NULL "
+                           "WHERE id = ? AND phase IN (?, ?)",
+                           (stopped.phase.value, stopped.message, ended, json.dumps(stopped.dump()), run_id,
+                            resource.Phase.PENDING.value, resource.Phase.RUNNING.value))
+            if scratch and pathlib.Path(scratch).name.startswith(SCRATCH_PREFIX):
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def _spec(self, run_id: str) -> resource.WorkflowSpec:
         if run_id not in self._specs:

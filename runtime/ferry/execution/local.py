@@ -104,7 +104,7 @@ class LocalExecutor:
         self.store = store or store_.current()
         self.report = report or (lambda kind, reason, message: None)
         self.processes: dict[str, _Process] = {}
-        self.scratch = pathlib.Path(tempfile.mkdtemp(prefix="ferry-run-"))
+        self.scratch = pathlib.Path(tempfile.mkdtemp(prefix=history.SCRATCH_PREFIX))
         self.forks: forkserver.ForkServer | None = None
         """Where task processes come from, started with the first task (none with ``local_fork``
         off: each task starts a fresh interpreter)."""
@@ -126,7 +126,7 @@ class LocalExecutor:
         roots = {sources.code_root(ref) for ref in code_references(spec)}
         status = resource.WorkflowStatus()
         record = _Recorder(self.store.settings if history.enabled() else None)
-        record(history.History.open_run, execution_id, name, spec, self.store.raw_data_prefix)
+        record(history.History.open_run, execution_id, name, spec, self.store.raw_data_prefix, self.scratch)
         try:
             refusal = self._refusal(spec)
             if refusal:
@@ -199,17 +199,9 @@ class LocalExecutor:
             self.stop(attempt_name)
             record(history.History.attempt_finished, run_id, process.task, process.attempt, Phase.FAILED, ended,
                    "the run stopped", None, history.tail(process.log))
-        stopped = status.model_copy(deep=True)
         # Ctrl-C or SIGTERM is the user stopping the run, as ``ferry stop`` on a cluster; anything else, a failure.
-        stopped.phase = Phase.STOPPED if isinstance(error, KeyboardInterrupt) else Phase.FAILED
-        stopped.finished_at = ended
-        stopped.message = stop_message(error)
-        for state in stopped.tasks.values():
-            if state.phase == Phase.RUNNING:
-                state.phase, state.finished_at, state.message = Phase.FAILED, ended, "the run stopped"
-            elif state.phase == Phase.PENDING:
-                state.phase, state.message = Phase.SKIPPED, "skipped: the run stopped"
-        record(history.History.update, run_id, stopped)
+        phase = Phase.STOPPED if isinstance(error, KeyboardInterrupt) else Phase.FAILED
+        record(history.History.update, run_id, scheduler.ended_outside(status, phase, stop_message(error), ended))
 
     def _refusal(self, spec: resource.WorkflowSpec) -> str | None:
         """Why the workflow cannot run here (its container tasks, no container runtime), or None;

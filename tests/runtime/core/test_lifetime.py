@@ -97,12 +97,34 @@ def test_sigterm_stops_the_run_as_ctrl_c_does(tmp_path, history_in_tmp, fork, cl
 
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
 @pytest.mark.parametrize("fork", [True, False])
-def test_a_killed_run_leaves_no_task_process_behind(tmp_path, fork, cleanup):
+def test_a_killed_run_leaves_no_task_process_behind_and_is_recorded_stopped(tmp_path, history_in_tmp, fork,
+                                                                             cleanup):
+    """SIGKILL leaves ``ferry run`` no moment to record anything: the next reader of the history
+    finds the run's process gone, records the run stopped and removes its scratch folder."""
     run, pids = start_run(tmp_path, fork)
     cleanup += pids
     run.kill()
     run.communicate(timeout=20)
     assert all_end(pids, 5), "the task and its child end with the run, even killed"
+    assert list((tmp_path / "tmp").iterdir()), "the scratch folder is still there until someone reads"
+    listed = subprocess.run([sys.executable, "-m", "ferry", "get", "--local"], capture_output=True, text=True,
+                            cwd=REPO, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")}, timeout=60)
+    assert listed.returncode == 0 and "Stopped" in listed.stdout and "Running" not in listed.stdout, listed
+    with history.History(history_in_tmp) as records:
+        [recorded] = records.runs()[0]
+        [attempt] = records.attempts(recorded["name"])
+    assert recorded["phase"] == "Stopped" and "ended without finishing it" in recorded["message"], recorded
+    assert attempt["phase"] == "Failed" and attempt["finished_at"], attempt
+    assert list((tmp_path / "tmp").iterdir()) == [], "its scratch folder goes once the run is known to be over"
+
+
+def test_a_run_whose_process_lives_is_left_running(tmp_path, history_in_tmp, cleanup):
+    run, pids = start_run(tmp_path, True)
+    cleanup += [*pids, run.pid]
+    with history.History(history_in_tmp) as records:
+        assert records.runs()[0][0]["phase"] == "Running"
+    run.send_signal(signal.SIGTERM)
+    run.communicate(timeout=20)
 
 
 def test_ending_the_group_spares_a_job_that_leads_no_session_of_its_own(tmp_path):
