@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import enum
 import json
-import re
+from collections.abc import Callable
 from typing import Any
 
-from ferry.core import records
+from ferry.core import integrity, records
 
 
 class Kind(str, enum.Enum):
@@ -22,8 +22,6 @@ class Kind(str, enum.Enum):
 
 
 _KINDS = {kind.value: kind for kind in Kind} | {kind: kind for kind in Kind}
-_MANIFEST_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _uri(value: Any) -> Any:
@@ -34,8 +32,8 @@ def _kind(value: Any) -> Any:
     return _KINDS.get(value, records.NO) if type(value) in (str, Kind) else records.NO
 
 
-def _matching(pattern: re.Pattern[str]) -> records.Check:
-    return lambda value: value if type(value) is str and pattern.fullmatch(value) else records.NO
+def _matching(matches: Callable[[object], bool]) -> records.Check:
+    return lambda value: value if matches(value) else records.NO
 
 
 class BlobRef(records.Record):
@@ -51,8 +49,8 @@ class BlobRef(records.Record):
         "kind": (_kind, records.NO),
         "size": (records.optional(records.integer(0)), None),
         "file_count": (records.optional(records.integer(0)), None),
-        "manifest_digest": (records.optional(_matching(_MANIFEST_DIGEST)), None),
-        "sha256": (records.optional(_matching(_SHA256)), None),
+        "manifest_digest": (records.optional(_matching(integrity.is_manifest_digest)), None),
+        "sha256": (records.optional(_matching(integrity.is_sha256)), None),
     }
 
     uri: str
@@ -80,8 +78,8 @@ class BlobRef(records.Record):
             kind: Kind
             size: int | None = pydantic.Field(None, ge=0)
             file_count: int | None = pydantic.Field(None, ge=0)
-            manifest_digest: str | None = pydantic.Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
-            sha256: str | None = pydantic.Field(None, pattern=r"^[0-9a-f]{64}$")
+            manifest_digest: str | None = pydantic.Field(None, pattern=integrity.MANIFEST_DIGEST)
+            sha256: str | None = pydantic.Field(None, pattern=integrity.SHA256)
 
             @pydantic.field_validator("uri")
             @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pydantic
 
+from ferry.core import integrity
 from ferry.data.entries import check_relpath, digest_of, object_uri
 
 
@@ -19,7 +20,7 @@ class Entry(pydantic.BaseModel):
     """Relative POSIX path inside the directory."""
     size: int | None = pydantic.Field(None, ge=0)
     """Bytes; None only in listings of directories Ferry did not publish."""
-    sha256: str | None = pydantic.Field(None, pattern=r"^[0-9a-f]{64}$")
+    sha256: str | None = pydantic.Field(None, pattern=integrity.SHA256)
     """Hex digest of the content; None only in listings of directories Ferry did not publish."""
     mode: int = pydantic.Field(0o644, ge=0, le=0o777)
     """Permission bits (executable bits included) to restore."""
