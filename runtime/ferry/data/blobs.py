@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable
 from typing import Any
 
 from ferry.core import integrity, records
@@ -24,16 +23,17 @@ class Kind(str, enum.Enum):
 _KINDS = {kind.value: kind for kind in Kind} | {kind: kind for kind in Kind}
 
 
-def _uri(value: Any) -> Any:
-    return value if type(value) is str and "://" in value else records.NO
+def _has_scheme(uri: str) -> str:
+    if "://" not in uri:
+        raise ValueError(f"{uri!r} is not a URI; expected scheme://..., e.g. s3://bucket/key or file:///path")
+    return uri
+
+
+_uri = records.constrained(lambda value: value if type(value) is str and "://" in value else records.NO, _has_scheme)
 
 
 def _kind(value: Any) -> Any:
     return _KINDS.get(value, records.NO) if type(value) in (str, Kind) else records.NO
-
-
-def _matching(matches: Callable[[object], bool]) -> records.Check:
-    return lambda value: value if matches(value) else records.NO
 
 
 class BlobRef(records.Record):
@@ -49,8 +49,8 @@ class BlobRef(records.Record):
         "kind": (_kind, records.NO),
         "size": (records.optional(records.integer(0)), None),
         "file_count": (records.optional(records.integer(0)), None),
-        "manifest_digest": (records.optional(_matching(integrity.is_manifest_digest)), None),
-        "sha256": (records.optional(_matching(integrity.is_sha256)), None),
+        "manifest_digest": (records.optional(records.matching(integrity.MANIFEST_DIGEST)), None),
+        "sha256": (records.optional(records.matching(integrity.SHA256)), None),
     }
 
     uri: str
@@ -66,26 +66,3 @@ class BlobRef(records.Record):
         if all(value.isprintable() for value in values.values() if isinstance(value, str)):
             return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
         return self.as_model().model_dump_json(exclude_none=True)
-
-    @classmethod
-    def _pydantic(cls) -> type:
-        import pydantic
-
-        class BlobRef(pydantic.BaseModel):
-            model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-
-            uri: str
-            kind: Kind
-            size: int | None = pydantic.Field(None, ge=0)
-            file_count: int | None = pydantic.Field(None, ge=0)
-            manifest_digest: str | None = pydantic.Field(None, pattern=integrity.MANIFEST_DIGEST)
-            sha256: str | None = pydantic.Field(None, pattern=integrity.SHA256)
-
-            @pydantic.field_validator("uri")
-            @classmethod
-            def _has_scheme(cls, uri: str) -> str:
-                if "://" not in uri:
-                    raise ValueError(f"{uri!r} is not a URI; expected scheme://..., e.g. s3://bucket/key or file:///path")
-                return uri
-
-        return BlobRef

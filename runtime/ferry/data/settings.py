@@ -12,9 +12,12 @@ import os
 import pathlib
 import tempfile
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ferry.core import records, uris
+
+if TYPE_CHECKING:  # the generated model evaluates the annotations with pydantic (records.model_of)
+    import pydantic
 
 ENV_PREFIX = "FERRY_"
 MiB = 1024 * 1024
@@ -35,7 +38,8 @@ def _normalized(raw_data_prefix: str, cache_dir: pathlib.Path) -> str:
 
 class Settings(records.Record):
     """The data plane's settings (see the module docstring). A ``records.Record``: plainly right
-    values (those of ``FERRY_*`` variables included) are checked without pydantic."""
+    values (those of ``FERRY_*`` variables included) are checked without pydantic; its model is
+    generated from these fields (annotation, check, default)."""
 
     FIELDS = {
         "cache_dir": (records.path, records.Factory(_default_cache_dir)),
@@ -115,9 +119,9 @@ class Settings(records.Record):
     s3_access_key_id: str | None
     """Static credentials; unset: the AWS credential chain (env, profile, IRSA, instance role)."""
 
-    s3_secret_access_key: Any
-    """A ``pydantic.SecretStr`` when set (given as a string), so it never shows in a repr or log."""
-    s3_session_token: Any
+    s3_secret_access_key: pydantic.SecretStr | None
+    """Given as a string, kept as a ``pydantic.SecretStr``, so it never shows in a repr or log."""
+    s3_session_token: pydantic.SecretStr | None
 
     s3_credentials_file: pathlib.Path | None
     """Temporary credentials kept fresh by another process (a task pod's ``ferry-credentials``
@@ -130,52 +134,14 @@ class Settings(records.Record):
     http_timeout: float
     """Seconds before an http(s) request gives up (then it is retried; default 60)."""
 
-    def _finish(self, fields: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            fields["raw_data_prefix"] = _normalized(fields["raw_data_prefix"], fields["cache_dir"])
-        except ValueError:  # the model says what is wrong, as a validation error
-            return None
-        return fields
+    @classmethod
+    def _validate(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        return {**fields, "raw_data_prefix": _normalized(fields["raw_data_prefix"], fields["cache_dir"])}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from ``FERRY_*`` variables; a bad value names its variable."""
         return from_environ(cls, ENV_PREFIX, environ, "Ferry settings in the environment")
-
-    @classmethod
-    def _pydantic(cls) -> type:
-        import pydantic
-
-        class Settings(pydantic.BaseModel):
-            model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-
-            cache_dir: pathlib.Path = pydantic.Field(default_factory=_default_cache_dir)
-            raw_data_prefix: str = ""
-            local_dir: pathlib.Path = pydantic.Field(default_factory=_default_local_dir)
-            hash_cache: bool = True
-            local_fork: bool = True
-            concurrency: int = pydantic.Field(32, ge=1, le=1024)
-            max_attempts: int = pydantic.Field(5, ge=1, le=50)
-            retry_seconds: float = pydantic.Field(120.0, ge=0)
-            multipart_threshold: int = pydantic.Field(16 * MiB, ge=5 * MiB)
-            multipart_chunksize: int = pydantic.Field(8 * MiB, ge=5 * MiB)
-            multipart_concurrency: int = pydantic.Field(10, ge=1, le=256)
-            s3_endpoint_url: str | None = None
-            s3_region: str | None = None
-            s3_addressing_style: Literal["auto", "path", "virtual"] | None = None
-            s3_access_key_id: str | None = None
-            s3_secret_access_key: pydantic.SecretStr | None = None
-            s3_session_token: pydantic.SecretStr | None = None
-            s3_credentials_file: pathlib.Path | None = None
-            s3_role_arn: str | None = None
-            http_timeout: float = pydantic.Field(60.0, gt=0)
-
-            @pydantic.model_validator(mode="after")
-            def _normalize_raw_data_prefix(self) -> Settings:
-                object.__setattr__(self, "raw_data_prefix", _normalized(self.raw_data_prefix, self.cache_dir))
-                return self
-
-        return Settings
 
 
 Model = TypeVar("Model")
