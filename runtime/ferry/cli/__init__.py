@@ -587,6 +587,7 @@ def outputs(args: argparse.Namespace) -> int:
     must be an output's name, one segment inside the directory, reached through no link."""
     from ferry.api import resource
     from ferry.pod import podruntime
+    from ferry.values import typed as values
 
     workflow = _workflow_of(args)
     status = resource.WorkflowStatus.model_validate(workflow.get("status") or {})
@@ -619,8 +620,7 @@ def outputs(args: argparse.Namespace) -> int:
         if output.kind == resource.Kind.VALUE and output.uri is None:
             plain[name] = output.value
             continue
-        ref = ferry.BlobRef.model_validate(output.model_dump(exclude={"value"}, exclude_none=True) |
-                                           ({"kind": "file"} if output.kind == resource.Kind.VALUE else {}))
+        ref = values.blob_of(output, ferry.Kind.FILE if output.kind == resource.Kind.VALUE else None)
         path = store.get(ref, target / name, recursive=ref.kind != ferry.Kind.FILE)
         print(f"{name} -> {path}")
     if plain:
