@@ -34,13 +34,11 @@ _BIG = 2 ** 63
 
 
 def constrained(check: Check, after: Callable[[Any], Any] | None = None, **constraints: Any) -> Check:
-    """``check``, carrying what the model adds to the field's type: ``pydantic.Field``'s
-    ``constraints``, and ``after``, a validator for what ``check`` leaves to the model (it raises
-    ``ValueError`` or converts; on what ``check`` takes, it must change nothing)."""
-    def carrying(value: Any) -> Any:
-        return check(value)
-    carrying.constraints, carrying.after = constraints, after
-    return carrying
+    """``check`` (a function of its own: this sets its attributes), carrying what the model adds
+    to the field's type: ``pydantic.Field``'s ``constraints``, and ``after``, a validator for what
+    ``check`` leaves to the model (it raises ``ValueError`` or converts; what ``check`` takes, it keeps)."""
+    check.constraints, check.after = constraints, after
+    return check
 
 
 def text(value: Any) -> Any:

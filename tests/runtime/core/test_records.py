@@ -242,3 +242,8 @@ def test_a_record_s_model_is_generated_from_its_one_declaration():
             Sample(**{"name": "x", **wrong})
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         made.count = 1
+
+
+@pytest.mark.parametrize("cls", [blobs.BlobRef, settings_.Settings, Sample])
+def test_every_field_has_one_annotation_and_one_check_in_the_same_order(cls):
+    assert [name for name in cls.__annotations__ if name != "FIELDS"] == list(cls.FIELDS)
