@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -12,16 +11,6 @@ from ferry.core import errors
 
 CHUNK = 1024 * 1024
 OnBytes = Callable[[int], None]
-
-SHA256 = r"^[0-9a-f]{64}$"
-"""A hex sha256, as the models' ``pattern`` and the CRD's schema write it (``is_sha256`` checks it here)."""
-MANIFEST_DIGEST = r"^sha256:[0-9a-f]{64}$"
-"""A manifest's digest: ``sha256:`` and its hex sha256."""
-_SHA256 = re.compile(SHA256)
-
-
-def is_sha256(value: object) -> bool:
-    return type(value) is str and _SHA256.fullmatch(value) is not None
 
 
 def verify(name: str, expected_size: int | None, expected_sha256: str | None, size: int, sha256: str) -> None:

@@ -11,7 +11,7 @@ import enum
 import json
 from typing import Any
 
-from ferry.core import integrity, records
+from ferry.core import digests, records
 
 
 class Kind(str, enum.Enum):
@@ -49,8 +49,8 @@ class BlobRef(records.Record):
         "kind": (_kind, records.NO),
         "size": (records.optional(records.integer(0)), None),
         "file_count": (records.optional(records.integer(0)), None),
-        "manifest_digest": (records.optional(records.matching(integrity.MANIFEST_DIGEST)), None),
-        "sha256": (records.optional(records.matching(integrity.SHA256)), None),
+        "manifest_digest": (records.optional(records.matching(digests.MANIFEST_DIGEST)), None),
+        "sha256": (records.optional(records.matching(digests.SHA256)), None),
     }
 
     uri: str

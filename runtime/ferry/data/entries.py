@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ferry.core import errors, integrity, uris
+from ferry.core import digests, errors, uris
 
 
 class StoredEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -21,7 +21,7 @@ class StoredEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Relative POSIX path inside the directory."""
     size: Annotated[int, msgspec.Meta(ge=0)] | None = None
     """Bytes; None only in listings of directories Ferry did not publish."""
-    sha256: Annotated[str, msgspec.Meta(min_length=64, max_length=64, extra={"pattern": integrity.SHA256})] | None = None
+    sha256: Annotated[str, msgspec.Meta(min_length=64, max_length=64, extra={"pattern": digests.SHA256})] | None = None
     """Hex digest of the content; None only in listings of directories Ferry did not publish."""
     mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o644
     """Permission bits (executable bits included) to restore."""
