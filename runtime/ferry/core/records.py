@@ -115,11 +115,26 @@ class Factory:
         self.make = make
 
 
+class field:  # noqa: N801 - written as a field's value, as dataclasses.field
+    """A record's field, declared in its class body: ``concurrency: int = records.field(integer(1, 1024), 32)``."""
+
+    def __init__(self, check: Check, default: Any = NO):
+        self.check, self.default = check, default
+
+
 class Record:
-    """A frozen record; subclasses set ``FIELDS`` (name: (check, default, or ``NO`` if required))
-    and ``_pydantic``."""
+    """A frozen record; subclasses declare each field once, ``name: type = field(check, default)``
+    (the default is ``NO`` when required), which ``FIELDS`` collects in order."""
 
     FIELDS: ClassVar[dict[str, tuple[Check, Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        declared = {name: value for name, value in vars(cls).items() if isinstance(value, field)}
+        if declared:
+            cls.FIELDS = {name: (value.check, value.default) for name, value in declared.items()}
+            for name in declared:
+                delattr(cls, name)  # each record holds its own values
 
     def __init__(self, **values: Any):
         checked = self._check(values)

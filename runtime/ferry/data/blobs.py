@@ -44,21 +44,12 @@ class BlobRef(records.Record):
     manifest (directory, asset), which pins every file's size and hash; ``sha256``, hex sha256 of
     the content (file). A ``records.Record``: no pydantic unless the input needs it."""
 
-    FIELDS = {
-        "uri": (_uri, records.NO),
-        "kind": (_kind, records.NO),
-        "size": (records.optional(records.integer(0)), None),
-        "file_count": (records.optional(records.integer(0)), None),
-        "manifest_digest": (records.optional(records.matching(digests.MANIFEST_DIGEST)), None),
-        "sha256": (records.optional(records.matching(digests.SHA256)), None),
-    }
-
-    uri: str
-    kind: Kind
-    size: int | None
-    file_count: int | None
-    manifest_digest: str | None
-    sha256: str | None
+    uri: str = records.field(_uri)
+    kind: Kind = records.field(_kind)
+    size: int | None = records.field(records.optional(records.integer(0)), None)
+    file_count: int | None = records.field(records.optional(records.integer(0)), None)
+    manifest_digest: str | None = records.field(records.optional(records.matching(digests.MANIFEST_DIGEST)), None)
+    sha256: str | None = records.field(records.optional(records.matching(digests.SHA256)), None)
 
     def to_json(self) -> str:
         """Compact JSON, as pydantic writes it (printable text is written the same by ``json``)."""

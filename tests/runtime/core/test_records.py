@@ -209,18 +209,11 @@ def _stripped(name: str) -> str:
 class Sample(records.Record):
     """A record declared once: the generated model takes its types, defaults, constraints, validators."""
 
-    FIELDS = {
-        "count": (records.integer(1, 3), 2),
-        "digest": (records.optional(records.matching(r"^[ab]{2}$")), None),
-        "folder": (records.path, records.Factory(lambda: pathlib.Path("/default"))),
-        "name": (records.constrained(lambda name: name if type(name) is str and name and name.strip() == name
-                                     else records.NO, after=_stripped), records.NO),
-    }
-
-    count: int
-    digest: str | None
-    folder: pathlib.Path
-    name: str
+    count: int = records.field(records.integer(1, 3), 2)
+    digest: str | None = records.field(records.optional(records.matching(r"^[ab]{2}$")), None)
+    folder: pathlib.Path = records.field(records.path, records.Factory(lambda: pathlib.Path("/default")))
+    name: str = records.field(records.constrained(
+        lambda name: name if type(name) is str and name and name.strip() == name else records.NO, after=_stripped))
 
     @classmethod
     def _validate(cls, fields):
