@@ -21,7 +21,8 @@ def _limits(kind: Any) -> Any:
         base, *metas = typing.get_args(kind)
         limits = {}
         for meta in metas:
-            limits |= {name: getattr(meta, name) for name in ("ge", "gt", "le", "lt") if getattr(meta, name) is not None}
+            limits |= {name: getattr(meta, name) for name in ("ge", "gt", "le", "lt")
+                       if getattr(meta, name) is not None}
             limits |= meta.extra or {}
         return Annotated[base, pydantic.Field(**limits)]
     if typing.get_origin(kind) in (typing.Union, types.UnionType):

@@ -90,7 +90,8 @@ class Settings(records.Record):
     s3_region: str | None = records.field(records.optional(records.text), None)
     """S3 region. Unset: ``AWS_REGION``/``AWS_DEFAULT_REGION``."""
 
-    s3_addressing_style: Literal["auto", "path", "virtual"] | None = records.field(records.optional(records.choice("auto", "path", "virtual")), None)
+    s3_addressing_style: Literal["auto", "path", "virtual"] | None = records.field(
+        records.optional(records.choice("auto", "path", "virtual")), None)
     """``path`` for most self-hosted stores; unset: boto3's default (``auto``)."""
 
     s3_access_key_id: str | None = records.field(records.optional(records.text), None)
