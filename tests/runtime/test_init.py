@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import ferry
 
 
@@ -39,3 +41,14 @@ def test_public_names_load_on_first_use():
 
     assert ferry.use_store is store.using and ferry.current_store is store.current
     assert ferry.data.__name__ == "ferry.data"  # the layers too, as subpackages
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["get", "--help"]])
+def test_ferry_help_loads_no_pydantic(argv):
+    """Help answers before any model is loaded: the commands import them when they run."""
+    after_help = ("import contextlib, io\nfrom ferry import cli\n"
+                  "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
+                  f"    cli.main({argv!r})\n"
+                  "assert 'usage: ferry' in out.getvalue()")
+    imported = imported_after(after_help)
+    assert "ferry" in imported and "pydantic" not in imported

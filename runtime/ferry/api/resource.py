@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic.alias_generators import to_camel
 
+from ferry.core import digests
+
 GROUP = "ferry.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -520,7 +522,7 @@ class StoredResult(StatusModel):
     checking its digest."""
 
     uri: str
-    sha256: str = pydantic.Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = pydantic.Field(pattern=digests.SHA256)
     size: int
     output: str | None = None
     """Which output of that result is meant (in a workflow's outputs and in a pod's plan)."""

@@ -19,12 +19,11 @@ import typing
 from typing import Any, NoReturn
 
 import ferry
-from ferry.api import resource, scheduler
 from ferry.cli import terminal
-from ferry.core import malloc
-from ferry.execution import history
-from ferry.pod import podruntime
-from ferry.values import typed as values
+
+if typing.TYPE_CHECKING:  # each command imports the models it uses: ``ferry --help`` loads no pydantic
+    from ferry.api import resource
+    from ferry.execution import history
 
 
 def load_workflow(target: str, command: str = "run"):
@@ -63,6 +62,7 @@ def load_manifest(path: str) -> tuple[str, resource.WorkflowSpec]:
     import pydantic
     import yaml
 
+    from ferry.api import resource
     from ferry.execution import local
 
     try:
@@ -131,6 +131,9 @@ def convert(annotation: Any, text: str) -> Any:
     """A command-line value as ``annotation`` wants it: JSON where it parses as the type wants (``3``,
     ``true``, ``["a"]``), else the text itself (a ``str``; pydantic reads ``yes``, dates... from text);
     a File or Directory from a path or URI, an Asset from a directory (published now) or a stored asset."""
+    from ferry.api import resource
+    from ferry.values import typed as values
+
     kind = values.kind_of(annotation)
     if kind != resource.Kind.VALUE:
         return _reference(annotation, kind, text)
@@ -146,6 +149,7 @@ def convert(annotation: Any, text: str) -> Any:
 def _reference(annotation: Any, kind: resource.Kind, text: str) -> Any:
     """A File, Directory or Asset input from a URI, or from a local path that exists (checked now,
     not when the run has started)."""
+    from ferry.api import resource
     from ferry.core import uris
     from ferry.data import blobs
 
@@ -169,6 +173,9 @@ def _type_name(annotation: Any) -> str:
 
 def _hint(annotation: Any) -> str:
     """How to write a value of ``annotation`` on the command line, where its name does not say."""
+    from ferry.api import resource
+    from ferry.values import typed as values
+
     if values.kind_of(annotation) != resource.Kind.VALUE:
         return "a local path or a URI"
     if annotation is bool:
@@ -182,6 +189,8 @@ def _expected(annotation: Any) -> str:
 
 
 def _default(annotation: Any, default: Any) -> str:
+    from ferry.values import typed as values
+
     if isinstance(default, str):
         return default
     try:
@@ -221,8 +230,9 @@ def _check_remote_store(store: ferry.Store) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ferry.api import resource
     from ferry.core import lifetime
-    from ferry.execution import local
+    from ferry.execution import history, local
 
     store = _store(args.store)
     if args.workflow.endswith(MANIFEST_SUFFIXES):
@@ -263,7 +273,7 @@ def stopped(name: str, run_id: str, error: KeyboardInterrupt) -> int:
     """A local run stopped by Ctrl-C or SIGTERM (its tasks are, its scratch folder is gone, the history
     says ``Stopped``): one line instead of a traceback, and the exit status a shell gives the signal."""
     from ferry.core import lifetime
-    from ferry.execution import local
+    from ferry.execution import history, local
 
     print(f"\n{name}: {local.stop_message(error).removeprefix('the run ')}"
           + (f"; see it with: ferry get --local {run_id}" if history.enabled() else ""), file=sys.stderr)
@@ -272,8 +282,9 @@ def stopped(name: str, run_id: str, error: KeyboardInterrupt) -> int:
 
 def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store) -> int:
     """Run a Workflow manifest here: its container tasks under podman or docker (``ferry.execution.containers``)."""
+    from ferry.api import resource
     from ferry.core import lifetime
-    from ferry.execution import local
+    from ferry.execution import history, local
 
     if args.remote:
         usage_error("run", f"a manifest goes to the cluster as it is: kubectl create -f {args.workflow}")
@@ -301,6 +312,7 @@ def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store)
 
 def run_remote(args: argparse.Namespace, workflow, inputs: dict[str, Any], store: ferry.Store) -> int:
     """Upload the code, create the Workflow on the cluster, follow it, print its outputs."""
+    from ferry.api import resource
     from ferry.cluster import remote
     from ferry.definitions import sources
     from ferry.execution import local
@@ -364,6 +376,7 @@ def stop(args: argparse.Namespace) -> int:
 
 def retry(args: argparse.Namespace) -> int:
     """Run a failed or stopped workflow's unfinished tasks again; ``--follow`` as ``ferry run --remote``."""
+    from ferry.api import resource
     from ferry.cluster import remote
 
     tasks = remote.rerun(args.name, args.namespace, args.context)
@@ -392,8 +405,10 @@ def delete(args: argparse.Namespace) -> int:
 def gc(args: argparse.Namespace) -> int:
     """Empty the folders of workflows (or local runs) that are gone, written before ``--older-than``,
     except what is still referenced (``ferry.data.cleanup`` says what is)."""
+    from ferry.api import resource
     from ferry.cluster import remote
     from ferry.data import cleanup, collect
+    from ferry.execution import history
 
     try:
         before = time.time() - cleanup.older_than(args.older_than).total_seconds()
@@ -447,6 +462,8 @@ def get(args: argparse.Namespace) -> int:
 
 def show_workflow(workflow: dict) -> None:
     """One workflow in detail: a Workflow from the cluster, or a local run from the history (same shape)."""
+    from ferry.api import resource
+
     name, status = workflow["metadata"]["name"], resource.WorkflowStatus.model_validate(workflow.get("status") or {})
     shown = terminal.printable
     print(shown(f"{name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip(), lines=True))
@@ -459,6 +476,8 @@ def show_workflow(workflow: dict) -> None:
 
 def get_local(args: argparse.Namespace) -> int:
     """Runs recorded on this machine, as ``kubectl get fwf`` lists a cluster's; or one in detail."""
+    from ferry.api import scheduler
+
     with _history("get") as records:
         if args.name:
             workflow = records.workflow(args.name)
@@ -505,6 +524,8 @@ def age(then: datetime.datetime, now: datetime.datetime) -> str:
 @contextlib.contextmanager
 def _history(command: str):
     """The local history, or one line on stderr and exit 1 if it cannot be read."""
+    from ferry.execution import history
+
     try:
         records = history.History()
     except (history.HistoryError, sqlite3.Error, OSError) as error:
@@ -520,6 +541,8 @@ def _no_run(command: str, name: str, records: history.History) -> int:
 
 def _shown(output: resource.Output, store: ferry.Store) -> str:
     """An output as a line shows it: its value, or its URI (read from a stored result if need be)."""
+    from ferry.pod import podruntime
+
     if output.result is not None:
         try:
             output = podruntime.dereference(output, store)
@@ -562,6 +585,10 @@ def outputs(args: argparse.Namespace) -> int:
 
     The names come from the Workflow's status, written by the operator from what tasks report: each
     must be an output's name, one segment inside the directory, reached through no link."""
+    from ferry.api import resource
+    from ferry.pod import podruntime
+    from ferry.values import typed as values
+
     workflow = _workflow_of(args)
     status = resource.WorkflowStatus.model_validate(workflow.get("status") or {})
     if args.task:
@@ -593,8 +620,7 @@ def outputs(args: argparse.Namespace) -> int:
         if output.kind == resource.Kind.VALUE and output.uri is None:
             plain[name] = output.value
             continue
-        ref = ferry.BlobRef.model_validate(output.model_dump(exclude={"value"}, exclude_none=True) |
-                                           ({"kind": "file"} if output.kind == resource.Kind.VALUE else {}))
+        ref = values.blob_of(output, ferry.Kind.FILE if output.kind == resource.Kind.VALUE else None)
         path = store.get(ref, target / name, recursive=ref.kind != ferry.Kind.FILE)
         print(f"{name} -> {path}")
     if plain:
@@ -607,6 +633,7 @@ def _workflow_of(args: argparse.Namespace) -> dict:
     """The Workflow ``args.name``: a local run from the history (with ``--local``, or when the history
     has it: a run id names one run), else the cluster's."""
     from ferry.cluster import remote
+    from ferry.execution import history
 
     if args.local or (history.enabled() and history.default_path().is_file()):
         with _history(args.command) as records:
@@ -631,6 +658,8 @@ def ls(args: argparse.Namespace) -> int:
 
 def compile_(args: argparse.Namespace, extra: list[str]) -> int:
     import yaml
+
+    from ferry.api import resource
 
     class Dumper(yaml.SafeDumper):
         """Quotes strings that YAML 1.1 readers such as kubectl take for booleans (``n``, ``on``...)."""
@@ -685,8 +714,6 @@ _DESCRIPTIONS = {
 
 def command_parser(command: str, target: str | None = None, workflow=None) -> argparse.ArgumentParser:
     """``ferry run`` or ``ferry compile``: its options, and with a workflow its inputs (its --help)."""
-    from ferry.definitions import tasks
-
     parser = argparse.ArgumentParser(
         prog=f"ferry {command}" + (f" {target}" if workflow else ""), add_help=False, allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter if workflow and workflow.__doc__ else
@@ -697,6 +724,8 @@ def command_parser(command: str, target: str | None = None, workflow=None) -> ar
                             help="the workflow: path/to/file.py:name or package.module:name"
                                  + (", or a Workflow manifest (FILE.yaml) to run here" if command == "run" else ""))
     else:
+        from ferry.definitions import tasks  # a workflow is loaded: its models are too
+
         inputs = parser.add_argument_group(f"inputs of {workflow.__name__}")
         for name, annotation in workflow.inputs.items():
             default = workflow.signature.parameters[name].default
@@ -801,17 +830,20 @@ def _kubectl_failed(args: argparse.Namespace, error: Exception) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)  # ``--help`` ends here, having loaded no pydantic
+    if args.command in ("run", "compile") and args.help:  # and this one with no workflow to load
+        manifest = (args.workflow or "").endswith(MANIFEST_SUFFIXES)
+        try:
+            workflow = load_workflow(args.workflow, args.command) if args.workflow and not manifest else None
+        except ferry.DefinitionError as error:
+            usage_error(args.command, terminal.printable(error))
+        command_parser(args.command, args.workflow, workflow).print_help()
+        raise SystemExit(0)
     from ferry.cluster import remote
 
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
     if args.command in ("run", "compile"):
         try:
-            if args.help:
-                manifest = (args.workflow or "").endswith(MANIFEST_SUFFIXES)
-                workflow = load_workflow(args.workflow, args.command) if args.workflow and not manifest else None
-                command_parser(args.command, args.workflow, workflow).print_help()
-                raise SystemExit(0)
             if not args.workflow:
                 usage_error(args.command, "which workflow? give MODULE:WORKFLOW, e.g. examples/quickstart.py:pipeline "
                                           f"(ferry {args.command} --help says more)")
@@ -833,9 +865,9 @@ def _main(argv: list[str] | None) -> int:
         except remote.KubectlError as error:
             return _kubectl_failed(args, error)
     if args.command == "pod":
-        from ferry.core import lifetime
+        from ferry.core import lifetime, malloc
         from ferry.execution import localpod
-        from ferry.pod import cleanup, credentials, runner
+        from ferry.pod import cleanup, credentials, podruntime, runner
 
         lifetime.die_with_parent_from_env()  # a local run's task process: it ends with the run
         if args.pod_command in ("fetch", "publish", "run-container"):  # Ferry's own: no user code allocates here

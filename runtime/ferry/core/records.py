@@ -7,6 +7,10 @@ check the usual input (the exact types, within the limits) in plain Python. Anyt
 ``"64"`` for an int to a bad value, goes through an equivalent pydantic model, built on first use,
 which converts it as before or raises the same ``ValidationError`` (``tests/runtime/core/test_records.py``
 holds the two paths to the same results and messages).
+
+A record is declared once: its annotations are the model's types, and each field's check carries
+the model's constraints (``integer(1, 50)`` is ``ge=1, le=50``), so the model is generated
+(``model_of``) and cannot drift from the checks.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import functools
 import json
 import pathlib
 import re
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -28,6 +33,14 @@ _DECIMAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,15})?")
 _BIG = 2 ** 63
 
 
+def constrained(check: Check, after: Callable[[Any], Any] | None = None, **constraints: Any) -> Check:
+    """``check`` (a function of its own: this sets its attributes), carrying what the model adds
+    to the field's type: ``pydantic.Field``'s ``constraints``, and ``after``, a validator for what
+    ``check`` leaves to the model (it raises ``ValueError`` or converts; what ``check`` takes, it keeps)."""
+    check.constraints, check.after = constraints, after
+    return check
+
+
 def text(value: Any) -> Any:
     return value if type(value) is str else NO
 
@@ -38,7 +51,7 @@ def integer(low: int, high: int | None = None) -> Check:
         if type(value) is str and _DIGITS.fullmatch(value):
             value = int(value)
         return value if type(value) is int and low <= value < _BIG and (high is None or value <= high) else NO
-    return check
+    return constrained(check, ge=low, **({} if high is None else {"le": high}))
 
 
 def number(low: float, above: bool = False) -> Check:
@@ -47,7 +60,14 @@ def number(low: float, above: bool = False) -> Check:
         if type(value) is str and _DECIMAL.fullmatch(value) or type(value) is int and abs(value) < _BIG:
             value = float(value)
         return value if type(value) is float and (value > low if above else value >= low) else NO
-    return check
+    return constrained(check, **{"gt" if above else "ge": low})
+
+
+def matching(pattern: str) -> Check:
+    """Text ``pattern`` (anchored, as a model's ``pattern``) matches whole."""
+    compiled = re.compile(pattern)
+    return constrained(lambda value: value if type(value) is str and compiled.fullmatch(value) else NO,
+                       pattern=pattern)
 
 
 _BOOLEANS = {True: True, False: False, "true": True, "false": False, "1": True, "0": False}
@@ -68,7 +88,8 @@ def choice(*options: str) -> Check:
 
 
 def optional(check: Check) -> Check:
-    return lambda value: None if value is None else check(value)
+    return constrained(lambda value: None if value is None else check(value), getattr(check, "after", None),
+                       **getattr(check, "constraints", {}))
 
 
 def absent(value: Any) -> Any:
@@ -94,11 +115,26 @@ class Factory:
         self.make = make
 
 
+class field:  # noqa: N801 - written as a field's value, as dataclasses.field
+    """A record's field, declared in its class body: ``concurrency: int = records.field(integer(1, 1024), 32)``."""
+
+    def __init__(self, check: Check, default: Any = NO):
+        self.check, self.default = check, default
+
+
 class Record:
-    """A frozen record; subclasses set ``FIELDS`` (name: (check, default, or ``NO`` if required))
-    and ``_pydantic``."""
+    """A frozen record; subclasses declare each field once, ``name: type = field(check, default)``
+    (the default is ``NO`` when required), which ``FIELDS`` collects in order."""
 
     FIELDS: ClassVar[dict[str, tuple[Check, Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        declared = {name: value for name, value in vars(cls).items() if isinstance(value, field)}
+        if declared:
+            cls.FIELDS = {name: (value.check, value.default) for name, value in declared.items()}
+            for name in declared:
+                delattr(cls, name)  # each record holds its own values
 
     def __init__(self, **values: Any):
         checked = self._check(values)
@@ -125,13 +161,21 @@ class Record:
         return self._finish(checked)
 
     def _finish(self, fields: dict[str, Any]) -> dict[str, Any] | None:
-        """The model's own after-validation, on fields that passed; None leaves them to the model."""
+        """``_validate`` on fields that passed; what it refuses is left to the model, which says why."""
+        try:
+            return self._validate(fields)
+        except ValueError:
+            return None
+
+    @classmethod
+    def _validate(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        """Checks across fields, on both paths (the model's after-validator): changed fields, or ValueError."""
         return fields
 
     @classmethod
     def _pydantic(cls) -> type:
         """The equivalent pydantic model (named as this class, so its errors read the same)."""
-        raise NotImplementedError
+        return model_of(cls)
 
     @classmethod
     def _model(cls) -> type:
@@ -219,6 +263,31 @@ def _unpickle(cls: type[Record], fields: dict[str, Any]) -> Record:
 @functools.cache
 def _models(cls: type[Record]) -> type:
     return cls._pydantic()
+
+
+def model_of(cls: type[Record]) -> type:
+    """The pydantic model of a record: its annotations (evaluated with ``pydantic`` in scope, so a
+    field may be a ``pydantic.SecretStr``), its ``FIELDS``' defaults and constraints, ``_validate``."""
+    import pydantic
+
+    hints = typing.get_type_hints(cls, localns={"pydantic": pydantic})
+    fields = {}
+    for name, (check, default) in cls.FIELDS.items():
+        kind = hints[name]
+        if getattr(check, "after", None):
+            kind = typing.Annotated[kind, pydantic.AfterValidator(check.after)]
+        given = {} if default is NO else ({"default_factory": default.make} if isinstance(default, Factory)
+                                          else {"default": default})
+        fields[name] = (kind, pydantic.Field(**given, **getattr(check, "constraints", {})))
+    validators = {}
+    if cls._validate.__func__ is not Record._validate.__func__:
+        def validate(model):
+            for name, value in cls._validate(dict(model)).items():
+                object.__setattr__(model, name, value)
+            return model
+        validators["_validate"] = pydantic.model_validator(mode="after")(validate)
+    return pydantic.create_model(cls.__name__, __config__=pydantic.ConfigDict(frozen=True, extra="forbid"),
+                                 __validators__=validators, **fields)
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from typing import Any
 
-from ferry.core import records
+from ferry.core import digests, records
 
 
 class Kind(str, enum.Enum):
@@ -22,20 +21,19 @@ class Kind(str, enum.Enum):
 
 
 _KINDS = {kind.value: kind for kind in Kind} | {kind: kind for kind in Kind}
-_MANIFEST_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _uri(value: Any) -> Any:
-    return value if type(value) is str and "://" in value else records.NO
+def _has_scheme(uri: str) -> str:
+    if "://" not in uri:
+        raise ValueError(f"{uri!r} is not a URI; expected scheme://..., e.g. s3://bucket/key or file:///path")
+    return uri
+
+
+_uri = records.constrained(lambda value: value if type(value) is str and "://" in value else records.NO, _has_scheme)
 
 
 def _kind(value: Any) -> Any:
     return _KINDS.get(value, records.NO) if type(value) in (str, Kind) else records.NO
-
-
-def _matching(pattern: re.Pattern[str]) -> records.Check:
-    return lambda value: value if type(value) is str and pattern.fullmatch(value) else records.NO
 
 
 class BlobRef(records.Record):
@@ -46,21 +44,12 @@ class BlobRef(records.Record):
     manifest (directory, asset), which pins every file's size and hash; ``sha256``, hex sha256 of
     the content (file). A ``records.Record``: no pydantic unless the input needs it."""
 
-    FIELDS = {
-        "uri": (_uri, records.NO),
-        "kind": (_kind, records.NO),
-        "size": (records.optional(records.integer(0)), None),
-        "file_count": (records.optional(records.integer(0)), None),
-        "manifest_digest": (records.optional(_matching(_MANIFEST_DIGEST)), None),
-        "sha256": (records.optional(_matching(_SHA256)), None),
-    }
-
-    uri: str
-    kind: Kind
-    size: int | None
-    file_count: int | None
-    manifest_digest: str | None
-    sha256: str | None
+    uri: str = records.field(_uri)
+    kind: Kind = records.field(_kind)
+    size: int | None = records.field(records.optional(records.integer(0)), None)
+    file_count: int | None = records.field(records.optional(records.integer(0)), None)
+    manifest_digest: str | None = records.field(records.optional(records.matching(digests.MANIFEST_DIGEST)), None)
+    sha256: str | None = records.field(records.optional(records.matching(digests.SHA256)), None)
 
     def to_json(self) -> str:
         """Compact JSON, as pydantic writes it (printable text is written the same by ``json``)."""
@@ -68,26 +57,3 @@ class BlobRef(records.Record):
         if all(value.isprintable() for value in values.values() if isinstance(value, str)):
             return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
         return self.as_model().model_dump_json(exclude_none=True)
-
-    @classmethod
-    def _pydantic(cls) -> type:
-        import pydantic
-
-        class BlobRef(pydantic.BaseModel):
-            model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-
-            uri: str
-            kind: Kind
-            size: int | None = pydantic.Field(None, ge=0)
-            file_count: int | None = pydantic.Field(None, ge=0)
-            manifest_digest: str | None = pydantic.Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
-            sha256: str | None = pydantic.Field(None, pattern=r"^[0-9a-f]{64}$")
-
-            @pydantic.field_validator("uri")
-            @classmethod
-            def _has_scheme(cls, uri: str) -> str:
-                if "://" not in uri:
-                    raise ValueError(f"{uri!r} is not a URI; expected scheme://..., e.g. s3://bucket/key or file:///path")
-                return uri
-
-        return BlobRef

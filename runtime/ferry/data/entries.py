@@ -1,13 +1,32 @@
-"""The rules for one entry of a manifest and for its digest: shared by the fast reader
-(``ferry.data.manifest``) and the pydantic models (``ferry.data.manifest_models``), which both
+"""One entry of a manifest, declared once (``StoredEntry``), and the rules for it and for a
+manifest's digest: shared by the fast reader (``ferry.data.manifest``) and the pydantic models
+(``ferry.data.manifest_models``, whose ``Entry`` is generated from ``StoredEntry``), which both
 import this and not each other."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Annotated, Any
 
-from ferry.core import errors, uris
+import msgspec
+
+from ferry.core import digests, errors, uris
+
+
+class StoredEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One file of a manifest, as msgspec reads it, strictly typed (no ``"1"`` for 1). The model
+    ``Entry`` has these fields, defaults and limits; the fast reader checks the clean paths and the
+    hex digits of ``sha256`` (the ``pattern`` in ``extra``) on all entries at once (``manifest._checked``)."""
+    path: str
+    """Relative POSIX path inside the directory."""
+    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    """Bytes; None only in listings of directories Ferry did not publish."""
+    sha256: Annotated[str, msgspec.Meta(min_length=64, max_length=64, extra={"pattern": digests.SHA256})] | None = None
+    """Hex digest of the content; None only in listings of directories Ferry did not publish."""
+    mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o644
+    """Permission bits (executable bits included) to restore."""
+    object: str | None = None
+    """Where the bytes are stored when not at ``<directory>/<path>``."""
 
 
 def check_relpath(path: str) -> str:

@@ -26,12 +26,12 @@ import pathlib
 import stat as stat_
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ferry.core import errors, localfiles, uris
-from ferry.data.entries import check_relpath, digest_of, is_utf8, object_uri
+from ferry.data.entries import StoredEntry, check_relpath, digest_of, is_utf8, object_uri
 
 if TYPE_CHECKING:
     from ferry.data.manifest_models import Entry, Manifest
@@ -50,16 +50,6 @@ def all_clean(paths: list[str]) -> bool:
     joined = "\0" + "\0".join(paths) + "\0"
     return not paths or (is_utf8(joined) and joined.count("\0") == len(paths) + 1
                          and not any(unclean in joined for unclean in _JOINED_UNCLEAN))
-
-
-class StoredEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``Entry`` as msgspec checks it, strictly typed (no ``"1"`` for 1): the same fields and limits,
-    but for the clean paths and hex digits of ``sha256``, checked on all entries at once (``_checked``)."""
-    path: str
-    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    sha256: Annotated[str, msgspec.Meta(min_length=64, max_length=64)] | None = None
-    mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o644
-    object: str | None = None
 
 
 class StoredManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

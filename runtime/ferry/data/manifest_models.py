@@ -4,32 +4,46 @@ stored manifest with msgspec (``manifest.part``), does not import pydantic."""
 
 from __future__ import annotations
 
+import types
+import typing
+from typing import Annotated, Any
+
+import msgspec
 import pydantic
 
-from ferry.data.entries import check_relpath, digest_of, object_uri
+from ferry.data.entries import StoredEntry, check_relpath, digest_of, object_uri
 
 
-class Entry(pydantic.BaseModel):
+def _limits(kind: Any) -> Any:
+    """A ``StoredEntry`` field's type as the model checks it: msgspec's bounds and ``extra`` (a
+    ``pattern``) become pydantic's; its lengths only shortcut the pattern, so the pattern says what is wrong."""
+    if typing.get_origin(kind) is Annotated:
+        base, *metas = typing.get_args(kind)
+        limits = {}
+        for meta in metas:
+            limits |= {name: getattr(meta, name) for name in ("ge", "gt", "le", "lt")
+                       if getattr(meta, name) is not None}
+            limits |= meta.extra or {}
+        return Annotated[base, pydantic.Field(**limits)]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return typing.Union[tuple(map(_limits, typing.get_args(kind)))]
+    return kind
+
+
+def _entry() -> type[pydantic.BaseModel]:
+    hints = typing.get_type_hints(StoredEntry, include_extras=True)
+    fields = {field.name: (_limits(hints[field.name]), field.default if field.required is False else ...)
+              for field in msgspec.structs.fields(StoredEntry)}
     # Built on first validation, not at import: restoring a part of an asset makes its entries
-    # with ``model_construct`` and never validates one. No use_attribute_docstrings: it would parse
-    # this file's source at import to copy the field docstrings into a JSON schema nobody asks for.
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    # with ``model_construct`` and never validates one.
+    return pydantic.create_model(
+        "Entry", __config__=pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True), __module__=__name__,
+        __validators__={"_clean_path": pydantic.field_validator("path")(lambda cls, path: check_relpath(path))},
+        **fields)
 
-    path: str
-    """Relative POSIX path inside the directory."""
-    size: int | None = pydantic.Field(None, ge=0)
-    """Bytes; None only in listings of directories Ferry did not publish."""
-    sha256: str | None = pydantic.Field(None, pattern=r"^[0-9a-f]{64}$")
-    """Hex digest of the content; None only in listings of directories Ferry did not publish."""
-    mode: int = pydantic.Field(0o644, ge=0, le=0o777)
-    """Permission bits (executable bits included) to restore."""
-    object: str | None = None
-    """Where the bytes are stored when not at ``<directory>/<path>``."""
 
-    @pydantic.field_validator("path")
-    @classmethod
-    def _clean_path(cls, path: str) -> str:
-        return check_relpath(path)
+Entry = _entry()
+"""``StoredEntry`` as a pydantic model: what reads loosely typed or malformed manifests, and says why."""
 
 
 class Manifest(pydantic.BaseModel):

@@ -14,7 +14,6 @@ import importlib
 import io
 import os
 import pathlib
-import re
 import shutil
 import sys
 import tarfile
@@ -24,7 +23,7 @@ import typing
 
 from ferry.api import resource, taskpod
 from ferry.definitions import sources
-from ferry.core import errors, lifetime, uris
+from ferry.core import digests, errors, lifetime, uris
 from ferry.data import manifest, store as store_
 from ferry.pod import podruntime
 
@@ -53,7 +52,7 @@ def fetch_code(uri: str, store: store_.Store) -> pathlib.Path:
     if len(data) > sources.MAX_ARCHIVE:
         raise ValueError(f"{uri} is larger than a code archive may be ({sources.MAX_ARCHIVE >> 20} MiB)")
     named, actual = uris.basename(uri).removesuffix(".tar.gz"), hashlib.sha256(data).hexdigest()
-    if re.fullmatch(r"[0-9a-f]{64}", named) and actual != named:
+    if digests.is_sha256(named) and actual != named:
         raise errors.IntegrityError(uri, "sha256", named, actual)
     # Python before 3.11.4 (Debian bookworm has 3.11.2) has no extraction filters: check each member.
     filters = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}

@@ -11,8 +11,9 @@ A drive lives under the raw data prefix, and each file remembers the writer that
 Concurrent writers never corrupt each other: a put uploads its bytes to a fresh object, then points
 its own copy record at it (a small atomic write), and only then deletes the object its previous
 copy pointed at. A writer new to a path, unless it allows duplicates, first claims the path with
-a conditional create (``If-None-Match: *`` on S3, an exclusive hard link on the local store), so
-of two racing writers exactly one gets the path and the other is refused before it uploads
+the backend's conditional create (``Backend.put_if_absent``: ``If-None-Match: *`` on S3, an
+exclusive hard link on the local store, best effort through fsspec), so of two racing writers exactly
+one gets the path and the other is refused before it uploads
 anything. Reads check size and sha256, and look again if the copy was replaced while they read it.
 """
 
@@ -31,7 +32,6 @@ import pydantic
 
 from ferry.core import errors, uris
 from ferry.data import blobs, manifest, store as store_
-from ferry.data.backends import base, local
 
 PROTOCOL = "ferry://"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -223,7 +223,7 @@ class Drive:
         """Hold ``path`` for ``writer``: True if this call claimed it, False if the writer already
         held it; FileExistsError if another writer does."""
         uri = self._uri(store, "files", path, CLAIM)
-        while not _create(store.backend(uri), uri, json.dumps({"writer": writer}).encode()):
+        while not store.backend(uri).put_if_absent(uri, json.dumps({"writer": writer}).encode()):
             holder = self._holder(store, path)
             if holder == writer:
                 return False
@@ -266,40 +266,3 @@ def _target(path: str, local_path: str | os.PathLike | None) -> pathlib.Path:
 def _join(folder: str, path: str) -> str:
     return f"{folder}/{path}" if folder else path
 
-
-def _create(backend: base.Backend, uri: str, data: bytes) -> bool:
-    """Store small ``data`` at ``uri`` only if nothing is there, atomically; True if this call did.
-
-    Backends do not offer this yet, so it is done here for the stores that can: S3 (conditional
-    writes) and the local filesystem.
-    """
-    scheme = uris.scheme(uri)
-    if scheme in ("", "file"):
-        target = uris.local_path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}{local.TMP_MARK}{secrets.token_hex(6)}")
-        temporary.write_bytes(data)
-        try:
-            os.link(temporary, target)  # fails if the target exists, and never shows a partial file
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            temporary.unlink()
-    if scheme == "s3":
-        import botocore.exceptions  # only where S3 is used
-
-        bucket, key = uris.split_bucket(uri)
-        for attempt in range(5):
-            try:
-                backend.client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-                return True
-            except botocore.exceptions.ClientError as error:
-                code = error.response.get("Error", {}).get("Code")
-                if code in ("PreconditionFailed", "412"):
-                    return False
-                if code != "ConditionalRequestConflict":  # AWS asks to retry this one
-                    raise
-                time.sleep(0.1 * 2 ** attempt)
-        raise TimeoutError(f"{uri}: the store kept reporting conflicting writes; try again")
-    raise ValueError(f"{uri}: drives need a store with conditional writes (file:// or s3://), not {scheme}://")

@@ -198,3 +198,45 @@ def test_the_version_is_read_as_importlib_metadata_reads_it_without_importing_it
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd, env=env)
         assert run.stdout.split() == [expected, "False"], cwd
     assert expected == "9.8.7rc1"
+
+
+def _stripped(name: str) -> str:
+    if not name.strip():
+        raise ValueError("name is empty")
+    return name.strip()
+
+
+class Sample(records.Record):
+    """A record declared once: the generated model takes its types, defaults, constraints, validators."""
+
+    count: int = records.field(records.integer(1, 3), 2)
+    digest: str | None = records.field(records.optional(records.matching(r"^[ab]{2}$")), None)
+    folder: pathlib.Path = records.field(records.path, records.Factory(lambda: pathlib.Path("/default")))
+    name: str = records.field(records.constrained(
+        lambda name: name if type(name) is str and name and name.strip() == name else records.NO, after=_stripped))
+
+    @classmethod
+    def _validate(cls, fields):
+        if fields["count"] == 3 and fields["digest"] is None:
+            raise ValueError("a count of 3 needs a digest")
+        return {**fields, "name": fields["name"].lower()}
+
+
+def test_a_record_s_model_is_generated_from_its_one_declaration():
+    model = Sample._model()
+    assert model.__name__ == "Sample" and list(model.model_fields) == list(Sample.FIELDS)
+    made = model(name=" Ab ")
+    assert (made.count, made.digest, made.folder, made.name) == (2, None, pathlib.Path("/default"), "ab")
+    assert Sample(name=" Ab ") == Sample(name="Ab") and Sample(name="Ab").model_dump() == made.model_dump()
+    for wrong, says in [({"count": 4}, "less than or equal to 3"), ({"count": 0}, "greater than or equal to 1"),
+                        ({"digest": "abc"}, "should match pattern"), ({"name": " "}, "name is empty"),
+                        ({"count": 3}, "a count of 3 needs a digest"), ({"other": 1}, "Extra inputs")]:
+        with pytest.raises(pydantic.ValidationError, match=says):
+            Sample(**{"name": "x", **wrong})
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        made.count = 1
+
+
+@pytest.mark.parametrize("cls", [blobs.BlobRef, settings_.Settings, Sample])
+def test_every_field_has_one_annotation_and_one_check_in_the_same_order(cls):
+    assert [name for name in cls.__annotations__ if name != "FIELDS"] == list(cls.FIELDS)

@@ -230,15 +230,15 @@ def test_a_claim_is_created_once_even_when_writers_race(store):
 
     def create(i: int) -> bool:
         barrier.wait()
-        return drives._create(backend, uri, f"writer {i}".encode())
+        return backend.put_if_absent(uri, f"writer {i}".encode())
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         created = list(pool.map(create, range(16)))
     assert created.count(True) == 1
     assert backend.read_bytes(uri) == f"writer {created.index(True)}".encode()
-    assert drives._create(backend, uri, b"later") is False
-    with pytest.raises(ValueError, match=r"drives need a store with conditional writes \(file:// or s3://\)"):
-        drives._create(backend, "gs://bucket/claim", b"")
+    assert backend.put_if_absent(uri, b"later") is False
+    assert backend.read_bytes(uri) == f"writer {created.index(True)}".encode()
+    assert [info.path for info in backend.list(uris.join(store.raw_data_prefix, ""))] == ["claim"], "no temporary left"
 
 
 @pytest.mark.parametrize("name", ["lit://drive_1", "drive_1", "ferry://", "ferry://a/b", "ferry://-a", "ferry://a b",

@@ -61,6 +61,13 @@ class Backend(abc.ABC):
     def delete(self, uris: Sequence[str]) -> None:
         """Remove objects; missing ones are fine."""
 
+    def put_if_absent(self, uri: str, data: bytes) -> bool:
+        """Store small ``data`` at ``uri`` only if no object is there, atomically: True if this call
+        stored it, False if one was there. Two writers racing for a name learn which one won (a
+        drive's claim on a path)."""
+        raise NotImplementedError(f"{uri}: this store cannot create an object only if none is there, which a "
+                                  f"drive needs to claim a path; use a file://, s3://, gs:// or abfs:// store")
+
     def download(self, uri: str, sink: Sink) -> None:
         """Write the object's bytes to ``sink`` in order, never holding all of a large one in memory."""
         with self.open(uri) as source:

@@ -56,6 +56,20 @@ class FsspecBackend(base.Backend):
     def write_bytes(self, uri: str, data: bytes) -> None:
         self._fs.pipe_file(self._path(uri), data)
 
+    def put_if_absent(self, uri: str, data: bytes) -> bool:
+        """Best effort: fsspec's ``xb`` mode creates only if absent, atomically where the filesystem
+        can (local, memory; gcsfs and adlfs where their versions send the store's precondition).
+        Elsewhere a writer racing this one within the same moment may overwrite it unseen."""
+        path = self._path(uri)
+        if self._fs.exists(path):
+            return False
+        try:
+            with self._fs.open(path, "xb") as writer:
+                writer.write(data)
+        except FileExistsError:
+            return False
+        return True
+
     def delete(self, uris_: Sequence[str]) -> None:
         present = [path for path in map(self._path, uris_) if self._fs.exists(path)]
         if present:

@@ -59,6 +59,18 @@ class LocalBackend(base.Backend):
         finally:
             temporary.unlink(missing_ok=True)
 
+    def put_if_absent(self, uri: str, data: bytes) -> bool:
+        target = uris.local_path(uri)
+        temporary = _temporary(target)
+        temporary.write_bytes(data)
+        try:
+            os.link(temporary, target)  # fails if the target exists, and never shows a partial file
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            temporary.unlink()
+
     def delete(self, uris_: Sequence[str]) -> None:
         for uri in uris_:
             uris.local_path(uri).unlink(missing_ok=True)

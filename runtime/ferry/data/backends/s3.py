@@ -33,6 +33,7 @@ import os
 import pathlib
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -321,6 +322,24 @@ class S3Backend(base.Backend):
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         self.put_small(uri, data, hashlib.sha256(data).hexdigest())
+
+    def put_if_absent(self, uri: str, data: bytes) -> bool:
+        """S3's conditional write (``If-None-Match: *``): the store refuses it if the key exists."""
+        import botocore.exceptions
+
+        bucket, key = uris.split_bucket(uri)
+        for attempt in range(5):
+            try:
+                self.client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+                return True
+            except botocore.exceptions.ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                if code in ("PreconditionFailed", "412"):
+                    return False
+                if code != "ConditionalRequestConflict":  # AWS asks to retry this one
+                    raise
+                time.sleep(0.1 * 2 ** attempt)
+        raise TimeoutError(f"{uri}: the store kept reporting conflicting writes; try again")
 
     def delete(self, uris_: Sequence[str]) -> None:
         by_requests: dict[object, list[str]] = {}

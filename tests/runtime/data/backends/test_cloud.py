@@ -59,3 +59,23 @@ def test_missing_driver_names_the_extra_to_install(uri, driver, extra):
         pytest.skip(f"{driver} is installed here")
     with pytest.raises(ImportError, match=rf"pip install 'ferry-workflows\[{extra}\]'"):
         ferry.Store(ferry.Settings()).backend(uri)
+
+
+def test_put_if_absent_creates_once(memory_store):
+    uri = uris.join(memory_store.raw_data_prefix, "claim")
+    backend = memory_store.backend(uri)
+    assert backend.put_if_absent(uri, b"first") is True
+    assert backend.put_if_absent(uri, b"second") is False
+    assert backend.read_bytes(uri) == b"first"
+
+
+def test_a_drive_claims_its_paths_on_an_fsspec_store(memory_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("FERRY_WORKFLOW", "app")
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights")
+    monkeypatch.setenv("FERRY_TASK", "train")
+    ferry.Drive("ferry://models").put(source)
+    monkeypatch.setenv("FERRY_TASK", "other")
+    with pytest.raises(FileExistsError, match="already in ferry://models, put by"):
+        ferry.Drive("ferry://models").put(source)
+    assert ferry.Drive("ferry://models").get("model.bin", tmp_path / "got").read_bytes() == b"weights"

@@ -62,3 +62,8 @@ def test_http_file_downloads_through_the_store(http_root, local_store, tmp_path)
     (root / "f.bin").write_bytes(b"\x00\x01")
     assert local_store.get(base + "f.bin", tmp_path / "f.bin").read_bytes() == b"\x00\x01"
     assert not local_store.manifest(base).files[0].sha256  # no manifest: paths only, nothing to verify against
+
+
+def test_a_read_only_store_says_a_drive_cannot_claim_a_path_there():
+    with pytest.raises(NotImplementedError, match=r"https://host/claim: .* a drive needs .* use a file://, s3://"):
+        http.HttpBackend(timeout=5).put_if_absent("https://host/claim", b"{}")
