@@ -373,7 +373,8 @@ def published(task: str, state: resource.TaskStatus) -> str:
     """``task collect published 3 files (1.2 KiB)``: what a finished task moved to the store."""
     stored = [o for o in state.outputs.values() if o.uri]
     size = float(sum(o.size or 0 for o in stored))
-    return f"task {task} published {sum(o.file_count or 1 for o in stored)} files ({_human(size)})"
+    files = sum(o.file_count or 1 for o in stored)
+    return f"task {task} published {files} file{'' if files == 1 else 's'} ({_human(size)})"
 
 
 def _human(size: float) -> str:

@@ -260,3 +260,11 @@ def test_the_executor_refuses_a_name_that_would_lead_out_of_its_folders(store, t
         executor.run(name, spec, samples.remembers_twice.outputs, run_id)
     assert not executor.scratch.exists()
     assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name]
+
+
+def test_what_a_task_published_is_counted_in_words():
+    one = resource.TaskStatus(outputs={"f": resource.Output(kind=resource.Kind.FILE, uri="file:///r/f", size=63)})
+    assert local.published("index", one) == "task index published 1 file (63 B)"
+    many = resource.TaskStatus(outputs={"d": resource.Output(kind=resource.Kind.DIRECTORY, uri="file:///r/d/",
+                                                             size=2048, file_count=4)})
+    assert local.published("render", many) == "task render published 4 files (2.0 KiB)"
