@@ -17,19 +17,18 @@ SECRET = "THE-USERS-OWN-FILE"
 
 
 @pytest.fixture
-def rebinding_page():
-    """A page of a Chromium whose resolver maps ``evil.example`` to loopback."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
-                                             args=["--no-sandbox", "--host-resolver-rules=MAP evil.example 127.0.0.1"])
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(20_000)
-            yield page
-        finally:
-            browser.close()
+def rebinding_page(browser):
+    """A page of a second Chromium, launched by the suite's Playwright, whose resolver maps
+    ``evil.example`` to loopback."""
+    rebinding = browser.browser_type.launch(
+        executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
+        args=["--no-sandbox", "--host-resolver-rules=MAP evil.example 127.0.0.1"])
+    try:
+        page = rebinding.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+    finally:
+        rebinding.close()
 
 
 def test_a_page_reached_by_a_rebound_name_gets_nothing_from_the_ui(rebinding_page, tmp_path):
