@@ -147,6 +147,9 @@ class InputSource(Model):
 
 
 class TaskInput(InputSource):
+    from_item: bool | None = None
+    """``true``: the item of the task's ``map`` (one element of the list, or one file of the
+    directory or asset, it maps over) instead of a value, ``uri``, ``fromTask`` or ``fromInput``."""
     name: IOName
     """The input's name, a Python name as written ('max_rows') or a DNS label ('max-rows'): the task
     finds it at ``/ferry/inputs/<name>`` (a value as its text), and that path in the environment variable
@@ -275,8 +278,43 @@ class Cache(Model):
     results of an older version of the code."""
 
 
+MAX_MAP_UNITS = 100_000
+"""Most pods one map may run (its items, or batches of ``batchSize`` items): what the status's
+per-unit record and the operator are measured at (docs/fan-out.md)."""
+MAX_MAP_ITEMS = 10_000_000
+"""Most items one map may have, batched."""
+
+
+class MapOver(InputSource):
+    """What a map goes over: a list (a JSON array value, a task's ``value`` output, a workflow
+    input), or the files of a directory or asset (each item is one ``file``)."""
+
+    kind: Kind | None = None
+    """``value`` (a list), ``directory`` or ``asset``; checked against the source when both are known."""
+
+
+class Map(Model):
+    """Run the task once per item of ``over``, each in a pod of its own (or ``batchSize`` items per
+    pod); the input with ``fromItem: true`` receives the item, the others are the same for all.
+    The task's outputs, as others read them, gather the items': a ``value`` output becomes the list
+    of the items' values (``null`` for an item that failed), a ``file``, ``directory`` or ``asset``
+    output one ``directory`` holding every item's under its index, without copying them."""
+
+    over: MapOver
+    """The list, or the directory or asset whose files are the items."""
+    parallelism: int | None = pydantic.Field(None, ge=1, le=MAX_MAP_UNITS)
+    """Most pods of this map running at once; default: the operator's (``map.parallelism`` in the
+    chart), on a laptop a few per core."""
+    min_success_ratio: float = pydantic.Field(1.0, ge=0.0, le=1.0)
+    """The share of items that must succeed for the task to succeed (``0.9``: up to one in ten may
+    fail for good, and is ``null`` or missing in the gathered outputs)."""
+    batch_size: int = pydantic.Field(1, ge=1, le=10_000)
+    """Items per pod, run one after the other: for items too small to be worth a pod each (Python
+    tasks; a container task runs one item per pod)."""
+
+
 class Task(Model):
-    """One step of the workflow, run as one pod per attempt."""
+    """One step of the workflow, run as one pod per attempt (a map: one per item)."""
 
     name: TaskName
     """The task's name, unique in the workflow; other tasks refer to it by this name. A DNS label
@@ -312,7 +350,11 @@ class Task(Model):
     plugin: PluginRef | None = None
     """A task plugin run by the Ferry runtime image instead of ``function`` or ``command``."""
     cache: Cache | None = None
-    """Reuse the outputs of an earlier run of the same function with the same inputs (Python tasks)."""
+    """Reuse the outputs of an earlier run of the same function with the same inputs (Python tasks);
+    in a map, per item."""
+    map: Map | None = None
+    """Run the task once per item of a list or of a directory's files (``retries`` and
+    ``timeoutSeconds`` then apply to each item's pod)."""
     node_selector: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = pydantic.Field(None, max_length=32)
     """Labels a node must have to run the task's pods, as in a pod spec."""
     tolerations: list[Toleration] = pydantic.Field([], max_length=32)
@@ -458,9 +500,19 @@ class WorkflowSpec(Model):
         return named
 
     def output_kind(self, task: str, output: str) -> Kind:
-        """The kind ``task`` declares for ``output`` (a value if it declares none)."""
+        """The kind of ``task``'s ``output`` as its readers get it (a value if it declares none): a
+        map's outputs are gathered (``gathered_kind``)."""
         declared = next((t for t in self.tasks if t.name == task), None)
-        return next((o.kind for o in declared.outputs if o.name == output), Kind.VALUE) if declared else Kind.VALUE
+        if declared is None:
+            return Kind.VALUE
+        kind = next((o.kind for o in declared.outputs if o.name == output), Kind.VALUE)
+        return gathered_kind(kind) if declared.map else kind
+
+
+def gathered_kind(kind: Kind) -> Kind:
+    """What a map makes of its items' outputs of ``kind``: values a list (a ``value``), files,
+    directories and assets one ``directory`` of them all."""
+    return Kind.VALUE if kind == Kind.VALUE else Kind.DIRECTORY
 
 
 class Phase(str, enum.Enum):
@@ -548,6 +600,46 @@ class Output(StatusModel):
     """Where the reference is when the producing task's result is stored (``TaskStatus.result``)."""
 
 
+class ItemFailure(StatusModel):
+    """One of the first failures of a map's units, kept with its message."""
+
+    unit: int
+    """The unit (item, or batch of ``batchSize`` items) that failed, counted from 0."""
+    attempt: int
+    reason: FailureReason | None = None
+    message: str | None = None
+
+
+class MapStatus(StatusModel):
+    """How a map goes, in a size that does not grow with its items: counts, one packed record of
+    every unit's phase and attempts (``ferry.api.items``), and its first failures.
+
+    A map runs in three stages, each a pod on a cluster: ``Split`` reads what it maps over once and
+    stores the item index (``index``), so that each item's pod reads only its own item; ``Items``
+    runs the units; ``Gather`` stores the gathered outputs (the task's ``result``)."""
+
+    stage: Literal["Split", "Items", "Gather"] = "Split"
+    attempts: int = 0
+    """Attempts of the current stage's pod (``Split`` or ``Gather``); units count their own."""
+    items: int | None = None
+    """How many items, known once split."""
+    units: int | None = None
+    """Pods the items need: ``ceil(items / batchSize)``."""
+    index: StoredResult | None = None
+    """The item index the split stored: where each item is, with digests."""
+    record: str | None = None
+    """Each unit's phase and attempts, packed (``ferry.api.items``)."""
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    """Units that failed for good."""
+    retry_at: dict[str, str] = {}
+    """Units waiting for a retry's back-off (unit → time); at most the running ones."""
+    failures: list[ItemFailure] = pydantic.Field([], max_length=8)
+    """The first units that failed (for good or before a retry), with why."""
+
+
 class TaskStatus(StatusModel):
     """How one task went."""
 
@@ -576,6 +668,8 @@ class TaskStatus(StatusModel):
     earlier_attempts: int | None = None
     """Attempts made before the workflow's last rerun (``spec.rerun``): the retry budget counts
     from there, and attempt numbers (and pod names) go on after them."""
+    map: MapStatus | None = None
+    """A map's progress (``Task.map``); its gathered outputs are in ``result``."""
 
     def output(self, name: str, kind: Kind) -> Output | None:
         """Output ``name``: its reference, or a pointer into the stored result."""

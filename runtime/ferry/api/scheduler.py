@@ -40,11 +40,38 @@ class Attempt:
     reason: resource.FailureReason | None = None
     """Why it failed; unset means the task's own failure."""
     result: resource.StoredResult | None = None
-    """Its outputs are in this stored result (too large to report inline)."""
+    """Its outputs are in this stored result (too large to report inline; a map's split, items
+    and gather always report this way)."""
+    started: datetime.datetime | None = None
+    """When the attempt began (map units: their pod's or process's start), for their timeouts:
+    a map's status keeps no time per unit."""
 
 
 Observe = Callable[[resource.Task, str], Attempt | None]
-"""How an executor reports on the attempt named ``pod_name`` of a task; None if it is gone."""
+"""How an executor reports on the attempt named ``pod_name`` of a task (or of a map's unit,
+``Unit.name``); None if it is gone."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One attempt of a part of a map task (``resource.Task.map``), started as a pod of its own:
+    its ``split`` (writes the item index), an ``item`` unit (``batchSize`` items from item
+    ``index * batchSize``), or its ``gather``. ``name`` names the pod (``unit_name``)."""
+
+    task: str
+    role: str
+    attempt: int
+    index: int | None = None
+    name: str = ""
+
+    ROLES = ("split", "item", "gather")
+
+
+def unit_name(workflow: str, task: str, role: str, attempt: int, index: int | None = None) -> str:
+    """``<workflow>-<task>-split-1``, ``<workflow>-<task>-17-1``, ``<workflow>-<task>-gather-1``:
+    deterministic, as ``pod_name`` is, so a unit never gets a second pod for one attempt."""
+    part = str(index) if role == "item" else role
+    return pod_name(workflow, f"{task}-{part}", attempt)
 
 
 @dataclasses.dataclass
@@ -52,8 +79,10 @@ class Step:
     status: resource.WorkflowStatus
     create: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     """(task, attempt) pairs to start (pods must exist)."""
+    units: list[Unit] = dataclasses.field(default_factory=list)
+    """Attempts of maps' splits, item units and gathers to start."""
     delete: list[str] = dataclasses.field(default_factory=list)
-    """Attempts (pods) to stop."""
+    """Attempts (pods) to stop, a map unit's too."""
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     """(type, reason, message) for Kubernetes Events on the workflow."""
 

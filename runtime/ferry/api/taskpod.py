@@ -55,6 +55,64 @@ def value_bytes(value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 
+ITEM_INDEX = "index.json"
+"""``<split prefix>/index.json``: the item index a map's split stores (``ItemPlan.index`` points at it)."""
+
+
+def task_folder(root: str, execution_id: str, task: str) -> str:
+    """``<namespace folder>/<execution id>/<task>``: where every attempt of a task publishes."""
+    return f"{root.rstrip('/')}/{execution_id}/{task}"
+
+
+def item_prefix(folder: str, item: int, attempt: int) -> str:
+    """``<task folder>/items/<item>/<attempt>``: where one item of a map publishes its outputs and
+    its result (``RESULT_NAME``, always stored), which the gather reads."""
+    return f"{folder}/items/{item}/{attempt}"
+
+
+def stage_prefix(folder: str, role: str, attempt: int) -> str:
+    """``<task folder>/split/<attempt>`` and ``<task folder>/gather/<attempt>``."""
+    return f"{folder}/{role}/{attempt}"
+
+
+class SplitPlan(resource.Model):
+    """A map's split: read what it maps over once, store the item index at ``<output prefix>/index.json``
+    (and its shards beside it), report the item count and a pointer to the index."""
+
+    over: resource.Output
+    """The list (a value: inline, stored, or in a stored result) or the directory or asset."""
+    batch_size: int = 1
+
+
+class ItemPlan(resource.Model):
+    """An item unit of a map: items ``first`` .. ``first + count - 1``, each run with its item as
+    input ``input`` and published under ``item_prefix(folder, item, attempt)``."""
+
+    index: resource.StoredResult
+    """The item index the split stored (its digest checked before use)."""
+    input: str
+    """The task input that receives the item."""
+    first: int = pydantic.Field(ge=0)
+    count: int = pydantic.Field(1, ge=1)
+    folder: str
+    """The task's folder (``task_folder``)."""
+
+
+class GatherPlan(resource.Model):
+    """A map's gather: read each succeeded item's result (``item_prefix`` of the attempt the record
+    says succeeded) and store the gathered outputs, one per output of the task."""
+
+    index: resource.StoredResult
+    record: str
+    """The map's packed per-unit record (``ferry.api.items``) when its items ended."""
+    units: int
+    items: int
+    batch_size: int = 1
+    folder: str
+    outputs: list[resource.TaskOutput] = []
+    """The task's outputs, as each item declares them."""
+
+
 class PodPlan(resource.Model):
     workflow: str
     namespace: str
@@ -80,6 +138,12 @@ class PodPlan(resource.Model):
     cache_key: str | None = None
     """Set for cacheable tasks: where earlier results of the same function, version and inputs are."""
     overwrite_cache: bool = False
+    role: str | None = None
+    """The part of a map this pod is (``scheduler.Unit.role``): ``split``, ``item`` or ``gather``;
+    None for a task's own pod."""
+    split: SplitPlan | None = None
+    item: ItemPlan | None = None
+    gather: GatherPlan | None = None
     inline_limit: int | None = 3500
     """Largest result reported inline (the termination message keeps 4 KiB; a large workflow
     leaves each task less room in status); a larger one is stored and reported by pointer.
