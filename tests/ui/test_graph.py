@@ -97,3 +97,21 @@ def test_distinct_names_fold_into_chains_then_depths():
     found = graph.build(workflow(layered))
     assert len(found["nodes"]) == 20 and {n["fold"] for n in found["nodes"]} == {"depth"}
     assert sorted(drawn_tasks(found)) == sorted(t["name"] for t in layered)
+
+
+def test_a_map_of_100000_items_is_one_node_with_its_counts_and_the_edge_of_what_it_maps_over():
+    tasks = [{"name": "list-files", "outputs": [{"name": "files", "kind": "directory"}]},
+             {"name": "process", "map": {"over": {"fromTask": {"task": "list-files", "output": "files"}}},
+              "inputs": [{"name": "path", "fromItem": True}], "outputs": [{"name": "o0", "kind": "file"}]},
+             {"name": "total", "inputs": [{"name": "parts", "fromTask": {"task": "process", "output": "o0"}}]}]
+    states = {"list-files": {"phase": "Succeeded"},
+              "process": {"phase": "Running", "map": {"stage": "Items", "units": 100_000, "succeeded": 1532,
+                                                      "running": 100, "failed": 3, "pending": 98_365}}}
+    found = graph.build(workflow(tasks, states))
+    nodes = {n["id"]: n for n in found["nodes"]}
+    assert len(nodes) == 3 and nodes["process"]["kind"] == "map"
+    assert nodes["process"]["label"] == "process\n1,532/100,000 · 3 failed"
+    assert nodes["process"]["map"]["running"] == 100 and nodes["process"]["pie"]["succeeded"] == 1.5
+    assert {(e["source"], e["target"]) for e in found["edges"]} == {("list-files", "process"), ("process", "total")}
+    splitting = graph.build(workflow(tasks, {"process": {"phase": "Running", "map": {"stage": "Split"}}}))
+    assert next(n for n in splitting["nodes"] if n["id"] == "process")["label"] == "process\nsplitting"

@@ -40,7 +40,8 @@ def build(workflow: dict, expand: frozenset[str] = frozenset()) -> dict:
     tasks = spec.get("tasks") or []
     upstream: dict[str, dict[str, list[dict]]] = {t["name"]: collections.defaultdict(list) for t in tasks}
     for task in tasks:
-        for given in task.get("inputs") or []:
+        over = (task.get("map") or {}).get("over") or {}
+        for given in [*(task.get("inputs") or []), *([over] if over else [])]:
             source = given.get("fromTask")
             if source and source.get("task") in upstream:
                 carried = (states.get(source["task"], {}).get("outputs") or {}).get(source["output"]) or {}
@@ -62,6 +63,10 @@ def build(workflow: dict, expand: frozenset[str] = frozenset()) -> dict:
         if group is None:
             nodes[name] = {"id": name, "label": name, "kind": "task", "phase": phase,
                            "attempts": state.get("attempts", 0), "message": state.get("message")}
+            if task.get("map"):
+                progress, share = map_progress(state.get("map") or {})
+                nodes[name].update(kind="map", map=progress, pie=share)
+                nodes[name]["label"] = f"{name}\n{nodes[name]['map']['label']}"
             if name in folded:  # its group is expanded: the page can fold it again
                 nodes[name]["group"] = folded[name]
             continue
@@ -86,6 +91,23 @@ def build(workflow: dict, expand: frozenset[str] = frozenset()) -> dict:
     return {"nodes": list(nodes.values()),
             "edges": [{"id": f"{s}->{t}", "source": s, "target": t, "label": _label(e["data"]), "data": e["data"]}
                       for (s, t), e in edges.items()]}
+
+
+def map_progress(state: dict) -> tuple[dict, dict]:
+    """A map drawn as one node, whatever its size: its counts of units by phase with a label
+    (``1,532/100,000``; ``splitting`` before its items are known), and each phase's share in
+    percent (the node's pie)."""
+    units = state.get("units")
+    counts = {phase: state.get(phase) or 0 for phase in ("pending", "running", "succeeded", "failed")}
+    stage = state.get("stage") or "Split"
+    if units is None:
+        label = "splitting"
+    else:
+        label = f"{counts['succeeded']:,}/{units:,}" + (f" · {counts['failed']:,} failed" if counts["failed"] else "")
+        if stage == "Gather":
+            label += " · gathering"
+    share = {phase: round(100 * count / units, 1) if units else 0 for phase, count in counts.items()}
+    return {"units": units, "stage": stage, "label": label, **counts}, share
 
 
 def _data(output: str, kind: str | None, carried: dict) -> dict:

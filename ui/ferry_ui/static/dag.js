@@ -18,6 +18,12 @@
     {selector: "node", style: {"label": "data(label)", "shape": "round-rectangle", "width": "data(width)", "height": 28,
       "padding": "8px", "text-valign": "center", "color": "#fff", "font-size": 12, "min-zoomed-font-size": 6, "background-color": "data(color)"}},
     {selector: "node[kind = 'group']", style: {"shape": "barrel", "border-width": 3, "border-color": "#555"}},
+    // A map is one node whatever its size; its pie shows the share of its units by phase.
+    {selector: "node[kind = 'map']", style: {"shape": "round-rectangle", "height": 40, "text-wrap": "wrap",
+      "border-width": 3, "border-style": "double", "border-color": "#555", "pie-size": "100%",
+      "pie-1-background-color": "#2e7d32", "pie-1-background-size": "data(pie.succeeded)",
+      "pie-2-background-color": "#1565c0", "pie-2-background-size": "data(pie.running)",
+      "pie-3-background-color": "#c62828", "pie-3-background-size": "data(pie.failed)"}},
     {selector: "node.match", style: {"border-width": 4, "border-color": "#f2c94c"}},
     {selector: "node:selected", style: {"border-width": 4, "border-color": "#222"}},
     {selector: "edge", style: {"curve-style": "bezier", "target-arrow-shape": "triangle", "width": 1.5,
