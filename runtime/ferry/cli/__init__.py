@@ -468,10 +468,23 @@ def show_workflow(workflow: dict) -> None:
     shown = terminal.printable
     print(shown(f"{name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip(), lines=True))
     for task, state in status.tasks.items():
-        print(f"  {shown(task):<24} {state.phase.value:<10} attempts={state.attempts} "
-              f"{shown(state.message or '', lines=True)}".rstrip())
+        tried = f"attempts={state.attempts}" if state.map is None else map_counts(state.map)
+        print(f"  {shown(task):<24} {state.phase.value:<10} {tried} {shown(state.message or '', lines=True)}".rstrip())
     for name, output in status.outputs.items():
         print(f"  output {shown(name)} = {_shown(output, _store(None))}")
+
+
+def map_counts(progress) -> str:
+    """``items 1,532/100,000 (3 failed, 100 running)``: a map's progress; counted in pods when
+    each runs a batch of items (``pods 153/10,000 of 100,000 items``)."""
+    if progress.units is None:
+        return "items: splitting"
+    others = ", ".join(f"{count:,} {what}" for what, count in (("failed", progress.failed),
+                                                               ("running", progress.running)) if count)
+    batched = progress.items is not None and progress.items != progress.units
+    done = (f"pods {progress.succeeded:,}/{progress.units:,} of {progress.items:,} items" if batched
+            else f"items {progress.succeeded:,}/{progress.units:,}")
+    return done + (f" ({others})" if others else "") + (" gathering" if progress.stage == "Gather" else "")
 
 
 def get_local(args: argparse.Namespace) -> int:

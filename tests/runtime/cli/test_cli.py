@@ -648,3 +648,18 @@ def test_a_python_task_with_an_image_says_once_that_it_runs_here_without_it(tmp_
     assert notices[0].endswith("task boxed-add: its image python:3.12-slim is not used in a local run: the task "
                                "runs on this machine's Python (ferry run --remote runs it in its image)")
     assert captured.out == "o0 = 3\n"
+
+
+def test_get_shows_a_maps_progress_by_items_or_by_pods_when_batched(capsys):
+    workflow = {"metadata": {"name": "wf"}, "status": {"phase": "Running", "tasks": {
+        "process": {"phase": "Running", "map": {"stage": "Items", "items": 100_000, "units": 100_000,
+                                                "succeeded": 1532, "failed": 3, "running": 100}},
+        "batched": {"phase": "Running", "map": {"stage": "Gather", "items": 100_000, "units": 10_000,
+                                                "succeeded": 10_000}},
+        "fresh": {"phase": "Running", "map": {"stage": "Split"}},
+        "plain": {"phase": "Succeeded", "attempts": 1}}}}
+    cli.show_workflow(workflow)
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "items 1,532/100,000 (3 failed, 100 running)" in lines["process"]
+    assert "pods 10,000/10,000 of 100,000 items gathering" in lines["batched"]
+    assert "items: splitting" in lines["fresh"] and "attempts=1" in lines["plain"]
