@@ -30,7 +30,10 @@ def _now() -> str:
 
 
 class VirtualNode:
-    def __init__(self, api: client.ApiClient):
+    def __init__(self, api: client.ApiClient, messages=None):
+        """``messages``: pod (as a dict) → the termination message each of its containers leaves
+        (what a real pod's runtime containers report), or None for none."""
+        self.messages = messages
         self.core = client.CoreV1Api(api)
         self.leases = client.CoordinationV1Api(api)
         self.finished: set[str] = set()
@@ -124,11 +127,13 @@ class VirtualNode:
     def _finish(self, pod: dict) -> None:
         """Every container ran and exited 0, now."""
         stamp = _now()
-        ended = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": stamp, "finishedAt": stamp}}
+        ended = {"exitCode": 0, "reason": "Completed", "startedAt": stamp, "finishedAt": stamp}
+        message = self.messages(pod) if self.messages else None
 
         def statuses(containers: list[dict]) -> list[dict]:
             return [{"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "restartCount": 0,
-                     "state": ended} for c in containers]
+                     "state": {"terminated": {**ended, **({"message": message} if message else {})}}}
+                    for c in containers]
 
         spec = pod["spec"]
         try:
@@ -152,11 +157,12 @@ class VirtualNode:
 
 
 @contextlib.contextmanager
-def only_virtual(api: client.ApiClient) -> Iterator[VirtualNode]:
-    """A virtual node, with every other node cordoned until the block ends."""
+def only_virtual(api: client.ApiClient, messages=None) -> Iterator[VirtualNode]:
+    """A virtual node, with every other node cordoned until the block ends (``messages``: as
+    ``VirtualNode`` takes them)."""
     core = client.CoreV1Api(api)
     others = [n.metadata.name for n in core.list_node().items if not n.spec.unschedulable and n.metadata.name != NAME]
-    node = VirtualNode(api)
+    node = VirtualNode(api, messages)
     node.start()
     for name in others:
         core.patch_node(name, {"spec": {"unschedulable": True}})
