@@ -275,3 +275,56 @@ def test_ferry_compile_prints_the_map_as_yaml(capsys):
 
 
 wf_pipeline = ferry.workflow(pipeline)
+
+
+def directories_given_as_files() -> int:
+    return count_files(files=unpack.map(path=samples.make_dir(n=2)))
+
+
+def files_given_as_directories() -> int:
+    return count_dirs(directories=copy.map(path=samples.make_dir(n=2)))
+
+
+def test_gathered_files_and_gathered_directories_are_not_taken_for_each_other():
+    with pytest.raises(ferry.DefinitionError, match=r"'files' expects list\[File\] but gets list\[Directory\]"):
+        compiled(directories_given_as_files)
+    with pytest.raises(ferry.DefinitionError, match=r"'directories' expects list\[Directory\] but gets list\[File\]"):
+        compiled(files_given_as_directories)
+
+
+def map_over_listed_files(files: list[ferry.File]) -> int:
+    return total(values=process.map(path=files, n=1))
+
+
+def test_a_map_over_a_list_of_files_a_workflow_is_given(local_store, tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    with ferry.use_store(local_store):
+        spec = compiled(map_over_listed_files, files=[ferry.File(tmp_path / "a.txt"), ferry.File(tmp_path / "a.txt")])
+        given, = spec.inputs
+        assert given.kind == resource.Kind.DIRECTORY and given.uri.startswith(local_store.raw_data_prefix)
+        assert [e.path for e in local_store.manifest(given.uri).files] == ["0", "1"]
+    assert node(spec, "process").map.over == resource.MapOver(from_input="files", kind=resource.Kind.DIRECTORY)
+
+
+LOCAL_FILE: list = []
+
+
+def map_over_a_literal_list_of_files() -> int:
+    return total(values=process.map(path=[ferry.File(LOCAL_FILE[0])], n=1))
+
+
+def test_a_literal_list_of_files_is_published_as_one_directory_to_map_over(local_store, tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    LOCAL_FILE[:] = [tmp_path / "a.txt"]
+    with ferry.use_store(local_store):
+        over = node(compiled(map_over_a_literal_list_of_files), "process").map.over
+        assert over.kind == resource.Kind.DIRECTORY and [e.path for e in local_store.manifest(over.uri).files] == ["0"]
+
+
+def map_with_a_bad_item() -> int:
+    return total(values=square.map(x=[1, "two"]))
+
+
+def test_a_list_whose_items_are_not_all_of_the_type_is_no_map():
+    with pytest.raises(ferry.DefinitionError, match=r"input 'x'.*expected int, got \[1, 'two'\]"):
+        compiled(map_with_a_bad_item)

@@ -168,3 +168,15 @@ def fan_in(n: int = 12) -> str:
 def test_a_task_returns_a_list_of_files_that_the_next_one_reads(local_store):
     with ferry.use_store(local_store):
         assert fan_in() == ",".join(str(i * i) for i in range(12))
+
+
+@pytest.mark.parametrize("annotation", [list[ferry.File], list[ferry.Directory]])
+def test_a_list_whose_manifest_names_an_object_outside_the_store_is_refused(local_store, tmp_path, annotation):
+    """A task wrote the manifest: an entry naming another tenant's object (or /etc/passwd) is not read."""
+    secret = write(tmp_path / "other-tenant" / "secret.txt", "secret")
+    contents = manifest.Manifest(files=[manifest.Entry(path="0/x" if annotation == list[ferry.Directory] else "0",
+                                                       size=6, sha256="0" * 64, object=secret.as_uri())])
+    with ferry.use_store(local_store):
+        ref = local_store._write_manifest(contents, local_store.random_remote_path(), ferry.Kind.DIRECTORY)
+        with pytest.raises(ferry.PathEscapeError, match="outside this manifest's store"):
+            typed.load(annotation, typed.output_of(ref, resource.Kind.DIRECTORY), local_store)
