@@ -502,11 +502,10 @@ def _over(expected: Any, value: Any) -> resource.MapOver | None:
         return None
     if wanted == resource.Kind.FILE:
         return maps.files_over(value)
-    if wanted != resource.Kind.VALUE or not isinstance(value, (list, tuple)) or _checks(expected, value):
-        return None
-    if not all(_checks(expected, item) for item in value):
-        return None
-    return resource.MapOver(value=[values.to_json(expected, item) for item in value], kind=resource.Kind.VALUE)
+    if (wanted == resource.Kind.VALUE and isinstance(value, (list, tuple)) and not _checks(expected, value)
+            and all(_checks(expected, item) for item in value)):
+        return resource.MapOver(value=[values.to_json(expected, item) for item in value], kind=resource.Kind.VALUE)
+    return None
 
 
 def _checks(annotation: Any, value: Any) -> bool:

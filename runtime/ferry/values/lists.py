@@ -66,7 +66,7 @@ def publish(annotation: Any, value: Any, store: store_.Store) -> blobs.BlobRef:
             if entry is not None:
                 stored.append(entry)
             else:
-                local[name] = pathlib.Path(item.download() if item.is_remote else item.path)
+                local[name] = item.download() if item.is_remote else item.path
         else:
             _add_directory(item, name, uri, store, local, stored, empty)
     return store.upload_files(local, uri, stored=stored, empty_directories=empty)

@@ -144,7 +144,8 @@ def publish_json(data: Any, store: store_.Store, uri_for_large: str) -> resource
 
 
 def load(annotation: Any, output: resource.Output, store: store_.Store) -> Any:
-    """Rebuild a task's input value from what an upstream task published (no download for blobs)."""
+    """Rebuild a task's input value from what an upstream task published (no download for blobs;
+    a list of them reads its directory's manifest)."""
     if lists.item_type(annotation) is not None:
         return lists.load(annotation, blob_of(output))
     if output.kind != resource.Kind.VALUE:
