@@ -250,8 +250,9 @@ def test_a_map_over_a_workflow_or_something_else_is_refused():
     ("timeout", 0, "timeout: .*greater than or equal to 1"),
 ])
 def test_bad_map_options_are_refused_where_the_map_is_written(option, value, problem):
-    with pytest.raises(ferry.DefinitionError, match=f"ferry.map\\(square\\): {problem}"):
+    with pytest.raises(ferry.DefinitionError, match=f"ferry.map\\(square\\): {problem}") as refused:
         ferry.map(square, **{option: value})
+    assert str(refused.value).startswith("tests/runtime/definitions/test_maps.py:")
 
 
 def test_a_map_outside_a_workflow_says_where_to_call_it():
