@@ -25,11 +25,11 @@ _EXPORTS = {
     "from_blob": "values.serialization", "to_blob": "values.serialization",
     "Settings": "data.settings",
     "Store": "data.store", "current_store": "data.store", "use_store": "data.store",
-    "DefinitionError": "definitions.tasks", "task": "definitions.tasks",
+    "DefinitionError": "definitions.tasks", "map": "definitions.tasks", "task": "definitions.tasks",
     "Progress": "data.transfer",
     "workflow": "definitions.workflows",
 }
-_RENAMED = {"current_store": "current", "use_store": "using"}
+_RENAMED = {"current_store": "current", "map": "mapped", "use_store": "using"}
 
 DISTRIBUTION = "ferry-workflows"
 """The name Ferry is installed by (``pip install ferry-workflows``); the import package and the
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from ferry.values.serialization import from_blob, to_blob
     from ferry.data.settings import Settings
     from ferry.data.store import Store, current as current_store, using as use_store
-    from ferry.definitions.tasks import DefinitionError, task
+    from ferry.definitions.tasks import DefinitionError, mapped as map, task
     from ferry.data.transfer import Progress
     from ferry.definitions.workflows import workflow
 

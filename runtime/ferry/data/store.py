@@ -165,10 +165,12 @@ class Store:
         return self._write_manifest(contents, uri, kind)
 
     def upload_files(self, files: Mapping[str, str | os.PathLike], uri: str | None = None,
-                     kind: blobs.Kind = blobs.Kind.DIRECTORY, stored: Sequence[manifest.Entry] = ()) -> blobs.BlobRef:
+                     kind: blobs.Kind = blobs.Kind.DIRECTORY, stored: Sequence[manifest.Entry] = (),
+                     empty_directories: Sequence[str] = ()) -> blobs.BlobRef:
         """Publish local files under the relative paths chosen for them (``{"img/1.jpg": "image.jpg"}``)
         at ``uri`` (default: fresh under the raw data prefix), next to ``stored`` entries that name
-        objects already stored elsewhere. Files go up in parallel; the manifest is written last."""
+        objects already stored elsewhere, and ``empty_directories``. Files go up in parallel; the
+        manifest is written last."""
         uri = uris.to_uri(uri) if uri else self.random_remote_path()
         for path in files:
             if manifest.check_relpath(path) == manifest.NAME:
@@ -194,7 +196,8 @@ class Store:
                 for future in futures:
                     future.cancel()
                 raise
-        contents = manifest.Manifest(files=sorted([*entries, *stored], key=lambda entry: entry.path))
+        contents = manifest.Manifest(files=sorted([*entries, *stored], key=lambda entry: entry.path),
+                                     empty_directories=sorted(empty_directories))
         return self._write_manifest(contents, uri, kind)
 
     def _write_manifest(self, contents: manifest.Manifest, uri: str, kind: blobs.Kind) -> blobs.BlobRef:

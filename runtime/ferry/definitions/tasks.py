@@ -26,7 +26,8 @@ import pydantic
 from pydantic.alias_generators import to_camel
 
 from ferry.api import resource
-from ferry.values import typed as values
+from ferry.definitions import maps
+from ferry.values import lists, typed as values
 
 RETURN_NAMES = "o{}"
 """Outputs are named ``o0``, ``o1``... as in flytekit."""
@@ -202,20 +203,25 @@ class Task:
 
         return local_executor().run_task(self, self.signature.bind(*args, **kwargs).arguments)
 
-    def resource(self, node: str, inputs: list[resource.TaskInput]) -> resource.Task:
-        """This task as one node of a Workflow resource."""
-        timeout = self.options.timeout
-        if isinstance(timeout, datetime.timedelta):
-            timeout = int(timeout.total_seconds())
+    def map(self, *args, **kwargs):
+        """``process.map(path=raw, n=3)``: ``ferry.map(process)(path=raw, n=3)``, with the defaults."""
+        return Mapped(self, maps.Options())(*args, **kwargs)
+
+    def resource(self, node: str, inputs: list[resource.TaskInput], mapping: maps.Options | None = None,
+                 over: resource.MapOver | None = None) -> resource.Task:
+        """This task as one node of a Workflow resource; with ``mapping``, a map over ``over``."""
+        options = self.options if mapping is None else dataclasses.replace(self.options, **mapping.overrides())
+        timeout = None if options.timeout is None else maps.seconds(options.timeout)
         resources = None
-        if self.options.requests or self.options.limits:
-            resources = resource.Resources(requests=self.options.requests, limits=self.options.limits)
+        if options.requests or options.limits:
+            resources = resource.Resources(requests=options.requests, limits=options.limits)
         return resource.Task(
-            name=node, image=self.options.image, inputs=inputs, **self.target(),
+            name=node, image=options.image, inputs=inputs, **self.target(),
             outputs=[resource.TaskOutput(name=name, kind=values.kind_of(t)) for name, t in self.outputs.items()],
-            retries=resource.RetryPolicy(limit=self.options.retries, backoff_seconds=self.options.retry_backoff_seconds),
-            timeout_seconds=timeout, resources=resources, secrets=list(self.options.secrets),
-            cache=resource.Cache(version=self.cache_version()) if self.options.cache else None, **self.pod)
+            retries=resource.RetryPolicy(limit=options.retries, backoff_seconds=options.retry_backoff_seconds),
+            timeout_seconds=timeout, resources=resources, secrets=list(options.secrets),
+            cache=resource.Cache(version=self.cache_version()) if options.cache else None,
+            map=None if mapping is None else mapping.spec(over), **self.pod)
 
     def target(self) -> dict:
         """What the node runs: this function (plugins run themselves instead)."""
@@ -246,6 +252,47 @@ def task(fn: Callable | None = None, *, retries: int = 0, retry_backoff_seconds:
     if fn is None:
         return lambda f: Task(f, options)
     return Task(fn, options)
+
+
+class Mapped:
+    """A task mapped over one of its arguments (``ferry.map``): called in a workflow body with the
+    task's arguments, it adds one map node and returns its gathered outputs."""
+
+    def __init__(self, task: Task, options: maps.Options):
+        self.task, self.options = task, options
+
+    def __repr__(self) -> str:
+        return f"<ferry.map {self.task.reference}>"
+
+    def __call__(self, *args, **kwargs):
+        graph = compiling.get()
+        if graph is None:
+            raise DefinitionError(f"{_user_site()}: ferry.map({self.task.__name__}) is called outside a workflow; "
+                                  f"call it in the body of a @ferry.workflow and run that (`ferry run file.py:workflow`)")
+        return graph.call(self.task, args, kwargs, self.options)
+
+
+def mapped(task: Task, *, parallelism: int | None = None, min_success_ratio: float = 1.0, batch_size: int = 1,
+           retries: int | None = None, timeout: datetime.timedelta | int | None = None,
+           cache: bool | None = None) -> Mapped:
+    """``ferry.map(task, parallelism=20)``: ``task`` run once per item of the one argument given a
+    collection of its parameter's type (a Directory's files for a File, a ``list[T]`` for a ``T``),
+    at most ``parallelism`` at once, ``batch_size`` items per pod; the map succeeds when at least
+    ``min_success_ratio`` of them do. ``retries``, ``timeout`` and ``cache`` replace the task's own
+    for each item."""
+    what = getattr(task, "__name__", type(task).__name__)
+    if not isinstance(task, Task):
+        if callable(getattr(task, "compile", None)):
+            raise DefinitionError(f"{_user_site()}: ferry.map takes a task, and {getattr(task, 'name', what)} is a "
+                                  f"workflow; a map over a workflow comes with sub-workflows (control flow): map "
+                                  f"its tasks instead")
+        raise DefinitionError(f"{_user_site()}: ferry.map takes a task (a function decorated with @ferry.task), "
+                              f"not a {'function' if callable(task) else type(task).__name__} {what}")
+    options = maps.Options(parallelism, min_success_ratio, batch_size, retries, timeout, cache)
+    problem = options.problem()
+    if problem:
+        raise DefinitionError(f"{_user_site()}: ferry.map({task.__name__}): {problem}")
+    return Mapped(task, options)
 
 
 LOCAL_EXECUTOR = "ferry.execution.local"
@@ -279,7 +326,7 @@ def _user_site() -> str:
 _BRANCH = ("so `if`, `while`, `and`/`or`/`not` and bool() cannot test it in the workflow body; pass it to a task "
            "and decide there (branches on results come with ferry.when, not yet available)")
 _MAP = ("so the workflow body cannot iterate, index, measure or search it; pass it whole to a task that loops "
-        "over it (a map over results comes with ferry.map, not yet available)")
+        "over it, or map a task over it: ferry.map(task)(item=it) or task.map(item=it)")
 
 
 class _Unknown:
@@ -375,16 +422,22 @@ class Graph:
     def __init__(self):
         self.tasks: list[resource.Task] = []
 
-    def call(self, task: Task, args: tuple, kwargs: dict):
+    def call(self, task: Task, args: tuple, kwargs: dict, mapping: maps.Options | None = None):
+        """Add a node of ``task`` (with ``mapping``, a map) called with these arguments; its outputs."""
         node = self._node_name(task.name)
         try:
             bound = task.signature.bind(*args, **kwargs)
         except TypeError as error:
             raise DefinitionError(f"calling task {task.__name__}: {error}") from None
         bound.apply_defaults()
-        inputs = [self._input(task, name, value) for name, value in bound.arguments.items()]
-        self.tasks.append(task.resource(node, inputs))
-        promises = [Promise(node, name, t) for name, t in task.outputs.items()]
+        outputs = task.outputs
+        if mapping is None:
+            inputs = [self._input(task, name, value) for name, value in bound.arguments.items()]
+            self.tasks.append(task.resource(node, inputs))
+        else:
+            self.tasks.append(self._map(task, node, bound.arguments, mapping))
+            outputs = {name: maps.gathered(t) for name, t in outputs.items()}
+        promises = [Promise(node, name, t) for name, t in outputs.items()]
         if task.returns:
             return task.returns(*promises)
         if not promises:
@@ -400,13 +453,24 @@ class Graph:
             raise DefinitionError(f"task name {node!r} is longer than 40 characters; use a shorter function name")
         return node
 
+    def _map(self, task: Task, node: str, arguments: dict[str, Any], mapping: maps.Options) -> resource.Task:
+        """The map node: the one argument given a collection of its type is the item, the others fixed."""
+        over = {name: found for name, value in arguments.items()
+                if (found := _over(task.inputs[name], value)) is not None}
+        inputs = [resource.TaskInput(name=name, from_item=True, kind=values.kind_of(task.inputs[name])) if name in over
+                  else self._input(task, name, value) for name, value in arguments.items()]
+        if len(over) != 1:
+            raise DefinitionError(f"{_user_site()}: ferry.map({task.__name__}) "
+                                  f"{maps.how_to_map(task.inputs, list(over), type_name)}")
+        return task.resource(node, inputs, mapping, *over.values())
+
     def _input(self, task: Task, name: str, value: Any) -> resource.TaskInput:
         expected = task.inputs[name]
         where = f"calling task {task.__name__}: input {name!r}"
         if isinstance(value, Promise):
             produced, wanted = values.kind_of(value.annotation), values.kind_of(expected)
-            compatible = produced == wanted and (produced != resource.Kind.VALUE or Any in (expected, value.annotation)
-                                                 or _same_type(expected, value.annotation))
+            compatible = produced == wanted and (_fits(expected, value.annotation) if produced == resource.Kind.VALUE
+                                                 else _same_list(expected, value.annotation))
             if not compatible:
                 raise DefinitionError(f"{where} expects {type_name(expected)} but gets "
                                       f"{type_name(value.annotation)} from "
@@ -414,7 +478,7 @@ class Graph:
             return resource.TaskInput(name=name, **value.source())
         if values.kind_of(expected) != resource.Kind.VALUE:
             try:
-                ref = values.check(expected, value).to_blob()
+                ref = values.to_blob(expected, value)
             except ValueError as error:
                 raise DefinitionError(f"{where}: {error}") from None
             return resource.TaskInput(name=name, uri=ref.uri, kind=values.kind_of(expected))
@@ -422,6 +486,46 @@ class Graph:
             return resource.TaskInput(name=name, value=values.to_json(expected, value))
         except ValueError as error:
             raise DefinitionError(f"{where}: {error}") from None
+
+
+def _over(expected: Any, value: Any) -> resource.MapOver | None:
+    """What a map goes over when ``value`` is given to a parameter of type ``expected``: a collection
+    of that type (the files of a Directory or Asset for a File, a ``list[T]`` for a ``T``), else None."""
+    wanted = values.kind_of(expected)
+    if isinstance(value, Promise):
+        given = value.annotation
+        if wanted == resource.Kind.FILE and maps.holds_files(given):
+            return resource.MapOver(**value.source(), kind=values.kind_of(given))
+        item = maps.element(given)
+        if wanted == resource.Kind.VALUE and item is not None and not _fits(expected, given) and _fits(expected, item):
+            return resource.MapOver(**value.source(), kind=resource.Kind.VALUE)
+        return None
+    if wanted == resource.Kind.FILE:
+        return maps.files_over(value)
+    if (wanted == resource.Kind.VALUE and isinstance(value, (list, tuple)) and not _checks(expected, value)
+            and all(_checks(expected, item) for item in value)):
+        return resource.MapOver(value=[values.to_json(expected, item) for item in value], kind=resource.Kind.VALUE)
+    return None
+
+
+def _checks(annotation: Any, value: Any) -> bool:
+    try:
+        values.check(annotation, value)
+    except ValueError:
+        return False
+    return True
+
+
+def _fits(expected: Any, given: Any) -> bool:
+    """Whether a value of type ``given`` (a JSON value) may be passed where ``expected`` is taken."""
+    return Any in (expected, given) or _same_type(expected, given)
+
+
+def _same_list(expected: Any, given: Any) -> bool:
+    """Whether a blob of type ``given`` may be passed where ``expected`` (of the same kind) is
+    taken: a ``list[File]`` is not a ``list[Directory]``; either is a ``Directory``, which is either."""
+    wanted, produced = lists.item_type(expected), lists.item_type(given)
+    return wanted is None or produced is None or wanted is produced
 
 
 def _same_type(a: Any, b: Any) -> bool:

@@ -72,7 +72,7 @@ class Workflow:
         kind = values.kind_of(annotation)
         try:
             if kind != resource.Kind.VALUE:
-                return resource.WorkflowInput(name=name, kind=kind, uri=values.check(annotation, value).to_blob().uri)
+                return resource.WorkflowInput(name=name, kind=kind, uri=values.to_blob(annotation, value).uri)
             return resource.WorkflowInput(name=name, value=values.to_json(annotation, value))
         except ValueError as error:
             raise tasks.DefinitionError(f"workflow {self.__name__}: input {name!r}: {error}") from None

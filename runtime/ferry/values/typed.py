@@ -1,6 +1,7 @@
 """Python values in and out of tasks: which kind each type travels as, and how.
 
-``File``, ``Directory`` and ``Asset`` travel as blob references; everything else pydantic can
+``File``, ``Directory`` and ``Asset`` travel as blob references, ``list[File]`` and ``list[Directory]``
+as one directory of them (``ferry.values.lists``); everything else pydantic can
 serialize (str, int, float, bool, lists and dicts of them, dataclasses, pydantic models) travels
 as a JSON value. Small values ride in the workflow's status; large ones are stored as a JSON
 object and passed by reference.
@@ -20,7 +21,7 @@ import pydantic
 
 from ferry.api import resource
 from ferry.data import blobs, store as store_
-from ferry.values import serialization
+from ferry.values import lists, serialization
 from ferry.values.assets import Asset
 from ferry.values.directories import Directory
 from ferry.values.files import File
@@ -35,6 +36,8 @@ Workflow's models (``resource``) nor this module."""
 
 
 def kind_of(annotation: Any) -> resource.Kind:
+    if lists.item_type(annotation) is not None:
+        return resource.Kind.DIRECTORY
     if inspect.isclass(annotation):
         for cls, kind in _KINDS.items():
             if issubclass(annotation, cls):
@@ -48,8 +51,9 @@ def unsupported(annotation: Any) -> str | None:
     if kind_of(annotation) != resource.Kind.VALUE:
         return None
     if _holds_blob(annotation, set()):
-        return ("files, directories and assets inside lists, dicts, tuples, optional values or dataclasses are not "
-                "supported yet; pass one ferry.Directory holding the files instead (or each ferry.File on its own)")
+        return ("files, directories and assets inside dicts, tuples, optional values, dataclasses or lists of other "
+                "things are not supported yet; use list[ferry.File], list[ferry.Directory] or one ferry.Directory "
+                "holding the files")
     try:
         _adapter(annotation)
     except pydantic.PydanticUserError:
@@ -79,6 +83,8 @@ def _adapter(annotation: Any) -> pydantic.TypeAdapter:
 
 def check(annotation: Any, value: Any) -> Any:
     """Validate a literal against a type; raises ``ValueError`` with pydantic's explanation."""
+    if lists.item_type(annotation) is not None:
+        return lists.check(annotation, value)
     if kind_of(annotation) != resource.Kind.VALUE:
         if isinstance(value, annotation):
             return value
@@ -88,6 +94,14 @@ def check(annotation: Any, value: Any) -> Any:
     except pydantic.ValidationError as error:
         raise ValueError(f"expected {getattr(annotation, '__name__', annotation)}, got {value!r}: "
                          f"{error.errors()[0]['msg']}") from None
+
+
+def to_blob(annotation: Any, value: Any, store: store_.Store | None = None) -> blobs.BlobRef:
+    """The blob reference of a File, Directory, Asset, or list of Files or Directories, publishing
+    what is local (to ``store``, default: the current one)."""
+    if lists.item_type(annotation) is not None:
+        return lists.publish(annotation, value, store or store_.current())
+    return check(annotation, value).to_blob(store)
 
 
 def to_json(annotation: Any, value: Any) -> Any:
@@ -115,7 +129,7 @@ def dump(annotation: Any, value: Any, store: store_.Store, uri_for_large: str) -
     """Publish a task's return value: blobs through their own ``to_blob``, values inline or stored."""
     kind = kind_of(annotation)
     if kind != resource.Kind.VALUE:
-        return output_of(check(annotation, value).to_blob(store), kind)
+        return output_of(to_blob(annotation, value, store), kind)
     return publish_json(to_json(annotation, value), store, uri_for_large)
 
 
@@ -130,7 +144,10 @@ def publish_json(data: Any, store: store_.Store, uri_for_large: str) -> resource
 
 
 def load(annotation: Any, output: resource.Output, store: store_.Store) -> Any:
-    """Rebuild a task's input value from what an upstream task published (no download for blobs)."""
+    """Rebuild a task's input value from what an upstream task published (no download for blobs;
+    a list of them reads its directory's manifest)."""
+    if lists.item_type(annotation) is not None:
+        return lists.load(annotation, blob_of(output))
     if output.kind != resource.Kind.VALUE:
         return serialization.from_blob(blob_of(output))
     data = output.value
