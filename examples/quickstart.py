@@ -1,4 +1,4 @@
-"""Ferry's quickstart: four tasks passing a directory, a value and an asset.
+"""Ferry's quickstart: tasks passing a directory, values and an asset, and a map over a directory's files.
 
 Run it here, with no cluster:    ferry run examples/quickstart.py:pipeline --days 3
 Run it on a cluster:             ferry run --remote examples/quickstart.py:pipeline --store s3://bucket/ferry
@@ -23,13 +23,16 @@ def collect(days: int) -> ferry.Directory:
 
 
 @ferry.task
-def total(reports: ferry.Directory) -> int:
-    """Add up the visits of every report (the directory is downloaded on first use)."""
-    visits = 0
-    for name in sorted(os.listdir(reports)):
-        with open(os.path.join(reports, name)) as report:
-            visits += int(report.read().splitlines()[1].split(",")[1])
-    return visits
+def count(report: ferry.File) -> int:
+    """The visits in one report. Mapped over the directory, it runs once per file, each in a
+    process (a pod on a cluster) of its own that receives only its file."""
+    return int(open(report).read().splitlines()[1].split(",")[1])
+
+
+@ferry.task
+def total(counts: list[int]) -> int:
+    """Add up the visits of every report: the map's outputs, gathered in file order."""
+    return sum(counts)
 
 
 @ferry.task
@@ -64,7 +67,7 @@ class Results(typing.NamedTuple):
 @ferry.workflow
 def pipeline(days: int = 7) -> Results:
     reports = collect(days=days)
-    visits = total(reports=reports)
+    visits = total(counts=count.map(report=reports))
     report = render(reports=reports, visits=visits)
     return Results(visits, report, index(report=report))
 
