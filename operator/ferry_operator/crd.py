@@ -29,13 +29,9 @@ function only from the release after the one that introduced it: this CRD needs 
 
 from __future__ import annotations
 
-import ast
 import copy
-import functools
-import inspect
 import re
 import sys
-import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +42,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_jso
 from pydantic_core import core_schema
 
 from ferry.api import resource
+from ferry.core import records
 
 Schema = dict[str, Any]
 
@@ -413,26 +410,11 @@ WORKFLOW_DESCRIPTION = (
     "and values to each other through the object store. The operator fills in status.")
 
 
-@functools.cache
-def _own_attribute_docstrings(cls: type) -> Mapping[str, str]:
-    """The string right under each annotated attribute in ``cls``'s own body, as a field's docstring."""
-    try:
-        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
-    except (OSError, TypeError):  # defined where there is no source (an interactive session)
-        return {}
-    return {
-        statement.target.id: inspect.cleandoc(after.value.value)
-        for statement, after in zip(body, body[1:])
-        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
-        and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)
-    }
-
-
 def attribute_docstrings(model: type[pydantic.BaseModel]) -> dict[str, str]:
     """Each field's docstring, the nearest class that declares it first: a subclass may redocument."""
     docs: dict[str, str] = {}
     for cls in model.__mro__[:model.__mro__.index(pydantic.BaseModel)]:  # the models', not pydantic's own
-        for name, doc in _own_attribute_docstrings(cls).items():
+        for name, doc in records.docstrings(cls).items():
             docs.setdefault(name, doc)
     return {name: doc for name, doc in docs.items() if name in model.model_fields}
 

@@ -200,7 +200,12 @@ def _publish_result(terminated: dict | None) -> taskpod.PublishResult | None:
         return None
     try:
         return taskpod.PublishResult.model_validate(json.loads(terminated["message"]))
-    except (ValueError, pydantic.ValidationError):
+    except pydantic.ValidationError as error:  # what a Python task reports itself, a digest no pod would read
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        return taskpod.PublishResult(error=f"unreadable result: {where}: {problem['msg']}: "
+                                           f"{terminated['message'][:200]}")
+    except ValueError:
         return taskpod.PublishResult(error=f"unreadable result: {terminated['message'][:200]}")
 
 

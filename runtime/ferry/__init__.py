@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "Asset": "values.assets", "AssetEntry": "values.assets", "asset": "values.assets",
-    "BlobRef": "data.blobs", "Kind": "data.blobs",
+    "BlobRef": "core.blobs", "Kind": "core.blobs",
     "ExecutionContext": "definitions.context", "current_context": "definitions.context",
     "Directory": "values.directories",
     "Drive": "values.drives",
@@ -42,7 +42,7 @@ def install_hint(extra: str | None = None) -> str:
 
 if TYPE_CHECKING:
     from ferry.values.assets import Asset, AssetEntry, asset
-    from ferry.data.blobs import BlobRef, Kind
+    from ferry.core.blobs import BlobRef, Kind
     from ferry.definitions.context import ExecutionContext, current_context
     from ferry.values.directories import Directory
     from ferry.values.drives import Drive

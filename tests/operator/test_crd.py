@@ -18,6 +18,7 @@ import yaml
 from kubernetes import client
 
 from ferry.api import resource
+from ferry.core import blobs, digests, records
 from ferry_operator import crd
 from tests.cluster.fixtures import REPO, Cluster, eventually
 
@@ -96,6 +97,20 @@ def test_descriptions_speak_the_manifest_s_language():
     assert retries["default"] == {"limit": 0, "infrastructure": 3, "backoffSeconds": 5, "maxBackoffSeconds": 300}
     assert crd.describe("Uses ``from_task``\nand ``/ferry/outputs/<name>``.") == (
         "Uses `fromTask` and `/ferry/outputs/<name>`.")
+
+
+def test_status_outputs_carry_the_checks_and_descriptions_of_the_stored_reference():
+    """The API server refuses a status output whose digests a pod would refuse: the patterns, like the
+    descriptions, are those of the one declaration in ``ferry.core.blobs``."""
+    status = crd.schema()["properties"]["status"]["properties"]
+    docs = records.docstrings(blobs.BlobRef)
+    for outputs in (status["tasks"]["additionalProperties"]["properties"]["outputs"], status["outputs"]):
+        output = outputs["additionalProperties"]["properties"]
+        assert output["sha256"]["pattern"] == digests.SHA256
+        assert output["manifestDigest"]["pattern"] == digests.MANIFEST_DIGEST
+        assert output["size"]["minimum"] == output["fileCount"]["minimum"] == 0
+        assert output["manifestDigest"]["description"] == crd.describe(docs["manifest_digest"])
+        assert output["uri"]["description"] == crd.describe(docs["uri"])
 
 
 def test_inputs_and_outputs_take_python_names_and_task_names_stay_dns_labels():

@@ -36,6 +36,15 @@ def test_publish_error_and_missing_outputs_fail_the_attempt():
     assert not attempt.succeeded and "not published: y" in attempt.message
 
 
+def test_a_pod_that_reports_a_malformed_digest_fails_its_attempt_naming_the_field():
+    """A Python task writes its own report: a digest the next pod would refuse never reaches status
+    (where the CRD's patterns would make the API server refuse the operator's whole status write)."""
+    report = json.dumps({"outputs": {"out": {"kind": "file", "uri": "s3://b/k", "sha256": "../../etc"}}})
+    attempt = results.read_attempt(pod("Succeeded", main=done(0), **{"ferry-publish": done(0, report)}), ["out"])
+    assert attempt.finished and not attempt.succeeded and attempt.outputs == {}
+    assert "outputs.out.sha256" in attempt.message and "pattern" in attempt.message
+
+
 def test_a_publisher_killed_at_the_end_of_its_grace_says_how_to_give_it_more():
     killed = {"terminated": {"exitCode": 137, "reason": "Error", "message": ""}}
     attempt = results.read_attempt(pod("Succeeded", main=done(0), **{"ferry-publish": killed}), ["x"])

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic.alias_generators import to_camel
 
-from ferry.core import digests
+from ferry.core import blobs, digests, records
 
 GROUP = "ferry.dev"
 VERSION = "v1alpha1"
@@ -580,24 +580,36 @@ class StoredResult(StatusModel):
     """Which output of that result is meant (in a workflow's outputs and in a pod's plan)."""
 
 
-class Output(StatusModel):
+def _stored_reference() -> type[StatusModel]:
+    """A model of the fields an output shares with a blob reference, from their one declaration
+    (``ferry.core.blobs``); ``kind`` first, where status has always had it."""
+    fields = records.fields(blobs.BlobRef, partial=True)
+    return pydantic.create_model("StoredReference", __base__=StatusModel, kind=fields.pop("kind"), **fields)
+
+
+class Output(_stored_reference()):
     """An output in status: a blob reference (file, directory, asset) or a small value."""
 
+    # What it shares with a blob reference is declared once, in ferry.core.blobs, with the
+    # patterns that make the API server refuse a status with a digest no pod would read.
+
     kind: Kind
-    uri: str | None = None
-    """Where the blob is stored (files, directories, assets)."""
-    size: int | None = None
-    """Total bytes."""
-    file_count: int | None = None
-    """Number of files (directories and assets)."""
-    manifest_digest: str | None = None
-    """Digest of the manifest that lists every file with its size and sha256 (directories and assets)."""
-    sha256: str | None = None
-    """The file's sha256 (files)."""
     value: Any = None
     """The value itself (``value`` outputs)."""
     result: StoredResult | None = None
     """Where the reference is when the producing task's result is stored (``TaskStatus.result``)."""
+
+    def blob(self, kind: blobs.Kind | None = None) -> blobs.BlobRef:
+        """The stored reference this output stands for (a stored value's: ``kind=Kind.FILE``), checked
+        as a pod checks what it reads (``uri`` too, which a spec may name unchecked)."""
+        fields = {name: getattr(self, name) for name in blobs.BlobRef.FIELDS}
+        return blobs.BlobRef(**fields | {"kind": kind or self.kind.value})
+
+    @classmethod
+    def of(cls, ref: blobs.BlobRef, kind: Kind) -> Output:
+        """A stored reference as an output of ``kind`` (checked when it was made: not again)."""
+        fields = {name: value for name, value in ref.model_dump().items() if value is not None}
+        return cls.model_construct(**fields | {"kind": kind})
 
 
 class ItemFailure(StatusModel):

@@ -633,7 +633,7 @@ def outputs(args: argparse.Namespace) -> int:
         if output.kind == resource.Kind.VALUE and output.uri is None:
             plain[name] = output.value
             continue
-        ref = values.blob_of(output, ferry.Kind.FILE if output.kind == resource.Kind.VALUE else None)
+        ref = output.blob(ferry.Kind.FILE if output.kind == resource.Kind.VALUE else None)
         path = store.get(ref, target / name, recursive=ref.kind != ferry.Kind.FILE)
         print(f"{name} -> {path}")
     if plain:

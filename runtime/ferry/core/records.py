@@ -266,19 +266,9 @@ def _models(cls: type[Record]) -> type:
 
 
 def model_of(cls: type[Record]) -> type:
-    """The pydantic model of a record: its annotations (evaluated with ``pydantic`` in scope, so a
-    field may be a ``pydantic.SecretStr``), its ``FIELDS``' defaults and constraints, ``_validate``."""
+    """The pydantic model of a record: its ``fields``, and ``_validate``."""
     import pydantic
 
-    hints = typing.get_type_hints(cls, localns={"pydantic": pydantic})
-    fields = {}
-    for name, (check, default) in cls.FIELDS.items():
-        kind = hints[name]
-        if getattr(check, "after", None):
-            kind = typing.Annotated[kind, pydantic.AfterValidator(check.after)]
-        given = {} if default is NO else ({"default_factory": default.make} if isinstance(default, Factory)
-                                          else {"default": default})
-        fields[name] = (kind, pydantic.Field(**given, **getattr(check, "constraints", {})))
     validators = {}
     if cls._validate.__func__ is not Record._validate.__func__:
         def validate(model):
@@ -287,7 +277,57 @@ def model_of(cls: type[Record]) -> type:
             return model
         validators["_validate"] = pydantic.model_validator(mode="after")(validate)
     return pydantic.create_model(cls.__name__, __config__=pydantic.ConfigDict(frozen=True, extra="forbid"),
-                                 __validators__=validators, **fields)
+                                 __validators__=validators, **fields(cls))
+
+
+def fields(cls: type[Record], partial: bool = False) -> dict[str, tuple[Any, Any]]:
+    """A record's ``FIELDS`` as pydantic fields (``create_model``'s keyword arguments): its
+    annotations (evaluated with ``pydantic`` in scope, so a field may be a ``pydantic.SecretStr``),
+    defaults, constraints, and docstrings as the JSON schema's descriptions (read from the source
+    only when a schema is made). ``partial``: each field may be absent (None), with the constraints
+    a schema states but not the checks only Python makes (``after``), for a model that holds a
+    record's values among others (a status's ``Output``)."""
+    import pydantic
+
+    hints = typing.get_type_hints(cls, localns={"pydantic": pydantic})
+    made = {}
+    for name, (check, default) in cls.FIELDS.items():
+        kind = hints[name]
+        if getattr(check, "after", None) and not partial:
+            kind = typing.Annotated[kind, pydantic.AfterValidator(check.after)]
+        if partial:
+            kind, default = typing.Optional[kind], None
+        given = {} if default is NO else ({"default_factory": default.make} if isinstance(default, Factory)
+                                          else {"default": default})
+        made[name] = (kind, pydantic.Field(**given, **getattr(check, "constraints", {}),
+                                           json_schema_extra=functools.partial(_describe, cls, name)))
+    return made
+
+
+def _describe(cls: type, name: str, schema: dict[str, Any]) -> None:
+    doc = docstrings(cls).get(name)
+    if doc and "description" not in schema:
+        schema["description"] = doc
+
+
+@functools.cache
+def docstrings(cls: type) -> Mapping[str, str]:
+    """The string right under each annotated attribute in ``cls``'s own body, as a field's docstring
+    (from its source: not at import, where parsing it would cost a pod's start)."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    except (OSError, TypeError):  # defined where there is no source (an interactive session)
+        return {}
+    return {
+        statement.target.id: inspect.cleandoc(after.value.value)
+        for statement, after in zip(body, body[1:])
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+        and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)
+    }
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

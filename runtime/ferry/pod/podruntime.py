@@ -56,10 +56,10 @@ def fetch(plan: taskpod.PodPlan, store: store_.Store, inputs_dir: pathlib.Path) 
         if ref.kind == resource.Kind.VALUE and ref.uri is None:  # a value that was in a stored result
             _write_value(inputs_dir / name, name, ref.value)
         elif ref.kind == resource.Kind.VALUE:  # a large value, stored as its JSON
-            store.get(values.blob_of(ref, blobs.Kind.FILE), inputs_dir / name)
+            store.get(ref.blob(blobs.Kind.FILE), inputs_dir / name)
             _unquote(inputs_dir / name, name)
         else:
-            store.get(values.blob_of(ref), inputs_dir / name, recursive=ref.kind != resource.Kind.FILE)
+            store.get(ref.blob(), inputs_dir / name, recursive=ref.kind != resource.Kind.FILE)
 
 
 def _write_value(path: pathlib.Path, name: str, value) -> None:
@@ -114,7 +114,7 @@ def _publish_one(plan: taskpod.PodPlan, store: store_.Store, output: resource.Ta
         raise _WrongKind(f"output {output.name!r} is declared as a {output.kind.value}, so {path} must be {expected}")
     uri = f"{plan.output_prefix}/{output.name}"
     ref = store.upload_directory(path, uri) if want_directory else store.upload_file(path, uri)
-    return values.output_of(ref, output.kind)
+    return resource.Output.of(ref, output.kind)
 
 
 def _read_value(name: str, path: pathlib.Path, store: store_.Store, uri_for_large: str) -> resource.Output:

@@ -108,28 +108,11 @@ def to_json(annotation: Any, value: Any) -> Any:
     return _adapter(annotation).dump_python(check(annotation, value), mode="json")
 
 
-def blob_of(output: resource.Output, kind: blobs.Kind | None = None) -> blobs.BlobRef:
-    """The stored reference an output in status stands for (a stored value's: ``kind=Kind.FILE``),
-    its digests checked; ``output_of`` is the way back. Only these two convert between them."""
-    return blobs.BlobRef(**{name: getattr(output, name) for name in BLOB_FIELDS},
-                         kind=kind or blobs.Kind(output.kind.value))
-
-
-def output_of(ref: blobs.BlobRef, kind: resource.Kind) -> resource.Output:
-    """A stored reference as an output in status (checked when it was made: not again)."""
-    return resource.Output.model_construct(**{name: getattr(ref, name) for name in BLOB_FIELDS if
-                                              getattr(ref, name) is not None}, kind=kind)
-
-
-BLOB_FIELDS = tuple(name for name in blobs.BlobRef.FIELDS if name != "kind")
-"""What a blob reference and an output share, besides their kind (a test holds ``Output`` to them)."""
-
-
 def dump(annotation: Any, value: Any, store: store_.Store, uri_for_large: str) -> resource.Output:
     """Publish a task's return value: blobs through their own ``to_blob``, values inline or stored."""
     kind = kind_of(annotation)
     if kind != resource.Kind.VALUE:
-        return output_of(to_blob(annotation, value, store), kind)
+        return resource.Output.of(to_blob(annotation, value, store), kind)
     return publish_json(to_json(annotation, value), store, uri_for_large)
 
 
@@ -147,12 +130,11 @@ def load(annotation: Any, output: resource.Output, store: store_.Store) -> Any:
     """Rebuild a task's input value from what an upstream task published (no download for blobs;
     a list of them reads its directory's manifest)."""
     if lists.item_type(annotation) is not None:
-        return lists.load(annotation, blob_of(output))
+        return lists.load(annotation, output.blob())
     if output.kind != resource.Kind.VALUE:
-        return serialization.from_blob(blob_of(output))
+        return serialization.from_blob(output.blob())
     data = output.value
     if output.uri is not None:
-        with store.open(blobs.BlobRef(uri=output.uri, kind=blobs.Kind.FILE, size=output.size,
-                                      sha256=output.sha256)) as stream:
+        with store.open(output.blob(blobs.Kind.FILE)) as stream:
             data = json.loads(stream.read())
     return _adapter(annotation).validate_python(data)

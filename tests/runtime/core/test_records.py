@@ -210,6 +210,7 @@ class Sample(records.Record):
     """A record declared once: the generated model takes its types, defaults, constraints, validators."""
 
     count: int = records.field(records.integer(1, 3), 2)
+    """How many, at most 3."""
     digest: str | None = records.field(records.optional(records.matching(r"^[ab]{2}$")), None)
     folder: pathlib.Path = records.field(records.path, records.Factory(lambda: pathlib.Path("/default")))
     name: str = records.field(records.constrained(
@@ -235,6 +236,20 @@ def test_a_record_s_model_is_generated_from_its_one_declaration():
             Sample(**{"name": "x", **wrong})
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         made.count = 1
+
+
+def test_a_model_that_holds_a_record_s_values_among_others_takes_its_fields_partially():
+    """As a status's ``Output`` takes a blob reference's: each may be absent; the schema's constraints
+    and the docstrings (as descriptions) stay, the checks only Python makes (``after``) do not."""
+    model = pydantic.create_model("Holder", **records.fields(Sample, partial=True), extra=(int, 0))
+    assert model().model_dump() == {"count": None, "digest": None, "folder": None, "name": None, "extra": 0}
+    assert model(name=" ").name == " "
+    for wrong, says in [({"count": 4}, "less than or equal to 3"), ({"digest": "abc"}, "should match pattern")]:
+        with pytest.raises(pydantic.ValidationError, match=says):
+            model(**wrong)
+    properties = model.model_json_schema()["properties"]
+    assert properties["count"]["description"] == records.docstrings(Sample)["count"] == "How many, at most 3."
+    assert "description" not in properties["digest"] and records.docstrings(Sample).keys() == {"count"}
 
 
 @pytest.mark.parametrize("cls", [blobs.BlobRef, settings_.Settings, Sample])

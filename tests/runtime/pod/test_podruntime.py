@@ -46,6 +46,23 @@ def test_publish_then_fetch_round_trips_files_directories_and_values(tmp_path):
     assert (inputs / "report").read_text() == "r"
 
 
+def test_what_the_publisher_reports_the_status_takes_as_it_is(tmp_path):
+    """The operator writes a pod's report into status, where the CRD holds every digest to the
+    patterns a pod checks: each kind of output, stored values too, must read back unchanged."""
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
+    outputs = tmp_path / "outputs"
+    for folder in ("tree", "model"):
+        (outputs / folder).mkdir(parents=True)
+        (outputs / folder / "a.txt").write_text(folder)
+    (outputs / "report").write_text("r")
+    (outputs / "big").write_text(json.dumps("x" * 2000))
+    declared = [resource.TaskOutput(name="tree", kind="directory"), resource.TaskOutput(name="model", kind="asset"),
+                resource.TaskOutput(name="report"), resource.TaskOutput(name="big", kind="value")]
+    result = podruntime.publish(plan(tmp_path, outputs=declared), store, outputs)
+    assert result.error is None and result.outputs["big"].sha256 and result.outputs["model"].manifest_digest
+    assert taskpod.PublishResult.model_validate(json.loads(json.dumps(result.dump()))) == result
+
+
 def test_publish_names_what_is_missing_or_of_the_wrong_kind(tmp_path):
     store = ferry.Store(ferry.Settings(raw_data_prefix=(tmp_path / "raw").as_uri()))
     outputs = tmp_path / "outputs"

@@ -32,7 +32,7 @@ def passed(annotation, value, store: ferry.Store, tmp_path: pathlib.Path):
 
 
 def stored_manifest(store: ferry.Store, output: resource.Output) -> manifest.Manifest:
-    return store.manifest(typed.blob_of(output))
+    return store.manifest(output.blob())
 
 
 @pytest.mark.parametrize("annotation", [list[ferry.File], list[ferry.Directory]])
@@ -68,7 +68,7 @@ def test_stored_files_are_referenced_not_copied(local_store, tmp_path):
     first, second = stored_manifest(local_store, output).files
     assert first.object == ref.uri and first.sha256 == ref.sha256
     assert second.object is None  # a local file is uploaded into the directory
-    folder = pathlib.Path(typed.blob_of(output).uri.removeprefix("file://"))
+    folder = pathlib.Path(output.blob().uri.removeprefix("file://"))
     assert sorted(os.listdir(folder)) == [manifest.NAME, "1"]
     with ferry.use_store(other_pod(local_store, tmp_path)):
         assert received[0].remote_source == ref.uri and received[0].open("r").read() == "payload"
@@ -179,4 +179,4 @@ def test_a_list_whose_manifest_names_an_object_outside_the_store_is_refused(loca
     with ferry.use_store(local_store):
         ref = local_store._write_manifest(contents, local_store.random_remote_path(), ferry.Kind.DIRECTORY)
         with pytest.raises(ferry.PathEscapeError, match="outside this manifest's store"):
-            typed.load(annotation, typed.output_of(ref, resource.Kind.DIRECTORY), local_store)
+            typed.load(annotation, resource.Output.of(ref, resource.Kind.DIRECTORY), local_store)
