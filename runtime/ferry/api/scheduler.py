@@ -672,7 +672,8 @@ def _what(task: resource.Task, units: int) -> str:
 def _too_many_failed(task: resource.Task, ms: resource.MapStatus, record: items.Record) -> str:
     """``412 of 10,000 items failed (min success ratio 0.95): first: unit 17: ...``"""
     failed = record.count(Phase.FAILED)
-    final = [f for f in ms.failures if record.phases[f.unit] == items.CODE[Phase.FAILED]] or ms.failures
+    final = ([f for f in ms.failures if record.phase(f.unit) == Phase.FAILED and record.attempt(f.unit) == f.attempt]
+             or [f for f in ms.failures if record.phase(f.unit) == Phase.FAILED] or ms.failures)
     first = f": first: unit {final[0].unit}: {final[0].message}" if final else ""
     return (f"{failed:,} of {ms.units:,} {_what(task, ms.units)} failed (min success ratio "
             f"{task.map.min_success_ratio:g}){first}")

@@ -247,7 +247,7 @@ def build_unit_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus
     (the record of which attempt of each unit succeeded). Each publishes under the task's folder
     (``task_folder``): ``split/<attempt>``, ``items/<item>/<attempt>``, ``gather/<attempt>``."""
     task = next(t for t in spec.tasks if t.name == unit.task)
-    ms = status.tasks[task.name].map
+    ms = status.tasks[task.name].map if task.name in status.tasks else None
     root = root.rstrip("/")
     folder = task_folder(root, execution_id, task.name)
     common = dict(workflow=workflow, namespace=namespace, execution_id=execution_id, task=task.name,
