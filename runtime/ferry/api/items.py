@@ -9,8 +9,8 @@ which its retry budget counts (``RetryPolicy.limit`` and ``.infrastructure``, at
 Those are cleared once a unit finishes, so they are non-zero only for units in flight (at most
 the map's parallelism) and compress to almost nothing.
 
-Size: a map of 100,000 units where most units stand alike (all pending, all succeeded) takes a
-few hundred bytes; any content at most ``max_encoded(units)`` (zlib's bound, in base64).
+Size: a map of 100,000 units where most units stand alike (all pending, all succeeded) takes about a
+kilobyte; any content at most ``max_encoded(units)`` (zlib's bound, in base64).
 Reading and writing it is done in C (``bytearray.find/count/translate``, zlib), never a Python
 loop over units. ArrayNode keeps Flyte's per-item phases in bit-packed arrays the same way.
 """
@@ -26,6 +26,7 @@ from ferry.api.resource import Phase
 PHASES = (Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED, Phase.SKIPPED)
 """A unit's phases, by their code in the record (a unit is never ``Stopped``: it fails, or is skipped)."""
 CODE = {phase: code for code, phase in enumerate(PHASES)}
+_CODES = bytes(range(len(PHASES)))
 MAX_ATTEMPTS = 255
 LEVEL = 1
 """zlib's fastest level: a mixed record of 100,000 units packs in ~2 ms (level 6: ~14 ms, for 20% less)."""
@@ -70,7 +71,9 @@ class Record:
                 data = zlib.decompress(base64.b64decode(text, validate=True))
             except (ValueError, zlib.error) as error:
                 raise ValueError(f"not a packed map record: {error}") from None
-        if len(data) not in (2 * units, 4 * units) or max(data[:units], default=0) >= len(PHASES):
+            if data[:units].translate(None, _CODES):  # a byte that is no phase's code
+                raise ValueError(f"not a packed record of {units} units: unknown phases")
+        if len(data) not in (2 * units, 4 * units):
             raise ValueError(f"not a packed record of {units} units ({len(data)} bytes)")
         record.phases[:] = data[:units]
         record.attempts[:] = data[units:2 * units]

@@ -1,8 +1,10 @@
 """A map task through the scheduler: split, item units under parallelism, gather; retries,
 timeouts, failures, stops and reruns, each as the executors see them (``Step.units``, ``observe``)."""
 
-import datetime
 import json
+import random
+
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ferry.api import items, resource, scheduler
 from ferry.api.resource import FailureReason, Phase
@@ -376,3 +378,108 @@ def test_the_status_of_a_map_round_trips_through_json():
     run.step(2)
     again = resource.WorkflowStatus.model_validate(json.loads(json.dumps(run.status.dump())))
     assert again == run.status
+
+
+def outcome(seed: int, unit: int, attempt: int) -> str:
+    """What attempt ``attempt`` of ``unit`` does, the same whenever it is asked."""
+    roll = random.Random(f"{seed}/{unit}/{attempt}").random()
+    return "ok" if roll < 0.7 else "fail" if roll < 0.88 else "lost" if roll < 0.95 else "stuck"
+
+
+def expected(seed: int, unit: int, limit: int, infrastructure: int) -> tuple[Phase, int]:
+    """Where a unit ends under the retry policy, and after how many attempts."""
+    own = lost = 0
+    for attempt in range(1, 100):
+        result = outcome(seed, unit, attempt)
+        if result == "ok":
+            return Phase.SUCCEEDED, attempt
+        own, lost = (own + 1, lost) if result in ("fail", "stuck") else (own, lost + 1)
+        if own > limit or lost > infrastructure:
+            return Phase.FAILED, attempt
+    raise AssertionError("unreachable")
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 2**32 - 1))
+def test_a_map_of_2000_units_through_restarts_starts_each_attempt_once_and_ends_each_unit_right(seed):
+    """An executor that crashes between creating pods and writing status (a random step's status
+    is lost, its pods are not) runs its next step from the last status written: it asks again for
+    the pods it made (the API server refuses a second one of a name), never for one that ended.
+    Pods go only once the status records their end (the operator's finalizer on each pod)."""
+    units, parallelism, limit, infrastructure = 2000, 50, 1, 1
+    wf = spec(mapped(parallelism=parallelism, ratio=0.0, retries={
+        "limit": limit, "infrastructure": infrastructure, "backoffSeconds": 1, "maxBackoffSeconds": 2}))
+    rng = random.Random(seed)
+    status, pods, ever, seconds = resource.WorkflowStatus(), {}, set(), 0
+    while status.phase not in scheduler.DONE:
+        seconds += 1
+        assert seconds < 5000, "the map does not finish"
+        for name, pod in list(pods.items()):  # running pods end now and then, as their script says
+            if pod is not RUNNING or rng.random() < 0.5:
+                continue
+            if "-split-" in name:
+                pods[name] = split(units)
+            elif "-gather-" in name:
+                pods[name] = scheduler.Attempt(True, succeeded=True, result=GATHERED)
+            else:
+                unit, attempt = map(int, name.split("-")[-2:])
+                pods[name] = {"ok": DONE, "fail": failed(), "lost": failed("node lost", FailureReason.POD_LOST),
+                              "stuck": scheduler.Attempt(True, message="ErrImagePull", stop=True)}[
+                    outcome(seed, unit, attempt)]
+        out = scheduler.step("wf", wf, status, lambda t, name: pods.get(name), later(seconds))
+        names = [u.name for u in out.units]
+        assert len(set(names)) == len(names)
+        for name in names:
+            assert name in pods or name not in ever, f"{name} ended and was asked for again"
+            if name not in ever:
+                ever.add(name)
+                pods[name] = RUNNING
+        ms = out.status.tasks["process"].map
+        if ms.stage == "Items":
+            assert ms.running + len(ms.retry_at) <= parallelism
+            assert ms.pending + ms.running + ms.succeeded + ms.failed == units
+        if rng.random() < 0.15 and out.status.phase not in scheduler.DONE:
+            continue  # crashed before the status write: its pods stay, its deletions were not made
+        for name in out.delete:
+            pods.pop(name, None)
+        status = out.status
+    ms = status.tasks["process"].map
+    assert status.phase == Phase.SUCCEEDED, status.message
+    record = items.Record.decode(ms.record, units)
+    ends = [expected(seed, u, limit, infrastructure) for u in range(units)]
+    assert [(record.phase(u), record.attempt(u)) for u in range(units)] == ends
+    assert ever == {"wf-process-split-1", "wf-process-gather-1"} | {
+        f"wf-process-{u}-{a}" for u, (_, last) in enumerate(ends) for a in range(1, last + 1)}
+    assert (ms.succeeded, ms.failed) == (sum(p == Phase.SUCCEEDED for p, _ in ends), sum(p == Phase.FAILED for p, _ in ends))
+
+
+def test_the_status_of_a_workflow_with_a_map_of_100000_units_in_progress_stays_under_512_kib():
+    """The worst realistic mix: 60% of the units done, 1 in 20 failed and 1 in 7 retried at random
+    (nothing zlib finds runs in), 60 running and 40 waiting to retry, 8 failures with long
+    messages, beside 20 ordinary tasks with outputs."""
+    rng = random.Random(7)
+    units = 100_000
+    record = items.Record(units)
+    for u in range(60_000):
+        record.set(u, Phase.FAILED if rng.random() < 0.05 else Phase.SUCCEEDED, rng.choice([1] * 6 + [2, 3]))
+    for u in range(60_000, 60_100):
+        record.set(u, Phase.RUNNING if u < 60_060 else Phase.PENDING, rng.choice([1, 2, 3]))
+        record.failures[u] = rng.choice([0, 1, 2])
+    ms = resource.MapStatus(
+        stage="Items", attempts=0, items=units, units=units, index=INDEX, record=record.encode(),
+        pending=record.count(Phase.PENDING), running=60, succeeded=record.count(Phase.SUCCEEDED),
+        failed=record.count(Phase.FAILED), retry_at={str(u): "2026-01-01T00:05:00Z" for u in range(60_060, 60_100)},
+        failures=[resource.ItemFailure(unit=rng.randrange(units), attempt=3, reason=FailureReason.TASK_FAILED,
+                                       message="x" * scheduler.FAILURE_MESSAGE) for _ in range(8)])
+    out = {"out": resource.Output(kind=resource.Kind.FILE, uri="s3://bucket/ferry/ns/" + "u" * 36 + "/t/1/out",
+                                  size=123456, sha256="0" * 64)}
+    tasks = {f"task-{i}": resource.TaskStatus(phase=Phase.SUCCEEDED, attempts=1, pod_name=f"wf-task-{i}-1",
+                                              started_at="2026-01-01T00:00:00Z", finished_at="2026-01-01T00:01:00Z",
+                                              outputs=out) for i in range(20)}
+    tasks["process"] = resource.TaskStatus(phase=Phase.RUNNING, started_at="2026-01-01T00:00:00Z", map=ms,
+                                           message="59,990/100,000 items succeeded, 60 running, 40 waiting")
+    status = resource.WorkflowStatus(phase=Phase.RUNNING, progress="20/21", tasks=tasks,
+                                     message="running: process (57,012/100,000)")
+    size = len(json.dumps(status.dump()))
+    print(f"status of a 100,000-unit map in progress: {size:,} bytes (record {len(ms.record):,})")
+    assert size < 512 * 1024
