@@ -82,7 +82,10 @@ def _map_problems(where: str, task: resource.Task, tasks, inputs, spec) -> list[
     found += problems
     if not problems:
         kind = _kind_of(over, tasks, inputs, spec)
-        if kind is not None and kind not in MAPPABLE:
+        if over.kind and over.kind != kind:
+            found.append(f"{here}: kind is {over.kind.value} but value is a literal: remove kind, or name the "
+                         f"{over.kind.value} with uri, fromTask or fromInput")
+        elif kind not in MAPPABLE:
             found.append(f"{here}: a map goes over a list (a value), a directory or an asset, not a {kind.value}: "
                          "name one of those")
         literal = over.value if over.value is not None else (

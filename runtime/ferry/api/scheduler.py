@@ -664,7 +664,7 @@ def _needed(ratio: float, units: int) -> int:
     return min(units, math.ceil(round(ratio * units, 6)))
 
 
-def _what(task: resource.Task, units: int) -> str:
+def _what(task: resource.Task) -> str:
     """``items``, or for batches ``units (batches of 10 items)``: what the counts count."""
     return "items" if task.map.batch_size == 1 else f"units (batches of {task.map.batch_size} items)"
 
@@ -675,13 +675,13 @@ def _too_many_failed(task: resource.Task, ms: resource.MapStatus, record: items.
     final = ([f for f in ms.failures if record.phase(f.unit) == Phase.FAILED and record.attempt(f.unit) == f.attempt]
              or [f for f in ms.failures if record.phase(f.unit) == Phase.FAILED] or ms.failures)
     first = f": first: unit {final[0].unit}: {final[0].message}" if final else ""
-    return (f"{failed:,} of {ms.units:,} {_what(task, ms.units)} failed (min success ratio "
+    return (f"{failed:,} of {ms.units:,} {_what(task)} failed (min success ratio "
             f"{task.map.min_success_ratio:g}){first}")
 
 
 def _finished_message(task: resource.Task, ms: resource.MapStatus) -> str:
     failed = ms.failed
-    done = f"{ms.succeeded:,} of {ms.units:,} {_what(task, ms.units)} succeeded"
+    done = f"{ms.succeeded:,} of {ms.units:,} {_what(task)} succeeded"
     return done + (f" ({failed:,} failed, min success ratio {task.map.min_success_ratio:g})" if failed else "")
 
 
@@ -727,7 +727,7 @@ def _pack(out: Step, spec: resource.WorkflowSpec, maps: _Maps) -> None:
             task = next(t for t in spec.tasks if t.name == name)
             waiting = f", {len(ms.retry_at):,} waiting to retry" if ms.retry_at else ""
             failed = f", {ms.failed:,} failed" if ms.failed else ""
-            ts.message = (f"{ms.succeeded:,}/{ms.units:,} {_what(task, ms.units)} succeeded, {ms.running:,} "
+            ts.message = (f"{ms.succeeded:,}/{ms.units:,} {_what(task)} succeeded, {ms.running:,} "
                           f"running{waiting}{failed}")
     for task in spec.tasks:
         ts = out.status.tasks.get(task.name)

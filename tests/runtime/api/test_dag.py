@@ -92,6 +92,8 @@ def test_what_a_map_goes_over_has_one_source_of_a_kind_it_can_split():
     one(dag.problems(spec(mapping({}))), "spec.tasks[m].map.over", "exactly one of value, uri, fromTask, fromInput")
     one(dag.problems(spec(mapping({"value": {"a": 1}}))), "spec.tasks[m].map.over.value", "a list", "dict",
         "JSON array")
+    one(dag.problems(spec(mapping({"value": [1], "kind": "directory"}))), "spec.tasks[m].map.over",
+        "kind is directory but value is a literal", "remove kind")
     one(dag.problems(spec(mapping({"fromInput": "n"}), inputs=[{"name": "n", "value": 3}])),
         "spec.tasks[m].map.over.fromInput", "workflow input 'n'", "int")
     one(dag.problems(spec(task("a"), mapping({"fromTask": {"task": "a", "output": "out"}}))),

@@ -147,6 +147,20 @@ def test_a_failed_unit_waits_for_its_back_off_in_its_place_then_runs_as_a_new_at
     assert run.phases() == "F2 K1 K0"
 
 
+def test_a_unit_s_failure_message_is_kept_short_and_only_the_first_failures_are_kept():
+    """What a pod reports is the task's to write: a huge message must not grow the status."""
+    run = Run(spec(mapped(parallelism=10, ratio=0.0)))
+    run.step()
+    run.pods["wf-process-split-1"] = split(10)
+    run.step(1)
+    run.pods.update({f"wf-process-{u}-1": failed("Traceback " + "x" * 10_000 + f" ValueError: row {u}")
+                     for u in range(10)})
+    run.step(2)
+    kept = run.map.failures
+    assert [f.unit for f in kept] == list(range(resource.MAP_FAILURES_KEPT)) and run.map.failed == 10
+    assert all(len(f.message) == scheduler.FAILURE_MESSAGE and f.message.endswith(f"row {f.unit}") for f in kept)
+
+
 def test_infrastructure_failures_of_a_unit_have_their_own_budget():
     run = Run(spec(mapped(parallelism=1, retries={"limit": 0, "infrastructure": 1, "backoffSeconds": 0})))
     run.step()
