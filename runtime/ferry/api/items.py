@@ -83,9 +83,12 @@ class Record:
         _remember(text, data)
         return record
 
-    def encode(self) -> str:
+    def encode(self, before: str | None = None) -> str:
+        """The packed record; ``before`` itself when it packs the same (no compression again)."""
         counted = self.failures.count(0) < len(self) or self.infrastructure.count(0) < len(self)
         data = bytes(self.phases + self.attempts + (self.failures + self.infrastructure if counted else b""))
+        if before is not None and _DECODED.get(before) == data:
+            return before
         text = base64.b64encode(zlib.compress(data, LEVEL)).decode()
         _remember(text, data)
         return text

@@ -180,11 +180,16 @@ class _Maps:
     workflow: str
     parallelism: int
     records: dict[str, items.Record] = dataclasses.field(default_factory=dict)
+    damaged: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Maps whose record is not one (a status edited by hand), and why."""
 
-    def record(self, name: str, ms: resource.MapStatus) -> items.Record:
-        if name not in self.records:
-            self.records[name] = items.Record.decode(ms.record, ms.units or 0)
-        return self.records[name]
+    def record(self, name: str, ms: resource.MapStatus) -> items.Record | None:
+        if name not in self.records and name not in self.damaged:
+            try:
+                self.records[name] = items.Record.decode(ms.record, ms.units or 0)
+            except ValueError as error:
+                self.damaged[name] = f"its status is damaged ({error}): run it again"
+        return self.records.get(name)
 
 
 def step(name: str, spec: resource.WorkflowSpec, status: resource.WorkflowStatus, observe: Observe,
@@ -373,8 +378,8 @@ def _rerun(out: Step, spec: resource.WorkflowSpec, maps: _Maps) -> None:
         ts = st.tasks[name]
         ms = ts.map
         if ms is not None:
-            if ms.index is not None:
-                maps.record(name, ms).replace((Phase.RUNNING, Phase.FAILED, Phase.SKIPPED), Phase.PENDING)
+            if ms.index is not None and (record := maps.record(name, ms)) is not None:
+                record.replace((Phase.RUNNING, Phase.FAILED, Phase.SKIPPED), Phase.PENDING)
             ms = ms.model_copy(update={"stage": "Items" if ms.index is not None else "Split", "retry_at": {},
                                        "failures": []})
         earlier = (ms.attempts if ms else ts.attempts) or None
@@ -493,10 +498,9 @@ def _observe_map(out: Step, task: resource.Task, observe: Observe, now: datetime
         if ts.next_attempt_at is None:  # else waiting for a retry's back-off: no pod
             _observe_stage(out, task, observe, now, maps)
         return
-    try:
-        record = maps.record(task.name, ms)
-    except ValueError as error:
-        _map_failed(out, task.name, f"its status is damaged ({error}): run it again", now, maps, None)
+    record = maps.record(task.name, ms)
+    if record is None:
+        _map_failed(out, task.name, maps.damaged[task.name], now, maps, None)
         return
     for unit in record.units(Phase.RUNNING):
         name = unit_name(maps.workflow, task.name, "item", record.attempt(unit), unit)
@@ -629,7 +633,11 @@ def _launch_map(out: Step, task: resource.Task, now: datetime.datetime, maps: _M
             _start_stage(out, maps.workflow, task)
         return
     record = maps.record(task.name, ms)
-    for key in sorted((k for k, at in ms.retry_at.items() if parse_time(at) <= now), key=int):
+    if record is None:
+        _map_failed(out, task.name, maps.damaged[task.name], now, maps, None)
+        return
+    due = timestamp(now)  # one format: text order is time order
+    for key in sorted((k for k, at in ms.retry_at.items() if at <= due), key=int):
         del ms.retry_at[key]
         _start_unit(out, task, record, int(key), maps.workflow)
     room = (task.map.parallelism or maps.parallelism) - record.count(Phase.RUNNING) - len(ms.retry_at)
@@ -705,9 +713,8 @@ def _halt_map(out: Step, name: str, maps: _Maps) -> None:
             out.delete.append(unit_name(maps.workflow, name, ms.stage.lower(), ms.attempts))
         ts.next_attempt_at = None
         return
-    try:
-        record = maps.record(name, ms)
-    except ValueError:
+    record = maps.record(name, ms)
+    if record is None:
         return
     for unit in record.units(Phase.RUNNING):
         out.delete.append(unit_name(maps.workflow, name, "item", record.attempt(unit), unit))
@@ -720,7 +727,7 @@ def _pack(out: Step, spec: resource.WorkflowSpec, maps: _Maps) -> None:
     for name, record in maps.records.items():
         ts = out.status.tasks[name]
         ms = ts.map
-        ms.record = record.encode()
+        ms.record = record.encode(ms.record)
         ms.pending, ms.running = record.count(Phase.PENDING), record.count(Phase.RUNNING)
         ms.succeeded, ms.failed = record.count(Phase.SUCCEEDED), record.count(Phase.FAILED)
         if ts.phase == Phase.RUNNING and ms.stage == "Items":

@@ -91,3 +91,12 @@ def test_what_is_not_a_record_of_that_many_units_is_refused(text):
 def test_an_attempt_out_of_range_is_refused():
     with pytest.raises(ValueError, match="unit 0: attempt 256"):
         items.Record(1).set(0, Phase.RUNNING, 256)
+
+
+def test_encoding_what_was_decoded_unchanged_gives_the_same_text_back():
+    record = build([(Phase.SUCCEEDED, 1, 0, 0), (Phase.RUNNING, 2, 1, 0)])
+    text = record.encode()
+    again = items.Record.decode(text, 2)
+    assert again.encode(text) is text
+    again.set(1, Phase.SUCCEEDED)
+    assert again.encode(text) != text and items.Record.decode(again.encode(text), 2).phase(1) == Phase.SUCCEEDED

@@ -381,6 +381,9 @@ def test_a_damaged_record_fails_the_map_with_a_message():
     run.status.tasks["process"].map.record = "not a record"
     run.step(2)
     assert "its status is damaged" in run.status.tasks["process"].message and run.status.phase == Phase.FAILED
+    run.step(3, rerun=1)
+    assert "its status is damaged" in run.status.tasks["process"].message and run.status.phase == Phase.FAILED, \
+        "a rerun cannot mend it either, and says so"
 
 
 def test_the_status_of_a_map_round_trips_through_json():
