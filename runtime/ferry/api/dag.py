@@ -14,7 +14,8 @@ def dependencies(task: resource.Task) -> set[str]:
     """Tasks that must succeed before ``task``: those it reads outputs from (a map's ``over`` too),
     and ``depends_on``."""
     over = task.map.over.from_task if task.map else None
-    return {i.from_task.task for i in task.inputs if i.from_task} | set(task.depends_on) | ({over.task} if over else set())
+    return ({i.from_task.task for i in task.inputs if i.from_task} | set(task.depends_on)
+            | ({over.task} if over else set()))
 
 
 MAPPABLE = (resource.Kind.VALUE, resource.Kind.DIRECTORY, resource.Kind.ASSET)

@@ -10,7 +10,7 @@ from ferry.api import items, resource, scheduler
 from ferry.api.resource import FailureReason, Phase
 
 from tests.runtime.api.test_dag import spec, task
-from tests.runtime.api.test_scheduler import T0, later
+from tests.runtime.api.test_scheduler import later
 
 INDEX = resource.StoredResult(uri="s3://b/ns/uid/process/split/1/index.json", sha256="a" * 64, size=10)
 GATHERED = resource.StoredResult(uri="s3://b/ns/uid/process/gather/1/.ferry-result.json", sha256="b" * 64, size=99)
@@ -467,7 +467,8 @@ def test_a_map_of_2000_units_through_restarts_starts_each_attempt_once_and_ends_
     assert [(record.phase(u), record.attempt(u)) for u in range(units)] == ends
     assert ever == {"wf-process-split-1", "wf-process-gather-1"} | {
         f"wf-process-{u}-{a}" for u, (_, last) in enumerate(ends) for a in range(1, last + 1)}
-    assert (ms.succeeded, ms.failed) == (sum(p == Phase.SUCCEEDED for p, _ in ends), sum(p == Phase.FAILED for p, _ in ends))
+    assert (ms.succeeded, ms.failed) == (sum(p == Phase.SUCCEEDED for p, _ in ends),
+                                         sum(p == Phase.FAILED for p, _ in ends))
 
 
 def test_the_status_of_a_workflow_with_a_map_of_100000_units_in_progress_stays_under_512_kib():
