@@ -612,6 +612,10 @@ class Output(_stored_reference()):
         return cls.model_construct(**fields | {"kind": kind})
 
 
+MAP_FAILURES_KEPT = 8
+"""Failures of a map's units kept with their messages (``MapStatus.failures``); the rest are counted."""
+
+
 class ItemFailure(StatusModel):
     """One of the first failures of a map's units, kept with its message."""
 
@@ -648,7 +652,7 @@ class MapStatus(StatusModel):
     """Units that failed for good."""
     retry_at: dict[str, str] = {}
     """Units waiting for a retry's back-off (unit → time); at most the running ones."""
-    failures: list[ItemFailure] = pydantic.Field([], max_length=8)
+    failures: list[ItemFailure] = pydantic.Field([], max_length=MAP_FAILURES_KEPT)
     """The first units that failed (for good or before a retry), with why."""
 
 

@@ -190,30 +190,37 @@ def _kind_of_uri(uri: str, declared: resource.Kind | None) -> resource.Kind:
 
 def resolve_inputs(spec: resource.WorkflowSpec, status: resource.WorkflowStatus,
                    task: resource.Task) -> tuple[dict[str, resource.Output], dict[str, Any]]:
-    """A task's inputs: stored ones (name → reference) and literal values (name → JSON)."""
-    workflow_inputs = {i.name: i for i in spec.inputs}
+    """A task's inputs: stored ones (name → reference) and literal values (name → JSON). A map's
+    item input (``fromItem``) is not among them: each item's pod gets its own (``ItemPlan``)."""
     stored: dict[str, resource.Output] = {}
     values: dict[str, Any] = {}
     for item in task.inputs:
-        source: resource.InputSource = item
-        kind = item.kind
-        if item.from_input:
-            source = workflow_inputs[item.from_input]
-            kind = kind or source.kind
-        if source.from_task:
-            produced = status.tasks[source.from_task.task].output(
-                source.from_task.output, spec.output_kind(source.from_task.task, source.from_task.output))
-            if produced is None:
-                raise InputError(f"{item.name}: {source.from_task.task}.{source.from_task.output} was not published")
-        elif source.uri:
-            produced = resource.Output(kind=_kind_of_uri(source.uri, kind), uri=source.uri)
-        else:
-            produced = resource.Output(kind=resource.Kind.VALUE, value=source.value)
+        if item.from_item:
+            continue
+        produced = resolve_source(spec, status, item, item.kind, item.name)
         if produced.kind == resource.Kind.VALUE and produced.uri is None and produced.result is None:
             values[item.name] = produced.value
         else:
             stored[item.name] = produced
     return stored, values
+
+
+def resolve_source(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, source: resource.InputSource,
+                   kind: resource.Kind | None, name: str) -> resource.Output:
+    """What an input (or a map's ``over``) refers to, as a reference or a value; ``name`` says which
+    in the error when its producer has not published it."""
+    if source.from_input:
+        source = next(i for i in spec.inputs if i.name == source.from_input)
+        kind = kind or source.kind
+    if source.from_task:
+        produced = status.tasks[source.from_task.task].output(
+            source.from_task.output, spec.output_kind(source.from_task.task, source.from_task.output))
+        if produced is None:
+            raise InputError(f"{name}: {source.from_task.task}.{source.from_task.output} was not published")
+        return produced
+    if source.uri:
+        return resource.Output(kind=_kind_of_uri(source.uri, kind), uri=source.uri)
+    return resource.Output(kind=resource.Kind.VALUE, value=source.value)
 
 
 def build_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, task_name: str, attempt: int, *,
@@ -230,6 +237,40 @@ def build_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, tas
                    inline_limit=scheduler.room_per_task(spec),
                    cache_key=cache_key(root, task, spec.code, stored, values)
                    if task.cache else None,
+                   overwrite_cache=spec.overwrite_cache)
+
+
+def build_unit_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus, unit: scheduler.Unit, *,
+                    workflow: str, namespace: str, execution_id: str, root: str) -> PodPlan:
+    """The plan of one pod of a map (``scheduler.Step.units``): its split (what the map goes over,
+    read once), an item unit (its items of the index, the other inputs as a task's) or its gather
+    (the record of which attempt of each unit succeeded). Each publishes under the task's folder
+    (``task_folder``): ``split/<attempt>``, ``items/<item>/<attempt>``, ``gather/<attempt>``."""
+    task = next(t for t in spec.tasks if t.name == unit.task)
+    ms = status.tasks[task.name].map if task.name in status.tasks else None
+    root = root.rstrip("/")
+    folder = task_folder(root, execution_id, task.name)
+    common = dict(workflow=workflow, namespace=namespace, execution_id=execution_id, task=task.name,
+                  attempt=unit.attempt, role=unit.role, inline_limit=scheduler.room_per_task(spec))
+    if unit.role == "split":
+        over = resolve_source(spec, status, task.map.over, task.map.over.kind, "map.over")
+        return PodPlan(**common, output_prefix=stage_prefix(folder, "split", unit.attempt),
+                       split=SplitPlan(over=over, batch_size=task.map.batch_size))
+    if ms is None or ms.index is None:
+        raise InputError(f"{task.name}: the map has no item index yet (its split has not succeeded)")
+    if unit.role == "gather":
+        gathered = [resource.TaskOutput(name=o.name, kind=resource.gathered_kind(o.kind)) for o in task.outputs]
+        return PodPlan(**common, outputs=gathered, output_prefix=stage_prefix(folder, "gather", unit.attempt),
+                       gather=GatherPlan(index=ms.index, record=ms.record, units=ms.units, items=ms.items,
+                                         batch_size=task.map.batch_size, folder=folder, outputs=task.outputs))
+    first = unit.index * task.map.batch_size
+    stored, values = resolve_inputs(spec, status, task)
+    item = ItemPlan(index=ms.index, input=next(i.name for i in task.inputs if i.from_item), first=first,
+                    count=min(task.map.batch_size, ms.items - first), folder=folder)
+    return PodPlan(**common, function=task.function, plugin=task.plugin, inputs=stored, values=values,
+                   outputs=task.outputs, output_prefix=item_prefix(folder, first, unit.attempt),
+                   code=spec.code if task.function or task.plugin else None, item=item,
+                   cache_key=cache_key(root, task, spec.code, stored, values) if task.cache else None,
                    overwrite_cache=spec.overwrite_cache)
 
 
