@@ -83,11 +83,11 @@ def test_a_map_s_split_reads_what_it_goes_over_and_publishes_under_its_attempt()
                                            batch_size=2)
     assert plan.function is None and plan.inputs == plan.values == {}, "the split runs none of the task's code"
     stored = resource.WorkflowStatus(tasks={"src": resource.TaskStatus(outputs={"d": resource.Output(
-        kind=resource.Kind.DIRECTORY, uri=f"{PREFIX}/d/", manifest_digest="c" * 64)})})
+        kind=resource.Kind.DIRECTORY, uri=f"{PREFIX}/d/", manifest_digest="sha256:" + "c" * 64)})})
     over = mapped(fromTask={"task": "src", "output": "d"})
     over.tasks.insert(0, resource.Task(name="src", image="x", outputs=[{"name": "d", "kind": "directory"}]))
     assert taskpod.build_unit_plan(over, stored, scheduler.Unit("m", "split", 1), workflow="wf", namespace="ns",
-                                   execution_id="uid", root=PREFIX).split.over.manifest_digest == "c" * 64
+                                   execution_id="uid", root=PREFIX).split.over.manifest_digest == "sha256:" + "c" * 64
 
 
 def test_an_item_unit_gets_its_items_and_the_other_inputs_but_never_the_item_input():
