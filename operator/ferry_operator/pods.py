@@ -71,25 +71,34 @@ def release_patch(pod: dict) -> list[dict] | None:
 
 
 def releasable(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> list[dict]:
-    """Held pods the status no longer needs: all but those of attempts still running. A map's pod
-    is known by its labels: an item pod once the record says its unit's attempt ended (the unit
-    is no longer running, or runs a later attempt), a split or gather pod once its map left that
-    stage or runs a later attempt of it."""
+    """Held pods the status no longer needs: all but those of attempts still running (``needed``)."""
+    running = needed(owned_pods, status)
+    return [pod for name, pod in owned_pods.items() if release_patch(pod) and name not in running]
+
+
+def needed(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> set[str]:
+    """The pods of attempts the status has running. A map's pod is known by its labels: an item
+    pod until the record says its unit's attempt ended (the unit is no longer running, or runs a
+    later attempt), a split or gather pod until its map leaves that stage or runs a later attempt."""
     running = {ts.pod_name for ts in status.tasks.values() if ts.phase == resource.Phase.RUNNING and not ts.map}
     records: dict[str, items.Record | None] = {}
-    return [pod for name, pod in owned_pods.items()
-            if release_patch(pod) and name not in running and not _unit_running(pod, status, records)]
+    for name, pod in owned_pods.items():
+        labels = pod["metadata"].get("labels") or {}
+        if labels.get(LABEL_ROLE) and unit_running(status, labels.get(LABEL_TASK), labels[LABEL_ROLE],
+                                                   _number(labels.get(LABEL_ATTEMPT)), _number(labels.get(LABEL_UNIT)),
+                                                   records):
+            running.add(name)
+    return running
 
 
-def _unit_running(pod: dict, status: resource.WorkflowStatus, records: dict[str, items.Record | None]) -> bool:
-    """Whether ``pod`` is a map's pod whose attempt the status still has running (``records``: each
-    map's record, decoded once per call)."""
-    labels = pod["metadata"].get("labels") or {}
-    role, task = labels.get(LABEL_ROLE), labels.get(LABEL_TASK)
+def unit_running(status: resource.WorkflowStatus, task: str | None, role: str, attempt: int | None,
+                 unit: int | None, records: dict[str, items.Record | None]) -> bool:
+    """Whether the status has this attempt of a map's unit running (``records``: each map's record,
+    decoded once by the caller's calls)."""
     ts = status.tasks.get(task or "")
-    if role is None or ts is None or ts.map is None or ts.phase != resource.Phase.RUNNING:
+    if ts is None or ts.map is None or ts.phase != resource.Phase.RUNNING:
         return False
-    attempt, ms = _number(labels.get(LABEL_ATTEMPT)), ts.map
+    ms = ts.map
     if role != "item":
         return ms.stage.lower() == role and ms.attempts == attempt
     if ms.stage != "Items":
@@ -99,11 +108,35 @@ def _unit_running(pod: dict, status: resource.WorkflowStatus, records: dict[str,
             records[task] = items.Record.decode(ms.record, ms.units or 0)
         except ValueError:
             records[task] = None
-    record, unit = records[task], _number(labels.get(LABEL_UNIT))
+    record = records[task]
     if record is None:
         return True  # not readable: keep it held rather than lose a result
     return (unit is not None and unit < len(record) and record.phase(unit) == resource.Phase.RUNNING
             and record.attempt(unit) == attempt)
+
+
+def unit_of(workflow: str, task: str, pod_name: str) -> scheduler.Unit | None:
+    """The map unit that ``pod_name`` names (``scheduler.unit_name``), or None."""
+    head, _, attempt = pod_name.rpartition("-")
+    part = head.rpartition("-")[2]
+    role = part if part in ("split", "gather") else "item"
+    index = int(part) if role == "item" and part.isascii() and part.isdigit() else None
+    if not (attempt.isascii() and attempt.isdigit()) or (role == "item" and index is None):
+        return None
+    unit = scheduler.Unit(task, role, int(attempt), index, pod_name)
+    return unit if scheduler.unit_name(workflow, task, role, unit.attempt, index) == pod_name else None
+
+
+def strays(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> list[str]:
+    """Pods of maps that are no longer running which still run: started by a step whose status was
+    not written (``handlers.MIN_WRITE_INTERVAL``) before the map failed or was stopped, so no record
+    names them for the scheduler to stop."""
+    return [name for name, pod in owned_pods.items()
+            if (pod["metadata"].get("labels") or {}).get(LABEL_ROLE)
+            and not pod["metadata"].get("deletionTimestamp")
+            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            and (ts := status.tasks.get(pod["metadata"]["labels"].get(LABEL_TASK, ""))) is not None
+            and ts.map is not None and ts.phase != resource.Phase.RUNNING]
 
 
 def _number(label: str | None) -> int | None:

@@ -526,3 +526,25 @@ def items_record_running(units: int) -> str:
     for unit in range(units):
         record.set(unit, resource.Phase.RUNNING, 1)
     return record.encode()
+
+
+def test_a_map_unit_is_known_again_from_its_pod_s_name():
+    from ferry.api import scheduler
+
+    long = "w" * 60
+    for workflow in ("wf", long):
+        for role, index in (("split", None), ("item", 0), ("item", 99_999), ("gather", None)):
+            name = scheduler.unit_name(workflow, "my-map", role, 7, index)
+            assert pods.unit_of(workflow, "my-map", name) == scheduler.Unit("my-map", role, 7, index, name)
+    for hostile in ("wf-my-map-1", "wf-other-3-1", "wf-my-map-x-1", "wf-my-map-3-", "wf-my-map-٣-1", "", "-"):
+        assert pods.unit_of("wf", "my-map", hostile) is None, hostile
+
+
+def test_a_stopped_map_s_pods_that_still_run_are_strays():
+    status = map_status()
+    running, ended = map_pod("item", 1, 3), map_pod("item", 1, 4)
+    running["status"], ended["status"] = {"phase": "Running"}, {"phase": "Succeeded"}
+    owned = {"r": running, "e": ended, "t": {"metadata": {"name": "t"}, "status": {"phase": "Running"}}}
+    assert pods.strays(owned, status) == [], "a running map's pods are its own to stop"
+    status.tasks["m"].phase = resource.Phase.FAILED
+    assert pods.strays(owned, status) == ["r"]
