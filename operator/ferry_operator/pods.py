@@ -91,6 +91,43 @@ def needed(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> set[
     return running
 
 
+def succeeded_units(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> set[str]:
+    """The map pods among ``owned_pods`` whose attempt succeeded (``podRetention: KeepFailed``
+    deletes them): an item pod whose unit the record has succeeded at the pod's attempt, a split
+    pod that ended well once its map is past the split, the gather's last attempt once the map
+    succeeded. Only the pods held (the index's), never a name per unit of the record."""
+    records: dict[str, items.Record | None] = {}
+    found = set()
+    for name, pod in owned_pods.items():
+        labels = pod["metadata"].get("labels") or {}
+        role, ts = labels.get(LABEL_ROLE), status.tasks.get(labels.get(LABEL_TASK, ""))
+        if role is None or ts is None or ts.map is None:
+            continue
+        attempt, ms = _number(labels.get(LABEL_ATTEMPT)), ts.map
+        if role == "item":
+            unit = _number(labels.get(LABEL_UNIT))
+            record = _record(labels[LABEL_TASK], ms, records)
+            ok = (record is not None and unit is not None and unit < len(record)
+                  and record.phase(unit) == resource.Phase.SUCCEEDED and record.attempt(unit) == attempt)
+        elif role == "split":
+            ok = ms.stage != "Split" and (pod.get("status") or {}).get("phase") == "Succeeded"
+        else:
+            ok = ts.phase == resource.Phase.SUCCEEDED and ms.attempts == attempt
+        if ok:
+            found.add(name)
+    return found
+
+
+def _record(task: str, ms: resource.MapStatus, records: dict[str, items.Record | None]) -> items.Record | None:
+    """The map's record, decoded once per caller (``records``); None if it cannot be read."""
+    if task not in records:
+        try:
+            records[task] = items.Record.decode(ms.record, ms.units or 0)
+        except ValueError:
+            records[task] = None
+    return records[task]
+
+
 def unit_running(status: resource.WorkflowStatus, task: str | None, role: str, attempt: int | None,
                  unit: int | None, records: dict[str, items.Record | None]) -> bool:
     """Whether the status has this attempt of a map's unit running (``records``: each map's record,
@@ -103,12 +140,7 @@ def unit_running(status: resource.WorkflowStatus, task: str | None, role: str, a
         return ms.stage.lower() == role and ms.attempts == attempt
     if ms.stage != "Items":
         return False
-    if task not in records:
-        try:
-            records[task] = items.Record.decode(ms.record, ms.units or 0)
-        except ValueError:
-            records[task] = None
-    record = records[task]
+    record = _record(task, ms, records)
     if record is None:
         return True  # not readable: keep it held rather than lose a result
     return (unit is not None and unit < len(record) and record.phase(unit) == resource.Phase.RUNNING

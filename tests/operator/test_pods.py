@@ -548,3 +548,20 @@ def test_a_stopped_map_s_pods_that_still_run_are_strays():
     assert pods.strays(owned, status) == [], "a running map's pods are its own to stop"
     status.tasks["m"].phase = resource.Phase.FAILED
     assert pods.strays(owned, status) == ["r"]
+
+
+def test_keep_failed_deletes_the_pods_of_a_map_s_succeeded_attempts_only():
+    from ferry.api import items
+
+    record = items.Record(3)
+    record.set(0, resource.Phase.SUCCEEDED, 2)
+    record.set(1, resource.Phase.FAILED, 1)
+    status = map_status()
+    status.tasks["m"].map.record, status.tasks["m"].map.units = record.encode(), 3
+    split = map_pod("split", 1)
+    split["status"] = {"phase": "Succeeded"}
+    owned = {"a1": map_pod("item", 1, 0), "a2": map_pod("item", 2, 0), "b1": map_pod("item", 1, 1), "s": split,
+             "g": map_pod("gather", 1)}
+    assert pods.succeeded_units(owned, status) == {"a2", "s"}, "unit 0's first attempt failed, unit 1 failed"
+    status.tasks["m"].phase, status.tasks["m"].map.stage = resource.Phase.SUCCEEDED, "Gather"
+    assert pods.succeeded_units(owned, status) == {"a2", "s", "g"}
