@@ -1,4 +1,5 @@
-"""Building the pod of one task attempt. Pure functions: plain data in, a pod manifest out.
+"""Building the pod of one task attempt (or of a map's unit: ``build_unit_pod``). Pure functions:
+plain data in, a pod manifest out.
 
 The pod has up to four containers sharing two volumes, ``/ferry/inputs`` and ``/ferry/outputs``:
 
