@@ -72,6 +72,10 @@ class Config(pydantic.BaseModel):
     """How long a task pod may stay stuck on a start error (``results.START_ERRORS``, unschedulable)
     before its attempt fails with that reason."""
 
+    map_parallelism: int = pydantic.Field(100, ge=1, le=resource.MAX_MAP_UNITS)
+    """Most pods of one map running at once, for maps that set no ``parallelism`` of their own: the
+    rest wait for room in the record, not as Pending pods (chart ``operator.mapParallelism``)."""
+
     task_events: bool = False
     """Post a Kubernetes Event when each task starts and when it succeeds. Retries, failures and the
     workflow's own start and end are always posted; these two cost two API writes per task and tell

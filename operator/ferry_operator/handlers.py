@@ -59,6 +59,13 @@ MOUNT_CHECK_SECONDS = 10.0
 starting."""
 DEADLINE_MARGIN_SECONDS = 0.5
 """Woken this long after a deadline: status times have whole seconds, and deadlines are strict."""
+MIN_WRITE_INTERVAL = 1.0
+"""Seconds between two status writes of a workflow while one of its maps runs (``_coalesced``):
+a map of 100,000 items ends a hundred pods a second, and a write per pod event would cost the API
+server one write of the whole status per item."""
+QUOTA_RETRY_SECONDS = 5.0
+"""A workflow whose pod a full ResourceQuota refused is reconciled again after this, if no pod
+event comes first (another workflow's pods ending free the room without telling this one)."""
 
 Key = tuple[str, str]
 
@@ -91,6 +98,11 @@ class State:
     unseen: set[Key] = dataclasses.field(default_factory=set)
     """Pods (namespace, name) the operator created or released whose event has not reached the
     index yet: not created again, nor released twice, meanwhile."""
+    written: dict[Key, float] = dataclasses.field(default_factory=dict)
+    """When (``clock``) each workflow's status was last written: ``MIN_WRITE_INTERVAL`` apart while a map runs."""
+    quota_waits: dict[Key, str] = dataclasses.field(default_factory=dict)
+    """Workflows whose next pod a full ResourceQuota refused (the refusal), told once until one is created."""
+    clock: Callable[[], float] = time.monotonic
 
 
 @kopf.index("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
@@ -205,6 +217,8 @@ async def _let_go(state: State, namespace: str, name: str, body: dict) -> None:
     key = (namespace, name)
     state.tally.forget(key)
     state.refusals.pop(key, None)
+    state.written.pop(key, None)
+    state.quota_waits.pop(key, None)
     state.deleting.pop(key, None)
     state.gone.add(key)
     if (handle := state.wakeups.pop(key, None)) is not None:
@@ -288,9 +302,7 @@ async def _report_refusal(state: State, namespace: str, name: str, refused: kube
         return
     state.refusals[(namespace, name)] = message
     logging.getLogger("ferry.operator").error("workflow %s/%s: %s", namespace, name, message)
-    body = {"apiVersion": resource.API_VERSION, "kind": resource.KIND,
-            "metadata": {"name": name, "namespace": namespace}}
-    kopf.event(body, type="Warning", reason="APIRefused", message=message)
+    kopf.event(_reference(namespace, name), type="Warning", reason="APIRefused", message=message)
     if state.bodies.finished(namespace, name):
         return  # its message says why it failed: the event and the log tell this
     try:
@@ -325,11 +337,44 @@ async def reconcile_workflow(state: State, namespace: str, name: str) -> None:
         owned: dict[str, dict] = {}
         if spec is not None:
             step, owned = await _run_step(state, namespace, name, body, spec, status)
+            if _coalesced(state, namespace, name, status, step):
+                return
         if not await _write_status(state, namespace, name, body, spec, status, step):
             continue
         if spec is not None:
             _follow_up(state, namespace, name, spec, step, owned)
         return
+
+
+def _coalesced(state: State, namespace: str, name: str, before: resource.WorkflowStatus,
+               step: scheduler.Step) -> bool:
+    """Whether the step's status is left unwritten for now, and written by a reconciliation at
+    most ``MIN_WRITE_INTERVAL`` after the last write (woken then, if no pod event comes first).
+
+    Only while a map runs, before and after the step, and only for a step that stops no pod and
+    ends no task (what others wait for is written at once). Its pods are created all the same:
+    creations never wait for a write. This is safe because the status is the only record, and
+    every step starts again from the status as last written: the next step sees the same attempts
+    recorded, makes the same decisions about them, and gives any attempt it starts again the same
+    number, so the same pod name (``scheduler.unit_name``, ``pod_name``): the pod already made is
+    found in the index (or in ``unseen``), never created twice, and observed as that attempt's. An
+    operator restarted meanwhile does the same from the written status, the API server refusing a
+    second pod of a name (409). Nothing is released or deleted on the strength of an unwritten
+    status: pods are let go only after the write that records their end (``_follow_up``)."""
+    key = (namespace, name)
+    since = state.clock() - state.written.get(key, -MIN_WRITE_INTERVAL)
+    after = step.status
+    if since >= MIN_WRITE_INTERVAL or step.delete or before.phase != after.phase \
+            or not (_map_running(before) and _map_running(after)) \
+            or any(ts.phase != (before.tasks.get(task) or ts).phase for task, ts in after.tasks.items()):
+        return False
+    _wake_at(state, namespace, name, datetime.datetime.now(datetime.timezone.utc)
+             + datetime.timedelta(seconds=MIN_WRITE_INTERVAL - since - DEADLINE_MARGIN_SECONDS))
+    return True
+
+
+def _map_running(status: resource.WorkflowStatus) -> bool:
+    return any(ts.map is not None and ts.phase == resource.Phase.RUNNING for ts in status.tasks.values())
 
 
 async def _tend_finished(state: State, namespace: str, name: str, finished: bodies.Finished) -> None:
@@ -392,31 +437,75 @@ async def _run_step(state: State, namespace: str, name: str, body: dict, spec: r
     stuck = {pod_name: await _mount_failures(state, namespace, pod["metadata"]["uid"])
              for pod_name, pod in owned.items() if results.stuck_starting(pod, now, state.config.start_timeout_seconds)}
     unborn: list[str] = []
+    unborn_units: list[scheduler.Unit] = []
     observe = _observer(state, namespace, name, owned, {p["metadata"]["name"] for p in listed} - set(owned), stuck,
-                        now, unborn)
-    step = scheduler.step(name, spec, status, observe, now)
+                        now, unborn, unborn_units)
+    # A map's units run at most the operator's parallelism at once, unless the map says.
+    maps = {"default_parallelism": state.config.map_parallelism} if any(t.map for t in spec.tasks) else {}
+    step = scheduler.step(name, spec, status, observe, now, **maps)
     step.create += [(task, step.status.tasks[task].attempts) for task in unborn
                     if step.status.tasks[task].phase == resource.Phase.RUNNING]
-    for task, attempt in step.create:
-        pod = pods.build_pod(body, spec, step.status, task, attempt, state.config)
-        pod_name = pod["metadata"]["name"]
-        if pod_name not in owned and (namespace, pod_name) not in state.unseen:  # a retry after a conflict
-            await _unseen_until_done(state, namespace, pod_name, state.api.create_pod, pod)
-    await _stop(state, namespace, step.delete)
+    records: dict = {}
+    units = [*step.units, *(u for u in unborn_units
+                            if pods.unit_running(step.status, u.task, u.role, u.attempt, u.index, records))]
+    await _create(state, namespace, name, owned, (
+        *(functools.partial(pods.build_pod, body, spec, step.status, task, attempt, state.config)
+          for task, attempt in step.create),
+        *(functools.partial(pods.build_unit_pod, body, spec, step.status, unit, state.config) for unit in units)))
+    await _stop(state, namespace, [*step.delete, *pods.strays(owned, step.status)])
     return step, owned
 
 
+async def _create(state: State, namespace: str, name: str, owned: dict[str, dict],
+                  builders: Iterable[Callable[[], dict]]) -> None:
+    """Create the pods ``builders`` make, but those that exist or were created already (a retry
+    after a conflict, a step whose status was not written). A full ResourceQuota is a wait, not a
+    failure: the rest are left for a later reconciliation (their attempts are running in status
+    with no pod, which the observer finds ``unborn``), told once, tried again after
+    ``QUOTA_RETRY_SECONDS`` or at the next pod event."""
+    key = (namespace, name)
+    for build in builders:
+        pod = build()
+        pod_name = pod["metadata"]["name"]
+        if pod_name in owned or (namespace, pod_name) in state.unseen:
+            continue
+        try:
+            await _unseen_until_done(state, namespace, pod_name, state.api.create_pod, pod)
+        except kube.Refused as refused:
+            if not refused.quota:
+                raise
+            if key not in state.quota_waits:
+                logging.getLogger("ferry.operator").info("workflow %s/%s: %s; waiting", namespace, name, refused)
+                kopf.event(_reference(namespace, name), type="Warning", reason="WaitingForQuota",
+                           message=f"waiting for room in the namespace's ResourceQuota: {refused}")
+            state.quota_waits[key] = str(refused)
+            _wake_at(state, namespace, name, datetime.datetime.now(datetime.timezone.utc)
+                     + datetime.timedelta(seconds=QUOTA_RETRY_SECONDS - DEADLINE_MARGIN_SECONDS))
+            return
+        state.quota_waits.pop(key, None)
+
+
+def _reference(namespace: str, name: str) -> dict:
+    """Enough of a Workflow to post an Event on it."""
+    return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": name, "namespace": namespace}}
+
+
 def _observer(state: State, namespace: str, name: str, owned: dict[str, dict], foreign: set[str],
-              stuck: dict[str, list[str]], now: datetime.datetime,
-              unborn: list[str]) -> Callable[[resource.Task, str], scheduler.Attempt]:
-    """How the scheduler sees a task's attempt, from its pod (``stuck`` starting: the pods' mount
-    failures); a task whose pod was never created is added to ``unborn``."""
+              stuck: dict[str, list[str]], now: datetime.datetime, unborn: list[str],
+              unborn_units: list[scheduler.Unit]) -> Callable[[resource.Task, str], scheduler.Attempt]:
+    """How the scheduler sees a task's attempt (or a map unit's), from its pod (``stuck``
+    starting: the pods' mount failures); a task whose pod was never created is added to
+    ``unborn``, a map's unit to ``unborn_units`` (a full ResourceQuota refused it, say)."""
 
     def observe(task: resource.Task, pod_name: str) -> scheduler.Attempt:
         pod = owned.get(pod_name)
         if pod:
+            role = None
+            if task.map:
+                unit = pods.unit_of(name, task.name, pod_name)
+                role = (pod["metadata"].get("labels") or {}).get(pods.LABEL_ROLE) or (unit and unit.role)
             attempt = results.read_attempt(pod, [o.name for o in task.outputs], now,
-                                           state.config.start_timeout_seconds, stuck.get(pod_name, []))
+                                           state.config.start_timeout_seconds, stuck.get(pod_name, []), role=role)
             return tenancy.checked(attempt, namespace, state.config)
         if pod_name in foreign:  # a same-named earlier workflow's, still stopping
             return scheduler.Attempt(False, message=f"waiting for pod {pod_name} of an earlier workflow "
@@ -424,7 +513,10 @@ def _observer(state: State, namespace: str, name: str, owned: dict[str, dict], f
         # Never created (refused while the earlier one's pod was there): create it now. A pod of
         # ours cannot vanish unseen: Ferry's finalizer holds it until its end is recorded.
         if (namespace, pod_name) not in state.unseen:
-            unborn.append(task.name)
+            if not task.map:
+                unborn.append(task.name)
+            elif unit := pods.unit_of(name, task.name, pod_name):
+                unborn_units.append(unit)
         return scheduler.Attempt(False)
 
     return observe
@@ -444,12 +536,14 @@ async def _write_status(state: State, namespace: str, name: str, body: dict, spe
                                       body["metadata"]["resourceVersion"])
     if written is None:
         return False
+    state.written[(namespace, name)] = state.clock()
     state.bodies.offer(written)
     state.tally.observe((namespace, name), spec, status, step.status)
     for kind, reason, message in step.events:
         if state.config.posts(kind, reason):
             kopf.event(written, type=kind, reason=reason, message=message)
     if step.status.phase in scheduler.DONE:
+        state.written.pop((namespace, name), None)
         _expire_when_due(state, namespace, name)
     return True
 
@@ -458,12 +552,13 @@ def _follow_up(state: State, namespace: str, name: str, spec: resource.WorkflowS
                owned: dict[str, dict]) -> None:
     """Once the status holds what they told: let go of the pods it no longer needs, in the
     background (the next reconciliation need not wait), and arm the next deadline."""
-    succeeded = retention.succeeded_pods(step.status)
+    succeeded = retention.succeeded_pods(step.status) | pods.succeeded_units(owned, step.status)
     _spawn(state, _release_later(state, namespace, pods.releasable(owned, step.status),
                                  lambda pod: retention.deletes(spec.pod_retention, pod, succeeded)))
-    running = {ts.pod_name for ts in step.status.tasks.values() if ts.phase == resource.Phase.RUNNING}
+    running = pods.needed(owned, step.status)
     _wake_at(state, namespace, name, min(filter(None, [
         scheduler.next_deadline(spec, step.status),
+        getattr(step, "deadline", None),  # a running map unit's timeout: the status keeps no time per unit
         *(results.deadline(pod, state.config.start_timeout_seconds) for pod_name, pod in owned.items()
           if pod_name in running)]), default=None))
 

@@ -24,7 +24,9 @@ class Refused(Exception):
             detail = json.loads(error.body)["message"]
         except (TypeError, ValueError, KeyError):
             detail = error.reason
-        hint = " (the operator's ServiceAccount lacks this permission)" if error.status == 403 else ""
+        self.quota = error.status == 403 and "exceeded quota" in str(detail)
+        """A namespace's ResourceQuota is full: a wait for room, not the operator's permissions."""
+        hint = " (the operator's ServiceAccount lacks this permission)" if error.status == 403 and not self.quota else ""
         super().__init__(f"the Kubernetes API refused to {what}: {detail}{hint}")
 
 

@@ -1,4 +1,5 @@
-"""Building the pod of one task attempt. Pure functions: plain data in, a pod manifest out.
+"""Building the pod of one task attempt (or of a map's unit: ``build_unit_pod``). Pure functions:
+plain data in, a pod manifest out.
 
 The pod has up to four containers sharing two volumes, ``/ferry/inputs`` and ``/ferry/outputs``:
 
@@ -23,12 +24,15 @@ import json
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from ferry.api import resource, scheduler, taskpod
+from ferry.api import items, resource, scheduler, taskpod
 from ferry.data import cleanup, credentials
 from ferry_operator import patches, results
 from ferry_operator.config import Config
 
 LABEL_WORKFLOW, LABEL_TASK, LABEL_ATTEMPT = resource.LABEL_WORKFLOW, resource.LABEL_TASK, resource.LABEL_ATTEMPT
+LABEL_ROLE, LABEL_UNIT = "ferry.dev/role", "ferry.dev/unit"
+"""A map's pods: ``split``, ``item`` or ``gather``, and an item pod's unit (``scheduler.Unit``), so
+that a restarted operator (and ``kubectl get pods -l``) knows what each pod is without its status."""
 RESULT_FINALIZER = "ferry.dev/result"
 """Held on every task pod until the workflow's status no longer needs it: a pod that vanishes
 (evicted, node reclaimed) after publishing but before the operator read its termination message
@@ -68,9 +72,110 @@ def release_patch(pod: dict) -> list[dict] | None:
 
 
 def releasable(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> list[dict]:
-    """Held pods the status no longer needs: all but those of attempts still running."""
-    running = {ts.pod_name for ts in status.tasks.values() if ts.phase == resource.Phase.RUNNING}
-    return [pod for name, pod in owned_pods.items() if name not in running and release_patch(pod)]
+    """Held pods the status no longer needs: all but those of attempts still running (``needed``)."""
+    running = needed(owned_pods, status)
+    return [pod for name, pod in owned_pods.items() if release_patch(pod) and name not in running]
+
+
+def needed(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> set[str]:
+    """The pods of attempts the status has running. A map's pod is known by its labels: an item
+    pod until the record says its unit's attempt ended (the unit is no longer running, or runs a
+    later attempt), a split or gather pod until its map leaves that stage or runs a later attempt."""
+    running = {ts.pod_name for ts in status.tasks.values() if ts.phase == resource.Phase.RUNNING and not ts.map}
+    records: dict[str, items.Record | None] = {}
+    for name, pod in owned_pods.items():
+        labels = pod["metadata"].get("labels") or {}
+        if labels.get(LABEL_ROLE) and unit_running(status, labels.get(LABEL_TASK), labels[LABEL_ROLE],
+                                                   _number(labels.get(LABEL_ATTEMPT)), _number(labels.get(LABEL_UNIT)),
+                                                   records):
+            running.add(name)
+    return running
+
+
+def succeeded_units(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> set[str]:
+    """The map pods among ``owned_pods`` whose attempt succeeded (``podRetention: KeepFailed``
+    deletes them): an item pod whose unit the record has succeeded at the pod's attempt, a split
+    pod that ended well once its map is past the split, the gather's last attempt once the map
+    succeeded. Only the pods held (the index's), never a name per unit of the record."""
+    records: dict[str, items.Record | None] = {}
+    found = set()
+    for name, pod in owned_pods.items():
+        labels = pod["metadata"].get("labels") or {}
+        role, ts = labels.get(LABEL_ROLE), status.tasks.get(labels.get(LABEL_TASK, ""))
+        if role is None or ts is None or ts.map is None:
+            continue
+        attempt, ms = _number(labels.get(LABEL_ATTEMPT)), ts.map
+        if role == "item":
+            unit = _number(labels.get(LABEL_UNIT))
+            record = _record(labels[LABEL_TASK], ms, records)
+            ok = (record is not None and unit is not None and unit < len(record)
+                  and record.phase(unit) == resource.Phase.SUCCEEDED and record.attempt(unit) == attempt)
+        elif role == "split":
+            ok = ms.stage != "Split" and (pod.get("status") or {}).get("phase") == "Succeeded"
+        else:
+            ok = ts.phase == resource.Phase.SUCCEEDED and ms.attempts == attempt
+        if ok:
+            found.add(name)
+    return found
+
+
+def _record(task: str, ms: resource.MapStatus, records: dict[str, items.Record | None]) -> items.Record | None:
+    """The map's record, decoded once per caller (``records``); None if it cannot be read."""
+    if task not in records:
+        try:
+            records[task] = items.Record.decode(ms.record, ms.units or 0)
+        except ValueError:
+            records[task] = None
+    return records[task]
+
+
+def unit_running(status: resource.WorkflowStatus, task: str | None, role: str, attempt: int | None,
+                 unit: int | None, records: dict[str, items.Record | None]) -> bool:
+    """Whether the status has this attempt of a map's unit running (``records``: each map's record,
+    decoded once by the caller's calls)."""
+    ts = status.tasks.get(task or "")
+    if ts is None or ts.map is None or ts.phase != resource.Phase.RUNNING:
+        return False
+    ms = ts.map
+    if role != "item":
+        return ms.stage.lower() == role and ms.attempts == attempt
+    if ms.stage != "Items":
+        return False
+    record = _record(task, ms, records)
+    if record is None:
+        return True  # not readable: keep it held rather than lose a result
+    return (unit is not None and unit < len(record) and record.phase(unit) == resource.Phase.RUNNING
+            and record.attempt(unit) == attempt)
+
+
+def unit_of(workflow: str, task: str, pod_name: str) -> scheduler.Unit | None:
+    """The map unit that ``pod_name`` names (``scheduler.unit_name``), or None."""
+    head, _, attempt = pod_name.rpartition("-")
+    part = head.rpartition("-")[2]
+    role = part if part in ("split", "gather") else "item"
+    index = int(part) if role == "item" and part.isascii() and part.isdigit() else None
+    if not (attempt.isascii() and attempt.isdigit()) or (role == "item" and index is None):
+        return None
+    unit = scheduler.Unit(task, role, int(attempt), index, pod_name)
+    return unit if scheduler.unit_name(workflow, task, role, unit.attempt, index) == pod_name else None
+
+
+def strays(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> list[str]:
+    """Pods of maps that are no longer running which still run: started by a step whose status was
+    not written (``handlers.MIN_WRITE_INTERVAL``) before the map failed or was stopped, so no record
+    names them for the scheduler to stop."""
+    return [name for name, pod in owned_pods.items()
+            if (pod["metadata"].get("labels") or {}).get(LABEL_ROLE)
+            and not pod["metadata"].get("deletionTimestamp")
+            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            and (ts := status.tasks.get(pod["metadata"]["labels"].get(LABEL_TASK, ""))) is not None
+            and ts.map is not None and ts.phase != resource.Phase.RUNNING]
+
+
+def _number(label: str | None) -> int | None:
+    """A label's count (``ferry.dev/attempt``, ``ferry.dev/unit``); None for one the operator did
+    not write (anyone who may create pods may label one)."""
+    return int(label) if label and label.isascii() and label.isdigit() and len(label) < 10 else None
 
 
 def owned(listed: list[dict], uid: str) -> dict[str, dict]:
@@ -87,6 +192,7 @@ def owner_name(pod: Mapping) -> str | None:
 
 
 _SUMMARY_METADATA = ("name", "uid", "ownerReferences", "finalizers", "creationTimestamp", "deletionTimestamp")
+_SUMMARY_LABELS = (LABEL_TASK, LABEL_ATTEMPT, LABEL_ROLE, LABEL_UNIT)
 
 
 def summary(pod: Mapping) -> dict | None:
@@ -98,7 +204,9 @@ def summary(pod: Mapping) -> dict | None:
     if (RESULT_FINALIZER not in (meta.get("finalizers") or []) and not meta.get("deletionTimestamp")
             and status.get("phase") in ("Succeeded", "Failed")):
         return None
-    return {"metadata": {key: meta[key] for key in _SUMMARY_METADATA if key in meta}, "status": status}
+    kept = {key: meta[key] for key in _SUMMARY_METADATA if key in meta}
+    labels = {key: value for key, value in (meta.get("labels") or {}).items() if key in _SUMMARY_LABELS}
+    return {"metadata": {**kept, **({"labels": labels} if labels else {})}, "status": status}
 
 
 class Runtime(NamedTuple):
@@ -181,11 +289,12 @@ def init_containers(task: resource.Task, plan: taskpod.PodPlan, runtime: Runtime
     for a container task that needs them, the credentials sidecar first (every other one finds
     fresh credentials) when the pod reads or writes the store."""
     found = []
-    if (plan.inputs or plan.values) and not runs_ferry(task):  # a value too is a file in /ferry/inputs
+    # A map's item is an input, and its result is always stored (the gather reads it).
+    if (plan.inputs or plan.values or plan.item) and not runs_ferry(task):  # a value too is a file in /ferry/inputs
         found.append(fetch_container(task, runtime))
-    if task.outputs and not runs_ferry(task):
+    if (task.outputs or plan.item) and not runs_ferry(task):
         found.append(publish_container(task, runtime))
-    if runtime.scoped and (plan.inputs or task.outputs or runs_ferry(task)):  # the pod reads or writes the store
+    if runtime.scoped and (plan.inputs or task.outputs or plan.item or runs_ferry(task)):  # it reads or writes the store
         found.insert(0, credentials_container(task, runtime))
     return found
 
@@ -249,21 +358,54 @@ def build_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.Work
     task = next(t for t in spec.tasks if t.name == task_name)
     plan = taskpod.build_plan(spec, status, task_name, attempt, workflow=meta["name"], namespace=meta["namespace"],
                               execution_id=meta["uid"], root=config.namespace_root(meta["namespace"]))
+    return _pod(meta, task, plan, config, scheduler.pod_name(meta["name"], task.name, attempt), {})
+
+
+def build_unit_pod(workflow: dict, spec: resource.WorkflowSpec, status: resource.WorkflowStatus,
+                   unit: scheduler.Unit, config: Config) -> dict:
+    """The pod of one of a map's units (``scheduler.Step.units``), named ``unit.name``. An item
+    pod is the task's own pod with the item's plan (its fetch and publish containers get the
+    item); the split and the gather are Ferry's code only: the runtime image running ``ferry pod
+    split`` / ``ferry pod gather`` with the plan, beside the credentials sidecar, as a Python
+    task's pod, with none of the task's own containers, Secrets or volumes."""
+    meta = workflow["metadata"]
+    task = next(t for t in spec.tasks if t.name == unit.task)
+    plan = taskpod.build_unit_plan(spec, status, unit, workflow=meta["name"], namespace=meta["namespace"],
+                                   execution_id=meta["uid"], root=config.namespace_root(meta["namespace"]))
+    labels = {LABEL_ROLE: unit.role, **({LABEL_UNIT: str(unit.index)} if unit.role == "item" else {})}
+    if unit.role == "item":
+        return _pod(meta, task, plan, config, unit.name, labels)
     runtime = runtime_of(plan, meta["namespace"], config)
-    labels = {LABEL_WORKFLOW: resource.label_value(meta["name"]), LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt),
-              "app.kubernetes.io/managed-by": "ferry"}
+    main = {"name": results.MAIN, "image": runtime.image, "args": ["pod", unit.role],
+            "env": [*runtime.env, *({"name": n, "value": v} for n, v in taskpod.container_env(plan, [], inputs=False))],
+            "envFrom": [] if runtime.scoped else runtime.secret_env,
+            "volumeMounts": [_tmp_mount(), *([_credentials_mount()] if runtime.scoped else [])],
+            "resources": runtime.resources, "securityContext": runtime_security(task, reads_outputs=False),
+            "terminationMessagePolicy": "FallbackToLogsOnError"}
+    own = task.model_copy(update={"secrets": [], "volumes": [], "volume_mounts": [], "image": None})
+    return _pod(meta, own, plan, config, unit.name, labels, main=main)
+
+
+def _pod(meta: dict, task: resource.Task, plan: taskpod.PodPlan, config: Config, name: str, labels: dict[str, str],
+         main: dict | None = None) -> dict:
+    """A pod of the workflow with metadata ``meta`` running ``plan`` for ``task``: the task's own
+    container (or ``main``), and Ferry's beside it."""
+    runtime = runtime_of(plan, meta["namespace"], config)
+    labels = {LABEL_WORKFLOW: resource.label_value(meta["name"]), LABEL_TASK: task.name,
+              LABEL_ATTEMPT: str(plan.attempt), **labels, "app.kubernetes.io/managed-by": "ferry"}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": scheduler.pod_name(meta["name"], task.name, attempt), "labels": labels, **_owned_by(meta)},
+        "metadata": {"name": name, "labels": labels, **_owned_by(meta)},
         "spec": {
             "restartPolicy": "Never",
             "serviceAccountName": task.service_account_name or config.task_service_account or "default",
             "automountServiceAccountToken": bool(task.service_account_name),
             "terminationGracePeriodSeconds": config.upload_grace_seconds,
             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-            "initContainers": init_containers(task, plan, runtime),
-            "containers": [task_container(task, plan, runtime)],
+            "initContainers": ([credentials_container(task, runtime)] if runtime.scoped else []) if main
+            else init_containers(task, plan, runtime),
+            "containers": [main or task_container(task, plan, runtime)],
             "volumes": volumes(task, runtime.scoped),
             **placement(task),
         },

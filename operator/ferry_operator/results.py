@@ -73,8 +73,15 @@ def stuck_starting(pod: dict, now: datetime.datetime, start_timeout_seconds: flo
 
 
 def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime | None = None,
-                 start_timeout_seconds: float | None = None, mount_failures: list[str] = ()) -> Attempt:
+                 start_timeout_seconds: float | None = None, mount_failures: list[str] = (),
+                 role: str | None = None) -> Attempt:
     """Succeeded only when the main container exited 0 and every declared output was published.
+
+    A map's pod (``role``, ``scheduler.Unit.role``) reports otherwise: its split the item count
+    (``items``) and the index it stored (``result``); an item pod and the gather at most a pointer,
+    their outputs being in the store (each item's result, the gathered one). Each attempt's
+    ``started`` is its pod's start (``status.startTime``: the kubelet took it), for a map unit's
+    timeout: a pod waiting for room on the nodes is not running yet.
 
     A pod stuck on a start error (``START_ERRORS``, or unschedulable) for more than
     ``start_timeout_seconds`` since it was created fails the attempt, with the reason, and so does a
@@ -83,7 +90,10 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
     by someone else (evicted, its node drained, ``kubectl delete``) that did not succeed lost its
     attempt to the infrastructure: the operator's own stops are recorded before it deletes.
     """
-    attempt = _read_attempt(pod, declared_outputs, now, start_timeout_seconds)
+    attempt = _read_attempt(pod, declared_outputs, now, start_timeout_seconds, role)
+    started = (pod.get("status") or {}).get("startTime")
+    if started:
+        attempt = dataclasses.replace(attempt, started=parse_time(started))
     if mount_failures and not attempt.finished:  # given only for a pod ``stuck_starting``
         return _mount_failure(list(mount_failures), start_timeout_seconds)
     deleted = (pod.get("metadata") or {}).get("deletionTimestamp")
@@ -95,7 +105,7 @@ def read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime 
 
 
 def _read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime | None,
-                  start_timeout_seconds: float | None) -> Attempt:
+                  start_timeout_seconds: float | None, role: str | None = None) -> Attempt:
     statuses = _statuses(pod)
     phase = (pod.get("status") or {}).get("phase")
     deleted = (pod.get("metadata") or {}).get("deletionTimestamp")
@@ -136,6 +146,8 @@ def _read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime
         # The task's own container: its message is the task's to write, so it names no infrastructure.
         reason = Reason.OOM_KILLED if main.get("reason") == "OOMKilled" else Reason.TASK_FAILED
         return Attempt(True, message=_describe_failure(MAIN, main), reason=reason)
+    if role is not None:
+        return _unit_result(role, _terminated(statuses, PUBLISH) if PUBLISH in statuses else main)
     if not declared_outputs:
         return Attempt(True, succeeded=True)
     # Container tasks publish from the sidecar; Python tasks from the main container itself.
@@ -162,6 +174,26 @@ def _read_attempt(pod: dict, declared_outputs: list[str], now: datetime.datetime
         return Attempt(True, message=f"declared outputs were not published: {', '.join(missing)}",
                        reason=Reason.PUBLISH_FAILED)
     return Attempt(True, succeeded=True, outputs=result.outputs,
+                   message="outputs reused from the cache" if result.cached else None)
+
+
+def _unit_result(role: str, publisher: dict | None) -> Attempt:
+    """How a map's pod that ran to its end went, from what its publisher reported: the split its
+    item count and index; an item its error, if any (its result is stored); the gather a pointer."""
+    result = _publish_result(publisher)
+    if result is None and (publisher or {}).get("exitCode") not in (0, None):
+        return Attempt(True, reason=Reason.PUBLISH_FAILED,
+                       message=f"the item's result was not stored: {_describe_failure(PUBLISH, publisher)}")
+    result = result or taskpod.PublishResult()
+    if result.error:  # the main container exited 0: its publishing failed
+        message = f"publishing the {role}'s result failed: {result.error}"
+        return Attempt(True, message=message, reason=_reason(message, Reason.PUBLISH_FAILED))
+    if role == "split":
+        count = result.outputs.get("items")
+        if count is None or type(count.value) is not int or result.result is None:
+            return Attempt(True, message="the split reported no item count and index", reason=Reason.PUBLISH_FAILED)
+        return Attempt(True, succeeded=True, outputs={"items": count}, result=result.result)
+    return Attempt(True, succeeded=True, result=result.result,
                    message="outputs reused from the cache" if result.cached else None)
 
 

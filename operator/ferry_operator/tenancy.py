@@ -25,7 +25,9 @@ def foreign_uris(spec: resource.WorkflowSpec, namespace: str, config: Config) ->
                for field, uri in [uri_of(item)]),
              *((f"spec.tasks[{i}].inputs[{j}].{field}", uri)
                for i, task in enumerate(spec.tasks) for j, item in enumerate(task.inputs)
-               for field, uri in [uri_of(item)])]
+               for field, uri in [uri_of(item)]),
+             *((f"spec.tasks[{i}].map.over.{field}", uri)  # what a map's split reads
+               for i, task in enumerate(spec.tasks) if task.map for field, uri in [uri_of(task.map.over)])]
     return [f"{field}: {uri} is in another namespace's folder; a workflow in {namespace!r} reads only "
             f"{config.namespace_root(namespace)}/ and data outside Ferry's folder"
             for field, uri in named if uri and config.foreign_folder(uri, namespace)]

@@ -271,8 +271,10 @@ def test_storage_configuration_is_what_the_operator_and_runtime_accept(render):
     assert set(data) == {"FERRY_OPERATOR_" + n for n in ("RAW_DATA_PREFIX", "RUNTIME_IMAGE", "STORAGE_ENV",
                                                           "STORAGE_SECRET", "TASK_SERVICE_ACCOUNT",
                                                           "UPLOAD_GRACE_SECONDS", "START_TIMEOUT_SECONDS",
-                                                          "TASK_EVENTS", "RUNTIME_RESOURCES", "SCOPED_CREDENTIALS", "NAMESPACES")}
+                                                          "TASK_EVENTS", "MAP_PARALLELISM", "RUNTIME_RESOURCES",
+                                                          "SCOPED_CREDENTIALS", "NAMESPACES")}
     assert config.scoped_credentials is True and config.namespaces == {} and config.task_events is False
+    assert config.map_parallelism == 100
     assert config.ttl_seconds_after_finished is None  # finished workflows stay unless asked
 
 

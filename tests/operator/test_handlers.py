@@ -5,6 +5,7 @@ running in the background reports its failures."""
 from __future__ import annotations
 
 import asyncio
+import json
 import datetime
 import logging
 
@@ -338,3 +339,172 @@ def test_a_new_workflow_is_held_then_its_first_pod_made_and_a_conflicting_write_
     assert status["observedGeneration"] == 1 and status["tasks"]["b"]["phase"] == "Pending"
     assert events == ["Started"], "posted once, from the write that took"
     assert ("team-a", "wf-a-1") in state.unseen, "until its event reaches the index"
+
+
+# -- maps: their units' pods, a full ResourceQuota, and status writes coalesced while they run --------
+
+from ferry.api import items  # noqa: E402
+from ferry_operator import kube  # noqa: E402
+from kubernetes.client.rest import ApiException  # noqa: E402
+
+from tests.operator.test_pods import INDEX, stand_in_unit_plan  # noqa: E402
+
+
+def map_body(version: int = 1, status: dict | None = None) -> dict:
+    return {"metadata": {"namespace": "team-a", "name": "wf", "uid": "uid-wf", "resourceVersion": str(version),
+                         "generation": 1, "finalizers": [handlers.WORKFLOW_FINALIZER]},
+            "spec": {"tasks": [{"name": "m", "image": "busybox", "inputs": [{"name": "x", "fromItem": True}],
+                                "map": {"over": {"value": list(range(50))}}},
+                               {"name": "after", "image": "busybox", "dependsOn": ["m"]}]},
+            **({"status": status} if status is not None else {})}
+
+
+class FakeMapScheduler:
+    """``scheduler.step`` for a map of 50 units, as the contract has it: the units ``running``
+    are observed by their pods' names, each step starts ``start`` more (recorded as running), and
+    ``done`` units count as succeeded in the status (so every step changes it)."""
+
+    def __init__(self) -> None:
+        self.running: list[tuple[int, int]] = []  # (unit, attempt)
+        self.start: list[int] = []
+        self.done = 0
+        self.observed: list[tuple[str, scheduler.Attempt]] = []
+        self.finish = False
+
+    def __call__(self, name, spec, status, observe, now, **options):
+        assert options == {"default_parallelism": 100}, "the operator's map parallelism, for maps that set none"
+        out = scheduler.Step(resource.WorkflowStatus.model_validate(status.dump()))
+        ms = resource.MapStatus(stage="Items", items=50, units=50, index=INDEX, succeeded=self.done)
+        out.status.phase = resource.Phase.RUNNING
+        out.status.tasks = {"m": resource.TaskStatus(phase=resource.Phase.SUCCEEDED if self.finish
+                                                     else resource.Phase.RUNNING, map=ms),
+                            "after": resource.TaskStatus()}
+        task = spec.tasks[0]
+        for unit, attempt in self.running:
+            self.observed.append((scheduler.unit_name(name, "m", "item", attempt, unit),
+                                  observe(task, scheduler.unit_name(name, "m", "item", attempt, unit))))
+        for unit in self.start:
+            out.units.append(scheduler.Unit("m", "item", 1, unit, scheduler.unit_name(name, "m", "item", 1, unit)))
+            self.running.append((unit, 1))
+        self.start = []
+        record = items.Record(50)
+        for unit, attempt in self.running:
+            record.set(unit, resource.Phase.RUNNING, attempt)
+        ms.record = record.encode()
+        return out
+
+
+def applied(document: dict, patch: list[dict]) -> dict:
+    """``patch`` (``patches.diff``'s adds and removes) applied to a copy of ``document``."""
+    document = json.loads(json.dumps(document))
+    for op in patch:
+        *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in op["path"].split("/")[1:]]
+        target = document
+        for part in parents:
+            target = target[part]
+        if op["op"] == "remove":
+            del target[last]
+        else:
+            target[last] = op["value"]
+    return document
+
+
+@pytest.fixture
+def map_api(state, monkeypatch):
+    """A fake API server holding the workflow ``map_body``: status patches and pod creations recorded."""
+    from ferry.api import taskpod
+
+    if not hasattr(taskpod, "build_unit_plan"):
+        monkeypatch.setattr(taskpod, "build_unit_plan", stand_in_unit_plan, raising=False)
+    fake = FakeMapScheduler()
+    monkeypatch.setattr(handlers.scheduler, "step", fake)
+    events: list[tuple[str, str]] = []
+    monkeypatch.setattr(handlers.kopf, "event", lambda body, type, reason, message: events.append((reason, message)))
+    made, written, versions = [], [], iter(range(2, 10_000))
+
+    def patch_status(namespace, name, patch, version):
+        body = state.bodies.get(namespace, name)
+        assert version == body["metadata"]["resourceVersion"], "every write is guarded by the version it read"
+        written.append(patch)
+        return applied({**body, "metadata": {**body["metadata"], "resourceVersion": str(next(versions))}}, patch)
+
+    state.api.patch_status, state.api.create_pod = patch_status, lambda pod: made.append(pod["metadata"]["name"])
+    state.bodies.offer(map_body())
+    return fake, made, written, events
+
+
+def test_a_map_s_unit_pods_are_made_labelled_never_twice(map_api, state):
+    fake, made, written, events = map_api
+    fake.start = [0, 1, 2]
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))
+    assert made == ["wf-m-0-1", "wf-m-1-1", "wf-m-2-1"]
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))  # their events have not come: unseen, not made again
+    assert made == ["wf-m-0-1", "wf-m-1-1", "wf-m-2-1"]
+    assert [attempt.finished for _, attempt in fake.observed] == [False] * 3
+    ended = {"metadata": {"name": "wf-m-0-1", "uid": "u0", "finalizers": [pods.RESULT_FINALIZER],
+                          "labels": {pods.LABEL_TASK: "m", pods.LABEL_ATTEMPT: "1", pods.LABEL_ROLE: "item",
+                                     pods.LABEL_UNIT: "0"},
+                          "ownerReferences": [{"kind": resource.KIND, "name": "wf", "uid": "uid-wf"}]},
+             "status": {"phase": "Succeeded", "containerStatuses": [
+                 {"name": "main", "state": {"terminated": {"exitCode": 0, "message": '{"cached": true}'}}}]}}
+    state.task_pods[("team-a", "wf")] = [ended]
+    fake.observed.clear()
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))
+    attempt = dict(fake.observed)["wf-m-0-1"]
+    assert attempt.succeeded and attempt.message == "outputs reused from the cache", "read as an item's pod"
+
+
+def test_a_full_resource_quota_leaves_units_to_be_created_later_and_is_told_once(map_api, state):
+    fake, made, written, events = map_api
+    room = [2]
+
+    def create_pod(pod):
+        if room[0] == 0:
+            error = ApiException(status=403, reason="Forbidden")
+            error.body = json.dumps({"message": f'pods "{pod["metadata"]["name"]}" is forbidden: exceeded quota: '
+                                                f'q, requested: pods=1, used: pods=2, limited: pods=2'})
+            raise kube.Refused("create a task pod", error)
+        room[0] -= 1
+        made.append(pod["metadata"]["name"])
+
+    state.api.create_pod = create_pod
+    fake.start = [0, 1, 2, 3, 4]
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))
+    assert made == ["wf-m-0-1", "wf-m-1-1"], "the first refusal ends this reconciliation's creations"
+    assert ("team-a", "wf") not in state.refusals and written, "a wait, not a refusal: the status is written"
+    status = state.bodies.get("team-a", "wf")["status"]
+    assert status["phase"] == status["tasks"]["m"]["phase"] == "Running" and "quota" not in json.dumps(status)
+    state.clock = lambda: 10.0 ** 6  # later: the status may be written again
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))  # still full
+    assert made == ["wf-m-0-1", "wf-m-1-1"]
+    assert [reason for reason, _ in events if reason == "WaitingForQuota"] == ["WaitingForQuota"], "told once"
+    assert "exceeded quota" in events[-1][1] and "ServiceAccount" not in events[-1][1]
+    assert state.wakeups[("team-a", "wf")].when() - asyncio.new_event_loop().time() < handlers.QUOTA_RETRY_SECONDS + 1
+    room[0] = 10
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))  # room again: the units with no pod are made
+    assert made == ["wf-m-0-1", "wf-m-1-1", "wf-m-2-1", "wf-m-3-1", "wf-m-4-1"]
+    assert ("team-a", "wf") not in state.quota_waits
+
+
+def test_while_a_map_runs_its_status_is_written_at_most_once_a_second_and_its_pods_made_at_once(map_api, state):
+    fake, made, written, events = map_api
+    now = [100.0]
+    state.clock = lambda: now[0]
+    fake.start = [0]
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))
+    assert len(written) == 1
+    for n in range(1, 20):  # twenty pod events within the second: each step changes the status
+        now[0] = 100.0 + n * 0.04
+        fake.done, fake.start = n, [n]
+        run(handlers.reconcile_workflow(state, "team-a", "wf"))
+    assert len(written) == 1, "one patch for the second"
+    assert made == [f"wf-m-{n}-1" for n in range(20)], "creations never wait for a write"
+    assert ("team-a", "wf") in state.wakeups, "woken to write what waits, if no event comes"
+    now[0] = 101.01
+    fake.done = 20
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))
+    assert len(written) == 2 and {"op": "add", "path": "/status/tasks/m/map/succeeded", "value": 20} in written[1]
+    now[0] = 101.02
+    fake.finish = True  # a task that ends is written at once: others wait for it
+    run(handlers.reconcile_workflow(state, "team-a", "wf"))
+    assert len(written) == 3

@@ -34,6 +34,17 @@ def test_a_refusal_names_the_action_and_the_missing_permission():
         failing(422, "invalid")("team-a")
 
 
+def test_a_full_resource_quota_is_told_apart_from_a_missing_permission():
+    """The quota's 403 is a wait for room (``handlers``), and blaming the ServiceAccount would mislead."""
+    with pytest.raises(kube.Refused) as refused:
+        failing(403, 'pods \\"wf-m-3-1\\" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=10, '
+                     'limited: pods=10')("team-a")
+    assert refused.value.quota and "exceeded quota" in str(refused.value) and "ServiceAccount" not in str(refused.value)
+    with pytest.raises(kube.Refused) as refused:
+        failing(403, "pods is forbidden")("team-a")
+    assert not refused.value.quota
+
+
 class _FakeAPIServer(http.server.BaseHTTPRequestHandler):
     """Answers every request with a pod (409 for a pod named ``taken``), over keep-alive
     connections, counting the connections opened."""

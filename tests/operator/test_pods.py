@@ -133,7 +133,8 @@ def test_the_operator_keeps_in_memory_only_pods_it_will_read_again():
     assert pods.owner_name(pod) == "wf"
     kept = pods.summary(pod)
     assert kept["status"] == pod["status"] and "spec" not in kept  # the spec is most of a pod, and never read
-    assert set(kept["metadata"]) == {"name", "uid", "ownerReferences", "finalizers", "creationTimestamp"}
+    assert set(kept["metadata"]) == {"name", "uid", "ownerReferences", "finalizers", "creationTimestamp", "labels"}
+    assert kept["metadata"]["labels"] == {pods.LABEL_TASK: "a", pods.LABEL_ATTEMPT: "1"}, "what the pod is, no more"
     assert pods.owned([kept], pod["metadata"]["ownerReferences"][0]["uid"]) == {pod["metadata"]["name"]: kept}
     assert pods.release_patch(kept) == pods.release_patch(pod)
     finished = {**pod, "status": {"phase": "Succeeded"}}
@@ -358,3 +359,209 @@ def test_scratch_volumes_take_the_task_s_size_limit_but_the_runtime_s_own():
     assert found["ferry-runtime"]["emptyDir"] == {} and "ferry-credentials" not in found
     assert found["secret-0"] == {"name": "secret-0", "secret": {"secretName": "db"}}
     assert pods.volumes(task_, scoped=True)[4]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Mi"}
+
+
+# -- a map's pods: its split, its item units and its gather ------------------------------------------
+
+INDEX = resource.StoredResult(uri="s3://bucket/ferry/ns/uid-1/m/split/1/index.json", sha256="3" * 64, size=120)
+
+
+def stand_in_unit_plan(spec_, status, unit, *, workflow, namespace, execution_id, root):
+    """``taskpod.build_unit_plan`` as the contract describes it, until the scheduler's lands."""
+    t = next(t for t in spec_.tasks if t.name == unit.task)
+    folder = taskpod.task_folder(root, execution_id, t.name)
+    ms = status.tasks[t.name].map
+    common = dict(workflow=workflow, namespace=namespace, execution_id=execution_id, task=t.name,
+                  attempt=unit.attempt, role=unit.role)
+    if unit.role == "split":
+        over = resource.Output(kind=resource.Kind.DIRECTORY, uri=t.map.over.uri)
+        return taskpod.PodPlan(**common, output_prefix=taskpod.stage_prefix(folder, "split", unit.attempt),
+                               split=taskpod.SplitPlan(over=over))
+    if unit.role == "gather":
+        return taskpod.PodPlan(**common, output_prefix=taskpod.stage_prefix(folder, "gather", unit.attempt),
+                               gather=taskpod.GatherPlan(index=ms.index, record=ms.record or "", units=ms.units,
+                                                         items=ms.items, folder=folder, outputs=t.outputs))
+    stored, values = {}, {i.name: i.value for i in t.inputs if not i.from_item}
+    return taskpod.PodPlan(**common, function=t.function, values=values, outputs=t.outputs,
+                           output_prefix=taskpod.item_prefix(folder, unit.index, unit.attempt),
+                           item=taskpod.ItemPlan(index=ms.index, input="path", first=unit.index, folder=folder),
+                           inputs=stored)
+
+
+@pytest.fixture
+def unit_plans(monkeypatch):
+    if not hasattr(taskpod, "build_unit_plan"):
+        monkeypatch.setattr(taskpod, "build_unit_plan", stand_in_unit_plan, raising=False)
+
+
+MAP = {"over": {"uri": "s3://bucket/in/", "kind": "directory"}}
+
+
+def map_spec(**extra) -> resource.WorkflowSpec:
+    return spec({"name": "m", "inputs": [{"name": "path", "fromItem": True}, {"name": "n", "value": 3}],
+                 "outputs": [{"name": "out"}], "map": MAP, "secrets": ["db"],
+                 "volumes": EVERYTHING_VOLUMES, "volumeMounts": [{"name": "models", "mountPath": "/models"}],
+                 "nodeSelector": {"pool": "batch"}, **extra})
+
+
+EVERYTHING_VOLUMES = [{"name": "models", "persistentVolumeClaim": {"claimName": "models"}}]
+
+
+def map_status(stage="Items") -> resource.WorkflowStatus:
+    return resource.WorkflowStatus(tasks={"m": resource.TaskStatus(phase=resource.Phase.RUNNING, map=resource.MapStatus(
+        stage=stage, items=40, units=40, index=INDEX if stage != "Split" else None, attempts=1))})
+
+
+def build_unit(wf, role, attempt=1, index=None, config=CONFIG, stage=None) -> dict:
+    from ferry.api import scheduler
+    unit = scheduler.Unit("m", role, attempt, index, scheduler.unit_name("wf", "m", role, attempt, index))
+    status = map_status(stage or {"split": "Split", "item": "Items", "gather": "Gather"}[role])
+    return pods.build_unit_pod(WORKFLOW, wf, status, unit, config)
+
+
+@pytest.mark.parametrize("role", ["split", "gather"])
+def test_a_map_s_split_and_gather_run_ferry_s_runtime_alone_beside_the_credentials_sidecar(unit_plans, role):
+    for wf in (map_spec(image="alpine:3", command=["process"]), map_spec(function="pkg.mod:process")):
+        pod = build_unit(wf, role, attempt=2)
+        labels = pod["metadata"]["labels"]
+        assert pod["metadata"]["name"] == f"wf-m-{role}-2"
+        assert labels == {pods.LABEL_WORKFLOW: "wf", pods.LABEL_TASK: "m", pods.LABEL_ATTEMPT: "2",
+                          pods.LABEL_ROLE: role, "app.kubernetes.io/managed-by": "ferry"}
+        assert pod["metadata"]["finalizers"] == [pods.RESULT_FINALIZER], "held until its end is recorded"
+        by_name = containers(pod)
+        assert list(by_name) == ["ferry-credentials", "main"], "no fetch, no publish, none of the task's"
+        main = by_name["main"]
+        assert (main["image"], main["args"]) == ("ferry:1", ["pod", role]), "the runtime, never the task's image"
+        assert "command" not in main and main["envFrom"] == [], "the Secret's keys stay in ferry-credentials"
+        plan = taskpod.PodPlan.model_validate_json(env(main)[taskpod.PLAN_ENV])
+        assert plan.role == role and plan.attempt == 2 and getattr(plan, role) is not None
+        assert plan.output_prefix == f"s3://bucket/ferry/ns/uid-1/m/{role}/2"
+        assert env(main)["FERRY_S3_CREDENTIALS_FILE"] == "/ferry/credentials/s3.json"
+        assert main["securityContext"]["readOnlyRootFilesystem"] and main["resources"] == CONFIG.runtime_resources.dump()
+        names = {v["name"] for v in pod["spec"]["volumes"]}
+        assert "models" not in names and not any(n.startswith("secret-") for n in names), \
+            "the task's Secrets and volumes are the task's: Ferry's own pod mounts none"
+        assert pod["spec"]["nodeSelector"] == {"pool": "batch"}, "it runs where the task's pods may"
+
+
+def test_a_map_s_item_pod_is_the_task_s_pod_with_the_item_s_plan(unit_plans):
+    task_pod = pods.build_pod(WORKFLOW, spec({"name": "m", "image": "alpine:3", "command": ["process"],
+                                              "inputs": [{"name": "n", "value": 3}], "outputs": [{"name": "out"}]}),
+                              resource.WorkflowStatus(), "m", 3, CONFIG)
+    pod = build_unit(map_spec(image="alpine:3", command=["process"]), "item", attempt=3, index=17)
+    assert pod["metadata"]["name"] == "wf-m-17-3"
+    assert pod["metadata"]["labels"] == {**task_pod["metadata"]["labels"], pods.LABEL_ROLE: "item",
+                                         pods.LABEL_UNIT: "17"}
+    by_name = containers(pod)
+    assert list(by_name) == ["ferry-credentials", "ferry-fetch", "ferry-publish", "main"]
+    assert (by_name["main"]["image"], by_name["main"]["command"]) == ("alpine:3", ["process"])
+    assert env(by_name["main"])["FERRY_INPUT_N"] == "/ferry/inputs/n"
+    plan = taskpod.PodPlan.model_validate_json(env(by_name["ferry-fetch"])[taskpod.PLAN_ENV])
+    assert plan.role == "item" and plan.item.first == 17 and plan.item.index == INDEX and plan.item.input == "path"
+    assert plan.output_prefix == "s3://bucket/ferry/ns/uid-1/m/items/17/3"
+    assert {v["name"] for v in pod["spec"]["volumes"]} >= {"models", "secret-0"}, "the task's own, as its pods"
+
+
+def test_an_item_pod_of_a_container_task_without_outputs_still_fetches_its_item_and_stores_its_result(unit_plans):
+    pod = build_unit(map_spec(image="alpine:3", outputs=[], inputs=[{"name": "path", "fromItem": True}]), "item",
+                     index=0)
+    assert list(containers(pod)) == ["ferry-credentials", "ferry-fetch", "ferry-publish", "main"]
+
+
+def test_an_item_pod_of_a_python_task_runs_the_function_on_its_item(unit_plans):
+    pod = build_unit(map_spec(function="pkg.mod:process"), "item", index=4)
+    by_name = containers(pod)
+    assert list(by_name) == ["ferry-credentials", "main"]
+    assert by_name["main"]["args"] == ["pod", "run-function"]
+    assert taskpod.PodPlan.model_validate_json(env(by_name["main"])[taskpod.PLAN_ENV]).item.first == 4
+
+
+def map_pod(role: str, attempt: int, unit: int | None = None, task_name: str = "m") -> dict:
+    labels = {pods.LABEL_TASK: task_name, pods.LABEL_ATTEMPT: str(attempt), pods.LABEL_ROLE: role,
+              **({pods.LABEL_UNIT: str(unit)} if unit is not None else {})}
+    return {"metadata": {"name": f"{role}-{unit}-{attempt}", "labels": labels, "finalizers": [pods.RESULT_FINALIZER]}}
+
+
+def test_a_map_s_pods_are_released_once_the_record_says_their_attempt_ended():
+    from ferry.api import items
+
+    record = items.Record(4)
+    record.set(0, resource.Phase.SUCCEEDED, 1)
+    record.set(1, resource.Phase.RUNNING, 2)  # its attempt 1 failed, attempt 2 runs
+    record.set(2, resource.Phase.RUNNING, 1)
+    status = map_status()
+    status.tasks["m"].map.record, status.tasks["m"].map.units = record.encode(), 4
+    status.tasks["other"] = resource.TaskStatus(phase=resource.Phase.RUNNING, pod_name="wf-other-1")
+    owned = {pod["metadata"]["name"]: pod for pod in [
+        map_pod("item", 1, 0), map_pod("item", 1, 1), map_pod("item", 2, 1), map_pod("item", 1, 2),
+        map_pod("split", 1)]}
+    owned["wf-other-1"] = {"metadata": {"name": "wf-other-1", "finalizers": [pods.RESULT_FINALIZER]}}
+    released = {pod["metadata"]["name"] for pod in pods.releasable(owned, status)}
+    assert released == {"item-0-1", "item-1-1", "split-None-1"}, "running attempts are held, ended ones let go"
+
+    status.tasks["m"].map.stage, status.tasks["m"].map.attempts = "Gather", 1
+    owned["gather-None-1"] = map_pod("gather", 1)
+    assert "gather-None-1" not in {p["metadata"]["name"] for p in pods.releasable(owned, status)}
+    assert {p["metadata"]["name"] for p in pods.releasable(owned, status)} >= {"item-1-2", "item-2-1"}
+    status.tasks["m"].phase = resource.Phase.SUCCEEDED
+    assert "gather-None-1" in {p["metadata"]["name"] for p in pods.releasable(owned, status)}
+
+
+def test_an_item_pod_whose_record_cannot_be_read_is_held_rather_than_its_result_lost():
+    status = map_status()
+    status.tasks["m"].map.record = "not a record"
+    assert pods.releasable({"item-0-1": map_pod("item", 1, 0)}, status) == []
+    for label in ("../../x", "-1", "1" * 40, "٣"):  # anyone who may create pods may label one
+        hostile = map_pod("item", 1, 0)
+        hostile["metadata"]["labels"][pods.LABEL_UNIT] = label
+        status = map_status()
+        status.tasks["m"].map.record = items_record_running(40)
+        assert pods.releasable({"x": hostile}, status) == [hostile], label
+
+
+def items_record_running(units: int) -> str:
+    from ferry.api import items
+
+    record = items.Record(units)
+    for unit in range(units):
+        record.set(unit, resource.Phase.RUNNING, 1)
+    return record.encode()
+
+
+def test_a_map_unit_is_known_again_from_its_pod_s_name():
+    from ferry.api import scheduler
+
+    long = "w" * 60
+    for workflow in ("wf", long):
+        for role, index in (("split", None), ("item", 0), ("item", 99_999), ("gather", None)):
+            name = scheduler.unit_name(workflow, "my-map", role, 7, index)
+            assert pods.unit_of(workflow, "my-map", name) == scheduler.Unit("my-map", role, 7, index, name)
+    for hostile in ("wf-my-map-1", "wf-other-3-1", "wf-my-map-x-1", "wf-my-map-3-", "wf-my-map-٣-1", "", "-"):
+        assert pods.unit_of("wf", "my-map", hostile) is None, hostile
+
+
+def test_a_stopped_map_s_pods_that_still_run_are_strays():
+    status = map_status()
+    running, ended = map_pod("item", 1, 3), map_pod("item", 1, 4)
+    running["status"], ended["status"] = {"phase": "Running"}, {"phase": "Succeeded"}
+    owned = {"r": running, "e": ended, "t": {"metadata": {"name": "t"}, "status": {"phase": "Running"}}}
+    assert pods.strays(owned, status) == [], "a running map's pods are its own to stop"
+    status.tasks["m"].phase = resource.Phase.FAILED
+    assert pods.strays(owned, status) == ["r"]
+
+
+def test_keep_failed_deletes_the_pods_of_a_map_s_succeeded_attempts_only():
+    from ferry.api import items
+
+    record = items.Record(3)
+    record.set(0, resource.Phase.SUCCEEDED, 2)
+    record.set(1, resource.Phase.FAILED, 1)
+    status = map_status()
+    status.tasks["m"].map.record, status.tasks["m"].map.units = record.encode(), 3
+    split = map_pod("split", 1)
+    split["status"] = {"phase": "Succeeded"}
+    owned = {"a1": map_pod("item", 1, 0), "a2": map_pod("item", 2, 0), "b1": map_pod("item", 1, 1), "s": split,
+             "g": map_pod("gather", 1)}
+    assert pods.succeeded_units(owned, status) == {"a2", "s"}, "unit 0's first attempt failed, unit 1 failed"
+    status.tasks["m"].phase, status.tasks["m"].map.stage = resource.Phase.SUCCEEDED, "Gather"
+    assert pods.succeeded_units(owned, status) == {"a2", "s", "g"}

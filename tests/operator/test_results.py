@@ -289,3 +289,82 @@ def test_a_cleanup_pod_is_reported_once_it_ends_or_cannot_start():
         {"name": "ferry-cleanup", "state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}}]}}
     kind, reason, message = results.cleanup_outcome(pulling, now, 60)
     assert (kind, reason) == ("Warning", "ArtifactCleanupFailed") and "ErrImagePull: no such image" in message
+
+
+# -- a map's pods: the split reports its items and index, items and the gather a pointer or nothing --
+
+INDEX = {"uri": "s3://b/ns/uid/m/split/1/index.json", "sha256": "a" * 64, "size": 90}
+GATHERED = {"uri": "s3://b/ns/uid/m/gather/1/.ferry-result.json", "sha256": "b" * 64, "size": 900}
+
+
+def test_a_split_that_stored_its_index_reports_its_item_count_and_the_index():
+    split = json.dumps({"outputs": {"items": {"kind": "value", "value": 200}}, "result": INDEX})
+    attempt = results.read_attempt(pod("Succeeded", main=done(0, split)), [], role="split")
+    assert attempt.succeeded and attempt.outputs["items"].value == 200 and attempt.result.uri == INDEX["uri"]
+
+
+@pytest.mark.parametrize("message", ["", json.dumps({"result": INDEX}),
+                                     json.dumps({"outputs": {"items": {"kind": "value", "value": 3}}})])
+def test_a_split_that_reports_no_count_or_no_index_failed_to_publish(message):
+    attempt = results.read_attempt(pod("Succeeded", main=done(0, message)), [], role="split")
+    assert attempt.finished and not attempt.succeeded and attempt.reason == resource.FailureReason.PUBLISH_FAILED
+    assert "split" in attempt.message
+
+
+def test_a_failed_split_is_its_own_failure_with_its_message():
+    attempt = results.read_attempt(pod("Failed", main=done(1, "ValueError: map.over is not a list")), [], role="split")
+    assert not attempt.succeeded and attempt.reason == resource.FailureReason.TASK_FAILED
+    assert "map.over is not a list" in attempt.message
+
+
+@pytest.mark.parametrize("message", ["", json.dumps({}), json.dumps({"cached": True})])
+def test_an_item_pod_succeeds_on_its_exit_its_outputs_are_in_its_stored_result_not_the_message(message):
+    python = pod("Succeeded", main=done(0, message))
+    container = pod("Succeeded", main=done(0), **{"ferry-publish": done(0, message)})
+    for unit in (python, container):
+        attempt = results.read_attempt(unit, ["out"], role="item")
+        assert attempt.finished and attempt.succeeded and attempt.outputs == {}, message
+        assert (attempt.message == "outputs reused from the cache") == ("cached" in message)
+
+
+def test_an_item_pod_that_failed_says_which_item_and_why():
+    error = json.dumps({"error": "item 17: FileNotFoundError: x"})
+    for unit in (pod("Failed", main=done(1, error)), pod("Failed", main=done(0), **{"ferry-publish": done(1, error)}),
+                 pod("Succeeded", main=done(0), **{"ferry-publish": done(0, error)})):
+        attempt = results.read_attempt(unit, ["out"], role="item")
+        assert attempt.finished and not attempt.succeeded and "item 17: FileNotFoundError" in attempt.message
+
+
+def test_an_item_pod_whose_publisher_was_killed_stored_no_result():
+    killed = {"terminated": {"exitCode": 137, "reason": "Error"}}
+    attempt = results.read_attempt(pod("Failed", main=done(0), **{"ferry-publish": killed}), [], role="item")
+    assert not attempt.succeeded and attempt.reason == resource.FailureReason.PUBLISH_FAILED
+
+
+def test_a_gather_reports_a_pointer_to_the_gathered_outputs():
+    attempt = results.read_attempt(pod("Succeeded", main=done(0, json.dumps({"result": GATHERED}))), ["out"],
+                                   role="gather")
+    assert attempt.succeeded and attempt.result.uri == GATHERED["uri"] and attempt.outputs == {}
+    nothing = results.read_attempt(pod("Succeeded", main=done(0)), [], role="gather")
+    assert nothing.succeeded and nothing.result is None  # a map without outputs gathers nothing
+
+
+def test_a_unit_stuck_starting_fails_as_a_task_s_pod_does():
+    now = datetime.datetime(2026, 1, 1, 1, tzinfo=datetime.timezone.utc)
+    stuck = pod("Pending", main={"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}})
+    stuck["metadata"] = {"creationTimestamp": "2026-01-01T00:00:00Z"}
+    attempt = results.read_attempt(stuck, [], now, 300, role="item")
+    assert attempt.finished and attempt.stop and attempt.reason == resource.FailureReason.START_FAILED
+    assert attempt.started is None, "it never started: no timeout runs"
+
+
+def test_a_unit_s_start_is_when_its_pod_started_not_when_it_waited_for_room():
+    running = pod("Running", main={"running": {}})
+    running["metadata"] = {"creationTimestamp": "2026-01-01T00:00:00Z"}
+    running["status"]["startTime"] = "2026-01-01T00:05:00Z"
+    attempt = results.read_attempt(running, [], role="item")
+    assert not attempt.finished and attempt.started == scheduler.parse_time("2026-01-01T00:05:00Z")
+    queued = pod("Pending")
+    queued["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "message": "0/3 nodes are "
+                                       "available: 3 Insufficient cpu."}]
+    assert results.read_attempt(queued, [], role="item").started is None

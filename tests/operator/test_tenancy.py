@@ -58,3 +58,13 @@ def test_a_task_reporting_another_namespace_s_data_as_its_output_fails():
     outside = resource.Output(kind="file", uri="s3://public/data.csv")  # a Python task may pass data through
     fine = scheduler.Attempt(True, succeeded=True, outputs={"a": own, "b": outside})
     assert tenancy.checked(fine, "team-a", CONFIG) is fine
+
+
+def test_a_map_over_another_namespace_s_directory_is_refused():
+    """Its split would be given credentials to read what it maps over."""
+    for over in ({"uri": "s3://bucket/ferry/team-b/uid/t/1/dir/", "kind": "directory"},
+                 {"value": "s3://bucket/ferry/team-b/uid/t/1/list.json"}):
+        wf = resource.WorkflowSpec.model_validate({"tasks": [{"name": "m", "image": "x", "map": {"over": over},
+                                                               "inputs": [{"name": "f", "fromItem": True}]}]})
+        field = "uri" if "uri" in over else "value"
+        assert [p.split(":")[0] for p in tenancy.foreign_uris(wf, "team-a", CONFIG)] == [f"spec.tasks[0].map.over.{field}"]

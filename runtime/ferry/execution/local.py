@@ -9,6 +9,12 @@ Independent tasks run in parallel. The raw data store is ``file://~/.cache/ferry
 ``FERRY_RAW_DATA_PREFIX`` (or ``--store``) says otherwise. Each run is recorded in the history
 (``ferry.execution.history``) as it goes, with each attempt's log, so the scratch directories the task
 processes run in are removed when the run ends.
+
+A map (``Task.map``) runs as on a cluster: its split (``ferry pod split``), its item units (each a
+process of ``run-function`` or ``run-container`` with the unit's plan) and its gather (``ferry pod
+gather``), at most ``parallelism`` units at once (``FERRY_LOCAL_PARALLELISM``, default a few per
+core). The history records the map as one task, with its progress in its status; its units have
+no attempt rows of their own (a map of 100,000 items would be 100,000 of them).
 """
 
 from __future__ import annotations
@@ -42,6 +48,20 @@ logger = logging.getLogger(__name__)
 
 Report = Callable[[str, str, str], None]
 """Receives (type, reason, message) of each event, e.g. to show progress."""
+PARALLELISM_ENV = "FERRY_LOCAL_PARALLELISM"
+UNITS_PER_CORE = 2
+"""A map's units run at once per core by default: a unit's process mostly waits on its store."""
+
+
+def default_parallelism(environ=os.environ) -> int:
+    """Most units of a map running at once locally, unless the map says: ``FERRY_LOCAL_PARALLELISM``,
+    else ``UNITS_PER_CORE`` per core."""
+    text = environ.get(PARALLELISM_ENV, "").strip()
+    if not text:
+        return UNITS_PER_CORE * (os.cpu_count() or 1)
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{PARALLELISM_ENV}={text!r}: give a whole number of processes, 1 or more")
+    return int(text)
 
 
 def code_references(spec: resource.WorkflowSpec) -> set[str]:
@@ -69,6 +89,9 @@ class _Process:
     log: pathlib.Path
     task: str
     attempt: int
+    role: str | None = None
+    """A map's unit (``scheduler.Unit.role``), which the history does not record one by one."""
+    started: datetime.datetime | None = None
 
 
 @dataclasses.dataclass
@@ -100,8 +123,11 @@ class LocalRun:
 
 
 class LocalExecutor:
-    def __init__(self, store: store_.Store | None = None, report: Report | None = None):
+    def __init__(self, store: store_.Store | None = None, report: Report | None = None,
+                 parallelism: int | None = None):
         self.store = store or store_.current()
+        self.parallelism = parallelism or default_parallelism()
+        """Most units of a map running at once, for maps that set no ``parallelism``."""
         self.report = report or (lambda kind, reason, message: None)
         self.processes: dict[str, _Process] = {}
         self.scratch = pathlib.Path(tempfile.mkdtemp(prefix=history.SCRATCH_PREFIX))
@@ -141,12 +167,19 @@ class LocalExecutor:
                     self.report("Normal", "ImageNotUsed", f"task {task.name}: its image {task.image} is not used in a "
                                 "local run: the task runs on this machine's Python (ferry run --remote runs it "
                                 "in its image)")
+            # A map's units run at most ``parallelism`` at once, unless the map says.
+            maps = {"default_parallelism": self.parallelism} if any(t.map for t in spec.tasks) else {}
             while status.phase not in scheduler.DONE:
                 now = datetime.datetime.now(datetime.timezone.utc)
-                step = scheduler.step(name, spec, status, self.observe, now)
+                step = scheduler.step(name, spec, status, self.observe, now, **maps)
+                where = dict(workflow=name, namespace="local", execution_id=execution_id,
+                             root=f"{self.store.raw_data_prefix}/local")
+                for unit in step.units:
+                    plan = taskpod.build_unit_plan(spec, step.status, unit, **where)
+                    self.start(unit.name, plan.model_copy(update={"inline_limit": None}), roots,
+                               next(t for t in spec.tasks if t.name == unit.task))
                 for task, attempt in step.create:
-                    plan = taskpod.build_plan(spec, step.status, task, attempt, workflow=name, namespace="local",
-                                              execution_id=execution_id, root=f"{self.store.raw_data_prefix}/local"
+                    plan = taskpod.build_plan(spec, step.status, task, attempt, **where
                                               ).model_copy(update={"inline_limit": None})  # no message to fit
                     state = step.status.tasks[task]
                     if not self._from_cache(task, state.pod_name, plan):
@@ -183,7 +216,8 @@ class LocalExecutor:
         """Each attempt that ended in this step, with its log (read now: its directory goes with the run)."""
         for task, was in before.tasks.items():
             state = after.tasks[task]
-            if was.phase != Phase.RUNNING or (state.phase, state.attempts) == (Phase.RUNNING, was.attempts):
+            if was.phase != Phase.RUNNING or (state.phase, state.attempts) == (Phase.RUNNING, was.attempts) \
+                    or was.map is not None:  # a map's units are not recorded one by one: its status says how it went
                 continue
             record(history.History.attempt_finished, run_id, task, was.attempts,
                    Phase.SUCCEEDED if state.phase == Phase.SUCCEEDED else Phase.FAILED,
@@ -197,6 +231,8 @@ class LocalExecutor:
         ended = scheduler.timestamp(datetime.datetime.now(datetime.timezone.utc))
         for attempt_name, process in list(self.processes.items()):
             self.stop(attempt_name)
+            if process.role is not None:
+                continue
             record(history.History.attempt_finished, run_id, process.task, process.attempt, Phase.FAILED, ended,
                    "the run stopped", None, history.tail(process.log))
         # Ctrl-C or SIGTERM is the user stopping the run, as ``ferry stop`` on a cluster; anything else, a failure.
@@ -231,7 +267,8 @@ class LocalExecutor:
             "PYTHONPATH": os.pathsep.join(p for p in [*map(str, roots), os.environ.get("PYTHONPATH", "")] if p),
         }
         log = directory / "log"
-        step = "run-function" if plan.function or plan.plugin else "run-container"
+        step = plan.role if plan.role in ("split", "gather") else \
+            "run-function" if plan.function or plan.plugin else "run-container"
         if step == "run-container":
             env[localpod.CONTAINER_ENV] = self._container(plan, task, directory, log).to_json()
         if step == "run-function" and self.store.settings.local_fork and hasattr(os, "fork"):
@@ -244,7 +281,8 @@ class LocalExecutor:
                 popen = subprocess.Popen([sys.executable, "-P", "-m", "ferry", "pod", step], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, cwd=directory)
-        self.processes[attempt_name] = _Process(popen, directory / "result.json", log, plan.task, plan.attempt)
+        self.processes[attempt_name] = _Process(popen, directory / "result.json", log, plan.task, plan.attempt,
+                                                plan.role, datetime.datetime.now(datetime.timezone.utc))
 
     def _container(self, plan: taskpod.PodPlan, task: resource.Task, directory: pathlib.Path,
                    log: pathlib.Path) -> localpod.Container:
@@ -294,17 +332,20 @@ class LocalExecutor:
         if process is None:
             return None
         if process.popen.poll() is None:
-            return scheduler.Attempt(False)
+            return scheduler.Attempt(False, started=process.started)
         del self.processes[attempt_name]
         if not process.result.exists():
             tail = process.log.read_text(errors="replace")[-800:]
             return scheduler.Attempt(True, message=f"the task process exited ({process.popen.returncode}) "
-                                                   f"without a result:\n{tail}")
+                                                   f"without a result:\n{tail}", started=process.started)
         result = taskpod.PublishResult.model_validate_json(process.result.read_text())
         if result.error:
-            return scheduler.Attempt(True, message=result.error)
-        return scheduler.Attempt(True, succeeded=True, outputs=result.outputs,
-                                 message="outputs reused from the cache" if result.cached else None)
+            return scheduler.Attempt(True, message=result.error, started=process.started)
+        if process.role is not None:  # a unit that succeeded: nothing of it is read again (its result is stored)
+            shutil.rmtree(self.scratch / attempt_name, ignore_errors=True)
+        return scheduler.Attempt(True, succeeded=True, outputs=result.outputs, result=result.result,
+                                 message="outputs reused from the cache" if result.cached else None,
+                                 started=process.started)
 
     def stop(self, attempt_name: str) -> None:
         process = self.processes.pop(attempt_name, None)

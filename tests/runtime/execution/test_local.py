@@ -268,3 +268,77 @@ def test_what_a_task_published_is_counted_in_words():
     many = resource.TaskStatus(outputs={"d": resource.Output(kind=resource.Kind.DIRECTORY, uri="file:///r/d/",
                                                              size=2048, file_count=4)})
     assert local.published("render", many) == "task render published 4 files (2.0 KiB)"
+
+
+# -- maps: the scheduler's units run as processes, at most a few per core ------------------------------
+
+def test_the_local_parallelism_is_a_few_per_core_or_the_setting():
+    assert local.default_parallelism({}) == local.UNITS_PER_CORE * (os.cpu_count() or 1)
+    assert local.default_parallelism({local.PARALLELISM_ENV: "7"}) == 7
+    for bad in ("0", "-2", "many", "1.5"):
+        with pytest.raises(ValueError, match=f"{local.PARALLELISM_ENV}=.*whole number"):
+            local.default_parallelism({local.PARALLELISM_ENV: bad})
+
+
+MAP_SPEC = {"tasks": [{"name": "m", "function": "tests.runtime.sample_workflows:add",
+                       "inputs": [{"name": "a", "fromItem": True}, {"name": "b", "value": 10}],
+                       "outputs": [{"name": "o0", "kind": "value"}], "map": {"over": {"value": [0, 1, 2, 3]}}}]}
+
+
+class FakeMapScheduler:
+    """``scheduler.step`` for a map of four units, as the contract has it (until the scheduler's
+    lands): two units at a time, each observed by its name until it ends, then the map succeeds."""
+
+    def __init__(self):
+        self.options, self.seen, self.pending = [], {}, [0, 1, 2, 3]
+
+    def __call__(self, name, spec, status, observe, now, **options):
+        from ferry.api import scheduler
+
+        self.options.append(options)
+        out = scheduler.Step(resource.WorkflowStatus.model_validate(status.dump()))
+        out.status.phase = resource.Phase.RUNNING
+        running = [unit for unit, attempt in self.seen.items() if attempt is None or not attempt.finished]
+        for unit in running:
+            self.seen[unit] = observe(spec.tasks[0], scheduler.unit_name(name, "m", "item", 1, unit))
+        while self.pending and sum(1 for a in self.seen.values() if a is None or not a.finished) < 2:
+            unit = self.pending.pop(0)
+            self.seen[unit] = None
+            out.units.append(scheduler.Unit("m", "item", 1, unit, scheduler.unit_name(name, "m", "item", 1, unit)))
+        done = len(self.seen) == 4 and all(a is not None and a.finished for a in self.seen.values())
+        out.status.tasks = {"m": resource.TaskStatus(phase=resource.Phase.SUCCEEDED if done else resource.Phase.RUNNING,
+                                                     map=resource.MapStatus(stage="Items", units=4, items=4))}
+        if done:
+            out.status.phase = resource.Phase.SUCCEEDED
+        return out
+
+
+def item_plan(spec, status, unit, *, workflow, namespace, execution_id, root):
+    """``taskpod.build_unit_plan`` for an item unit, as the contract has it, its item in the values."""
+    from ferry.api import taskpod
+
+    return taskpod.PodPlan(workflow=workflow, namespace=namespace, execution_id=execution_id, task=unit.task,
+                           attempt=unit.attempt, role="item", function=spec.tasks[0].function,
+                           values={"a": unit.index, "b": 10}, outputs=spec.tasks[0].outputs,
+                           output_prefix=f"{root}/{execution_id}/m/items/{unit.index}/{unit.attempt}")
+
+
+def test_a_map_s_units_run_as_processes_and_the_history_records_the_map_not_each_unit(store, monkeypatch):
+    from ferry.api import scheduler, taskpod
+    from ferry.execution import history
+
+    fake = FakeMapScheduler()
+    monkeypatch.setattr(scheduler, "step", fake)
+    monkeypatch.setattr(taskpod, "build_unit_plan", item_plan, raising=False)
+    monkeypatch.setenv(local.PARALLELISM_ENV, "3")
+    spec = resource.WorkflowSpec.model_validate(MAP_SPEC)
+    run = local.LocalExecutor(store).run("mapped", spec, {}, run_id="mapped-1")
+    assert run.status.phase == resource.Phase.SUCCEEDED
+    assert {options["default_parallelism"] for options in fake.options} == {3}
+    assert sorted(fake.seen) == [0, 1, 2, 3] and all(a.succeeded for a in fake.seen.values())
+    assert [a.outputs["o0"].value for _, a in sorted(fake.seen.items())] == [10, 11, 12, 13], "each its own item"
+    assert all(a.started is not None for a in fake.seen.values()), "a unit's timeout counts from its start"
+    with history.History(history.default_path(store.settings)) as recorded:
+        assert recorded.attempts("mapped-1") == [], "no row per unit"
+        status = recorded.workflow("mapped-1")["status"]
+        assert status["phase"] == "Succeeded" and status["tasks"]["m"]["map"]["units"] == 4, "the map, as one task"
