@@ -441,8 +441,7 @@ async def _run_step(state: State, namespace: str, name: str, body: dict, spec: r
     observe = _observer(state, namespace, name, owned, {p["metadata"]["name"] for p in listed} - set(owned), stuck,
                         now, unborn, unborn_units)
     # A map's units run at most the operator's parallelism at once, unless the map says.
-    maps = {"default_parallelism": state.config.map_parallelism} if any(t.map for t in spec.tasks) else {}
-    step = scheduler.step(name, spec, status, observe, now, **maps)
+    step = scheduler.step(name, spec, status, observe, now, default_parallelism=state.config.map_parallelism)
     step.create += [(task, step.status.tasks[task].attempts) for task in unborn
                     if step.status.tasks[task].phase == resource.Phase.RUNNING]
     records: dict = {}
@@ -557,8 +556,7 @@ def _follow_up(state: State, namespace: str, name: str, spec: resource.WorkflowS
                                  lambda pod: retention.deletes(spec.pod_retention, pod, succeeded)))
     running = pods.needed(owned, step.status)
     _wake_at(state, namespace, name, min(filter(None, [
-        scheduler.next_deadline(spec, step.status),
-        getattr(step, "deadline", None),  # a running map unit's timeout: the status keeps no time per unit
+        scheduler.next_deadline(spec, step.status, step.deadline),
         *(results.deadline(pod, state.config.start_timeout_seconds) for pod_name, pod in owned.items()
           if pod_name in running)]), default=None))
 

@@ -30,7 +30,7 @@ from ferry_operator import patches, results
 from ferry_operator.config import Config
 
 LABEL_WORKFLOW, LABEL_TASK, LABEL_ATTEMPT = resource.LABEL_WORKFLOW, resource.LABEL_TASK, resource.LABEL_ATTEMPT
-LABEL_ROLE, LABEL_UNIT = "ferry.dev/role", "ferry.dev/unit"
+LABEL_ROLE, LABEL_UNIT = resource.LABEL_ROLE, resource.LABEL_UNIT
 """A map's pods: ``split``, ``item`` or ``gather``, and an item pod's unit (``scheduler.Unit``), so
 that a restarted operator (and ``kubectl get pods -l``) knows what each pod is without its status."""
 RESULT_FINALIZER = "ferry.dev/result"

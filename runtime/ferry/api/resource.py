@@ -27,7 +27,9 @@ SHORT_NAME = "fwf"
 LABEL_WORKFLOW = "ferry.dev/workflow"
 LABEL_TASK = "ferry.dev/task"
 LABEL_ATTEMPT = "ferry.dev/attempt"
-"""Labels of every task pod: the operator watches by them, the UI and the CLI select a workflow's pods by them."""
+LABEL_ROLE = "ferry.dev/role"
+LABEL_UNIT = "ferry.dev/unit"
+"""Labels of every task pod (role and unit: a map's pods: ``split``, ``item`` with its unit, ``gather``): the operator watches by them, the UI and the CLI select a workflow's pods by them."""
 
 
 def label_value(text: str) -> str:

@@ -167,11 +167,10 @@ class LocalExecutor:
                     self.report("Normal", "ImageNotUsed", f"task {task.name}: its image {task.image} is not used in a "
                                 "local run: the task runs on this machine's Python (ferry run --remote runs it "
                                 "in its image)")
-            # A map's units run at most ``parallelism`` at once, unless the map says.
-            maps = {"default_parallelism": self.parallelism} if any(t.map for t in spec.tasks) else {}
             while status.phase not in scheduler.DONE:
                 now = datetime.datetime.now(datetime.timezone.utc)
-                step = scheduler.step(name, spec, status, self.observe, now, **maps)
+                # A map's units run at most ``parallelism`` at once, unless the map says.
+                step = scheduler.step(name, spec, status, self.observe, now, default_parallelism=self.parallelism)
                 where = dict(workflow=name, namespace="local", execution_id=execution_id,
                              root=f"{self.store.raw_data_prefix}/local")
                 for unit in step.units:
