@@ -200,7 +200,7 @@ def read(backend: Any, index: Index, where: str, first: int, count: int, root: s
             _check_files(kept, index.base, root, shard.uri)
             found += kept
         else:
-            found += [json.loads(raw) for raw in kept]
+            found += [json.loads(bytes(raw)) for raw in kept]
     return found
 
 
