@@ -12,18 +12,23 @@ without copying them. The item units themselves run through ``podruntime`` (cont
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import json
 import math
 import traceback
+from collections.abc import Callable
 
 from ferry.api import items as items_, resource, taskpod
+from ferry.core import uris
 from ferry.data import blobs, itemindex, manifest, store as store_
 from ferry.pod import podruntime
 from ferry.values import typed as values
 
-GATHER_THREADS = 32
-"""Item results read at once: each is one small GET, so a store's latency, not its bandwidth, bounds them."""
+GATHER_THREADS = {"file": 2}
+"""Item results read at once, by the store's scheme: from an object store each is one small GET,
+bounded by its latency, so many at once; from local disk, reading costs less than a thread switch."""
+OBJECT_STORE_THREADS = 64
 
 
 def split(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult:
@@ -74,10 +79,12 @@ def gather(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult:
     succeeded = [(number, record.attempt(unit)) for unit in record.units(resource.Phase.SUCCEEDED)
                  for number in range(unit * spec.batch_size, min(spec.items, (unit + 1) * spec.batch_size))]
     found: list = [None] * spec.items
-    with concurrent.futures.ThreadPoolExecutor(GATHER_THREADS, thread_name_prefix="ferry-gather") as pool:
-        for (number, _), outputs in zip(succeeded, pool.map(lambda item: _item(spec, store, *item), succeeded)):
+    threads = GATHER_THREADS.get(uris.scheme(spec.folder), OBJECT_STORE_THREADS)
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="ferry-gather") as pool:
+        each = functools.partial(_each, pool, threads)
+        for (number, _), outputs in zip(succeeded, each(lambda item: _item(spec, store, *item), succeeded)):
             found[number] = outputs
-        published = {output.name: _gathered(plan, store, pool, output, found) for output in spec.outputs}
+        published = {output.name: _gathered(plan, store, each, output, found) for output in spec.outputs}
     data = taskpod.PublishResult(outputs=published).model_dump_json(by_alias=True, exclude_none=True).encode()
     uri = f"{plan.output_prefix}/{taskpod.RESULT_NAME}"
     store.backend(uri).write_bytes(uri, data)
@@ -85,11 +92,21 @@ def gather(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult:
                                                               size=len(data)))
 
 
+def _each(pool: concurrent.futures.Executor, threads: int, function, inputs: list) -> list:
+    """``function`` of each input, in order, in a few slices per thread (a future per item costs
+    more than reading a small object from a local store)."""
+    size = max(1, -(-len(inputs) // (threads * 4)))
+    slices = pool.map(lambda start: [function(one) for one in inputs[start:start + size]], range(0, len(inputs), size))
+    return [output for part in slices for output in part]
+
+
 def _item(spec: taskpod.GatherPlan, store: store_.Store, number: int, attempt: int) -> dict[str, resource.Output]:
     """The outputs item ``number`` published in its succeeded ``attempt``, each of the kind declared."""
     uri = f"{taskpod.item_prefix(spec.folder, number, attempt)}/{taskpod.RESULT_NAME}"
-    with store.open(uri) as stream:
-        data = stream.read(podruntime.MAX_RESULT_BYTES)
+    with store.backend(uri).open(uri) as stream:
+        data = stream.read(1 << 16)  # not read(MAX_RESULT_BYTES) at once: that allocates it, for every item
+        if len(data) == 1 << 16:
+            data += stream.read(podruntime.MAX_RESULT_BYTES)
     result = taskpod.PublishResult.model_validate_json(data)
     if result.error is not None:
         raise ValueError(f"item {number}: its unit succeeded but {uri} holds an error: {result.error}")
@@ -102,12 +119,12 @@ def _item(spec: taskpod.GatherPlan, store: store_.Store, number: int, attempt: i
     return outputs
 
 
-def _gathered(plan: taskpod.PodPlan, store: store_.Store, pool: concurrent.futures.Executor,
+def _gathered(plan: taskpod.PodPlan, store: store_.Store, each: Callable,
               output: resource.TaskOutput, found: list) -> resource.Output:
     name, prefix = output.name, plan.output_prefix
     mine = [outputs and outputs[name] for outputs in found]
     if output.kind == resource.Kind.VALUE:
-        gathered = list(pool.map(lambda ref: None if ref is None else _value(ref, store), mine))
+        gathered = each(lambda ref: None if ref is None else _value(ref, store), mine)
         if len(json.dumps(gathered).encode()) > taskpod.MAX_STORED_VALUE_BYTES:
             raise ValueError(f"output {name!r}: the list of the items' values is larger than a value may be "
                              f"({taskpod.MAX_STORED_VALUE_BYTES >> 20} MiB); return a file from each item instead")
@@ -120,7 +137,7 @@ def _gathered(plan: taskpod.PodPlan, store: store_.Store, pool: concurrent.futur
                  for number, ref in enumerate(mine) if ref is not None]
     else:
         kept = [(number, ref) for number, ref in enumerate(mine) if ref is not None]
-        parts = pool.map(lambda item: store.part(values.blob_of(item[1]), keep=lambda path: True), kept)
+        parts = each(lambda item: store.part(values.blob_of(item[1]), keep=lambda path: True), kept)
         for (number, ref), part in zip(kept, parts):
             head = itemindex.pad(number, count)
             files += [Entry.model_construct(path=f"{head}/{entry.path}", size=entry.size, sha256=entry.sha256,
