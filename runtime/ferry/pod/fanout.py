@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import traceback
+import types
 from collections.abc import Callable
 
 from ferry.api import items as items_, resource, taskpod
@@ -116,6 +117,9 @@ def _item(spec: taskpod.GatherPlan, store: store_.Store, number: int, attempt: i
         if got is None or got.kind != output.kind:
             raise ValueError(f"item {number}: {uri} has no {output.kind.value} output {output.name!r}; run the map again")
         outputs[output.name] = got
+    # what an item reported is the task's word: no reading (or listing) another store's objects for it
+    manifest.check_objects([types.SimpleNamespace(path=name, object=got.uri) for name, got in outputs.items()
+                            if got.uri is not None], spec.folder, store.settings.raw_data_prefix, uri)
     return outputs
 
 
@@ -146,7 +150,7 @@ def _gathered(plan: taskpod.PodPlan, store: store_.Store, each: Callable,
             empty += [f"{head}/{path}" for path in part.empty_directories] or ([] if part.files else [head])
     contents = manifest.Manifest.model_construct(files=files, empty_directories=empty)
     where = f"{prefix}/{name}"
-    # what an item reported is the task's word: check it as a reader of this manifest will
+    # checked as a reader of this manifest will check it
     manifest.part(contents.to_bytes(), where, keep=lambda path: True, base=where, root=store.settings.raw_data_prefix)
     return values.output_of(store.publish_manifest(contents, where), resource.Kind.DIRECTORY)
 

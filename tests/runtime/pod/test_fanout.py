@@ -317,15 +317,17 @@ def test_an_item_hits_its_own_cache_on_a_second_run(local_store, tmp_path):
     assert not local_store.exists(cache_key), "the task's own key holds no item's outputs"
 
 
-def test_gather_refuses_an_item_result_naming_an_object_outside_the_store(local_store, tmp_path):
+@pytest.mark.parametrize("kind", ["file", "value", "directory"])
+def test_gather_refuses_an_item_result_naming_an_object_outside_the_store(local_store, kind):
+    """An item's result is written where its task runs: a value "stored" in the gather pod's own
+    environment (its store credentials) must not become the gathered list."""
     run = Map(local_store)
     _, index = _index(run.split(resource.Output(kind="value", value=[1])))
-    forged = taskpod.PublishResult(outputs={"o0": resource.Output(kind="file", uri="file:///proc/self/environ",
+    forged = taskpod.PublishResult(outputs={"o0": resource.Output(kind=kind, uri="file:///proc/self/environ",
                                                                   size=1, sha256="0" * 64)})
-    podruntime.store_item_result(run.unit(index, 0).model_copy(update={"output_prefix": taskpod.item_prefix(
-        run.folder, 0, 1)}), local_store, forged)
+    podruntime.store_item_result(run.unit(index, 0), local_store, forged)
     with pytest.raises(errors.PathEscapeError, match="names the object 'file:///proc/self/environ'"):
-        run.gather(index, _record(1), 1, [resource.TaskOutput(name="o0")])
+        run.gather(index, _record(1), 1, [resource.TaskOutput(name="o0", kind=kind)])
 
 
 def test_a_map_over_nothing_gathers_an_empty_list_and_an_empty_directory(local_store):
