@@ -872,7 +872,7 @@ def _main(argv: list[str] | None) -> int:
         from ferry.pod import cleanup, credentials, fanout, podruntime, runner
 
         lifetime.die_with_parent_from_env()  # a local run's task process: it ends with the run
-        if args.pod_command in ("fetch", "publish", "run-container", "split", "gather"):  # Ferry's own: no user code allocates here
+        if args.pod_command in ("fetch", "publish", "run-container", "split", "gather"):  # no user code allocates
             malloc.return_large_buffers()
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,
                  "run-function": runner.run_function, "run-container": localpod.run_container,

@@ -86,8 +86,9 @@ def value_items(values: Any, where: str) -> list[bytes]:
     encoded = [json.dumps(value, separators=(",", ":")).encode() for value in values]
     for number, data in enumerate(encoded):
         if len(data) > MAX_ITEM_BYTES:
-            raise ValueError(f"{where}: item {number} is {len(data):,} bytes of JSON, more than an item of a list may "
-                             f"be ({MAX_ITEM_BYTES >> 10} KiB); write large items to files and map over a directory of them")
+            raise ValueError(f"{where}: item {number} is {len(data):,} bytes of JSON, more than an item of a list "
+                             f"may be ({MAX_ITEM_BYTES >> 10} KiB); write large items to files and map over a "
+                             f"directory of them")
     return encoded
 
 

@@ -115,7 +115,8 @@ def _item(spec: taskpod.GatherPlan, store: store_.Store, number: int, attempt: i
     for output in spec.outputs:
         got = result.outputs.get(output.name)
         if got is None or got.kind != output.kind:
-            raise ValueError(f"item {number}: {uri} has no {output.kind.value} output {output.name!r}; run the map again")
+            raise ValueError(f"item {number}: {uri} has no {output.kind.value} output {output.name!r}; "
+                             f"run the map again")
         outputs[output.name] = got
     # what an item reported is the task's word: no reading (or listing) another store's objects for it
     manifest.check_objects([types.SimpleNamespace(path=name, object=got.uri) for name, got in outputs.items()

@@ -35,9 +35,9 @@ def _prefix(store) -> str:
 
 
 def _files(count: int, base: str) -> list[StoredEntry]:
-    return [StoredEntry(path=f"d{i // 1000:03d}/part-{i:06d}.csv", size=1000 + i,
-                        sha256=hashlib.sha256(str(i).encode()).hexdigest(), object=f"{base}/d{i // 1000:03d}/part-{i:06d}.csv")
-            for i in range(count)]
+    paths = [f"d{i // 1000:03d}/part-{i:06d}.csv" for i in range(count)]
+    return [StoredEntry(path=path, size=1000 + i, sha256=hashlib.sha256(str(i).encode()).hexdigest(),
+                        object=f"{base}/{path}") for i, path in enumerate(paths)]
 
 
 @pytest.mark.parametrize("items, batch", [(0, 1), (1, 1), (2, 1), (99, 1), (100, 1), (101, 1), (10_000, 7), (500, 64)])
@@ -137,5 +137,6 @@ def test_an_items_digest_is_its_content():
     one = StoredEntry(path="a", size=1, sha256="a" * 64, object="file:///x/a")
     moved = StoredEntry(path="b", size=1, sha256="a" * 64, object="file:///y/b")
     assert itemindex.item_digest(one) == itemindex.item_digest(moved)
-    assert itemindex.item_digest({"a": 1, "b": 2}) == itemindex.item_digest({"b": 2, "a": 1}) != itemindex.item_digest(1)
+    digest = itemindex.item_digest
+    assert digest({"a": 1, "b": 2}) == digest({"b": 2, "a": 1}) != digest(1)
     assert [itemindex.pad(7, 1000), itemindex.pad(0, 1), itemindex.pad(10, 11)] == ["007", "0", "10"]

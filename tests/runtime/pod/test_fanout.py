@@ -102,7 +102,8 @@ def _directory(store, tmp_path, count: int) -> resource.Output:
     for i in range(count):
         (tree / f"g{i // 70}").mkdir(parents=True, exist_ok=True)  # in manifest order: item i is row i
         (tree / f"g{i // 70}" / f"part-{i:03d}.csv").write_text(f"row {i}\n")
-    return values.output_of(store.upload_directory(tree, f"{store.raw_data_prefix}/ns/in/tree"), resource.Kind.DIRECTORY)
+    ref = store.upload_directory(tree, f"{store.raw_data_prefix}/ns/in/tree")
+    return values.output_of(ref, resource.Kind.DIRECTORY)
 
 
 def test_split_over_an_inline_a_stored_and_a_result_held_list(local_store):
