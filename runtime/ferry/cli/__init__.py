@@ -816,6 +816,8 @@ def build_parser() -> argparse.ArgumentParser:
     pod_commands.add_parser("fetch", help="download the task's inputs (init container)")
     pod_commands.add_parser("publish", help="after the task exits, publish its outputs (sidecar)")
     pod_commands.add_parser("run-function", help="run a Python task")
+    pod_commands.add_parser("split", help="store a map's item index (a map's first pod)")
+    pod_commands.add_parser("gather", help="store a map's gathered outputs (a map's last pod)")
     pod_commands.add_parser("run-container", help="fetch, run a container task under podman or docker, publish "
                                                   "(the local executor's stand-in for a pod)")
     pod_commands.add_parser("credentials", help="keep the pod's scoped store credentials fresh (sidecar)")
@@ -880,13 +882,14 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "pod":
         from ferry.core import lifetime, malloc
         from ferry.execution import localpod
-        from ferry.pod import cleanup, credentials, podruntime, runner
+        from ferry.pod import cleanup, credentials, fanout, podruntime, runner
 
         lifetime.die_with_parent_from_env()  # a local run's task process: it ends with the run
-        if args.pod_command in ("fetch", "publish", "run-container"):  # Ferry's own: no user code allocates here
+        if args.pod_command in ("fetch", "publish", "run-container", "split", "gather"):  # no user code allocates
             malloc.return_large_buffers()
         steps = {"fetch": podruntime.run_fetch, "publish": podruntime.run_publish,
                  "run-function": runner.run_function, "run-container": localpod.run_container,
+                 "split": fanout.run_split, "gather": fanout.run_gather,
                  "credentials": credentials.run_sidecar,
                  "cleanup": cleanup.run}
         return steps[args.pod_command]()

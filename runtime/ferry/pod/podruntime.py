@@ -16,8 +16,10 @@ import signal
 
 from ferry.api import resource, taskpod
 from ferry.core import errors, localfiles
-from ferry.data import blobs, store as store_
+from ferry.data import blobs, itemindex, store as store_
+from ferry.data.entries import StoredEntry
 from ferry.values import typed as values
+
 
 def read_plan(environ=os.environ) -> taskpod.PodPlan:
     raw = environ.get(taskpod.PLAN_ENV)
@@ -46,9 +48,73 @@ def dereference(ref: resource.Output, store: store_.Store) -> resource.Output:
     return outputs[pointer.output]
 
 
+def unit_items(plan: taskpod.PodPlan, store: store_.Store) -> list[tuple[int, taskpod.PodPlan]]:
+    """The items of a map's item unit (``plan.item``), each with the plan of an ordinary run of the
+    task on that item: the item as its input (a file: that one object, with its digest; a value),
+    publishing under ``taskpod.item_prefix``, cached under the item's own key. Reads the item index
+    and the one shard holding the unit's items, both checked against their digests."""
+    spec = plan.item
+    backend = store.backend(spec.index.uri)
+    index = itemindex.read_index(backend, spec.index.uri, spec.index.sha256)
+    found = itemindex.read(backend, index, spec.index.uri, spec.first, spec.count, store.settings.raw_data_prefix)
+    return [(spec.first + n, _item_plan(plan, spec.first + n, item)) for n, item in enumerate(found)]
+
+
+def _item_plan(plan: taskpod.PodPlan, number: int, item) -> taskpod.PodPlan:
+    values_, inputs = dict(plan.values), dict(plan.inputs)
+    if isinstance(item, StoredEntry):
+        inputs[plan.item.input] = resource.Output(kind=resource.Kind.FILE, uri=item.object, size=item.size,
+                                                  sha256=item.sha256)
+    else:
+        values_[plan.item.input] = item
+    return plan.model_copy(update={
+        "values": values_, "inputs": inputs, "role": None, "item": None,
+        "output_prefix": taskpod.item_prefix(plan.item.folder, number, plan.attempt),
+        "cache_key": item_cache_key(plan.cache_key, itemindex.item_digest(item)) if plan.cache_key else None})
+
+
+def item_cache_key(cache_key: str, item_digest: str) -> str:
+    """An item's cache entry: the map task's key (its inputs but the item) with the item's content mixed in."""
+    folder, _, name = cache_key.rpartition("/")
+    return f"{folder}/{hashlib.sha256(f'{name}|{item_digest}'.encode()).hexdigest()}.json"
+
+
+def store_item_result(plan: taskpod.PodPlan, store: store_.Store, result: taskpod.PublishResult) -> None:
+    """``<item prefix>/.ferry-result.json``, for every item run, failed or not: what the gather reads."""
+    uri = f"{plan.output_prefix}/{taskpod.RESULT_NAME}"
+    store.backend(uri).write_bytes(uri, result.model_dump_json(by_alias=True, exclude_none=True).encode())
+
+
+def cached_result(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult | None:
+    """The outputs stored under the plan's cache key, with the run that stored them (``cached_from``);
+    None if there are none or the run overwrites the cache."""
+    if not plan.cache_key or plan.overwrite_cache or not store.exists(plan.cache_key):
+        return None
+    with store.open(plan.cache_key) as stream:
+        return taskpod.PublishResult.model_validate_json(stream.read()).model_copy(update={"cached": True})
+
+
+def store_cache_entry(plan: taskpod.PodPlan, store: store_.Store, result: taskpod.PublishResult) -> None:
+    """Keep a successful result under the plan's cache key (if it has one), saying which run made it."""
+    if plan.cache_key and result.error is None:
+        entry = result.model_copy(update={"cached_from": plan.execution_id})
+        store.backend(plan.cache_key).write_bytes(plan.cache_key, entry.model_dump_json(by_alias=True).encode())
+
+
+def _one_item(plan: taskpod.PodPlan, store: store_.Store) -> tuple[int, taskpod.PodPlan]:
+    found = unit_items(plan, store)
+    if len(found) != 1:
+        raise ValueError(f"task {plan.task!r}: a container task runs one item per pod, not {len(found)}; "
+                         f"set the map's batchSize to 1 (batches are for Python tasks)")
+    return found[0]
+
+
 def fetch(plan: taskpod.PodPlan, store: store_.Store, inputs_dir: pathlib.Path) -> None:
     """Write every input to ``inputs_dir/<name>``: each value as ``taskpod.value_bytes``, small or
-    large, and everything else downloaded, verified against its manifest or digest."""
+    large, and everything else downloaded, verified against its manifest or digest. An item unit
+    of a map fetches its one item and the task's other inputs, nothing else."""
+    if plan.item is not None:
+        plan = _one_item(plan, store)[1]
     for name, value in plan.values.items():
         _write_value(inputs_dir / name, name, value)
     for name, ref in plan.inputs.items():
@@ -85,7 +151,13 @@ def publish(plan: taskpod.PodPlan, store: store_.Store, outputs_dir: pathlib.Pat
     Outputs are read only from inside ``outputs_dir``: a link out of it (to ``/proc/self/environ``,
     which holds this process's store credentials, or to any other file of this container) is
     refused, and so are FIFOs, devices and sockets.
+
+    An item unit of a map publishes under its item's prefix, stores the item's result there
+    (``store_item_result``) and returns only whether it failed; with the item's outputs in the
+    cache, those are its outputs.
     """
+    if plan.item is not None:
+        return _publish_item(plan, store, outputs_dir)
     published: dict[str, resource.Output] = {}
     for output in plan.outputs:
         path = outputs_dir / output.name
@@ -98,6 +170,19 @@ def publish(plan: taskpod.PodPlan, store: store_.Store, outputs_dir: pathlib.Pat
         except _WrongKind as error:
             return taskpod.PublishResult(error=str(error))
     return taskpod.PublishResult(outputs=published)
+
+
+def _publish_item(plan: taskpod.PodPlan, store: store_.Store, outputs_dir: pathlib.Path) -> taskpod.PublishResult:
+    number, one = _one_item(plan, store)
+    try:
+        result = cached_result(one, store)
+        if result is None:
+            result = publish(one, store, outputs_dir)
+            store_cache_entry(one, store, result)
+    except Exception as error:
+        result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")
+    store_item_result(one, store, result)
+    return taskpod.PublishResult(error=result.error and f"item {number}: {result.error}", cached=result.cached)
 
 
 class _WrongKind(ValueError):

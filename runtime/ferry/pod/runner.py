@@ -77,39 +77,60 @@ def _code_members(archive: tarfile.TarFile, uri: str):
         yield member
 
 
-def cached_result(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult | None:
-    """The outputs stored under the plan's cache key, with the run that stored them (``cached_from``);
-    None if there are none or the run overwrites the cache."""
-    if not plan.cache_key or plan.overwrite_cache or not store.exists(plan.cache_key):
-        return None
-    with store.open(plan.cache_key) as stream:
-        return taskpod.PublishResult.model_validate_json(stream.read()).model_copy(update={"cached": True})
+cached_result = podruntime.cached_result
 
 
 def execute(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> taskpod.PublishResult:
     """Run a Python task: rebuild its inputs (stored ones lazily), call it, publish what it returns."""
+    if plan.item is not None:
+        return _execute_items(plan, store, workdir)
     result = cached_result(plan, store)
     if result is not None:
         return result.model_copy(update={"cached_from": None})  # reported as an older operator still reads it
-    result = _call(plan, store, workdir)
-    if plan.cache_key:
-        entry = result.model_copy(update={"cached_from": plan.execution_id})
-        store.backend(plan.cache_key).write_bytes(plan.cache_key, entry.model_dump_json(by_alias=True).encode())
+    result = _call(plan, store, workdir, _load_task(plan, store))
+    podruntime.store_cache_entry(plan, store, result)
     return result
 
 
-def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> taskpod.PublishResult:
-    from ferry.definitions import context
-    from ferry.values import typed as values
+def _execute_items(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path) -> taskpod.PublishResult:
+    """A map's item unit: the task once per item, in order, each item's result stored where the
+    gather reads it (``podruntime.store_item_result``); the first item that fails fails the unit,
+    and the items after it do not run. The task is imported once, when an item misses the cache."""
+    task, cached, prefix = None, True, store.output_prefix
+    for number, one in podruntime.unit_items(plan, store):
+        store.output_prefix = one.output_prefix  # where the item's files go (File.to_blob), not the unit's
+        try:
+            result = cached_result(one, store)
+            if result is None:
+                task = task or _load_task(one, store)
+                result = _call(one, store, workdir / "items" / str(number), task)
+                podruntime.store_cache_entry(one, store, result)
+        except Exception as error:
+            traceback.print_exc()
+            result = taskpod.PublishResult(error=f"{type(error).__name__}: {error}")
+        finally:
+            store.output_prefix = prefix
+        podruntime.store_item_result(one, store, result)
+        if result.error is not None:
+            return taskpod.PublishResult(error=f"item {number}: {result.error}")
+        cached = cached and result.cached
+    return taskpod.PublishResult(cached=cached)
 
+
+def _load_task(plan: taskpod.PodPlan, store: store_.Store):
     if plan.code:
         fetch_code(plan.code, store)
     if plan.plugin:
         from ferry.definitions import plugins
 
-        task = plugins.get(plan.plugin.type, plan.plugin.module)(plan.task, plan.plugin.config)
-    else:
-        task = import_task(plan.function)
+        return plugins.get(plan.plugin.type, plan.plugin.module)(plan.task, plan.plugin.config)
+    return import_task(plan.function)
+
+
+def _call(plan: taskpod.PodPlan, store: store_.Store, workdir: pathlib.Path, task) -> taskpod.PublishResult:
+    from ferry.definitions import context
+    from ferry.values import typed as values
+
     workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(workdir)
     with store_.using(store), context.using(context.for_plan(plan, store, workdir)):
