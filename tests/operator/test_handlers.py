@@ -347,7 +347,7 @@ from ferry.api import items  # noqa: E402
 from ferry_operator import kube  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
-from tests.operator.test_pods import INDEX, stand_in_unit_plan  # noqa: E402
+from tests.operator.test_pods import INDEX  # noqa: E402
 
 
 def map_body(version: int = 1, status: dict | None = None) -> dict:
@@ -412,10 +412,7 @@ def applied(document: dict, patch: list[dict]) -> dict:
 @pytest.fixture
 def map_api(state, monkeypatch):
     """A fake API server holding the workflow ``map_body``: status patches and pod creations recorded."""
-    from ferry.api import taskpod
 
-    if not hasattr(taskpod, "build_unit_plan"):
-        monkeypatch.setattr(taskpod, "build_unit_plan", stand_in_unit_plan, raising=False)
     fake = FakeMapScheduler()
     monkeypatch.setattr(handlers.scheduler, "step", fake)
     events: list[tuple[str, str]] = []

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from ferry.api import resource, taskpod
+from ferry.api import items, resource, taskpod
 from ferry_operator import pods
 from ferry_operator.config import Config
 
@@ -366,34 +366,6 @@ def test_scratch_volumes_take_the_task_s_size_limit_but_the_runtime_s_own():
 INDEX = resource.StoredResult(uri="s3://bucket/ferry/ns/uid-1/m/split/1/index.json", sha256="3" * 64, size=120)
 
 
-def stand_in_unit_plan(spec_, status, unit, *, workflow, namespace, execution_id, root):
-    """``taskpod.build_unit_plan`` as the contract describes it, until the scheduler's lands."""
-    t = next(t for t in spec_.tasks if t.name == unit.task)
-    folder = taskpod.task_folder(root, execution_id, t.name)
-    ms = status.tasks[t.name].map
-    common = dict(workflow=workflow, namespace=namespace, execution_id=execution_id, task=t.name,
-                  attempt=unit.attempt, role=unit.role)
-    if unit.role == "split":
-        over = resource.Output(kind=resource.Kind.DIRECTORY, uri=t.map.over.uri)
-        return taskpod.PodPlan(**common, output_prefix=taskpod.stage_prefix(folder, "split", unit.attempt),
-                               split=taskpod.SplitPlan(over=over))
-    if unit.role == "gather":
-        return taskpod.PodPlan(**common, output_prefix=taskpod.stage_prefix(folder, "gather", unit.attempt),
-                               gather=taskpod.GatherPlan(index=ms.index, record=ms.record or "", units=ms.units,
-                                                         items=ms.items, folder=folder, outputs=t.outputs))
-    stored, values = {}, {i.name: i.value for i in t.inputs if not i.from_item}
-    return taskpod.PodPlan(**common, function=t.function, values=values, outputs=t.outputs,
-                           output_prefix=taskpod.item_prefix(folder, unit.index, unit.attempt),
-                           item=taskpod.ItemPlan(index=ms.index, input="path", first=unit.index, folder=folder),
-                           inputs=stored)
-
-
-@pytest.fixture
-def unit_plans(monkeypatch):
-    if not hasattr(taskpod, "build_unit_plan"):
-        monkeypatch.setattr(taskpod, "build_unit_plan", stand_in_unit_plan, raising=False)
-
-
 MAP = {"over": {"uri": "s3://bucket/in/", "kind": "directory"}}
 
 
@@ -409,7 +381,8 @@ EVERYTHING_VOLUMES = [{"name": "models", "persistentVolumeClaim": {"claimName": 
 
 def map_status(stage="Items") -> resource.WorkflowStatus:
     return resource.WorkflowStatus(tasks={"m": resource.TaskStatus(phase=resource.Phase.RUNNING, map=resource.MapStatus(
-        stage=stage, items=40, units=40, index=INDEX if stage != "Split" else None, attempts=1))})
+        stage=stage, items=40, units=40, index=INDEX if stage != "Split" else None, attempts=1,
+        record=items.Record(40).encode() if stage != "Split" else None))})
 
 
 def build_unit(wf, role, attempt=1, index=None, config=CONFIG, stage=None) -> dict:
@@ -420,7 +393,7 @@ def build_unit(wf, role, attempt=1, index=None, config=CONFIG, stage=None) -> di
 
 
 @pytest.mark.parametrize("role", ["split", "gather"])
-def test_a_map_s_split_and_gather_run_ferry_s_runtime_alone_beside_the_credentials_sidecar(unit_plans, role):
+def test_a_map_s_split_and_gather_run_ferry_s_runtime_alone_beside_the_credentials_sidecar(role):
     for wf in (map_spec(image="alpine:3", command=["process"]), map_spec(function="pkg.mod:process")):
         pod = build_unit(wf, role, attempt=2)
         labels = pod["metadata"]["labels"]
@@ -444,7 +417,7 @@ def test_a_map_s_split_and_gather_run_ferry_s_runtime_alone_beside_the_credentia
         assert pod["spec"]["nodeSelector"] == {"pool": "batch"}, "it runs where the task's pods may"
 
 
-def test_a_map_s_item_pod_is_the_task_s_pod_with_the_item_s_plan(unit_plans):
+def test_a_map_s_item_pod_is_the_task_s_pod_with_the_item_s_plan():
     task_pod = pods.build_pod(WORKFLOW, spec({"name": "m", "image": "alpine:3", "command": ["process"],
                                               "inputs": [{"name": "n", "value": 3}], "outputs": [{"name": "out"}]}),
                               resource.WorkflowStatus(), "m", 3, CONFIG)
@@ -462,13 +435,13 @@ def test_a_map_s_item_pod_is_the_task_s_pod_with_the_item_s_plan(unit_plans):
     assert {v["name"] for v in pod["spec"]["volumes"]} >= {"models", "secret-0"}, "the task's own, as its pods"
 
 
-def test_an_item_pod_of_a_container_task_without_outputs_still_fetches_its_item_and_stores_its_result(unit_plans):
+def test_an_item_pod_of_a_container_task_without_outputs_still_fetches_its_item_and_stores_its_result():
     pod = build_unit(map_spec(image="alpine:3", outputs=[], inputs=[{"name": "path", "fromItem": True}]), "item",
                      index=0)
     assert list(containers(pod)) == ["ferry-credentials", "ferry-fetch", "ferry-publish", "main"]
 
 
-def test_an_item_pod_of_a_python_task_runs_the_function_on_its_item(unit_plans):
+def test_an_item_pod_of_a_python_task_runs_the_function_on_its_item():
     pod = build_unit(map_spec(function="pkg.mod:process"), "item", index=4)
     by_name = containers(pod)
     assert list(by_name) == ["ferry-credentials", "main"]

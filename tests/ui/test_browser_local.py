@@ -59,7 +59,7 @@ def test_the_list_shows_local_runs_and_updates_live(page, start_ui, tmp_path):
     page.goto(f"{ui.url}/workflows")
     row = page.locator(f"tr[data-name='{run_id(first)}']")
     assert row.locator(".phase").inner_text() == "Succeeded"
-    assert "4/4" in row.inner_text()
+    assert "5/5" in row.inner_text()
 
     slow = ferry_run(f"{SAMPLES}:slow", env, "--seconds", "4", wait=False)  # while the page is open
     try:

@@ -40,7 +40,7 @@ def split(plan: taskpod.PodPlan, store: store_.Store) -> taskpod.PublishResult:
         listed = over.value if over.uri is None else _stored_json(over, store, where)
         kind, found, base = "value", itemindex.value_items(listed, where), None
     elif over.kind in (resource.Kind.DIRECTORY, resource.Kind.ASSET):
-        part = store.part(values.blob_of(over), keep=lambda path: True)
+        part = store.part(over.blob(), keep=lambda path: True)
         kind, found, base = "file", itemindex.file_items(over.uri, part.files), over.uri
     else:
         raise ValueError(f"{where} is a {over.kind.value}: map over a list value, a directory or an asset")
@@ -142,7 +142,7 @@ def _gathered(plan: taskpod.PodPlan, store: store_.Store, each: Callable,
                  for number, ref in enumerate(mine) if ref is not None]
     else:
         kept = [(number, ref) for number, ref in enumerate(mine) if ref is not None]
-        parts = each(lambda item: store.part(values.blob_of(item[1]), keep=lambda path: True), kept)
+        parts = each(lambda item: store.part(item[1].blob(), keep=lambda path: True), kept)
         for (number, ref), part in zip(kept, parts):
             head = itemindex.pad(number, count)
             files += [Entry.model_construct(path=f"{head}/{entry.path}", size=entry.size, sha256=entry.sha256,
@@ -153,7 +153,7 @@ def _gathered(plan: taskpod.PodPlan, store: store_.Store, each: Callable,
     where = f"{prefix}/{name}"
     # checked as a reader of this manifest will check it
     manifest.part(contents.to_bytes(), where, keep=lambda path: True, base=where, root=store.settings.raw_data_prefix)
-    return values.output_of(store.publish_manifest(contents, where), resource.Kind.DIRECTORY)
+    return resource.Output.of(store.publish_manifest(contents, where), resource.Kind.DIRECTORY)
 
 
 def _value(ref: resource.Output, store: store_.Store):

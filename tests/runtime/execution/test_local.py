@@ -118,10 +118,12 @@ def test_cli_runs_the_quickstart_and_prints_outputs(tmp_path):
     assert lines["report"].startswith(f"Asset({(tmp_path / 'raw').as_uri()}/local/{run_id}/")
     runs = ferry_cli("get", "--local")
     assert runs.returncode == 0, runs.stderr
-    assert runs.stdout.splitlines()[1].split()[:3] == [run_id, "Succeeded", "4/4"]
+    assert runs.stdout.splitlines()[1].split()[:3] == [run_id, "Succeeded", "5/5"]
     one = ferry_cli("get", "--local", run_id)
-    assert one.returncode == 0 and one.stdout.splitlines()[0] == f"{run_id}: Succeeded 4/4", one.stderr
+    assert one.returncode == 0 and one.stdout.splitlines()[0] == f"{run_id}: Succeeded 5/5", one.stderr
     assert "  output visits = 300" in one.stdout.splitlines()
+    counted = next(line for line in one.stdout.splitlines() if line.split()[0] == "count")
+    assert "Succeeded" in counted and "items 2/2" in counted, "the map ran one unit per report"
     assert ferry_cli("logs", "--local", run_id, "index").returncode == 0
 
 
@@ -133,7 +135,8 @@ def test_cli_compiles_a_manifest_kubectl_accepts(tmp_path):
     manifest = yaml.safe_load(result.stdout)
     assert manifest["metadata"]["name"] == "weekly"
     spec = resource.WorkflowSpec.model_validate(manifest["spec"])
-    assert [t.name for t in spec.tasks] == ["collect", "total", "render", "index"]
+    assert [t.name for t in spec.tasks] == ["collect", "count", "total", "render", "index"]
+    assert spec.tasks[1].map.over.from_task.task == "collect" and spec.tasks[1].inputs[0].from_item
     assert spec.inputs[0].value == 4
     bad = ferry_cli("run", "examples/quickstart.py:nope")
     assert bad.returncode != 0 and "is not a @ferry.workflow" in bad.stderr

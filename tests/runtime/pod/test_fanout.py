@@ -103,7 +103,7 @@ def _directory(store, tmp_path, count: int) -> resource.Output:
         (tree / f"g{i // 70}").mkdir(parents=True, exist_ok=True)  # in manifest order: item i is row i
         (tree / f"g{i // 70}" / f"part-{i:03d}.csv").write_text(f"row {i}\n")
     ref = store.upload_directory(tree, f"{store.raw_data_prefix}/ns/in/tree")
-    return values.output_of(ref, resource.Kind.DIRECTORY)
+    return resource.Output.of(ref, resource.Kind.DIRECTORY)
 
 
 def test_split_over_an_inline_a_stored_and_a_result_held_list(local_store):
@@ -154,7 +154,7 @@ def test_an_item_of_an_asset_keeps_the_object_its_entry_names(local_store, tmp_p
     asset = local_store.publish_manifest(manifest.Manifest(files=[manifest.Entry(
         path="pics/e.txt", size=elsewhere.size, sha256=elsewhere.sha256, object=elsewhere.uri)]),
         f"{local_store.raw_data_prefix}/ns/in/asset", kind=ferry.Kind.ASSET)
-    _, index = _index(run.split(values.output_of(asset, resource.Kind.ASSET)))
+    _, index = _index(run.split(resource.Output.of(asset, resource.Kind.ASSET)))
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     podruntime.fetch(run.unit(index, 0), local_store, inputs)
@@ -271,14 +271,14 @@ def test_a_python_item_runs_on_its_file_and_gather_lists_the_items_files_without
         assert result.error is None
     gathered = run.gather(index, _record(12, failed={5}), 12, declared)["o0"]
     assert gathered.kind == resource.Kind.DIRECTORY and gathered.file_count == 11
-    contents = local_store.manifest(values.blob_of(gathered))
+    contents = local_store.manifest(gathered.blob())
     item_uris = {item: _item_result(local_store, run.folder, item).outputs["o0"].uri for item in range(12) if item != 5}
     assert {entry.path: entry.object for entry in contents.files} == {f"{i:02d}": uri for i, uri in item_uris.items()}
     assert all(uri.startswith(f"{run.folder}/items/") for uri in item_uris.values())
     assert local_store.list(gathered.uri) == [e.path for e in contents.files]
     assert sorted(os.listdir(tmp_path / "raw/ns/x/t/gather/1")) == [taskpod.RESULT_NAME, "o0"]
     assert os.listdir(tmp_path / "raw/ns/x/t/gather/1/o0") == [manifest.NAME], "only a manifest: no copies"
-    local_store.get(values.blob_of(gathered), tmp_path / "back")
+    local_store.get(gathered.blob(), tmp_path / "back")
     assert (tmp_path / "back" / "07").read_text() == "ROW 7\n"
 
 
@@ -290,7 +290,7 @@ def test_gather_of_directories_nests_each_items_files_under_its_index(local_stor
         runner.execute(run.unit(index, item, input="f", function=f"{HERE}:explode", outputs=declared), local_store,
                        tmp_path / "work" / str(item))
     gathered = run.gather(index, _record(3), 3, declared)["o0"]
-    local_store.get(values.blob_of(gathered), tmp_path / "back")
+    local_store.get(gathered.blob(), tmp_path / "back")
     assert sorted(str(p.relative_to(tmp_path / "back")) for p in (tmp_path / "back").rglob("*") if p.is_file()) == [
         f"{i}/{name}" for i in range(3) for name in ("size", "sub/copy.txt")]
     assert (tmp_path / "back/2/sub/copy.txt").read_text() == "row 2\n"
