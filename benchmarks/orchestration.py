@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import contextlib
 import json
 import os
 import pathlib
@@ -100,17 +101,13 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workflows", type=int, default=100)
-    parser.add_argument("--tasks", type=int, default=10, help="chained no-op tasks per workflow")
-    parser.add_argument("--node", choices=("kwok", "virtual"), default="kwok",
-                        help="what plays the kubelet: KWOK, or the suite's virtual node in this process")
-    parser.add_argument("--json", default=None, help="also write the results to this file")
-    args = parser.parse_args()
-    interrupt_on_sigterm()  # stopped by timeout or kill, it still stops what it started
-    work = pathlib.Path(tempfile.mkdtemp(prefix="ferry-orchestration-"))
-    plane = store = operator = node = pods = None
+@contextlib.contextmanager
+def bench_cluster(work: pathlib.Path, node_kind: str, messages=None, env: dict | None = None):
+    """The suite's control plane with kube-scheduler, MinIO, a simulated node (``kwok`` or the
+    ``virtual`` node, which leaves ``messages`` as termination messages) and the operator as a
+    process (``env``: more of its settings), for the benchmarks that load them. Yields
+    (cluster, api client, namespace, operator, node, the servers whose CPU to count)."""
+    plane = store = operator = node = None
     try:
         bins = binaries.build_node()  # the control plane's binaries and kube-scheduler
         plane = controlplane.start(work / "plane")
@@ -123,59 +120,80 @@ def main() -> None:
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         store = s3_server.start(work / "minio")
         api = config.new_client_from_config(str(plane.kubeconfig))
-        node = (kwoknode.KwokNode(api, plane.kubeconfig, work / "plane" / "logs") if args.node == "kwok"
-                else virtualnode.VirtualNode(api))
+        node = (kwoknode.KwokNode(api, plane.kubeconfig, work / "plane" / "logs") if node_kind == "kwok"
+                else virtualnode.VirtualNode(api, messages))
         node.start()
         namespace = namespace_with_storage(cluster, store, "ferry-bench")
         eventually(lambda: client.CoreV1Api(api).read_namespaced_service_account("default", namespace), 60,
                    what="the namespace's default ServiceAccount")  # pods are refused until it exists
         operator = Operator(cluster, store, work, name="ferry-operator-bench", args=("--namespace=ferry-bench-*",))
+        operator.env.update(env or {})
         operator.start()
-        pods = PodTimes(api, namespace)
-        custom = client.CustomObjectsApi(api)
-        lists = 0
-
-        def succeeded() -> int:
-            """From the API server's watch cache (resourceVersion 0): a quorum read of 1,000 whole
-            Workflows every few seconds timed out (504) on a 2-core machine busy running them."""
-            nonlocal lists
-            lists += 1
-            try:
-                items = custom.list_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace,
-                                                             resource.PLURAL, resource_version="0")["items"]
-            except client.ApiException as error:
-                if error.status not in (429, 500, 503, 504):
-                    raise
-                return -1  # too busy to answer: ask again later
-            return sum((item.get("status") or {}).get("phase") == "Succeeded" for item in items)
-
-        before = apirequests.request_counts(cluster)
-        servers = [*plane.servers, store.server, operator.server, *([node.server] if args.node == "kwok" else [])]
-        cpu_before = cpu_by_process(servers)
-        started = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda n: custom.create_namespaced_custom_object(
-                resource.GROUP, resource.VERSION, namespace, resource.PLURAL, chain(n, args.tasks)),
-                range(args.workflows)))
-        submitted = time.monotonic() - started
-        while succeeded() < args.workflows:
-            if time.monotonic() - started > 60 * 60:
-                raise SystemExit("not all workflows succeeded within an hour")
-            time.sleep(2 if args.workflows <= 100 else 10)
-        elapsed = time.monotonic() - started
-        after = apirequests.request_counts(cluster)
-        cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_by_process(servers).items()}
-        reasons = collections.Counter(event.reason for event in client.CoreV1Api(api).list_namespaced_event(namespace).items)
-        report(args, before, after, lists, reasons, submitted, elapsed, pods,
-               peak_rss_mib(operator.server.process.pid), cpu)
+        servers = [*plane.servers, store.server, operator.server, *([node.server] if node_kind == "kwok" else [])]
+        yield cluster, api, namespace, operator, node, servers
     finally:
-        for part in (pods, node, operator):
+        for part in (node, operator):
             if part is not None:
                 part.stop()
         if store is not None:
             store.stop()
         if plane is not None:
             plane.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workflows", type=int, default=100)
+    parser.add_argument("--tasks", type=int, default=10, help="chained no-op tasks per workflow")
+    parser.add_argument("--node", choices=("kwok", "virtual"), default="kwok",
+                        help="what plays the kubelet: KWOK, or the suite's virtual node in this process")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args()
+    interrupt_on_sigterm()  # stopped by timeout or kill, it still stops what it started
+    work = pathlib.Path(tempfile.mkdtemp(prefix="ferry-orchestration-"))
+    pods = None
+    try:
+        with bench_cluster(work, args.node) as (cluster, api, namespace, operator, node, servers):
+            pods = PodTimes(api, namespace)
+            custom = client.CustomObjectsApi(api)
+            lists = 0
+
+            def succeeded() -> int:
+                """From the API server's watch cache (resourceVersion 0): a quorum read of 1,000 whole
+                Workflows every few seconds timed out (504) on a 2-core machine busy running them."""
+                nonlocal lists
+                lists += 1
+                try:
+                    items = custom.list_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace,
+                                                                 resource.PLURAL, resource_version="0")["items"]
+                except client.ApiException as error:
+                    if error.status not in (429, 500, 503, 504):
+                        raise
+                    return -1  # too busy to answer: ask again later
+                return sum((item.get("status") or {}).get("phase") == "Succeeded" for item in items)
+
+            before = apirequests.request_counts(cluster)
+            cpu_before = cpu_by_process(servers)
+            started = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda n: custom.create_namespaced_custom_object(
+                    resource.GROUP, resource.VERSION, namespace, resource.PLURAL, chain(n, args.tasks)),
+                    range(args.workflows)))
+            submitted = time.monotonic() - started
+            while succeeded() < args.workflows:
+                if time.monotonic() - started > 60 * 60:
+                    raise SystemExit("not all workflows succeeded within an hour")
+                time.sleep(2 if args.workflows <= 100 else 10)
+            elapsed = time.monotonic() - started
+            after = apirequests.request_counts(cluster)
+            cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_by_process(servers).items()}
+            reasons = collections.Counter(event.reason for event in
+                                          client.CoreV1Api(api).list_namespaced_event(namespace).items)
+            report(args, before, after, lists, reasons, submitted, elapsed, pods,
+                   peak_rss_mib(operator.server.process.pid), cpu)
+    finally:
+        if pods is not None:
+            pods.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -245,6 +245,13 @@ _INPUT_NAMES = "(has(self.inputs) ? self.inputs.transformMapEntry(i, x, {x.name:
 """Workflow input name -> true."""
 
 
+def _sources_given(*more: str) -> str:
+    """CEL: how many of an input's sources (``value``, ``uri``, ``fromTask``, ``fromInput``, and
+    ``more``) are set."""
+    return " + ".join([f"({given} ? 1 : 0)" for given in (_HAS_VALUE, "has(self.uri)", "has(self.fromTask)",
+                                                            "has(self.fromInput)")] + list(more))
+
+
 def _on_create(rule: Schema) -> Schema:
     """``rule`` checked when the Workflow is created, and not at its updates: for rules on what
     ``_transition_rules`` keeps as created. The API server evaluates every rule of the object at
@@ -359,12 +366,15 @@ def overlays() -> dict[str, Schema]:
         },
         resource.TaskInput.__name__: {
             "x-kubernetes-validations": [_on_create(
-                _rule(f"{_HAS_VALUE} ? !(has(self.uri) || has(self.fromTask) || has(self.fromInput)) : "
-                      "has(self.uri) ? !(has(self.fromTask) || has(self.fromInput)) : "
-                      "has(self.fromTask) != has(self.fromInput)",
-                      "set exactly one of value, uri, fromTask or fromInput",
-                      message_expression="'input ' + self.name + ': set exactly one of value, uri, fromTask "
-                      "or fromInput'"))],
+                _rule(f"{_sources_given('(has(self.fromItem) && self.fromItem ? 1 : 0)')} == 1",
+                      "set exactly one of value, uri, fromTask, fromInput or fromItem",
+                      message_expression="'input ' + self.name + ': set exactly one of value, uri, fromTask, "
+                      "fromInput or fromItem'"))],
+        },
+        resource.MapOver.__name__: {
+            "x-kubernetes-validations": [_on_create(
+                _rule(f"{_sources_given()} == 1",
+                      "map.over: set exactly one of value (a list), uri (a directory), fromTask or fromInput"))],
         },
         resource.WorkflowInput.__name__: {
             "x-kubernetes-validations": [*map(_on_create, [

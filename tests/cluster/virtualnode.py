@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime
+import json
 import logging
 import threading
 import time
@@ -154,6 +155,24 @@ class VirtualNode:
         options = client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta["uid"]))
         with contextlib.suppress(ApiException):
             self.core.delete_namespaced_pod(meta["name"], meta["namespace"], body=options)
+
+
+def map_messages(items: int):
+    """``messages`` for workflows of maps, as their pods' runtime would report: a plain task's value
+    outputs stored, a split's item count (``items``) and index, a gather's stored result, an
+    item's success. Nothing is in the store: the operator never reads it."""
+    stored = {"uri": "s3://virtual/stored.json", "sha256": "0" * 64, "size": 10}
+
+    def message(pod: dict) -> str:
+        labels = pod["metadata"].get("labels") or {}
+        role = labels.get("ferry.dev/role")
+        if role is None:
+            return json.dumps({"outputs": {"items": {"kind": "value", **stored}}})
+        if role == "split":
+            return json.dumps({"outputs": {"items": {"kind": "value", "value": items}}, "result": stored})
+        return json.dumps({"result": stored}) if role == "gather" else "{}"
+
+    return message
 
 
 @contextlib.contextmanager

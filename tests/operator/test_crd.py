@@ -87,7 +87,7 @@ def test_every_rule_runs_once_or_compares_with_before():
         assert rule.startswith("!oldSelf.hasValue() ? (") and rule.endswith(") : true"), (path, rule)
     assert [path for path, _ in transitions] == [".spec", ".spec"], transitions
     assert all("oldSelf" in rule for _, rule in transitions)
-    assert len(on_create) == 16
+    assert len(on_create) == 17
 
 
 def test_descriptions_speak_the_manifest_s_language():
@@ -284,13 +284,25 @@ INVALID = {
                             ["spec.tasks[0]", "task make: a task runs a function or a plugin, not both"]),
     "an input with two sources": (
         lambda s: tasks(s)[1]["inputs"][0].update(uri="s3://bucket/key"),
-        ["spec.tasks[1].inputs[0]", "input text: set exactly one of value, uri, fromTask or fromInput"]),
+        ["spec.tasks[1].inputs[0]", "input text: set exactly one of value, uri, fromTask, fromInput or fromItem"]),
     "an input with a value and a uri": (  # value is any JSON, which CEL sees only through dyn(self)
         lambda s: tasks(s)[1]["inputs"][2].update(uri="s3://bucket/key"),
-        ["spec.tasks[1].inputs[2]", "input flag: set exactly one of value, uri, fromTask or fromInput"]),
+        ["spec.tasks[1].inputs[2]", "input flag: set exactly one of value, uri, fromTask, fromInput or fromItem"]),
     "an input without a source": (
         lambda s: tasks(s)[1]["inputs"][2].pop("value"),
-        ["spec.tasks[1].inputs[2]", "input flag: set exactly one of value, uri, fromTask or fromInput"]),
+        ["spec.tasks[1].inputs[2]", "input flag: set exactly one of value, uri, fromTask, fromInput or fromItem"]),
+    "an item input with a value too": (
+        lambda s: tasks(s)[1]["inputs"][2].update(fromItem=True),
+        ["spec.tasks[1].inputs[2]", "input flag: set exactly one of value, uri, fromTask, fromInput or fromItem"]),
+    "a map over two sources": (
+        lambda s: tasks(s)[1].update(map={"over": {"value": [1, 2], "fromInput": "greeting"}}),
+        ["spec.tasks[1].map.over", "map.over: set exactly one of value (a list), uri (a directory), fromTask"]),
+    "a map's parallelism of 0": (
+        lambda s: tasks(s)[1].update(map={"over": {"value": [1, 2]}, "parallelism": 0}),
+        ["spec.tasks[1].map.parallelism", "should be greater than or equal to 1"]),
+    "a min success ratio above 1": (
+        lambda s: tasks(s)[1].update(map={"over": {"value": [1, 2]}, "minSuccessRatio": 1.5}),
+        ["spec.tasks[1].map.minSuccessRatio", "should be less than or equal to 1"]),
     "an uppercase task name": (lambda s: tasks(s)[1].update(name="Show"),
                                ["spec.tasks[1].name", "should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'"]),
     "a dependency on a missing task": (

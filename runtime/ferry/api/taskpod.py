@@ -157,8 +157,9 @@ class PodPlan(resource.Model):
     def input_env(self) -> dict[str, str]:
         """``FERRY_INPUT_<NAME>`` for a container task: each input's local path, a value's too, whatever
         its size (a value does not fit a variable once large: a variable holding either would change
-        meaning when an upstream value grows)."""
-        return {input_env_name(name): f"{INPUTS_DIR}/{name}" for name in [*self.values, *self.inputs]}
+        meaning when an upstream value grows); a map item's input too, which its pod fetches itself."""
+        names = [*self.values, *self.inputs, *([self.item.input] if self.item else [])]
+        return {input_env_name(name): f"{INPUTS_DIR}/{name}" for name in names}
 
 
 def container_env(plan: PodPlan, task_env: list[resource.EnvVar], *, inputs: bool = True) -> list[tuple[str, str]]:

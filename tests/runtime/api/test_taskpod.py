@@ -99,6 +99,8 @@ def test_an_item_unit_gets_its_items_and_the_other_inputs_but_never_the_item_inp
     assert plan.cache_key == unit_plan(mapped(), "item", 1, index=0).cache_key, \
         "one key for every item without the item: the pod mixes the item in"
     assert plan.cache_key.startswith(f"{PREFIX}/ns/cache/")
+    assert plan.input_env() == {"FERRY_INPUT_N": "/ferry/inputs/n", "FERRY_INPUT_ROW": "/ferry/inputs/row"}, \
+        "a container task finds its item where its pod fetched it, as it finds any input"
 
 
 def test_a_map_s_gather_gets_the_record_and_the_outputs_it_gathers():
