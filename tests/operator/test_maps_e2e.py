@@ -72,14 +72,16 @@ def test_failed_items_are_null_under_min_success_ratio_and_fail_the_map_above_it
     assert tolerant["tasks"]["check"]["map"]["failed"] == 3
     strict = wait_for_phase(cluster, workflow_namespace, "map-strict", timeout=600)["status"]
     assert strict["phase"] == "Failed" and strict["tasks"]["total"]["phase"] == "Skipped"
-    assert "3 of 20 items failed" in strict["tasks"]["check"]["message"]
+    # It fails as soon as 0.95 cannot be reached (a second failure of 20), its other items stopped.
+    assert "of 20 items failed (min success ratio 0.95)" in strict["tasks"]["check"]["message"]
     failures = strict["tasks"]["check"]["map"]["failures"]
-    assert sorted(f["unit"] for f in failures) == [0, 7, 14] and all("exited with code 3" in f["message"]
-                                                                      for f in failures)
+    failed = sorted(f["unit"] for f in failures)
+    assert len(failed) >= 2 and set(failed) <= {0, 7, 14}, failures
+    assert all("exited with code 3" in f["message"] for f in failures)
     # The failed items' pods stay for their logs (KeepFailed), each named by its unit.
     kept = {p.metadata.name for p in workflow_pods(cluster, workflow_namespace, "map-strict")
-            if (p.metadata.labels or {}).get("ferry.dev/role") == "item"}
-    assert kept == {"map-strict-check-0-1", "map-strict-check-7-1", "map-strict-check-14-1"}
+            if (p.metadata.labels or {}).get("ferry.dev/role") == "item" and not p.metadata.deletion_timestamp}
+    assert kept == {f"map-strict-check-{unit}-1" for unit in failed}, "the stopped items' pods go"
 
 
 def test_the_yaml_example_counts_lines_per_file(cluster: Cluster, workflow_namespace: str, s3):
