@@ -568,8 +568,14 @@ def logs(args: argparse.Namespace) -> int:
     from ferry.cluster import remote
 
     if not args.local:
-        sys.stdout.write(remote.logs(args.name, args.namespace, args.task, args.context, args.attempt,
-                                     args.container, args.follow))
+        workflow = remote.get(args.name, args.namespace, args.context)
+        try:
+            pod = remote.log_pod(args.name, workflow, args.task, args.attempt, args.item)
+        except remote.UsageError as error:
+            usage_error("logs", terminal.printable(error))
+        if args.item is not None:
+            _say_batch(args.name, workflow, args.task, args.item)
+        sys.stdout.write(remote.logs(pod, args.namespace, args.context, args.container, args.follow))
         return 0
     if args.container != "main" or args.follow:
         print("ferry logs: a local run keeps its tasks' own logs only, once they end: "
@@ -584,6 +590,9 @@ def logs(args: argparse.Namespace) -> int:
             print(f"ferry logs: run {args.name} has no task {args.task} (its tasks: {', '.join(tasks)})",
                   file=sys.stderr)
             return 1
+        defined = workflow["spec"]["tasks"][tasks.index(args.task)]
+        if defined.get("map") is not None or args.item is not None:
+            return _local_item_log(args, workflow, defined)
         text = records.log(args.name, args.task, args.attempt)
     if text is None:
         which = f"attempt {args.attempt} of task {args.task}" if args.attempt is not None else f"task {args.task}"
@@ -591,6 +600,43 @@ def logs(args: argparse.Namespace) -> int:
         return 1
     sys.stdout.write(text)
     return 0
+
+
+def _local_item_log(args: argparse.Namespace, workflow: dict, task: dict) -> int:
+    """What a local run keeps of a map's item: not its log (the history records a map as one task, not
+    a row per unit), but the message of its failure if it is one of the first (``MapStatus.failures``)."""
+    from ferry.api import items, resource
+    from ferry.cluster import remote
+
+    state = resource.WorkflowStatus.model_validate(workflow.get("status") or {}).tasks.get(args.task)
+    try:
+        remote.log_pod(args.name, workflow, args.task, args.attempt, args.item)  # the checks a cluster's run has
+    except remote.UsageError as error:
+        usage_error("logs", terminal.printable(error))
+    unit, _, _ = remote.map_item(args.name, task, state, args.item)
+    kept = "ferry logs: a local run keeps no log per item of a map, only its first failures' messages"
+    failure = next((f for f in state.map.failures if f.unit == unit and args.attempt in (None, f.attempt)), None)
+    if failure is None:
+        record = items.Record.decode(state.map.record, state.map.units)
+        print(f"{kept}: item {args.item} is {record.phase(unit).value}, on attempt {record.attempt(unit)}",
+              file=sys.stderr)
+        return 1
+    print(f"{kept}: item {args.item}'s, on attempt {failure.attempt}:", file=sys.stderr)
+    print(terminal.printable(failure.message or failure.reason or "", lines=True))
+    return 0
+
+
+def _say_batch(name: str, workflow: dict, task: str, item: int) -> None:
+    """That a batch's log is its unit's, with its other items' in it (``batchSize`` above 1)."""
+    from ferry.api import resource
+    from ferry.cluster import remote
+
+    defined = next(t for t in workflow["spec"]["tasks"] if t["name"] == task)
+    state = resource.WorkflowStatus.model_validate(workflow.get("status") or {}).tasks.get(task)
+    unit, first, count = remote.map_item(name, defined, state, item)
+    if count > 1:
+        print(f"ferry logs: item {item} runs in unit {unit} with items {first}..{first + count - 1}: its log is "
+              "theirs too", file=sys.stderr)
 
 
 def outputs(args: argparse.Namespace) -> int:
@@ -769,6 +815,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs_parser.add_argument("task")
     logs_parser.add_argument("--local", action="store_true", help="a run on this machine (ferry run)")
     logs_parser.add_argument("--attempt", type=int, help="attempt N of the task (default: the latest)")
+    logs_parser.add_argument("--item", type=int, metavar="N",
+                             help="of a map: item N's (counted from 0), its pod's (one per batchSize items)")
     logs_parser.add_argument("-c", "--container", choices=["fetch", "main", "publish"], default="main",
                              help="the task's own container (main), or Ferry's: fetch (inputs), publish (outputs)")
     logs_parser.add_argument("-f", "--follow", action="store_true", help="stream the log while the task runs")

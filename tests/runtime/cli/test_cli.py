@@ -663,3 +663,100 @@ def test_get_shows_a_maps_progress_by_items_or_by_pods_when_batched(capsys):
     assert "items 1,532/100,000 (3 failed, 100 running)" in lines["process"]
     assert "pods 10,000/10,000 of 100,000 items gathering" in lines["batched"]
     assert "items: splitting" in lines["fresh"] and "attempts=1" in lines["plain"]
+
+
+def map_workflow(monkeypatch, batch: int = 1, items: int | None = 200, failed: tuple[int, ...] = (17,),
+                 record: str | None = None) -> list:
+    """A Workflow ``nightly`` with a map ``process`` over ``items`` items, ``batch`` per unit: unit 3
+    on its 2nd attempt, ``failed`` units failed; and a task ``load`` that is no map. The kubectl calls."""
+    from ferry.api import items as records_
+
+    units = None if items is None else -(-items // batch)
+    progress = resource.MapStatus(stage="Items", items=items, units=units, failed=len(failed), failures=[
+        resource.ItemFailure(unit=unit, attempt=1, message=f"unit {unit} fell over") for unit in failed])
+    if units is not None:
+        packed = records_.Record(units)
+        packed.set(3, resource.Phase.RUNNING, 2)
+        for unit in failed:
+            packed.set(unit, resource.Phase.FAILED, 1)
+        progress.record = record or packed.encode()
+    spec = resource.WorkflowSpec(tasks=[
+        resource.Task(name="load", function="m:f"),
+        resource.Task(name="process", function="m:g", inputs=[resource.TaskInput(name="x", from_item=True)],
+                      map=resource.Map(over=resource.MapOver(value=list(range(items or 0)), kind="value"),
+                                       batch_size=batch))])
+    status = resource.WorkflowStatus(phase=resource.Phase.RUNNING, tasks={
+        "load": resource.TaskStatus(phase=resource.Phase.SUCCEEDED, attempts=1, pod_name="nightly-load-1"),
+        "process": resource.TaskStatus(phase=resource.Phase.RUNNING, map=progress)})
+    monkeypatch.setattr(remote, "get", lambda name, namespace, context=None: {
+        "metadata": {"name": name}, "spec": spec.model_dump(by_alias=True, mode="json"), "status": status.dump()})
+    asked = []
+    monkeypatch.setattr(remote, "kubectl", lambda *args, context=None: asked.append(args) or f"log of {args[1]}\n")
+    return asked
+
+
+def test_logs_item_reads_its_units_pod_of_the_latest_attempt_or_the_one_asked_for(monkeypatch, capsys):
+    from ferry.api import scheduler
+
+    asked = map_workflow(monkeypatch, batch=5)
+    assert cli.main(["logs", "nightly", "process", "--item", "17"]) == 0  # 17 // 5: unit 3, on attempt 2
+    assert cli.main(["logs", "nightly", "process", "--item", "15", "--attempt", "1", "-c", "fetch"]) == 0
+    captured = capsys.readouterr()
+    pods = [scheduler.unit_name("nightly", "process", "item", attempt, 3) for attempt in (2, 1)]
+    assert captured.out == "".join(f"log of {pod}\n" for pod in pods)
+    assert asked == [("logs", pods[0], "-c", "main"), ("logs", pods[1], "-c", "ferry-fetch")]
+    assert "item 17 runs in unit 3 with items 15..19" in captured.err, "a batch's log holds its other items too"
+    assert cli.main(["logs", "nightly", "process", "--item", "17", "--attempt", "3"]) == 1
+    assert cli.main(["logs", "nightly", "process", "--item", "0"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["ferry logs: item 17 of task 'process' of workflow nightly has no attempt 3 (attempts so far: 2)",
+                   "ferry logs: item 0 of task 'process' of workflow nightly has not started"]
+
+
+@pytest.mark.parametrize("arguments, line", [
+    (["load", "--item", "3"], "ferry logs: --item 3: task 'load' of workflow nightly is not a map; drop --item"),
+    (["process", "--item", "200"], "ferry logs: --item 200: task 'process' of workflow nightly has 200 items "
+                                   "(--item 0 to 199)"),
+    (["process", "--item", "-1"], "ferry logs: --item -1: task 'process' of workflow nightly has 200 items "
+                                  "(--item 0 to 199)"),
+    (["process"], "ferry logs: task 'process' of workflow nightly is a map of 200 items, a pod each: pass --item N "
+                  "(0 to 199) for one item's log; the first that failed: --item 17 (unit 17 fell over)"),
+])
+def test_logs_of_a_map_without_an_item_or_with_a_wrong_one_is_one_line_and_exit_2(arguments, line, monkeypatch,
+                                                                                   capsys):
+    asked = map_workflow(monkeypatch)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["logs", "nightly", *arguments])
+    assert exited.value.code == 2 and asked == []
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_logs_item_of_a_map_still_splitting_or_with_a_damaged_record_says_so(monkeypatch, capsys):
+    map_workflow(monkeypatch, items=None)
+    assert cli.main(["logs", "nightly", "process", "--item", "3"]) == 1
+    map_workflow(monkeypatch, record="bm90IGEgcmVjb3Jk")
+    assert cli.main(["logs", "nightly", "process", "--item", "3"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "ferry logs: task 'process' of workflow nightly has not split its items yet"
+    assert err[1].startswith("ferry logs: the status of task 'process' of workflow nightly holds a damaged map "
+                             "record: not a packed map record") and len(err) == 2
+
+
+def test_logs_item_of_a_local_run_says_what_the_history_keeps_of_it(monkeypatch, records, capsys):
+    map_workflow(monkeypatch)
+    workflow = remote.get("nightly-00000001", None)
+    records.open_run("nightly-00000001", "nightly", resource.WorkflowSpec.model_validate(workflow["spec"]), "file:///r")
+    records.update("nightly-00000001", resource.WorkflowStatus.model_validate(workflow["status"]))
+    assert cli.main(["logs", "--local", "nightly-00000001", "process", "--item", "17"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "unit 17 fell over\n", "the failure's message: what the run kept of its log"
+    assert captured.err == ("ferry logs: a local run keeps no log per item of a map, only its first failures' "
+                            "messages: item 17's, on attempt 1:\n")
+    assert cli.main(["logs", "--local", "nightly-00000001", "process", "--item", "3"]) == 1
+    assert capsys.readouterr().err == ("ferry logs: a local run keeps no log per item of a map, only its first "
+                                       "failures' messages: item 3 is Running, on attempt 2\n")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["logs", "--local", "nightly-00000001", "process", "--item", "1000"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == ("ferry logs: --item 1000: task 'process' of workflow nightly-00000001 has 200 "
+                                       "items (--item 0 to 199)\n")
