@@ -235,8 +235,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ferry.execution import history, local
 
     store = _store(args.store)
+    parallelism = _parallelism(args)
     if args.workflow.endswith(MANIFEST_SUFFIXES):
-        return run_manifest(args, extra, store)
+        return run_manifest(args, extra, store, parallelism)
     if args.remote:
         _check_remote_store(store)
     workflow = load_workflow(args.workflow, "run")
@@ -257,7 +258,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     with ferry.use_store(store):
         try:
             with lifetime.stopped_by_sigterm():
-                outcome = local.LocalExecutor(store, show).run(workflow.name, spec, workflow.outputs, run_id)
+                outcome = local.LocalExecutor(store, show, parallelism).run(workflow.name, spec, workflow.outputs,
+                                                                            run_id)
         except KeyboardInterrupt as error:
             return stopped(workflow.name, run_id, error)
         print(f"{workflow.name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
@@ -280,7 +282,29 @@ def stopped(name: str, run_id: str, error: KeyboardInterrupt) -> int:
     return 128 + (signal.SIGTERM if isinstance(error, lifetime.Terminated) else signal.SIGINT)
 
 
-def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store) -> int:
+def _parallelism(args: argparse.Namespace) -> int | None:
+    """``--parallelism``, else ``FERRY_LOCAL_PARALLELISM``, checked before anything runs (None with
+    ``--remote``, where a map's parallelism is its own or the operator's)."""
+    from ferry.execution import local
+
+    if args.remote:
+        if args.parallelism is not None:
+            usage_error("run", "--parallelism is for runs here; on a cluster a map runs as many units at once as it "
+                               "says (ferry.map(task, parallelism=N)) or the operator does (map.parallelism in the chart)")
+        return None
+    if args.parallelism is None:
+        try:
+            return local.default_parallelism()
+        except ValueError as error:
+            usage_error("run", terminal.printable(error))
+    text = args.parallelism
+    if not text.isdecimal() or int(text) < 1:
+        shown = text if text.isdecimal() else repr(text)
+        usage_error("run", f"--parallelism {terminal.printable(shown)}: give a whole number of units, 1 or more")
+    return int(text)
+
+
+def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store, parallelism: int | None) -> int:
     """Run a Workflow manifest here: its container tasks under podman or docker (``ferry.execution.containers``)."""
     from ferry.api import resource
     from ferry.core import lifetime
@@ -298,7 +322,7 @@ def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store)
     started = time.monotonic()
     try:
         with ferry.use_store(store), lifetime.stopped_by_sigterm():
-            outcome = local.LocalExecutor(store, show).run(name, spec, {}, run_id)
+            outcome = local.LocalExecutor(store, show, parallelism).run(name, spec, {}, run_id)
     except KeyboardInterrupt as error:
         return stopped(name, run_id, error)
     print(f"{name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
@@ -751,6 +775,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remote", action="store_true",
                         help="run on the cluster of the current kubeconfig context (code goes through --store)")
     parser.add_argument("--no-wait", action="store_true", help="with --remote: print the name and return")
+    parser.add_argument("--parallelism", metavar="N",
+                        help="most units of a map running at once here, for maps that set none (default: "
+                             "FERRY_LOCAL_PARALLELISM, else 2 per core; on a cluster, the operator's)")
     _cluster_options(parser)
 
 
@@ -759,7 +786,8 @@ def _compile_options(parser: argparse.ArgumentParser) -> None:
                                        "'<workflow>-', which kubectl create completes and kubectl apply refuses)")
 
 
-_OPTIONS = {"run": ["--store", "--overwrite-cache", "--remote", "--no-wait", "--namespace", "--context"],
+_OPTIONS = {"run": ["--store", "--overwrite-cache", "--remote", "--no-wait", "--parallelism", "--namespace",
+                    "--context"],
             "compile": ["--name"]}
 _DESCRIPTIONS = {
     "run": "Run a workflow here (each task a local process), or on a cluster with --remote. The workflow's inputs "

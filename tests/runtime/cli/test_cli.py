@@ -760,3 +760,52 @@ def test_logs_item_of_a_local_run_says_what_the_history_keeps_of_it(monkeypatch,
     assert exited.value.code == 2
     assert capsys.readouterr().err == ("ferry logs: --item 1000: task 'process' of workflow nightly-00000001 has 200 "
                                        "items (--item 0 to 199)\n")
+
+
+@pytest.fixture
+def executors(monkeypatch, tmp_path):
+    """The parallelism each local run's executor was made with (the run itself goes on as usual)."""
+    from ferry.execution import local
+
+    made = []
+
+    class Recorded(local.LocalExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.parallelism)
+
+    monkeypatch.setattr(local, "LocalExecutor", Recorded)
+    monkeypatch.setenv("FERRY_RAW_DATA_PREFIX", (tmp_path / "raw").as_uri())
+    monkeypatch.delenv("FERRY_LOCAL_PARALLELISM", raising=False)
+    return made
+
+
+def test_run_parallelism_sets_how_many_units_of_a_map_run_at_once_here(executors, monkeypatch, capsys):
+    workflow = ["run", "tests.runtime.sample_workflows:named", "--n", "5", "--max-rows", "2"]
+    assert cli.main([*workflow, "--parallelism", "3"]) == 0
+    monkeypatch.setenv("FERRY_LOCAL_PARALLELISM", "5")
+    assert cli.main(workflow) == 0
+    assert cli.main([*workflow, "--parallelism=1"]) == 0
+    assert executors == [3, 5, 1]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--parallelism N most units of a map running at once here" in text and "FERRY_LOCAL_PARALLELISM" in text
+
+
+@pytest.mark.parametrize("given, env, line", [
+    (["--parallelism", "0"], None, "ferry run: --parallelism 0: give a whole number of units, 1 or more"),
+    (["--parallelism", "many"], None, "ferry run: --parallelism 'many': give a whole number of units, 1 or more"),
+    ([], "-2", "ferry run: FERRY_LOCAL_PARALLELISM='-2': give a whole number of processes, 1 or more"),
+    (["--parallelism", "4", "--remote", "--store", "s3://b"], None,
+     "ferry run: --parallelism is for runs here; on a cluster a map runs as many units at once as it says "
+     "(ferry.map(task, parallelism=N)) or the operator does (map.parallelism in the chart)"),
+])
+def test_a_bad_parallelism_is_one_line_and_exit_2(given, env, line, executors, cluster_calls, monkeypatch, capsys):
+    if env is not None:
+        monkeypatch.setenv("FERRY_LOCAL_PARALLELISM", env)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "tests.runtime.sample_workflows:named", "--n", "5", *given])
+    assert exited.value.code == 2 and executors == [] and cluster_calls == []
+    assert capsys.readouterr().err.splitlines() == [line]
