@@ -148,11 +148,14 @@ def convert(annotation: Any, text: str) -> Any:
 
 def _reference(annotation: Any, kind: resource.Kind, text: str) -> Any:
     """A File, Directory or Asset input from a URI, or from a local path that exists (checked now,
-    not when the run has started)."""
+    not when the run has started); a list of Files or Directories as ``_listed`` reads it."""
     from ferry.api import resource
     from ferry.core import uris
     from ferry.data import blobs
+    from ferry.values import lists
 
+    if lists.item_type(annotation) is not None:
+        return _listed(annotation, text)
     if uris.is_uri(text):
         return annotation(blobs.BlobRef(uri=text, kind=blobs.Kind.ASSET)) if kind == resource.Kind.ASSET \
             else annotation(text)
@@ -162,6 +165,40 @@ def _reference(annotation: Any, kind: resource.Kind, text: str) -> Any:
     if kind != resource.Kind.FILE and not path.is_dir():
         raise ValueError("a file, not a directory" if path.is_file() else "no such directory")
     return ferry.asset(at=path) if kind == resource.Kind.ASSET else annotation(text)
+
+
+def _listed(annotation: Any, text: str) -> Any:
+    """A ``list[File]`` or ``list[Directory]`` input: a local directory (the list of its files, or of
+    its directories), a stored directory's URI (the same, read when a task reads it), or a JSON list
+    of local paths or URIs, each an item."""
+    from ferry.core import uris
+    from ferry.values import lists, typed as values
+
+    item = lists.item_type(annotation)
+    if uris.is_uri(text):
+        return ferry.Directory(text)
+    path = pathlib.Path(text)
+    if path.is_dir():
+        top = sorted(entry.name for entry in path.iterdir() if not entry.is_dir())
+        if item is ferry.Directory and top:
+            raise ValueError(f"it holds files at its top ({top[0]}), not only directories")
+        return ferry.Directory(text)
+    if path.is_file():
+        raise ValueError(f"a file, not a directory (a list of it alone is {json.dumps([text])})")
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ValueError("no such directory") from None
+    if not isinstance(given, list) or not all(isinstance(element, str) for element in given):
+        raise ValueError("JSON, but not a list of paths or URIs")
+    kind = values.kind_of(item)
+    found = []
+    for index, element in enumerate(given):
+        try:
+            found.append(_reference(item, kind, element))
+        except ValueError as error:
+            raise ValueError(f"item {index}: {error}") from None
+    return found
 
 
 def _type_name(annotation: Any) -> str:
@@ -174,8 +211,12 @@ def _type_name(annotation: Any) -> str:
 def _hint(annotation: Any) -> str:
     """How to write a value of ``annotation`` on the command line, where its name does not say."""
     from ferry.api import resource
-    from ferry.values import typed as values
+    from ferry.values import lists, typed as values
 
+    item = lists.item_type(annotation)
+    if item is not None:
+        return (f"a local directory (its {'files' if item is ferry.File else 'directories'}), a URI of a stored "
+                "directory, or a JSON list of local paths or URIs")
     if values.kind_of(annotation) != resource.Kind.VALUE:
         return "a local path or a URI"
     if annotation is bool:

@@ -36,6 +36,26 @@ def typed(data: ferry.File, days: int = 7, ratio: float = 0.5, verbose: bool = F
     return summarize(data=data, days=days, ratio=ratio, verbose=verbose, label=label, tags=tags, limits=limits)
 
 
+@ferry.task
+def read_all(files: list[ferry.File]) -> list[str]:
+    return [open(file).read() for file in files]
+
+
+@ferry.workflow
+def listed(files: list[ferry.File]) -> list[str]:
+    return read_all(files=files)
+
+
+@ferry.task
+def names_in(parts: list[ferry.Directory]) -> list[list[str]]:
+    return [sorted(os.listdir(part.download())) for part in parts]
+
+
+@ferry.workflow
+def folders(parts: list[ferry.Directory]) -> list[list[str]]:
+    return names_in(parts=parts)
+
+
 @pytest.fixture
 def records(history_in_tmp):
     """A history with two runs: ``etl-00000001`` succeeded, ``etl-00000002`` failed on its second attempt."""
@@ -809,3 +829,72 @@ def test_a_bad_parallelism_is_one_line_and_exit_2(given, env, line, executors, c
         cli.main(["run", "tests.runtime.sample_workflows:named", "--n", "5", *given])
     assert exited.value.code == 2 and executors == [] and cluster_calls == []
     assert capsys.readouterr().err.splitlines() == [line]
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """``data/`` holding ``b.txt``, ``a.txt`` and ``sub/c.txt``, and ``parts/`` holding ``p1/`` and
+    ``p0/``; the current folder is ``tmp_path``, the store under it."""
+    for path, text in (("data/b.txt", "B"), ("data/a.txt", "A"), ("data/sub/c.txt", "C"),
+                       ("parts/p1/y.txt", "y"), ("parts/p1/z.txt", "z"), ("parts/p0/x.txt", "x")):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FERRY_RAW_DATA_PREFIX", (tmp_path / "raw").as_uri())
+    return tmp_path
+
+
+def test_a_list_of_files_is_given_as_a_directory_a_stored_one_or_a_json_list(tree, capsys):
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tree / "raw").as_uri()))
+    stored = store.upload_directory(tree / "data")
+    for given, read in (("data", ["A", "B", "C"]),  # its files, in path order
+                        (stored.uri, ["A", "B", "C"]),
+                        ('["data/sub/c.txt", "data/a.txt"]', ["C", "A"]),  # in the list's order
+                        (json.dumps([(tree / "data/b.txt").as_uri()]), ["B"])):
+        assert cli.main(["run", "tests.runtime.cli.test_cli:listed", "--files", given]) == 0, given
+        assert capsys.readouterr().out.splitlines()[-1].endswith(f" = {read!r}"), given
+    with ferry.use_store(store):
+        given = cli.parse_inputs(folders, ["--parts", "parts"])
+        spec = folders.compile(**given)
+        (part_input,) = spec.inputs
+        loaded = typed_load(list[ferry.Directory], part_input, store)
+    assert [sorted(f.path for f in part.manifest().files) for part in loaded] == [["x.txt"], ["y.txt", "z.txt"]]
+
+
+def typed_load(annotation, given: resource.WorkflowInput, store: ferry.Store):
+    from ferry.values import typed
+
+    return typed.load(annotation, resource.Output(kind=given.kind, uri=given.uri), store)
+
+
+LISTS = ("list[File] (a local directory (its files), a URI of a stored directory, or a JSON list of local paths "
+         "or URIs)")
+
+
+@pytest.mark.parametrize("target, given, line", [
+    ("listed", ["--files", "nope"], f"input --files of listed expects {LISTS}, got 'nope': no such directory"),
+    ("listed", ["--files", "data/a.txt"], f"input --files of listed expects {LISTS}, got 'data/a.txt': a file, "
+                                          'not a directory (a list of it alone is ["data/a.txt"])'),
+    ("listed", ["--files", '["data/a.txt", "data/none.txt"]'],
+     f"input --files of listed expects {LISTS}, got '[\"data/a.txt\", \"data/none.txt\"]': item 1: no such file"),
+    ("listed", ["--files", '["data/a.txt", "data"]'],
+     f"input --files of listed expects {LISTS}, got '[\"data/a.txt\", \"data\"]': item 1: a directory, not a file"),
+    ("listed", ["--files", '{"a": 1}'], f"input --files of listed expects {LISTS}, got '{{\"a\": 1}}': "
+                                        "JSON, but not a list of paths or URIs"),
+    ("listed", ["--files", "[1, 2]"], f"input --files of listed expects {LISTS}, got '[1, 2]': "
+                                      "JSON, but not a list of paths or URIs"),
+    ("folders", ["--parts", "data"], "input --parts of folders expects list[Directory] (a local directory (its "
+                                     "directories), a URI of a stored directory, or a JSON list of local paths or "
+                                     "URIs), got 'data': it holds files at its top (a.txt), not only directories"),
+])
+def test_a_bad_list_of_files_is_one_line_and_exit_2(target, given, line, tree, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", f"tests.runtime.cli.test_cli:{target}", *given])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"ferry run: {line}"]
+
+
+def test_help_says_how_to_give_a_list_of_files(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "tests.runtime.cli.test_cli:listed", "--help"])
+    assert f"--files {LISTS.replace(' (', ' ', 1)[:-1]}; required" in " ".join(capsys.readouterr().out.split())
