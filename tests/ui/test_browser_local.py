@@ -225,3 +225,31 @@ def test_a_manifest_or_a_dotted_uri_cannot_lead_outside_what_the_ui_may_read(sta
     with pytest.raises(urllib.error.HTTPError) as refused:
         ui.get(f"/raw?uri={urllib.parse.quote(dotted)}")
     assert refused.value.code == 403
+
+
+def test_a_maps_panel_pages_and_filters_its_units(page, start_ui, tmp_path):
+    from ferry.api import resource
+    from tests.ui.test_units import PHASES, map_workflow
+
+    env = local_env(tmp_path)
+    recorded = map_workflow(250, PHASES, message="unit 5: <b>no</b> such row")
+    with history.History(pathlib.Path(env["FERRY_HISTORY"])) as records:
+        records.open_run("etl-00000001", "etl", resource.WorkflowSpec.model_validate(recorded["spec"]), "file:///r")
+        records.update("etl-00000001", resource.WorkflowStatus.model_validate(recorded["status"]))
+    ui = start_ui("--local-only", **env)
+    page.goto(f"{ui.url}/workflows/local/etl-00000001")
+    assert graph_phases(page) == {"process": "Running"}, "a map of 250 units is one node"
+    tap(page, "process")
+    rows = page.locator("#units tr.unit")
+    eventually(lambda: rows.count() == 100, 20, what="the first page of units")
+    assert [rows.nth(i).locator("td").first.inner_text() for i in range(4)] == ["5", "200", "3", "150"]
+    assert "unit 5: <b>no</b> such row" in page.locator("#units .failures").inner_text()
+    assert page.locator("#units button.log").count() == 0, "a local run keeps no log per unit"
+    page.locator("#units .unit-filter a", has_text="Failed").click()
+    eventually(lambda: rows.count() == 2, 20, what="the failed units only")
+    page.locator("#units .unit-filter a", has_text="all").click()
+    eventually(lambda: rows.count() == 100, 20, what="all units again")
+    page.locator("#units a.next").click()
+    eventually(lambda: "page 2 of 3" in page.locator("#units .pages").inner_text(), 20, what="the second page")
+    assert rows.first.locator("td").first.inner_text() == "98", "after 4 failed or running, 0 to 97 but 3 and 5"
+    snap(page, "map-units")

@@ -28,6 +28,8 @@ def map_workflow(count: int, phases: dict[int, Phase], batch: int = 1, message: 
     for unit, phase in phases.items():
         record.set(unit, phase, 2)
     status = {"stage": "Items", "items": count * batch, "units": count, "record": record.encode(),
+              **{phase.value.lower(): record.count(phase) for phase in (Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED,
+                                                                        Phase.FAILED)},
               "failures": [{"unit": u, "attempt": 2, "reason": "TaskFailed", "message": message}
                            for u, p in sorted(phases.items()) if p == Phase.FAILED][:8], **progress}
     return {"metadata": {"namespace": namespace, "name": "etl", "creationTimestamp": "2026-01-01T00:00:00Z"},
@@ -129,6 +131,9 @@ def test_the_task_page_of_a_map_shows_its_stage_counts_units_and_failures(ui):
     assert 'data-units="?phase=Running"' in body and 'data-units="?page=1"' not in body
     everything = task_page(shown, "").decode()
     assert everything.count('<tr class="unit ') == 100 and 'data-units="?page=1"' in everything
+    batched = task_page(ui(map_workflow(250, PHASES, batch=4)), "phase=Failed").decode()
+    assert "1,000 in 250 pods of 4" in batched and "<li>unit 5 (items 20–23), attempt 2" in batched
+    assert '<tr class="unit phase-Failed"><td>5</td><td>20–23</td>' in batched
 
 
 def task_page(ui, query: str) -> bytes:
