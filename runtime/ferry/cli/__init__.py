@@ -533,15 +533,18 @@ def show_workflow(workflow: dict) -> None:
     shown = terminal.printable
     print(shown(f"{name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip(), lines=True))
     for task, state in status.tasks.items():
-        tried = f"attempts={state.attempts}" if state.map is None else map_counts(state.map)
+        tried = f"attempts={state.attempts}" if state.map is None else map_counts(state.map, state.phase)
         print(f"  {shown(task):<24} {state.phase.value:<10} {tried} {shown(state.message or '', lines=True)}".rstrip())
     for name, output in status.outputs.items():
         print(f"  output {shown(name)} = {_shown(output, _store(None))}")
 
 
-def map_counts(progress) -> str:
+def map_counts(progress, phase=None) -> str:
     """``items 1,532/100,000 (3 failed, 100 running)``: a map's progress; counted in pods when
-    each runs a batch of items (``pods 153/10,000 of 100,000 items``)."""
+    each runs a batch of items (``pods 153/10,000 of 100,000 items``); ``gathering`` while its task,
+    in ``phase``, has not finished."""
+    from ferry.api import scheduler
+
     if progress.units is None:
         return "items: splitting"
     others = ", ".join(f"{count:,} {what}" for what, count in (("failed", progress.failed),
@@ -549,7 +552,8 @@ def map_counts(progress) -> str:
     batched = progress.items is not None and progress.items != progress.units
     done = (f"pods {progress.succeeded:,}/{progress.units:,} of {progress.items:,} items" if batched
             else f"items {progress.succeeded:,}/{progress.units:,}")
-    return done + (f" ({others})" if others else "") + (" gathering" if progress.stage == "Gather" else "")
+    gathering = progress.stage == "Gather" and phase not in scheduler.DONE
+    return done + (f" ({others})" if others else "") + (" gathering" if gathering else "")
 
 
 def get_local(args: argparse.Namespace) -> int:
@@ -885,7 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs_parser.add_argument("--local", action="store_true", help="a run on this machine (ferry run)")
     logs_parser.add_argument("--attempt", type=int, help="attempt N of the task (default: the latest)")
     logs_parser.add_argument("--item", type=int, metavar="N",
-                             help="of a map: item N's (counted from 0), its pod's (one per batchSize items)")
+                             help="a map's item N (from 0): the log of the pod that ran it (one per batchSize items)")
     logs_parser.add_argument("-c", "--container", choices=["fetch", "main", "publish"], default="main",
                              help="the task's own container (main), or Ferry's: fetch (inputs), publish (outputs)")
     logs_parser.add_argument("-f", "--follow", action="store_true", help="stream the log while the task runs")

@@ -677,12 +677,15 @@ def test_get_shows_a_maps_progress_by_items_or_by_pods_when_batched(capsys):
         "batched": {"phase": "Running", "map": {"stage": "Gather", "items": 100_000, "units": 10_000,
                                                 "succeeded": 10_000}},
         "fresh": {"phase": "Running", "map": {"stage": "Split"}},
+        "gathered": {"phase": "Succeeded", "map": {"stage": "Gather", "items": 6, "units": 6, "succeeded": 5,
+                                                   "failed": 1}},
         "plain": {"phase": "Succeeded", "attempts": 1}}}}
     cli.show_workflow(workflow)
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "items 1,532/100,000 (3 failed, 100 running)" in lines["process"]
     assert "pods 10,000/10,000 of 100,000 items gathering" in lines["batched"]
     assert "items: splitting" in lines["fresh"] and "attempts=1" in lines["plain"]
+    assert "items 5/6 (1 failed)" in lines["gathered"] and "gathering" not in lines["gathered"], "once gathered"
 
 
 def map_workflow(monkeypatch, batch: int = 1, items: int | None = 200, failed: tuple[int, ...] = (17,),
