@@ -33,13 +33,15 @@ def map_workflow(count: int, phases: dict[int, Phase], batch: int = 1, message: 
               "failures": [{"unit": u, "attempt": 2, "reason": "TaskFailed", "message": message}
                            for u, p in sorted(phases.items()) if p == Phase.FAILED][:8], **progress}
     return {"metadata": {"namespace": namespace, "name": "etl", "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"tasks": [{"name": "process", "function": "m:f", "map": {
-                "over": {"value": [], "kind": "value"}, **({"batchSize": batch} if batch > 1 else {})}}]},
+            "spec": {"tasks": [{"name": "list", "function": "m:g", "outputs": [{"name": "names", "kind": "value"}]},
+                               {"name": "process", "function": "m:f", "inputs": [{"name": "n", "fromItem": True}],
+                                "map": {"over": {"fromTask": {"task": "list", "output": "names"}, "kind": "value"},
+                                        **({"batchSize": batch} if batch > 1 else {})}}]},
             "status": {"phase": "Running", "tasks": {"process": {"phase": "Running", "map": status}}}}
 
 
 def page_of(workflow: dict, phase: Phase | None = None, number: int = 0) -> units.Page:
-    task = workflow["spec"]["tasks"][0]
+    task = workflow["spec"]["tasks"][1]
     return units.page("etl", task, workflow["status"]["tasks"]["process"], phase, number)
 
 
@@ -116,14 +118,25 @@ def test_a_map_still_splitting_has_no_units_yet():
 @pytest.fixture
 def ui(tmp_path):
     """The ``routes.UI`` of an app showing one workflow (as ``app.create`` makes it: its templates' globals)."""
-    return lambda workflow: app.create(app.Sources(cluster=fakes.FakeCluster([workflow])),
-                                       fakes.store_at(tmp_path / "s")).routes[0].endpoint.args[0]
+    def made(workflow: dict):
+        source = fakes.FakeCluster([workflow])  # the local runs' source too, for namespace ``local``
+        return app.create(app.Sources(local=source, cluster=source), fakes.store_at(tmp_path / "s")
+                          ).routes[0].endpoint.args[0]
+    return made
 
 
 def test_the_task_page_of_a_map_shows_its_stage_counts_units_and_failures(ui):
     shown = ui(map_workflow(250, PHASES))
     body = task_page(shown, "phase=Failed").decode()
-    assert "<dd>Items</dd>" in body and "244/250" in body
+    assert "<dd>Items</dd>" in body and "244/250" in body and "<dd>list.names</dd>" in body
+    assert "<li>n ← each item</li>" in body and "Split and gather pods" in body
+    gathered = map_workflow(250, {}, namespace="local")
+    gathered["spec"]["tasks"][1]["outputs"] = [{"name": "o0", "kind": "value"}]
+    gathered["status"]["tasks"]["process"].update(phase="Succeeded", result={"uri": "file:///r/g.json", "sha256": "0" * 64,
+                                                                             "size": 10})
+    local = task_page(ui(gathered), "", namespace="local").decode()
+    assert "<li>o0 <small>value, gathered · in the stored result file:///r/g.json</small></li>" in local
+    assert "Split and gather pods" not in local and "<th>Pod</th>" not in local
     assert "<li>unit 5, attempt 2 · TaskFailed" in body and "unit 5 fell over" in body
     rows = body.count('<tr class="unit ')
     assert rows == 2 and f"<code>{scheduler.unit_name('etl', 'process', 'item', 2, 5)}</code>" in body
@@ -136,10 +149,10 @@ def test_the_task_page_of_a_map_shows_its_stage_counts_units_and_failures(ui):
     assert '<tr class="unit phase-Failed"><td>5</td><td>20–23</td>' in batched
 
 
-def task_page(ui, query: str) -> bytes:
+def task_page(ui, query: str, namespace: str = "team-a") -> bytes:
     from ferry_ui import routes
 
-    return run(routes.task(ui, request(query, namespace="team-a", name="etl", task="process"))).body
+    return run(routes.task(ui, request(query, namespace=namespace, name="etl", task="process"))).body
 
 
 def test_a_page_of_a_map_of_100000_units_is_small(ui):
