@@ -45,8 +45,8 @@ class FakeCluster:
                  "started_at": None, "finished_at": None, "reason": "Error", "exit_code": 1,
                  "containers": [{"name": "main", "state": "terminated"}]} for t in found["spec"].get("tasks", [])]
 
-    def log(self, namespace, name, task, attempt, container, follow) -> Iterator[bytes]:
-        yield self.logs.get(task, "").encode()
+    def log(self, namespace, name, task, attempt, container, follow, role=None, unit=None) -> Iterator[bytes]:
+        yield self.logs.get(task if role is None else f"{task}/{role}/{unit}/{attempt}", "").encode()
 
     def lineage(self, uri: str):
         return self.index.producers.get(uri), sorted(self.index.readers.get(uri, ()), key=repr)

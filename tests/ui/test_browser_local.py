@@ -85,10 +85,14 @@ def test_a_workflow_page_draws_the_dag_and_opens_a_directory_output(page, start_
     assert finished.returncode == 0, finished.stderr
     ui = start_ui("--local-only", **env)
     page.goto(f"{ui.url}/workflows/local/{run_id(finished)}")
-    assert graph_phases(page) == {"collect": "Succeeded", "total": "Succeeded", "render": "Succeeded",
-                                  "index": "Succeeded"}
+    assert graph_phases(page) == {"collect": "Succeeded", "count": "Succeeded", "total": "Succeeded",
+                                  "render": "Succeeded", "index": "Succeeded"}
     labels = page.evaluate("window.ferryGraph.edges().map(e => e.data('label'))")
     assert any(label.startswith("o0 · directory") and "3 files" in label for label in labels), labels
+
+    tap(page, "count")  # the map over collect's 3 files: one unit each
+    eventually(lambda: page.locator("#units tr.unit.phase-Succeeded").count() == 3, 20, what="the map's units")
+    assert "report ← each item" in page.locator("#task").inner_text()
 
     tap(page, "render")
     page.locator("#task h2", has_text="render").wait_for()
@@ -98,7 +102,7 @@ def test_a_workflow_page_draws_the_dag_and_opens_a_directory_output(page, start_
     page.locator("#task a.data", has_text="o0").click()
     page.locator("#tree").wait_for()
     assert "collect" in page.locator("#producer").inner_text()
-    assert "total" in page.locator("#readers").inner_text() and "render" in page.locator("#readers").inner_text()
+    assert "render" in page.locator("#readers").inner_text()  # count maps over it: the history records no map's reads
     files = page.locator("#tree tr.file td:first-child").all_inner_texts()
     assert files == ["day-1.csv", "day-2.csv", "day-3.csv"]
     page.locator("#tree a.preview", has_text="day-2.csv").click()
@@ -225,3 +229,31 @@ def test_a_manifest_or_a_dotted_uri_cannot_lead_outside_what_the_ui_may_read(sta
     with pytest.raises(urllib.error.HTTPError) as refused:
         ui.get(f"/raw?uri={urllib.parse.quote(dotted)}")
     assert refused.value.code == 403
+
+
+def test_a_maps_panel_pages_and_filters_its_units(page, start_ui, tmp_path):
+    from ferry.api import resource
+    from tests.ui.test_units import PHASES, map_workflow
+
+    env = local_env(tmp_path)
+    recorded = map_workflow(250, PHASES, message="unit 5: <b>no</b> such row")
+    with history.History(pathlib.Path(env["FERRY_HISTORY"])) as records:
+        records.open_run("etl-00000001", "etl", resource.WorkflowSpec.model_validate(recorded["spec"]), "file:///r")
+        records.update("etl-00000001", resource.WorkflowStatus.model_validate(recorded["status"]))
+    ui = start_ui("--local-only", **env)
+    page.goto(f"{ui.url}/workflows/local/etl-00000001")
+    assert graph_phases(page) == {"list": "Pending", "process": "Running"}, "a map of 250 units is one node"
+    tap(page, "process")
+    rows = page.locator("#units tr.unit")
+    eventually(lambda: rows.count() == 100, 20, what="the first page of units")
+    assert [rows.nth(i).locator("td").first.inner_text() for i in range(4)] == ["5", "200", "3", "150"]
+    assert "unit 5: <b>no</b> such row" in page.locator("#units .failures").inner_text()
+    assert page.locator("#units button.log").count() == 0, "a local run keeps no log per unit"
+    page.locator("#units .unit-filter a", has_text="Failed").click()
+    eventually(lambda: rows.count() == 2, 20, what="the failed units only")
+    page.locator("#units .unit-filter a", has_text="all").click()
+    eventually(lambda: rows.count() == 100, 20, what="all units again")
+    page.locator("#units a.next").click()
+    eventually(lambda: "page 2 of 3" in page.locator("#units .pages").inner_text(), 20, what="the second page")
+    assert rows.first.locator("td").first.inner_text() == "98", "after 4 failed or running, 0 to 97 but 3 and 5"
+    snap(page, "map-units")

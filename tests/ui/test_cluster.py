@@ -13,6 +13,7 @@ import urllib.parse
 import pytest
 from kubernetes import client
 
+from ferry.api import scheduler
 from ferry_ui import cluster, summaries
 from tests.cluster.fixtures import eventually
 from tests.cluster.processes import http_server
@@ -40,13 +41,18 @@ class FakeAPI(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     forbid_cluster_wide = False
     paths: list[str] = []
+    pods: list[dict] = [POD]
 
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)
         query = urllib.parse.parse_qs(url.query)
         type(self).paths.append(self.path)
+        if url.path.endswith("/log"):
+            return self._raw(f"log of {url.path.split('/')[-2]}".encode())
         if url.path.endswith("/pods"):
-            return self._json({"items": [POD]})
+            wanted = dict(pair.split("=", 1) for pair in query.get("labelSelector", [""])[0].split(",") if pair)
+            return self._json({"items": [pod for pod in type(self).pods
+                                         if wanted.items() <= pod["metadata"]["labels"].items()]})
         if self.forbid_cluster_wide and url.path.startswith("/apis/ferry.dev/v1alpha1/workflows"):
             return self._json({"kind": "Status", "code": 403, "message": "forbidden"}, 403)
         if query.get("watch") == ["true"]:
@@ -77,7 +83,7 @@ class FakeAPI(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api():
-    FakeAPI.paths, FakeAPI.forbid_cluster_wide = [], False
+    FakeAPI.paths, FakeAPI.forbid_cluster_wide, FakeAPI.pods = [], False, [POD]
     with http_server(FakeAPI) as server:
         api = client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{server.server_port}"))
         yield api
@@ -119,6 +125,28 @@ def test_a_pod_is_an_attempt_with_how_each_container_ended(api):
     assert (attempt["reason"], attempt["exit_code"], attempt["finished_at"]) == ("OOMKilled", 137,
                                                                               "2026-12-01T00:00:09Z")
     assert [c["name"] for c in attempt["containers"]] == ["main", "ferry-fetch"]
+
+
+def map_pod(role: str, attempt: int, unit: int | None = None) -> dict:
+    """A pod of map ``process`` of ``wf-a``, as the operator labels it."""
+    name = scheduler.unit_name("wf-a", "process", role, attempt, unit)
+    labels = {**POD["metadata"]["labels"], "ferry.dev/task": "process", "ferry.dev/attempt": str(attempt),
+              "ferry.dev/role": role, **({"ferry.dev/unit": str(unit)} if unit is not None else {})}
+    return {**POD, "metadata": {**POD["metadata"], "name": name, "labels": labels}}
+
+
+def test_a_map_units_log_is_its_own_pods_of_all_those_of_that_attempt(api):
+    FakeAPI.pods = [map_pod("split", 1), map_pod("item", 1, 4), map_pod("item", 1, 17), map_pod("item", 2, 17)]
+    source = cluster.ClusterSource(api=api)
+    read = lambda *unit: b"".join(source.log("team", "wf-a", "process", 1, "main", False, *unit)).decode()  # noqa: E731
+    assert read("item", 17) == f"log of {scheduler.unit_name('wf-a', 'process', 'item', 1, 17)}"
+    assert read("split") == f"log of {scheduler.unit_name('wf-a', 'process', 'split', 1)}"
+    assert [(a["role"], a["unit"]) for a in source.attempts("team", "wf-a")] == [
+        ("split", None), ("item", 4), ("item", 17), ("item", 17)]
+    with pytest.raises(LookupError, match="no pod of task process item unit 5 attempt 1 is left on the cluster"):
+        read("item", 5)
+    with pytest.raises(LookupError):
+        read()  # the map's task has no pod of its own
 
 
 def test_a_refused_cluster_wide_list_falls_back_to_the_contexts_namespace(watching, monkeypatch):

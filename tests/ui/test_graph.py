@@ -115,3 +115,6 @@ def test_a_map_of_100000_items_is_one_node_with_its_counts_and_the_edge_of_what_
     assert {(e["source"], e["target"]) for e in found["edges"]} == {("list-files", "process"), ("process", "total")}
     splitting = graph.build(workflow(tasks, {"process": {"phase": "Running", "map": {"stage": "Split"}}}))
     assert next(n for n in splitting["nodes"] if n["id"] == "process")["label"] == "process\nsplitting"
+    for phase, label in (("Running", "process\n6/6 · gathering"), ("Succeeded", "process\n6/6")):
+        gather = {"process": {"phase": phase, "map": {"stage": "Gather", "units": 6, "succeeded": 6}}}
+        assert next(n for n in graph.build(workflow(tasks, gather))["nodes"] if n["id"] == "process")["label"] == label

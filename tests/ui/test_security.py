@@ -227,3 +227,63 @@ def test_no_uri_the_ui_accepts_reads_outside_the_store(served, store_tree, head,
     assert status in (200, 400, 403, 404), (uri, status, body)
     if status == 200 and route == "/raw":  # what was read is one of the store's own files
         assert body.startswith(b"inside: "), (uri, body)
+
+
+HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def served_map(store_tree):
+    """A map whose failure message is hostile markup, and another whose record is damaged."""
+    from tests.ui.test_units import PHASES, map_workflow
+
+    hostile = map_workflow(250, PHASES, message=HOSTILE)
+    damaged = map_workflow(250, PHASES, namespace="team-b")
+    damaged["status"]["tasks"]["process"]["map"]["record"] = HOSTILE
+    cluster = fakes.FakeCluster([hostile, damaged], logs={"process/item/5/2": "the log of unit 5, attempt 2"})
+    with fakes.serve(app.Sources(cluster=cluster), fakes.store_at(store_tree)) as ui:
+        yield ui
+
+
+def test_a_maps_page_shows_tenant_text_as_text_and_a_damaged_record_as_one_line(served_map):
+    status, _, body = served_map.get("/workflows/team-a/etl/tasks/process?phase=Failed")
+    assert status == 200 and body.count(b'<tr class="unit ') == 2
+    assert b"&lt;script&gt;window.__pwned = 1&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in body
+    assert b"<script>window" not in body and b"<img" not in body
+    status, _, body = served_map.get("/workflows/team-b/etl/tasks/process")
+    assert status == 200 and b"This map&#39;s status is damaged, so its units are not listed: " in body
+    assert b"<script>window" not in body and b"Traceback" not in body
+
+
+@pytest.mark.parametrize("query, answer", [
+    ("phase=Stopped", 400), ("phase=failed", 400), ("phase=" + urllib.parse.quote(HOSTILE), 400),
+    ("phase=%00", 400), ("phase=Failed&phase=Running", 200), ("page=abc", 400), ("page=1e9", 400),
+    ("page=-5", 200), ("page=" + "9" * 40, 200), ("page=" + "9" * 5000, 400), ("page=%EF%BC%91", 200),
+])
+def test_a_maps_page_and_filter_are_checked_and_never_echoed(served_map, query, answer):
+    status, headers, body = served_map.get(f"/workflows/team-a/etl/tasks/process?{query}")
+    assert status == answer, (query, status, body[:300])
+    if status == 400:
+        assert headers["content-type"].startswith("text/plain") and b"<" not in body and len(body) < 200, body
+        assert body.startswith((b"phase: expected one of", b"page: expected a whole number")), body
+    else:
+        assert body.count(b'<tr class="unit ') > 0
+
+
+@pytest.mark.parametrize("query, answer", [
+    ("role=item&unit=5", 200), ("role=evil&unit=5", 400), ("role=item&unit=-1", 400), ("role=item&unit=x", 400),
+    ("unit=5", 400), ("role=item", 400), ("role=split&unit=5", 400), ("role=" + urllib.parse.quote(HOSTILE), 400),
+])
+def test_a_map_units_log_link_is_checked(served_map, query, answer):
+    status, _, body = served_map.get(f"/workflows/team-a/etl/tasks/process/attempts/2/log?{query}")
+    assert status == answer, (query, status, body)
+    assert body == b"the log of unit 5, attempt 2" if status == 200 else b"<" not in body
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(phase=st.one_of(st.sampled_from(["", "Failed", "Running", "Succeeded", "Pending", "Skipped"]), st.text()),
+       page=st.one_of(st.integers(-10 ** 6, 10 ** 30).map(str), st.text()))
+def test_no_page_or_phase_makes_a_maps_page_fail(served_map, phase, page):
+    query = urllib.parse.urlencode({"phase": phase, "page": page})
+    status, _, body = served_map.get(f"/workflows/team-a/etl/tasks/process?{query}")
+    assert status in (200, 400), (query, status, body[:300])

@@ -21,7 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from ferry.api import resource
 from ferry.data import store as store_
-from ferry_ui import confined, localruns, protect, routes, stored, summaries
+from ferry_ui import confined, localruns, protect, routes, stored, summaries, units
 
 HERE = pathlib.Path(__file__).parent
 
@@ -76,7 +76,8 @@ def create(sources: Sources, store: store_.Store | None = None, bound: str = "12
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters.update(size=summaries.human_size, quote=urllib.parse.quote, clock=summaries.clock)
     templates.env.globals.update(sources=sources, phases=[p.value for p in resource.Phase],
-                                 ferry_query=routes.query_string, page_size=stored.LEVEL_PAGE)
+                                 ferry_query=routes.query_string, page_size=stored.LEVEL_PAGE,
+                                 units_query=units.query)
     ui = routes.UI(sources, confined.Store((store or store_.Store()).settings, stores), templates)
     pages = [Route(path, functools.partial(endpoint, ui)) for path, endpoint in ROUTES]
     return Starlette(routes=[*pages, Mount("/static", StaticFiles(directory=HERE / "static"), name="static")],

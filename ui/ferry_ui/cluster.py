@@ -88,10 +88,12 @@ class ClusterSource:
                 return None
             raise
 
-    def attempts(self, namespace: str, name: str) -> list[dict]:
-        """Every attempt's pod still on the cluster: task, attempt, times, how each container ended."""
+    def attempts(self, namespace: str, name: str, labels: dict[str, str] | None = None) -> list[dict]:
+        """Every attempt's pod still on the cluster (those with ``labels`` too): task, attempt, times,
+        how each container ended."""
+        selector = {resource.LABEL_WORKFLOW: resource.label_value(name), **(labels or {})}
         pods = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{resource.LABEL_WORKFLOW}={resource.label_value(name)}",
+            namespace, label_selector=",".join(f"{key}={value}" for key, value in selector.items()),
             _preload_content=False)
         found = []
         for pod in json.loads(pods.data)["items"]:
@@ -101,14 +103,18 @@ class ClusterSource:
             found.append(_attempt(pod))
         return sorted(found, key=lambda a: (a["task"], a["attempt"]))
 
-    def log(self, namespace: str, name: str, task: str, attempt: int, container: str,
-            follow: bool) -> Iterator[bytes]:
+    def log(self, namespace: str, name: str, task: str, attempt: int, container: str, follow: bool,
+            role: str | None = None, unit: int | None = None) -> Iterator[bytes]:
         """The container's log, streamed as the kubelet gives it (to its end while it runs, with
-        ``follow``)."""
-        pod = next((a["name"] for a in self.attempts(namespace, name)
-                    if a["task"] == task and a["attempt"] == attempt), None)
+        ``follow``): of the task's pod, or of a map's (``role``, and ``unit`` for an item's)."""
+        labels = {resource.LABEL_TASK: task, resource.LABEL_ATTEMPT: str(attempt),
+                  **({resource.LABEL_UNIT: str(unit)} if unit is not None else {})}
+        pod = next((a["name"] for a in self.attempts(namespace, name, labels)
+                    if a["task"] == task and a["attempt"] == attempt and a["role"] == role and a["unit"] == unit),
+                   None)
         if pod is None:
-            raise LookupError(f"no pod of task {task} attempt {attempt} is left on the cluster")
+            which = f"task {task}" + (f" {role}" if role else "") + (f" unit {unit}" if unit is not None else "")
+            raise LookupError(f"no pod of {which} attempt {attempt} is left on the cluster")
         response = self.core.read_namespaced_pod_log(pod, namespace, container=container, follow=follow,
                                                      _preload_content=False)
         try:
@@ -223,7 +229,9 @@ def _attempt(pod: dict) -> dict:
                            "started_at": (ended or state.get("running") or {}).get("startedAt"),
                            "finished_at": ended.get("finishedAt") if ended else None})
     main = next((c for c in containers if c["name"] == "main"), {})
+    unit = labels.get(resource.LABEL_UNIT, "")
     return {"task": labels.get(resource.LABEL_TASK, ""), "attempt": int(labels.get(resource.LABEL_ATTEMPT, 0)),
+            "role": labels.get(resource.LABEL_ROLE), "unit": int(unit) if unit.isdecimal() else None,
             "name": pod["metadata"]["name"], "phase": status.get("phase", "Pending"),
             "started_at": status.get("startTime"), "finished_at": main.get("finished_at"),
             "reason": main.get("reason"), "exit_code": main.get("exit_code"), "containers": containers}

@@ -64,7 +64,7 @@ def build(workflow: dict, expand: frozenset[str] = frozenset()) -> dict:
             nodes[name] = {"id": name, "label": name, "kind": "task", "phase": phase,
                            "attempts": state.get("attempts", 0), "message": state.get("message")}
             if task.get("map"):
-                progress, share = map_progress(state.get("map") or {})
+                progress, share = map_progress(state.get("map") or {}, phase)
                 nodes[name].update(kind="map", map=progress, pie=share)
                 nodes[name]["label"] = f"{name}\n{nodes[name]['map']['label']}"
             if name in folded:  # its group is expanded: the page can fold it again
@@ -93,10 +93,10 @@ def build(workflow: dict, expand: frozenset[str] = frozenset()) -> dict:
                       for (s, t), e in edges.items()]}
 
 
-def map_progress(state: dict) -> tuple[dict, dict]:
+def map_progress(state: dict, phase: str = "Running") -> tuple[dict, dict]:
     """A map drawn as one node, whatever its size: its counts of units by phase with a label
-    (``1,532/100,000``; ``splitting`` before its items are known), and each phase's share in
-    percent (the node's pie)."""
+    (``1,532/100,000``; ``splitting`` before its items are known, ``gathering`` until its task,
+    in ``phase``, is done), and each phase's share in percent (the node's pie)."""
     units = state.get("units")
     counts = {phase: state.get(phase) or 0 for phase in ("pending", "running", "succeeded", "failed")}
     stage = state.get("stage") or "Split"
@@ -104,7 +104,7 @@ def map_progress(state: dict) -> tuple[dict, dict]:
         label = "splitting"
     else:
         label = f"{counts['succeeded']:,}/{units:,}" + (f" · {counts['failed']:,} failed" if counts["failed"] else "")
-        if stage == "Gather":
+        if stage == "Gather" and phase in ("Pending", "Running"):
             label += " · gathering"
     share = {phase: round(100 * count / units, 1) if units else 0 for phase, count in counts.items()}
     return {"units": units, "stage": stage, "label": label, **counts}, share

@@ -46,8 +46,11 @@ class LocalSource:
                  "containers": [{"name": "main", "state": "terminated" if a.get("finished_at") else "running"}]}
                 for a in self.history.attempts(name)]
 
-    def log(self, namespace: str, name: str, task: str, attempt: int, container: str,
-            follow: bool) -> Iterator[bytes]:
+    def log(self, namespace: str, name: str, task: str, attempt: int, container: str, follow: bool,
+            role: str | None = None, unit: int | None = None) -> Iterator[bytes]:
+        if role is not None:
+            raise LookupError(f"a local run keeps no log of a map's pods (task {task}): its page lists the "
+                              "messages of its first failures")
         text = self.history.log(name, task, attempt)
         if text is None:
             raise LookupError(f"no log of task {task} attempt {attempt} was recorded")

@@ -22,10 +22,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.templating import Jinja2Templates
 
+from ferry.api import scheduler
 from ferry.core import errors, uris
 from ferry.data import store as store_
 from ferry.values import drives
-from ferry_ui import confined, graph, stored, summaries
+from ferry_ui import confined, graph, localruns, stored, summaries, units
 
 if TYPE_CHECKING:
     from ferry_ui.app import Sources
@@ -104,10 +105,30 @@ async def task(ui: UI, request: Request) -> Response:
     if spec is None:
         raise HTTPException(404, f"no task {task_name} in {namespace}/{name}")
     state = found.get("status", {}).get("tasks", {}).get(task_name, {})
+    shown = None
+    if spec.get("map") is not None:  # its units, a page at a time
+        params = request.query_params
+        try:
+            phase = units.phase_filter(params.get("phase"))
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        shown = await run_in_threadpool(units.page, name, spec, state, phase, number(params, "page", 0))
     attempts = [a for a in await run_in_threadpool(ui.sources.of(namespace).attempts, namespace, name)
-                if a["task"] == task_name]
+                if a["task"] == task_name and (shown is None or a.get("role") in ("split", "gather"))]
     return ui.templates.TemplateResponse(request, "task.html", {
-        "namespace": namespace, "name": name, "task": spec, "state": state, "attempts": attempts})
+        "namespace": namespace, "name": name, "task": spec, "state": state, "attempts": attempts, "units": shown,
+        "local": namespace == localruns.NAMESPACE})
+
+
+def unit_of(params) -> tuple[str | None, int | None]:
+    """The map's pod a log link names (``role``, and ``unit`` for an item's); a task's own without them."""
+    role = params.get("role") or None
+    unit = number(params, "unit", 0) if params.get("unit") else None
+    if role is not None and role not in scheduler.Unit.ROLES:
+        raise HTTPException(400, f"role: expected one of {', '.join(scheduler.Unit.ROLES)}, or none for a task's pod")
+    if (role == "item") != (unit is not None) or (unit is not None and unit < 0):
+        raise HTTPException(400, "unit: a unit's number (0 or more) with role=item, and only then")
+    return role, unit
 
 
 async def logs(ui: UI, request: Request) -> Response:
@@ -115,7 +136,8 @@ async def logs(ui: UI, request: Request) -> Response:
     attempt = int(request.path_params["attempt"])
     container = request.query_params.get("container") or "main"
     follow = request.query_params.get("follow") == "1"
-    chunks = ui.sources.of(namespace).log(namespace, name, task_name, attempt, container, follow)
+    role, unit = unit_of(request.query_params)
+    chunks = ui.sources.of(namespace).log(namespace, name, task_name, attempt, container, follow, role, unit)
     try:
         first = await run_in_threadpool(next, chunks, b"")
     except LookupError as error:
@@ -260,10 +282,12 @@ async def drive(ui: UI, request: Request) -> Response:
 
 
 def number(params, field: str, default: int) -> int:
+    text = params.get(field) or ""
     try:
-        return int(params.get(field) or default)
-    except ValueError:
-        raise HTTPException(400, f"{field}: expected a whole number, got {params.get(field)!r}") from None
+        return int(text or default)
+    except ValueError:  # what was given, cut (5,000 digits is no whole number to ``int``)
+        shown = repr(text) if len(text) <= 40 else f"{text[:40]!r}…"
+        raise HTTPException(400, f"{field}: expected a whole number, got {shown}") from None
 
 
 def query_string(query: summaries.Query, offset: int) -> str:

@@ -68,9 +68,12 @@ class Record:
         data = _DECODED.get(text)
         if data is None:
             try:
-                data = zlib.decompress(base64.b64decode(text, validate=True))
+                inflating = zlib.decompressobj()  # never past the longest record: a small text may inflate to GiBs
+                data = inflating.decompress(base64.b64decode(text, validate=True), 4 * units + 1)
             except (ValueError, zlib.error) as error:
                 raise ValueError(f"not a packed map record: {error}") from None
+            if not inflating.eof:
+                raise ValueError(f"not a packed record of {units} units (longer, or cut short)")
             if data[:units].translate(None, _CODES):  # a byte that is no phase's code
                 raise ValueError(f"not a packed record of {units} units: unknown phases")
         if len(data) not in (2 * units, 4 * units):

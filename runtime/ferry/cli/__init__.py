@@ -148,11 +148,14 @@ def convert(annotation: Any, text: str) -> Any:
 
 def _reference(annotation: Any, kind: resource.Kind, text: str) -> Any:
     """A File, Directory or Asset input from a URI, or from a local path that exists (checked now,
-    not when the run has started)."""
+    not when the run has started); a list of Files or Directories as ``_listed`` reads it."""
     from ferry.api import resource
     from ferry.core import uris
     from ferry.data import blobs
+    from ferry.values import lists
 
+    if lists.item_type(annotation) is not None:
+        return _listed(annotation, text)
     if uris.is_uri(text):
         return annotation(blobs.BlobRef(uri=text, kind=blobs.Kind.ASSET)) if kind == resource.Kind.ASSET \
             else annotation(text)
@@ -162,6 +165,40 @@ def _reference(annotation: Any, kind: resource.Kind, text: str) -> Any:
     if kind != resource.Kind.FILE and not path.is_dir():
         raise ValueError("a file, not a directory" if path.is_file() else "no such directory")
     return ferry.asset(at=path) if kind == resource.Kind.ASSET else annotation(text)
+
+
+def _listed(annotation: Any, text: str) -> Any:
+    """A ``list[File]`` or ``list[Directory]`` input: a local directory (the list of its files, or of
+    its directories), a stored directory's URI (the same, read when a task reads it), or a JSON list
+    of local paths or URIs, each an item."""
+    from ferry.core import uris
+    from ferry.values import lists, typed as values
+
+    item = lists.item_type(annotation)
+    if uris.is_uri(text):
+        return ferry.Directory(text)
+    path = pathlib.Path(text)
+    if path.is_dir():
+        top = sorted(entry.name for entry in path.iterdir() if not entry.is_dir())
+        if item is ferry.Directory and top:
+            raise ValueError(f"it holds files at its top ({top[0]}), not only directories")
+        return ferry.Directory(text)
+    if path.is_file():
+        raise ValueError(f"a file, not a directory (a list of it alone is {json.dumps([text])})")
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ValueError("no such directory") from None
+    if not isinstance(given, list) or not all(isinstance(element, str) for element in given):
+        raise ValueError("JSON, but not a list of paths or URIs")
+    kind = values.kind_of(item)
+    found = []
+    for index, element in enumerate(given):
+        try:
+            found.append(_reference(item, kind, element))
+        except ValueError as error:
+            raise ValueError(f"item {index}: {error}") from None
+    return found
 
 
 def _type_name(annotation: Any) -> str:
@@ -174,8 +211,12 @@ def _type_name(annotation: Any) -> str:
 def _hint(annotation: Any) -> str:
     """How to write a value of ``annotation`` on the command line, where its name does not say."""
     from ferry.api import resource
-    from ferry.values import typed as values
+    from ferry.values import lists, typed as values
 
+    item = lists.item_type(annotation)
+    if item is not None:
+        return (f"a local directory (its {'files' if item is ferry.File else 'directories'}), a URI of a stored "
+                "directory, or a JSON list of local paths or URIs")
     if values.kind_of(annotation) != resource.Kind.VALUE:
         return "a local path or a URI"
     if annotation is bool:
@@ -235,8 +276,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ferry.execution import history, local
 
     store = _store(args.store)
+    parallelism = _parallelism(args)
     if args.workflow.endswith(MANIFEST_SUFFIXES):
-        return run_manifest(args, extra, store)
+        return run_manifest(args, extra, store, parallelism)
     if args.remote:
         _check_remote_store(store)
     workflow = load_workflow(args.workflow, "run")
@@ -257,7 +299,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     with ferry.use_store(store):
         try:
             with lifetime.stopped_by_sigterm():
-                outcome = local.LocalExecutor(store, show).run(workflow.name, spec, workflow.outputs, run_id)
+                outcome = local.LocalExecutor(store, show, parallelism).run(workflow.name, spec, workflow.outputs,
+                                                                            run_id)
         except KeyboardInterrupt as error:
             return stopped(workflow.name, run_id, error)
         print(f"{workflow.name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
@@ -280,7 +323,29 @@ def stopped(name: str, run_id: str, error: KeyboardInterrupt) -> int:
     return 128 + (signal.SIGTERM if isinstance(error, lifetime.Terminated) else signal.SIGINT)
 
 
-def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store) -> int:
+def _parallelism(args: argparse.Namespace) -> int | None:
+    """``--parallelism``, else ``FERRY_LOCAL_PARALLELISM``, checked before anything runs (None with
+    ``--remote``, where a map's parallelism is its own or the operator's)."""
+    from ferry.execution import local
+
+    if args.remote:
+        if args.parallelism is not None:
+            usage_error("run", "--parallelism is for runs here; on a cluster a map runs as many units at once as it "
+                               "says (ferry.map(task, parallelism=N)) or the operator does (map.parallelism in the chart)")
+        return None
+    if args.parallelism is None:
+        try:
+            return local.default_parallelism()
+        except ValueError as error:
+            usage_error("run", terminal.printable(error))
+    text = args.parallelism
+    if not text.isdecimal() or int(text) < 1:
+        shown = text if text.isdecimal() else repr(text)
+        usage_error("run", f"--parallelism {terminal.printable(shown)}: give a whole number of units, 1 or more")
+    return int(text)
+
+
+def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store, parallelism: int | None) -> int:
     """Run a Workflow manifest here: its container tasks under podman or docker (``ferry.execution.containers``)."""
     from ferry.api import resource
     from ferry.core import lifetime
@@ -298,7 +363,7 @@ def run_manifest(args: argparse.Namespace, extra: list[str], store: ferry.Store)
     started = time.monotonic()
     try:
         with ferry.use_store(store), lifetime.stopped_by_sigterm():
-            outcome = local.LocalExecutor(store, show).run(name, spec, {}, run_id)
+            outcome = local.LocalExecutor(store, show, parallelism).run(name, spec, {}, run_id)
     except KeyboardInterrupt as error:
         return stopped(name, run_id, error)
     print(f"{name}: {outcome.status.phase.value} in {time.monotonic() - started:.1f}s", file=sys.stderr)
@@ -468,15 +533,18 @@ def show_workflow(workflow: dict) -> None:
     shown = terminal.printable
     print(shown(f"{name}: {status.phase.value} {status.progress or ''} {status.message or ''}".rstrip(), lines=True))
     for task, state in status.tasks.items():
-        tried = f"attempts={state.attempts}" if state.map is None else map_counts(state.map)
+        tried = f"attempts={state.attempts}" if state.map is None else map_counts(state.map, state.phase)
         print(f"  {shown(task):<24} {state.phase.value:<10} {tried} {shown(state.message or '', lines=True)}".rstrip())
     for name, output in status.outputs.items():
         print(f"  output {shown(name)} = {_shown(output, _store(None))}")
 
 
-def map_counts(progress) -> str:
+def map_counts(progress, phase=None) -> str:
     """``items 1,532/100,000 (3 failed, 100 running)``: a map's progress; counted in pods when
-    each runs a batch of items (``pods 153/10,000 of 100,000 items``)."""
+    each runs a batch of items (``pods 153/10,000 of 100,000 items``); ``gathering`` while its task,
+    in ``phase``, has not finished."""
+    from ferry.api import scheduler
+
     if progress.units is None:
         return "items: splitting"
     others = ", ".join(f"{count:,} {what}" for what, count in (("failed", progress.failed),
@@ -484,7 +552,8 @@ def map_counts(progress) -> str:
     batched = progress.items is not None and progress.items != progress.units
     done = (f"pods {progress.succeeded:,}/{progress.units:,} of {progress.items:,} items" if batched
             else f"items {progress.succeeded:,}/{progress.units:,}")
-    return done + (f" ({others})" if others else "") + (" gathering" if progress.stage == "Gather" else "")
+    gathering = progress.stage == "Gather" and phase not in scheduler.DONE
+    return done + (f" ({others})" if others else "") + (" gathering" if gathering else "")
 
 
 def get_local(args: argparse.Namespace) -> int:
@@ -568,8 +637,14 @@ def logs(args: argparse.Namespace) -> int:
     from ferry.cluster import remote
 
     if not args.local:
-        sys.stdout.write(remote.logs(args.name, args.namespace, args.task, args.context, args.attempt,
-                                     args.container, args.follow))
+        workflow = remote.get(args.name, args.namespace, args.context)
+        try:
+            pod = remote.log_pod(args.name, workflow, args.task, args.attempt, args.item)
+        except remote.UsageError as error:
+            usage_error("logs", terminal.printable(error))
+        if args.item is not None:
+            _say_batch(args.name, workflow, args.task, args.item)
+        sys.stdout.write(remote.logs(pod, args.namespace, args.context, args.container, args.follow))
         return 0
     if args.container != "main" or args.follow:
         print("ferry logs: a local run keeps its tasks' own logs only, once they end: "
@@ -584,6 +659,9 @@ def logs(args: argparse.Namespace) -> int:
             print(f"ferry logs: run {args.name} has no task {args.task} (its tasks: {', '.join(tasks)})",
                   file=sys.stderr)
             return 1
+        defined = workflow["spec"]["tasks"][tasks.index(args.task)]
+        if defined.get("map") is not None or args.item is not None:
+            return _local_item_log(args, workflow, defined)
         text = records.log(args.name, args.task, args.attempt)
     if text is None:
         which = f"attempt {args.attempt} of task {args.task}" if args.attempt is not None else f"task {args.task}"
@@ -591,6 +669,43 @@ def logs(args: argparse.Namespace) -> int:
         return 1
     sys.stdout.write(text)
     return 0
+
+
+def _local_item_log(args: argparse.Namespace, workflow: dict, task: dict) -> int:
+    """What a local run keeps of a map's item: not its log (the history records a map as one task, not
+    a row per unit), but the message of its failure if it is one of the first (``MapStatus.failures``)."""
+    from ferry.api import items, resource
+    from ferry.cluster import remote
+
+    state = resource.WorkflowStatus.model_validate(workflow.get("status") or {}).tasks.get(args.task)
+    try:
+        remote.log_pod(args.name, workflow, args.task, args.attempt, args.item)  # the checks a cluster's run has
+    except remote.UsageError as error:
+        usage_error("logs", terminal.printable(error))
+    unit, _, _ = remote.map_item(args.name, task, state, args.item)
+    kept = "ferry logs: a local run keeps no log per item of a map, only its first failures' messages"
+    failure = next((f for f in state.map.failures if f.unit == unit and args.attempt in (None, f.attempt)), None)
+    if failure is None:
+        record = items.Record.decode(state.map.record, state.map.units)
+        print(f"{kept}: item {args.item} is {record.phase(unit).value}, on attempt {record.attempt(unit)}",
+              file=sys.stderr)
+        return 1
+    print(f"{kept}: item {args.item}'s, on attempt {failure.attempt}:", file=sys.stderr)
+    print(terminal.printable(failure.message or failure.reason or "", lines=True))
+    return 0
+
+
+def _say_batch(name: str, workflow: dict, task: str, item: int) -> None:
+    """That a batch's log is its unit's, with its other items' in it (``batchSize`` above 1)."""
+    from ferry.api import resource
+    from ferry.cluster import remote
+
+    defined = next(t for t in workflow["spec"]["tasks"] if t["name"] == task)
+    state = resource.WorkflowStatus.model_validate(workflow.get("status") or {}).tasks.get(task)
+    unit, first, count = remote.map_item(name, defined, state, item)
+    if count > 1:
+        print(f"ferry logs: item {item} runs in unit {unit} with items {first}..{first + count - 1}: its log is "
+              "theirs too", file=sys.stderr)
 
 
 def outputs(args: argparse.Namespace) -> int:
@@ -705,6 +820,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remote", action="store_true",
                         help="run on the cluster of the current kubeconfig context (code goes through --store)")
     parser.add_argument("--no-wait", action="store_true", help="with --remote: print the name and return")
+    parser.add_argument("--parallelism", metavar="N",
+                        help="most units of a map running at once here, for maps that set none (default: "
+                             "FERRY_LOCAL_PARALLELISM, else 2 per core; on a cluster, the operator's)")
     _cluster_options(parser)
 
 
@@ -713,7 +831,8 @@ def _compile_options(parser: argparse.ArgumentParser) -> None:
                                        "'<workflow>-', which kubectl create completes and kubectl apply refuses)")
 
 
-_OPTIONS = {"run": ["--store", "--overwrite-cache", "--remote", "--no-wait", "--namespace", "--context"],
+_OPTIONS = {"run": ["--store", "--overwrite-cache", "--remote", "--no-wait", "--parallelism", "--namespace",
+                    "--context"],
             "compile": ["--name"]}
 _DESCRIPTIONS = {
     "run": "Run a workflow here (each task a local process), or on a cluster with --remote. The workflow's inputs "
@@ -769,6 +888,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs_parser.add_argument("task")
     logs_parser.add_argument("--local", action="store_true", help="a run on this machine (ferry run)")
     logs_parser.add_argument("--attempt", type=int, help="attempt N of the task (default: the latest)")
+    logs_parser.add_argument("--item", type=int, metavar="N",
+                             help="a map's item N (from 0): the log of the pod that ran it (one per batchSize items)")
     logs_parser.add_argument("-c", "--container", choices=["fetch", "main", "publish"], default="main",
                              help="the task's own container (main), or Ferry's: fetch (inputs), publish (outputs)")
     logs_parser.add_argument("-f", "--follow", action="store_true", help="stream the log while the task runs")

@@ -20,10 +20,9 @@ import tarfile
 import time
 from collections.abc import Callable
 
-from ferry.api import resource, scheduler
+from ferry.api import items, resource, scheduler
 from ferry.data import store as store_
 from ferry.definitions import sources
-
 
 
 class KubectlError(RuntimeError):
@@ -31,6 +30,11 @@ class KubectlError(RuntimeError):
         super().__init__(message)
         self.unreachable = any(sign in stderr for sign in _UNREACHABLE)
         """Whether kubectl found no cluster to talk to (none configured, or none answering)."""
+
+
+class UsageError(ValueError):
+    """A question the workflow's spec says is wrongly put (``--item`` of a task that is no map, an
+    item the map does not have): the command line says so as it says other usage errors."""
 
 
 _UNREACHABLE = ("The connection to the server", "Unable to connect to the server",
@@ -173,12 +177,11 @@ CONTAINERS = {"main": "main", "fetch": "ferry-fetch", "publish": "ferry-publish"
 """``ferry logs -c``'s names for a task pod's containers: the task's own, and Ferry's two."""
 
 
-def logs(name: str, namespace: str | None, task: str, context: str | None = None, attempt: int | None = None,
-         container: str = "main", follow: bool = False) -> str:
-    """The log of one container (``CONTAINERS``) of the task's latest attempt or of ``attempt``
-    (while its pod exists). With ``follow``, streamed to stdout until the container ends (waiting
-    for it to start), and an empty string returned."""
-    pod = _attempt_pod(name, namespace, task, context, attempt)
+def logs(pod: str, namespace: str | None, context: str | None = None, container: str = "main",
+         follow: bool = False) -> str:
+    """The log of one container (``CONTAINERS``) of ``pod`` (``log_pod`` says which), while the pod
+    exists. With ``follow``, streamed to stdout until the container ends (waiting for it to start),
+    and an empty string returned."""
     args = ["logs", pod, "-c", CONTAINERS[container], *_namespaced(namespace)]
     try:
         if not follow:
@@ -206,15 +209,63 @@ def _follow(args: list[str], context: str | None) -> str:
         time.sleep(1)
 
 
-def _attempt_pod(name: str, namespace: str | None, task: str, context: str | None, attempt: int | None) -> str:
-    state = resource.WorkflowStatus.model_validate(get(name, namespace, context).get("status") or {}).tasks.get(task)
+def log_pod(name: str, workflow: dict, task: str, attempt: int | None, item: int | None) -> str:
+    """The pod of the task's latest attempt, or of ``attempt``; of a map, of the unit that runs
+    ``item`` (``item // batchSize``), its latest attempt the one its status's record holds. A map
+    asked without ``item``, or an item asked of a task that is no map, is a ``UsageError``."""
+    state = resource.WorkflowStatus.model_validate(workflow.get("status") or {}).tasks.get(task)
+    defined = next((t for t in (workflow.get("spec") or {}).get("tasks") or [] if t.get("name") == task), {})
+    if defined.get("map") is not None:
+        return _unit_pod(name, defined, state, attempt, item)
+    if item is not None:
+        raise UsageError(f"--item {item}: task {task!r} of workflow {name} is not a map; drop --item")
     if state is None or not state.pod_name:
         raise KubectlError(f"task {task!r} of workflow {name} has not started")
-    pod = state.pod_name
-    if attempt is not None:
-        if not 1 <= attempt <= state.attempts:
-            raise KubectlError(f"task {task!r} of workflow {name} has no attempt {attempt} "
-                               f"(attempts so far: {state.attempts})")
-        pod = scheduler.pod_name(name, task, attempt)
-    return pod
+    if attempt is None:
+        return state.pod_name
+    if not 1 <= attempt <= state.attempts:
+        raise KubectlError(f"task {task!r} of workflow {name} has no attempt {attempt} "
+                           f"(attempts so far: {state.attempts})")
+    return scheduler.pod_name(name, task, attempt)
 
+
+def map_item(name: str, task: dict, state: resource.TaskStatus | None, item: int | None) -> tuple[int, int, int]:
+    """``(unit, first, count)``: the unit of map ``task`` that runs ``item``, and the items it runs.
+    Without ``item``, a ``UsageError`` that says to give one (naming the first unit that failed)."""
+    progress = state.map if state is not None else None
+    where = f"task {task['name']!r} of workflow {name}"
+    if progress is None or progress.items is None:
+        if item is None:
+            raise UsageError(f"{where} is a map still splitting its items: pass --item N for one item's log once "
+                             "it has")
+        raise KubectlError(f"{where} has not split its items yet")
+    batch, count = int((task.get("map") or {}).get("batchSize") or 1), progress.items
+    last = f"0 to {count - 1}"
+    if item is None:
+        if not count:
+            raise UsageError(f"{where} is a map over no items: no item has a log")
+        failed = next(iter(progress.failures), None)
+        first = f"; the first that failed: --item {failed.unit * batch} ({failed.message or failed.reason})" \
+            if failed is not None else ""
+        raise UsageError(f"{where} is a map of {count:,} items, {'a pod each' if batch == 1 else f'{batch} a pod'}: "
+                         f"pass --item N ({last}) for one item's log{first}")
+    if not 0 <= item < count:
+        raise UsageError(f"--item {item}: {where} has {count:,} items" + (f" (--item {last})" if count else ""))
+    unit = item // batch
+    return unit, unit * batch, min(batch, count - unit * batch)
+
+
+def _unit_pod(name: str, task: dict, state: resource.TaskStatus | None, attempt: int | None,
+              item: int | None) -> str:
+    unit, _, _ = map_item(name, task, state, item)
+    where = f"item {item} of task {task['name']!r} of workflow {name}"
+    try:
+        latest = items.Record.decode(state.map.record, state.map.units).attempt(unit)
+    except (ValueError, TypeError, IndexError) as error:
+        raise KubectlError(f"the status of task {task['name']!r} of workflow {name} holds a damaged map record: "
+                           f"{error}") from None
+    if not latest:
+        raise KubectlError(f"{where} has not started")
+    if attempt is not None and not 1 <= attempt <= latest:
+        raise KubectlError(f"{where} has no attempt {attempt} (attempts so far: {latest})")
+    return scheduler.unit_name(name, task["name"], "item", attempt or latest, unit)

@@ -40,8 +40,12 @@ def item_name(index: int, count: int) -> str:
     return str(index).zfill(len(str(max(count - 1, 0))))
 
 
-def check(annotation: Any, value: Any) -> list:
-    """``value`` as a list of the annotation's items; ``ValueError`` naming the first that is not one."""
+def check(annotation: Any, value: Any) -> list | Directory:
+    """``value`` as a list of the annotation's items; ``ValueError`` naming the first that is not one.
+    A Directory passes as it is: it stands for the list of its files (or directories), as ``load``
+    reads it (a directory on the command line, say)."""
+    if isinstance(value, Directory):
+        return value
     item = item_type(annotation)
     wanted = f"list[{item.__name__}]"
     if not isinstance(value, (list, tuple)):
@@ -53,8 +57,11 @@ def check(annotation: Any, value: Any) -> list:
 
 
 def publish(annotation: Any, value: Any, store: store_.Store) -> blobs.BlobRef:
-    """Publish the list as one directory at a fresh path of ``store`` (see the module docstring)."""
+    """Publish the list as one directory at a fresh path of ``store`` (see the module docstring); a
+    Directory as itself (published if local)."""
     items = check(annotation, value)
+    if isinstance(items, Directory):
+        return items.to_blob(store)
     uri = store.random_remote_path()
     local: dict[str, pathlib.Path] = {}
     stored: list[manifest.Entry] = []

@@ -36,6 +36,26 @@ def typed(data: ferry.File, days: int = 7, ratio: float = 0.5, verbose: bool = F
     return summarize(data=data, days=days, ratio=ratio, verbose=verbose, label=label, tags=tags, limits=limits)
 
 
+@ferry.task
+def read_all(files: list[ferry.File]) -> list[str]:
+    return [open(file).read() for file in files]
+
+
+@ferry.workflow
+def listed(files: list[ferry.File]) -> list[str]:
+    return read_all(files=files)
+
+
+@ferry.task
+def names_in(parts: list[ferry.Directory]) -> list[list[str]]:
+    return [sorted(os.listdir(part.download())) for part in parts]
+
+
+@ferry.workflow
+def folders(parts: list[ferry.Directory]) -> list[list[str]]:
+    return names_in(parts=parts)
+
+
 @pytest.fixture
 def records(history_in_tmp):
     """A history with two runs: ``etl-00000001`` succeeded, ``etl-00000002`` failed on its second attempt."""
@@ -657,9 +677,227 @@ def test_get_shows_a_maps_progress_by_items_or_by_pods_when_batched(capsys):
         "batched": {"phase": "Running", "map": {"stage": "Gather", "items": 100_000, "units": 10_000,
                                                 "succeeded": 10_000}},
         "fresh": {"phase": "Running", "map": {"stage": "Split"}},
+        "gathered": {"phase": "Succeeded", "map": {"stage": "Gather", "items": 6, "units": 6, "succeeded": 5,
+                                                   "failed": 1}},
         "plain": {"phase": "Succeeded", "attempts": 1}}}}
     cli.show_workflow(workflow)
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "items 1,532/100,000 (3 failed, 100 running)" in lines["process"]
     assert "pods 10,000/10,000 of 100,000 items gathering" in lines["batched"]
     assert "items: splitting" in lines["fresh"] and "attempts=1" in lines["plain"]
+    assert "items 5/6 (1 failed)" in lines["gathered"] and "gathering" not in lines["gathered"], "once gathered"
+
+
+def map_workflow(monkeypatch, batch: int = 1, items: int | None = 200, failed: tuple[int, ...] = (17,),
+                 record: str | None = None) -> list:
+    """A Workflow ``nightly`` with a map ``process`` over ``items`` items, ``batch`` per unit: unit 3
+    on its 2nd attempt, ``failed`` units failed; and a task ``load`` that is no map. The kubectl calls."""
+    from ferry.api import items as records_
+
+    units = None if items is None else -(-items // batch)
+    progress = resource.MapStatus(stage="Items", items=items, units=units, failed=len(failed), failures=[
+        resource.ItemFailure(unit=unit, attempt=1, message=f"unit {unit} fell over") for unit in failed])
+    if units is not None:
+        packed = records_.Record(units)
+        packed.set(3, resource.Phase.RUNNING, 2)
+        for unit in failed:
+            packed.set(unit, resource.Phase.FAILED, 1)
+        progress.record = record or packed.encode()
+    spec = resource.WorkflowSpec(tasks=[
+        resource.Task(name="load", function="m:f"),
+        resource.Task(name="process", function="m:g", inputs=[resource.TaskInput(name="x", from_item=True)],
+                      map=resource.Map(over=resource.MapOver(value=list(range(items or 0)), kind="value"),
+                                       batch_size=batch))])
+    status = resource.WorkflowStatus(phase=resource.Phase.RUNNING, tasks={
+        "load": resource.TaskStatus(phase=resource.Phase.SUCCEEDED, attempts=1, pod_name="nightly-load-1"),
+        "process": resource.TaskStatus(phase=resource.Phase.RUNNING, map=progress)})
+    monkeypatch.setattr(remote, "get", lambda name, namespace, context=None: {
+        "metadata": {"name": name}, "spec": spec.model_dump(by_alias=True, mode="json"), "status": status.dump()})
+    asked = []
+    monkeypatch.setattr(remote, "kubectl", lambda *args, context=None: asked.append(args) or f"log of {args[1]}\n")
+    return asked
+
+
+def test_logs_item_reads_its_units_pod_of_the_latest_attempt_or_the_one_asked_for(monkeypatch, capsys):
+    from ferry.api import scheduler
+
+    asked = map_workflow(monkeypatch, batch=5)
+    assert cli.main(["logs", "nightly", "process", "--item", "17"]) == 0  # 17 // 5: unit 3, on attempt 2
+    assert cli.main(["logs", "nightly", "process", "--item", "15", "--attempt", "1", "-c", "fetch"]) == 0
+    captured = capsys.readouterr()
+    pods = [scheduler.unit_name("nightly", "process", "item", attempt, 3) for attempt in (2, 1)]
+    assert captured.out == "".join(f"log of {pod}\n" for pod in pods)
+    assert asked == [("logs", pods[0], "-c", "main"), ("logs", pods[1], "-c", "ferry-fetch")]
+    assert "item 17 runs in unit 3 with items 15..19" in captured.err, "a batch's log holds its other items too"
+    assert cli.main(["logs", "nightly", "process", "--item", "17", "--attempt", "3"]) == 1
+    assert cli.main(["logs", "nightly", "process", "--item", "0"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["ferry logs: item 17 of task 'process' of workflow nightly has no attempt 3 (attempts so far: 2)",
+                   "ferry logs: item 0 of task 'process' of workflow nightly has not started"]
+
+
+@pytest.mark.parametrize("arguments, line", [
+    (["load", "--item", "3"], "ferry logs: --item 3: task 'load' of workflow nightly is not a map; drop --item"),
+    (["process", "--item", "200"], "ferry logs: --item 200: task 'process' of workflow nightly has 200 items "
+                                   "(--item 0 to 199)"),
+    (["process", "--item", "-1"], "ferry logs: --item -1: task 'process' of workflow nightly has 200 items "
+                                  "(--item 0 to 199)"),
+    (["process"], "ferry logs: task 'process' of workflow nightly is a map of 200 items, a pod each: pass --item N "
+                  "(0 to 199) for one item's log; the first that failed: --item 17 (unit 17 fell over)"),
+])
+def test_logs_of_a_map_without_an_item_or_with_a_wrong_one_is_one_line_and_exit_2(arguments, line, monkeypatch,
+                                                                                   capsys):
+    asked = map_workflow(monkeypatch)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["logs", "nightly", *arguments])
+    assert exited.value.code == 2 and asked == []
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_logs_item_of_a_map_still_splitting_or_with_a_damaged_record_says_so(monkeypatch, capsys):
+    map_workflow(monkeypatch, items=None)
+    assert cli.main(["logs", "nightly", "process", "--item", "3"]) == 1
+    map_workflow(monkeypatch, record="bm90IGEgcmVjb3Jk")
+    assert cli.main(["logs", "nightly", "process", "--item", "3"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "ferry logs: task 'process' of workflow nightly has not split its items yet"
+    assert err[1].startswith("ferry logs: the status of task 'process' of workflow nightly holds a damaged map "
+                             "record: not a packed map record") and len(err) == 2
+
+
+def test_logs_item_of_a_local_run_says_what_the_history_keeps_of_it(monkeypatch, records, capsys):
+    map_workflow(monkeypatch)
+    workflow = remote.get("nightly-00000001", None)
+    records.open_run("nightly-00000001", "nightly", resource.WorkflowSpec.model_validate(workflow["spec"]), "file:///r")
+    records.update("nightly-00000001", resource.WorkflowStatus.model_validate(workflow["status"]))
+    assert cli.main(["logs", "--local", "nightly-00000001", "process", "--item", "17"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "unit 17 fell over\n", "the failure's message: what the run kept of its log"
+    assert captured.err == ("ferry logs: a local run keeps no log per item of a map, only its first failures' "
+                            "messages: item 17's, on attempt 1:\n")
+    assert cli.main(["logs", "--local", "nightly-00000001", "process", "--item", "3"]) == 1
+    assert capsys.readouterr().err == ("ferry logs: a local run keeps no log per item of a map, only its first "
+                                       "failures' messages: item 3 is Running, on attempt 2\n")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["logs", "--local", "nightly-00000001", "process", "--item", "1000"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == ("ferry logs: --item 1000: task 'process' of workflow nightly-00000001 has 200 "
+                                       "items (--item 0 to 199)\n")
+
+
+@pytest.fixture
+def executors(monkeypatch, tmp_path):
+    """The parallelism each local run's executor was made with (the run itself goes on as usual)."""
+    from ferry.execution import local
+
+    made = []
+
+    class Recorded(local.LocalExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.parallelism)
+
+    monkeypatch.setattr(local, "LocalExecutor", Recorded)
+    monkeypatch.setenv("FERRY_RAW_DATA_PREFIX", (tmp_path / "raw").as_uri())
+    monkeypatch.delenv("FERRY_LOCAL_PARALLELISM", raising=False)
+    return made
+
+
+def test_run_parallelism_sets_how_many_units_of_a_map_run_at_once_here(executors, monkeypatch, capsys):
+    workflow = ["run", "tests.runtime.sample_workflows:named", "--n", "5", "--max-rows", "2"]
+    assert cli.main([*workflow, "--parallelism", "3"]) == 0
+    monkeypatch.setenv("FERRY_LOCAL_PARALLELISM", "5")
+    assert cli.main(workflow) == 0
+    assert cli.main([*workflow, "--parallelism=1"]) == 0
+    assert executors == [3, 5, 1]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--parallelism N most units of a map running at once here" in text and "FERRY_LOCAL_PARALLELISM" in text
+
+
+@pytest.mark.parametrize("given, env, line", [
+    (["--parallelism", "0"], None, "ferry run: --parallelism 0: give a whole number of units, 1 or more"),
+    (["--parallelism", "many"], None, "ferry run: --parallelism 'many': give a whole number of units, 1 or more"),
+    ([], "-2", "ferry run: FERRY_LOCAL_PARALLELISM='-2': give a whole number of processes, 1 or more"),
+    (["--parallelism", "4", "--remote", "--store", "s3://b"], None,
+     "ferry run: --parallelism is for runs here; on a cluster a map runs as many units at once as it says "
+     "(ferry.map(task, parallelism=N)) or the operator does (map.parallelism in the chart)"),
+])
+def test_a_bad_parallelism_is_one_line_and_exit_2(given, env, line, executors, cluster_calls, monkeypatch, capsys):
+    if env is not None:
+        monkeypatch.setenv("FERRY_LOCAL_PARALLELISM", env)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "tests.runtime.sample_workflows:named", "--n", "5", *given])
+    assert exited.value.code == 2 and executors == [] and cluster_calls == []
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """``data/`` holding ``b.txt``, ``a.txt`` and ``sub/c.txt``, and ``parts/`` holding ``p1/`` and
+    ``p0/``; the current folder is ``tmp_path``, the store under it."""
+    for path, text in (("data/b.txt", "B"), ("data/a.txt", "A"), ("data/sub/c.txt", "C"),
+                       ("parts/p1/y.txt", "y"), ("parts/p1/z.txt", "z"), ("parts/p0/x.txt", "x")):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FERRY_RAW_DATA_PREFIX", (tmp_path / "raw").as_uri())
+    return tmp_path
+
+
+def test_a_list_of_files_is_given_as_a_directory_a_stored_one_or_a_json_list(tree, capsys):
+    store = ferry.Store(ferry.Settings(raw_data_prefix=(tree / "raw").as_uri()))
+    stored = store.upload_directory(tree / "data")
+    for given, read in (("data", ["A", "B", "C"]),  # its files, in path order
+                        (stored.uri, ["A", "B", "C"]),
+                        ('["data/sub/c.txt", "data/a.txt"]', ["C", "A"]),  # in the list's order
+                        (json.dumps([(tree / "data/b.txt").as_uri()]), ["B"])):
+        assert cli.main(["run", "tests.runtime.cli.test_cli:listed", "--files", given]) == 0, given
+        assert capsys.readouterr().out.splitlines()[-1].endswith(f" = {read!r}"), given
+    with ferry.use_store(store):
+        given = cli.parse_inputs(folders, ["--parts", "parts"])
+        spec = folders.compile(**given)
+        (part_input,) = spec.inputs
+        loaded = typed_load(list[ferry.Directory], part_input, store)
+    assert [sorted(f.path for f in part.manifest().files) for part in loaded] == [["x.txt"], ["y.txt", "z.txt"]]
+
+
+def typed_load(annotation, given: resource.WorkflowInput, store: ferry.Store):
+    from ferry.values import typed
+
+    return typed.load(annotation, resource.Output(kind=given.kind, uri=given.uri), store)
+
+
+LISTS = ("list[File] (a local directory (its files), a URI of a stored directory, or a JSON list of local paths "
+         "or URIs)")
+
+
+@pytest.mark.parametrize("target, given, line", [
+    ("listed", ["--files", "nope"], f"input --files of listed expects {LISTS}, got 'nope': no such directory"),
+    ("listed", ["--files", "data/a.txt"], f"input --files of listed expects {LISTS}, got 'data/a.txt': a file, "
+                                          'not a directory (a list of it alone is ["data/a.txt"])'),
+    ("listed", ["--files", '["data/a.txt", "data/none.txt"]'],
+     f"input --files of listed expects {LISTS}, got '[\"data/a.txt\", \"data/none.txt\"]': item 1: no such file"),
+    ("listed", ["--files", '["data/a.txt", "data"]'],
+     f"input --files of listed expects {LISTS}, got '[\"data/a.txt\", \"data\"]': item 1: a directory, not a file"),
+    ("listed", ["--files", '{"a": 1}'], f"input --files of listed expects {LISTS}, got '{{\"a\": 1}}': "
+                                        "JSON, but not a list of paths or URIs"),
+    ("listed", ["--files", "[1, 2]"], f"input --files of listed expects {LISTS}, got '[1, 2]': "
+                                      "JSON, but not a list of paths or URIs"),
+    ("folders", ["--parts", "data"], "input --parts of folders expects list[Directory] (a local directory (its "
+                                     "directories), a URI of a stored directory, or a JSON list of local paths or "
+                                     "URIs), got 'data': it holds files at its top (a.txt), not only directories"),
+])
+def test_a_bad_list_of_files_is_one_line_and_exit_2(target, given, line, tree, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", f"tests.runtime.cli.test_cli:{target}", *given])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"ferry run: {line}"]
+
+
+def test_help_says_how_to_give_a_list_of_files(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "tests.runtime.cli.test_cli:listed", "--help"])
+    assert f"--files {LISTS.replace(' (', ' ', 1)[:-1]}; required" in " ".join(capsys.readouterr().out.split())

@@ -12,6 +12,7 @@
   const colors = {Pending: "#b0b7c3", Running: "#2f80ed", Succeeded: "#27ae60", Failed: "#eb5757", Skipped: "#d9d9d9"};
   const expanded = new Set();
   let selected = null;
+  let unitsQuery = "";  // the selected map's page of units ("?phase=Failed&page=2")
   let cy = null;
 
   const style = [
@@ -108,8 +109,9 @@
   }
 
   async function showTask(name, quietly) {
+    if (name !== selected) unitsQuery = "";  // a map's page and filter are the task's own
     selected = name;
-    const response = await fetch(box.dataset.task + encodeURIComponent(name));
+    const response = await fetch(box.dataset.task + encodeURIComponent(name) + unitsQuery);
     if (!response.ok) return;
     const open = document.getElementById("log");
     const following = open && !open.hidden ? open.dataset.url : null;
@@ -174,6 +176,8 @@
   });
 
   panel.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-units]");  // a map's units: another page, another phase
+    if (link) { event.preventDefault(); unitsQuery = link.dataset.units; showTask(selected, true); return; }
     const button = event.target.closest("button[data-log]");
     if (!button) return;
     const target = document.getElementById("log");
