@@ -57,6 +57,9 @@ BUSY_RETRY_SECONDS = 2.0
 MOUNT_CHECK_SECONDS = 10.0
 """How long the ``FailedMount`` messages last read from a namespace's events serve its pods stuck
 starting."""
+RELEASE_SETTLE_SECONDS = 10.0
+"""How long a released pod's events have to show it let go before it is released again
+(``State.releasing``)."""
 DEADLINE_MARGIN_SECONDS = 0.5
 """Woken this long after a deadline: status times have whole seconds, and deadlines are strict."""
 MIN_WRITE_INTERVAL = 1.0
@@ -98,6 +101,12 @@ class State:
     unseen: set[Key] = dataclasses.field(default_factory=set)
     """Pods (namespace, name) the operator created or released whose event has not reached the
     index yet: not created again, nor released twice, meanwhile."""
+    releasing: dict[Key, float] = dataclasses.field(default_factory=dict)
+    """Pods the operator released (and deleted), with when, until an event shows them without
+    ``pods.RESULT_FINALIZER``: a release that deletes first makes two events, and the first (the
+    deletion) must not let a reconciliation release the pod again (a map's thousands of pods each
+    cost a second DELETE and PATCH that way). After ``RELEASE_SETTLE_SECONDS`` a pod is released
+    again all the same: a release the API server refused as stale (422) leaves the finalizer on."""
     written: dict[Key, float] = dataclasses.field(default_factory=dict)
     """When (``clock``) each workflow's status was last written: ``MIN_WRITE_INTERVAL`` apart while a map runs."""
     quota_waits: dict[Key, str] = dataclasses.field(default_factory=dict)
@@ -260,9 +269,12 @@ async def _cleaned(state: State, namespace: str, name: str, body: dict, task_pod
 
 
 @kopf.on.event("", "v1", "pods", labels={pods.LABEL_WORKFLOW: kopf.PRESENT})
-async def pod_changed(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_) -> None:
+async def pod_changed(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, type: str | None = None,
+                      **_) -> None:
     state: State = memo.state
     state.unseen.discard((namespace, name))  # the index holds this event's state now
+    if type == "DELETED" or pods.RESULT_FINALIZER not in (body["metadata"].get("finalizers") or []):
+        state.releasing.pop((namespace, name), None)
     if owner := pods.owner_name(body):
         _spawn(state, request(state, namespace, owner))
 
@@ -628,10 +640,17 @@ async def _release(state: State, namespace: str, held: list[dict],
     current = {p["metadata"].get("uid"): p for owner in owners for p in _pods_of(state, namespace, owner)}
     for pod in held:
         name, now = pod["metadata"]["name"], current.get(pod["metadata"].get("uid"))
-        if now and (namespace, name) not in state.unseen and (patch := pods.release_patch(now)):
+        key = (namespace, name)
+        settling = time.monotonic() - state.releasing.get(key, -RELEASE_SETTLE_SECONDS) < RELEASE_SETTLE_SECONDS
+        if now and key not in state.unseen and not settling and (patch := pods.release_patch(now)):
             call = (functools.partial(_delete_and_release, state.api) if deleting and deleting(now)
                     else state.api.patch_pod)
-            await _unseen_until_done(state, namespace, name, call, namespace, name, patch)
+            state.releasing[key] = time.monotonic()
+            try:
+                await _unseen_until_done(state, namespace, name, call, namespace, name, patch)
+            except BaseException:
+                state.releasing.pop(key, None)
+                raise
 
 
 def _delete_and_release(api: kube.Client, namespace: str, name: str, patch: list[dict]) -> None:
