@@ -91,3 +91,19 @@ def test_remote_cache_reuses_outputs(cluster: Cluster, workflow_namespace: str, 
     workflow = json.loads(cluster.kubectl("get", "fwf", created_name(second), "-n", workflow_namespace,
                                           "-o", "json").stdout)
     assert workflow["status"]["tasks"]["counted"]["message"] == "outputs reused from the cache"
+
+
+def test_the_quickstart_s_map_runs_one_pod_per_report_on_the_cluster(cluster: Cluster, workflow_namespace: str, s3):
+    """Python map items in pods: each reads the split's index and its one report, and the visits are
+    gathered back into a list (100 + 200 + 300)."""
+    result = run_remote(cluster, s3, workflow_namespace, "examples/quickstart.py:pipeline", "--days", "3")
+    outputs = dict(line.split(" = ", 1) for line in result.stdout.splitlines())
+    assert outputs["visits"] == "600", result.stderr
+    workflow = json.loads(cluster.kubectl("get", "fwf", created_name(result), "-n", workflow_namespace,
+                                          "-o", "json").stdout)
+    progress = workflow["status"]["tasks"]["count"]["map"]
+    assert (progress["items"], progress["succeeded"], progress["failed"]) == (3, 3, 0)
+    roles = sorted((p.metadata.labels or {}).get("ferry.dev/role", "task") for p in client.CoreV1Api(
+        cluster.api_client()).list_namespaced_pod(
+        workflow_namespace, label_selector=f"ferry.dev/workflow={created_name(result)},ferry.dev/task=count").items)
+    assert roles == ["gather", "item", "item", "item", "split"], "podRetention KeepAll: every unit's pod is there"
