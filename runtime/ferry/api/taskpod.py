@@ -96,6 +96,9 @@ class ItemPlan(resource.Model):
     count: int = pydantic.Field(1, ge=1)
     folder: str
     """The task's folder (``task_folder``)."""
+    source: str | None = None
+    """The directory or asset the items' files come from, which the pod's scoped credentials let
+    it read (``ferry.pod.credentials.plan_reads``); None over a list."""
 
 
 class GatherPlan(resource.Model):
@@ -266,8 +269,10 @@ def build_unit_plan(spec: resource.WorkflowSpec, status: resource.WorkflowStatus
                                          batch_size=task.map.batch_size, folder=folder, outputs=task.outputs))
     first = unit.index * task.map.batch_size
     stored, values = resolve_inputs(spec, status, task)
+    over = resolve_source(spec, status, task.map.over, task.map.over.kind, "map.over")
     item = ItemPlan(index=ms.index, input=next(i.name for i in task.inputs if i.from_item), first=first,
-                    count=min(task.map.batch_size, ms.items - first), folder=folder)
+                    count=min(task.map.batch_size, ms.items - first), folder=folder,
+                    source=over.uri if over.kind in (resource.Kind.DIRECTORY, resource.Kind.ASSET) else None)
     return PodPlan(**common, function=task.function, plugin=task.plugin, inputs=stored, values=values,
                    outputs=task.outputs, output_prefix=item_prefix(folder, first, unit.attempt),
                    code=spec.code if task.function or task.plugin else None, item=item,

@@ -73,9 +73,12 @@ def session_policy(root: str, reads: list[str]) -> dict[str, Any]:
 
 def plan_reads(plan: taskpod.PodPlan) -> list[str]:
     """The stored URIs a pod's plan names: its inputs, its code archive, and values that are URIs
-    (a sensor's path, a Python task's ``str`` argument): the spec named them, the task may read them."""
-    named = [ref.uri or (ref.result and ref.result.uri) for ref in plan.inputs.values()]
+    (a sensor's path, a Python task's ``str`` argument): the spec named them, the task may read them.
+    A map's split reads what the map goes over, its items that directory's or asset's files."""
+    over = [plan.split.over] if plan.split else []
+    named = [ref.uri or (ref.result and ref.result.uri) for ref in [*plan.inputs.values(), *over]]
     named += [value for value in plan.values.values() if isinstance(value, str) and uris.scheme(value) == "s3"]
+    named += [plan.item.source] if plan.item else []
     return [*(uri for uri in named if uri), *([plan.code] if plan.code else [])]
 
 

@@ -11,7 +11,7 @@ import botocore.exceptions
 import pytest
 
 import ferry
-from ferry.api import taskpod
+from ferry.api import resource, taskpod
 from ferry.pod import credentials
 from tests.runtime.conftest import make_settings
 
@@ -106,3 +106,24 @@ def test_the_plan_names_its_inputs_and_code():
                            values={"path": "s3://watched/arrivals.csv", "n": 3, "text": "hello"})
     assert credentials.plan_reads(plan) == ["s3://elsewhere/x", "s3://watched/arrivals.csv",
                                             "s3://bucket/ferry/code/c.tar.gz"]
+
+
+def test_a_map_s_split_and_items_may_read_the_directory_it_goes_over():
+    """A map over a workflow input ``s3://raw/in/`` outside the namespace's folder: its split reads the
+    manifest there, and each item one file of it; scoped credentials that named neither refused both."""
+    from ferry.api import scheduler
+
+    spec = resource.WorkflowSpec.model_validate({
+        "inputs": [{"name": "raw", "kind": "directory", "uri": "s3://raw/in/"}],
+        "tasks": [{"name": "m", "function": "pkg.mod:fn", "map": {"over": {"fromInput": "raw"}},
+                   "inputs": [{"name": "path", "fromItem": True}]}]})
+    common = dict(workflow="wf", namespace="ns", execution_id="uid", root=ROOT)
+    split = taskpod.build_unit_plan(spec, resource.WorkflowStatus(), scheduler.Unit("m", "split", 1), **common)
+    assert "s3://raw/in/" in credentials.plan_reads(split)
+    index = resource.StoredResult(uri=f"{ROOT}/ns/uid/m/split/1/index.json", sha256="0" * 64, size=1)
+    status = resource.WorkflowStatus(tasks={"m": resource.TaskStatus(map=resource.MapStatus(
+        stage="Items", items=3, units=3, index=index))})
+    item = taskpod.build_unit_plan(spec, status, scheduler.Unit("m", "item", 1, 2), **common)
+    assert credentials.plan_reads(item) == ["s3://raw/in/"]
+    policy = credentials.session_policy(ROOT, credentials.plan_reads(item))
+    assert "arn:aws:s3:::raw/in/*" in json.dumps(policy)
