@@ -39,22 +39,10 @@ from kubernetes import client  # noqa: E402
 from benchmarks.orchestration import bench_cluster, cpu_by_process  # noqa: E402
 from ferry.api import resource  # noqa: E402
 from tests.cluster import apirequests  # noqa: E402
-from tests.cluster.virtualnode import map_messages  # noqa: E402
+from tests.cluster.virtualnode import map_messages, map_workflow  # noqa: E402
 from tests.cluster.processes import interrupt_on_sigterm, peak_rss_mib  # noqa: E402
 
 NAME = "map-scale"
-
-
-def workflow(parallelism: int) -> dict:
-    return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": NAME}, "spec": {
-        "podRetention": "KeepNone",
-        "tasks": [
-            {"name": "produce", "image": "busybox:1.36", "command": ["true"],
-             "outputs": [{"name": "items", "kind": "value"}]},
-            {"name": "work", "image": "busybox:1.36", "command": ["true"],
-             "map": {"over": {"fromTask": {"task": "produce", "output": "items"}}, "parallelism": parallelism},
-             "inputs": [{"name": "item", "fromItem": True}], "outputs": [{"name": "out", "kind": "value"}]}],
-        "outputs": [{"name": "out", "fromTask": {"task": "work", "output": "out"}}]}}
 
 
 class Sizes:
@@ -103,7 +91,7 @@ def main() -> None:
             cpu_before = cpu_by_process(servers)
             started = time.monotonic()
             custom.create_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace, resource.PLURAL,
-                                                   workflow(args.parallelism))
+                                                   map_workflow(NAME, args.parallelism))
             sizes = Sizes(custom, namespace)
             while sizes.phase not in ("Succeeded", "Failed"):
                 if time.monotonic() - started > args.timeout_minutes * 60:

@@ -157,6 +157,20 @@ class VirtualNode:
             self.core.delete_namespaced_pod(meta["name"], meta["namespace"], body=options)
 
 
+def map_workflow(name: str, parallelism: int) -> dict:
+    """A Workflow for ``map_messages``: a task whose value output is the list, and a map of no-op
+    items over it whose pods go once their ends are recorded (``KeepNone``)."""
+    return {"apiVersion": "ferry.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": name}, "spec": {
+        "podRetention": "KeepNone",
+        "tasks": [
+            {"name": "produce", "image": "busybox:1.36", "command": ["true"],
+             "outputs": [{"name": "items", "kind": "value"}]},
+            {"name": "work", "image": "busybox:1.36", "command": ["true"],
+             "map": {"over": {"fromTask": {"task": "produce", "output": "items"}}, "parallelism": parallelism},
+             "inputs": [{"name": "item", "fromItem": True}], "outputs": [{"name": "out", "kind": "value"}]}],
+        "outputs": [{"name": "out", "fromTask": {"task": "work", "output": "out"}}]}}
+
+
 def map_messages(items: int):
     """``messages`` for workflows of maps, as their pods' runtime would report: a plain task's value
     outputs stored, a split's item count (``items``) and index, a gather's stored result, an

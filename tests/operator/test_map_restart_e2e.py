@@ -20,17 +20,6 @@ pytestmark = [pytest.mark.cluster]
 ITEMS = 2000
 
 
-def mapped(name: str, parallelism: int) -> dict:
-    return {"apiVersion": resource.API_VERSION, "kind": resource.KIND, "metadata": {"name": name}, "spec": {
-        "podRetention": "KeepNone",
-        "tasks": [
-            {"name": "produce", "image": "busybox:1.36", "command": ["true"],
-             "outputs": [{"name": "items", "kind": "value"}]},
-            {"name": "work", "image": "busybox:1.36", "command": ["true"],
-             "map": {"over": {"fromTask": {"task": "produce", "output": "items"}}, "parallelism": parallelism},
-             "inputs": [{"name": "item", "fromItem": True}], "outputs": [{"name": "out", "kind": "value"}]}]}}
-
-
 class Creations:
     """How often each pod name was created in the namespace, from a watch."""
 
@@ -69,7 +58,7 @@ def test_an_operator_killed_during_a_map_of_2000_items_runs_each_item_exactly_on
         with virtualnode.only_virtual(api, virtualnode.map_messages(ITEMS)):
             operator.start()
             custom.create_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace, resource.PLURAL,
-                                                   mapped("restarted", 100))
+                                                   virtualnode.map_workflow("restarted", 100))
 
             def progress() -> dict:
                 body = custom.get_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace,

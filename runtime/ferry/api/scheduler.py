@@ -314,21 +314,32 @@ def _observe(out: Step, task: resource.Task, observe: Observe, now: datetime.dat
 def _attempt_failed(out: Step, task: resource.Task, message: str, now: datetime.datetime,
                     reason: resource.FailureReason) -> None:
     ts = out.status.tasks[task.name]
-    ts.reason = reason
-    infrastructure = ts.infrastructure_failures or 0
-    if reason in resource.INFRASTRUCTURE_FAILURES:
-        ts.infrastructure_failures = infrastructure = infrastructure + 1
-    tries = ts.attempts - (ts.earlier_attempts or 0)
-    if _retried(task.retries, tries - infrastructure, infrastructure, reason):
-        wait = backoff(task.retries, tries)
+    wait = _retry_wait(task, ts, ts.attempts, reason, now)
+    if wait is not None:
         ts.phase = Phase.PENDING
-        ts.next_attempt_at = timestamp(now + datetime.timedelta(seconds=wait))
         ts.message = f"attempt {ts.attempts} failed: {message}; retrying in {wait}s"
         out.event("Warning", "TaskRetrying", f"task {task.name}: {ts.message}")
     else:
         ts.phase, ts.finished_at = Phase.FAILED, timestamp(now)
         ts.message = f"attempt {ts.attempts} failed: {message}"
         out.event("Warning", "TaskFailed", f"task {task.name}: {ts.message}")
+
+
+def _retry_wait(task: resource.Task, ts: resource.TaskStatus, attempts: int, reason: resource.FailureReason,
+                now: datetime.datetime) -> int | None:
+    """After a failed attempt (``attempts`` made, of the task or of its map's split or gather): the
+    seconds until it is tried again, its ``next_attempt_at`` set; None when its budget is spent.
+    Records the reason, and counts an infrastructure failure."""
+    ts.reason = reason
+    infrastructure = ts.infrastructure_failures or 0
+    if reason in resource.INFRASTRUCTURE_FAILURES:
+        ts.infrastructure_failures = infrastructure = infrastructure + 1
+    tries = attempts - (ts.earlier_attempts or 0)
+    if not _retried(task.retries, tries - infrastructure, infrastructure, reason):
+        return None
+    wait = backoff(task.retries, tries)
+    ts.next_attempt_at = timestamp(now + datetime.timedelta(seconds=wait))
+    return wait
 
 
 def _retried(policy: resource.RetryPolicy, own: int, infrastructure: int, reason: resource.FailureReason) -> bool:
@@ -587,14 +598,8 @@ def _stage_failed(out: Step, task: resource.Task, message: str, now: datetime.da
     ts = out.status.tasks[task.name]
     ms = ts.map
     role = ms.stage.lower()
-    ts.reason = reason
-    infrastructure = ts.infrastructure_failures or 0
-    if reason in resource.INFRASTRUCTURE_FAILURES:
-        ts.infrastructure_failures = infrastructure = infrastructure + 1
-    tries = ms.attempts - (ts.earlier_attempts or 0)
-    if _retried(task.retries, tries - infrastructure, infrastructure, reason):
-        wait = backoff(task.retries, tries)
-        ts.next_attempt_at = timestamp(now + datetime.timedelta(seconds=wait))
+    wait = _retry_wait(task, ts, ms.attempts, reason, now)
+    if wait is not None:
         ts.message = f"{role} attempt {ms.attempts} failed: {message}; retrying in {wait}s"
         out.event("Warning", "TaskRetrying", f"task {task.name}: {ts.message}")
     else:
