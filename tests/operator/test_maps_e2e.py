@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.cluster.fixtures import Cluster
+from tests.cluster.fixtures import Cluster, eventually
 from tests.operator.fixtures import wait_for_phase
 from tests.operator.test_workflows_e2e import apply_example, apply_manifest, read_object, workflow_pods
 
@@ -56,9 +56,10 @@ def test_a_map_over_200_files_gives_each_pod_exactly_its_file_and_gathers_them(c
     assert names == [f"f{i:03d}" for i in range(FILES)]
     # The map's whole state is a few fields: the Workflow is as small as a 3-task workflow's.
     assert len(json.dumps(status)) < 8_000
-    # Each item ran in one pod: the succeeded ones are gone (KeepFailed), none failed.
-    assert not [p for p in workflow_pods(cluster, workflow_namespace, "map-200")
-                if (p.metadata.labels or {}).get("ferry.dev/role") == "item"]
+    # Each item ran in one pod: the succeeded ones go (KeepFailed) once their ends are written.
+    eventually(lambda: not [p for p in workflow_pods(cluster, workflow_namespace, "map-200")
+                            if (p.metadata.labels or {}).get("ferry.dev/role") == "item"], 30,
+               what="the succeeded items' pods to go")
 
 
 def test_failed_items_are_null_under_min_success_ratio_and_fail_the_map_above_it(cluster: Cluster,
@@ -79,9 +80,13 @@ def test_failed_items_are_null_under_min_success_ratio_and_fail_the_map_above_it
     assert len(failed) >= 2 and set(failed) <= {0, 7, 14}, failures
     assert all("exited with code 3" in f["message"] for f in failures)
     # The failed items' pods stay for their logs (KeepFailed), each named by its unit.
-    kept = {p.metadata.name for p in workflow_pods(cluster, workflow_namespace, "map-strict")
-            if (p.metadata.labels or {}).get("ferry.dev/role") == "item" and not p.metadata.deletion_timestamp}
-    assert kept == {f"map-strict-check-{unit}-1" for unit in failed}, "the stopped items' pods go"
+    def kept() -> set[str]:
+        return {p.metadata.name for p in workflow_pods(cluster, workflow_namespace, "map-strict")
+                if (p.metadata.labels or {}).get("ferry.dev/role") == "item" and not p.metadata.deletion_timestamp}
+
+    # The others go as the operator lets go of them, just after the status that records their ends.
+    expected = {f"map-strict-check-{unit}-1" for unit in failed}
+    eventually(lambda: kept() == expected, 30, what=f"only the failed items' pods {sorted(expected)} to stay")
 
 
 def test_the_yaml_example_counts_lines_per_file(cluster: Cluster, workflow_namespace: str, s3):
