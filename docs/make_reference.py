@@ -30,6 +30,8 @@ def _annotation(annotation) -> str:
 
 
 def _signature(thing) -> str:
+    if hasattr(thing, "model_rebuild"):  # a pydantic model built on first use: its signature comes with it
+        thing.model_rebuild()
     try:
         signature = inspect.signature(thing)
     except (TypeError, ValueError):
