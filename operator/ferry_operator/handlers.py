@@ -564,9 +564,9 @@ def _follow_up(state: State, namespace: str, name: str, spec: resource.WorkflowS
     """Once the status holds what they told: let go of the pods it no longer needs, in the
     background (the next reconciliation need not wait), and arm the next deadline."""
     succeeded = retention.succeeded_pods(step.status) | pods.succeeded_units(owned, step.status)
-    _spawn(state, _release_later(state, namespace, pods.releasable(owned, step.status),
-                                 lambda pod: retention.deletes(spec.pod_retention, pod, succeeded)))
     running = pods.needed(owned, step.status)
+    _spawn(state, _release_later(state, namespace, pods.releasable(owned, step.status, running),
+                                 lambda pod: retention.deletes(spec.pod_retention, pod, succeeded)))
     _wake_at(state, namespace, name, min(filter(None, [
         scheduler.next_deadline(spec, step.status, step.deadline),
         *(results.deadline(pod, state.config.start_timeout_seconds) for pod_name, pod in owned.items()

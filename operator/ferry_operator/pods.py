@@ -71,9 +71,11 @@ def release_patch(pod: dict) -> list[dict] | None:
     return patches.finalizer_removed(pod["metadata"], RESULT_FINALIZER)
 
 
-def releasable(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> list[dict]:
-    """Held pods the status no longer needs: all but those of attempts still running (``needed``)."""
-    running = needed(owned_pods, status)
+def releasable(owned_pods: dict[str, dict], status: resource.WorkflowStatus,
+               running: set[str] | None = None) -> list[dict]:
+    """Held pods the status no longer needs: all but those of attempts still running (``needed``,
+    given as ``running`` by a caller that has it: a map's record is decoded once)."""
+    running = needed(owned_pods, status) if running is None else running
     return [pod for name, pod in owned_pods.items() if release_patch(pod) and name not in running]
 
 

@@ -5,7 +5,6 @@ restarted: every item's pod is created exactly once, and the map succeeds."""
 from __future__ import annotations
 
 import collections
-import secrets
 import threading
 
 import pytest
@@ -14,7 +13,7 @@ from kubernetes import client, watch
 from ferry.api import resource, scheduler
 from tests.cluster import virtualnode
 from tests.cluster.fixtures import Cluster, eventually
-from tests.operator.fixtures import Operator
+from tests.operator.fixtures import Operator, namespace_with_storage
 
 pytestmark = [pytest.mark.cluster]
 ITEMS = 2000
@@ -47,10 +46,9 @@ def test_an_operator_killed_during_a_map_of_2000_items_runs_each_item_exactly_on
                                                                                      tmp_path):
     if not cluster.local or cluster.emulated:
         pytest.skip("needs the suite's own cluster with kube-scheduler")
-    namespace = f"ferry-load-{secrets.token_hex(3)}"
+    namespace = namespace_with_storage(cluster, s3, "ferry-load")
     api = cluster.api_client()
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     eventually(lambda: core.read_namespaced_service_account("default", namespace), 30, what="the default account")
     operator = Operator(cluster, s3, tmp_path, name="ferry-operator-maps", args=("--namespace=ferry-load-*",))
     creations = Creations(core, namespace)

@@ -219,7 +219,3 @@ def item_digest(item: Any) -> str:
         return f"sha256:{item.sha256}" if item.sha256 else f"uri:{item.object}"
     return "json:" + json.dumps(item, sort_keys=True, separators=(",", ":"))
 
-
-def pad(item: int, items: int) -> str:
-    """``item`` zero-padded to the width of ``items - 1``: the gathered directory's names sort as items do."""
-    return str(item).zfill(len(str(max(items - 1, 0))))

@@ -24,7 +24,7 @@ from ferry.api import items as items_, resource, taskpod
 from ferry.core import uris
 from ferry.data import blobs, itemindex, manifest, store as store_
 from ferry.pod import podruntime
-from ferry.values import typed as values
+from ferry.values import lists, typed as values
 
 GATHER_THREADS = {"file": 2}
 """Item results read at once, by the store's scheme: from an object store each is one small GET,
@@ -66,7 +66,7 @@ def _stored_json(ref: resource.Output, store: store_.Store, where: str):
     """A large value's JSON, checked against its digest."""
     if (ref.size or 0) > taskpod.MAX_STORED_VALUE_BYTES:
         raise ValueError(f"{where} is {ref.size:,} bytes, more than a value may be; map over a directory instead")
-    with store.open(blobs.BlobRef(uri=ref.uri, kind=blobs.Kind.FILE, size=ref.size, sha256=ref.sha256)) as stream:
+    with store.open(ref.blob(blobs.Kind.FILE)) as stream:
         data = stream.read(taskpod.MAX_STORED_VALUE_BYTES + 1)
     if len(data) > taskpod.MAX_STORED_VALUE_BYTES:
         raise ValueError(f"{where} is larger than a value may be ({taskpod.MAX_STORED_VALUE_BYTES >> 20} MiB)")
@@ -137,14 +137,14 @@ def _gathered(plan: taskpod.PodPlan, store: store_.Store, each: Callable,
     Entry, count = manifest.Entry, len(found)
     files, empty = [], []
     if output.kind == resource.Kind.FILE:
-        files = [Entry.model_construct(path=itemindex.pad(number, count), size=ref.size, sha256=ref.sha256,
+        files = [Entry.model_construct(path=lists.item_name(number, count), size=ref.size, sha256=ref.sha256,
                                        mode=0o644, object=ref.uri)
                  for number, ref in enumerate(mine) if ref is not None]
     else:
         kept = [(number, ref) for number, ref in enumerate(mine) if ref is not None]
         parts = each(lambda item: store.part(item[1].blob(), keep=lambda path: True), kept)
         for (number, ref), part in zip(kept, parts):
-            head = itemindex.pad(number, count)
+            head = lists.item_name(number, count)
             files += [Entry.model_construct(path=f"{head}/{entry.path}", size=entry.size, sha256=entry.sha256,
                                             mode=entry.mode, object=manifest.object_uri(ref.uri, entry))
                       for entry in part.files]
