@@ -96,7 +96,8 @@ def needed(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> set[
 
 def succeeded_units(owned_pods: dict[str, dict], status: resource.WorkflowStatus) -> set[str]:
     """The map pods among ``owned_pods`` whose attempt succeeded (``podRetention: KeepFailed``
-    deletes them): an item pod whose unit the record has succeeded at the pod's attempt, a split
+    deletes them): an item pod whose unit the record has succeeded at the pod's attempt, or whose
+    containers all ended well (a unit its map's failure skipped as it ended), a split
     pod that ended well once its map is past the split, the gather's last attempt once the map
     succeeded. Only the pods held (the index's), never a name per unit of the record."""
     records: dict[str, items.Record | None] = {}
@@ -110,8 +111,10 @@ def succeeded_units(owned_pods: dict[str, dict], status: resource.WorkflowStatus
         if role == "item":
             unit = _number(labels.get(LABEL_UNIT))
             record = _record(labels[LABEL_TASK], ms, records)
-            ok = (record is not None and unit is not None and unit < len(record)
-                  and record.phase(unit) == resource.Phase.SUCCEEDED and record.attempt(unit) == attempt)
+            ok = ((record is not None and unit is not None and unit < len(record)
+                   and record.phase(unit) == resource.Phase.SUCCEEDED and record.attempt(unit) == attempt)
+                  # ended well, but its map ended first (failed, stopped) and recorded it skipped
+                  or (pod.get("status") or {}).get("phase") == "Succeeded")
         elif role == "split":
             ok = ms.stage != "Split" and (pod.get("status") or {}).get("phase") == "Succeeded"
         else:

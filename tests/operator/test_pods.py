@@ -538,3 +538,20 @@ def test_keep_failed_deletes_the_pods_of_a_map_s_succeeded_attempts_only():
     assert pods.succeeded_units(owned, status) == {"a2", "s"}, "unit 0's first attempt failed, unit 1 failed"
     status.tasks["m"].phase, status.tasks["m"].map.stage = resource.Phase.SUCCEEDED, "Gather"
     assert pods.succeeded_units(owned, status) == {"a2", "s", "g"}
+
+
+def test_keep_failed_deletes_an_item_pod_that_ended_well_as_its_map_failed():
+    """Seen on the real node: a map failing at its second failed item skips the units still
+    recorded running, one of whose pods had just ended well; KeepFailed kept that pod as if failed."""
+    from ferry.api import items
+
+    record = items.Record(3)
+    record.set(0, resource.Phase.FAILED, 1)
+    record.set(1, resource.Phase.SKIPPED, 1)
+    record.set(2, resource.Phase.SKIPPED, 1)
+    status = map_status()
+    status.tasks["m"].phase = resource.Phase.FAILED
+    status.tasks["m"].map.record, status.tasks["m"].map.units = record.encode(), 3
+    failed, ended, stopped = map_pod("item", 1, 0), map_pod("item", 1, 1), map_pod("item", 1, 2)
+    failed["status"], ended["status"], stopped["status"] = {"phase": "Failed"}, {"phase": "Succeeded"}, {"phase": "Failed"}
+    assert pods.succeeded_units({"f": failed, "e": ended, "s": stopped}, status) == {"e"}
